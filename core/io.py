@@ -1,0 +1,118 @@
+"""Atomic, pickle-free reads and writes of JSON, Parquet and safetensors.
+
+Every write goes to a temporary file in the destination folder and is renamed
+over the final name once complete, so a crash never leaves a half-written
+artifact that the dashboard or a resumed run would read.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+from core.errors import BundleError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it to ``path`` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=_json_default, allow_nan=True) + "\n")
+
+
+def read_json(path: str | os.PathLike, *, what: str = "file") -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise BundleError(f"{what} {path} is missing", fix="rebuild it (see `python -m core --help`)")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(
+            f"{what} {path} is corrupted ({exc})", fix="delete it and rerun the step that writes it"
+        ) from exc
+
+
+def write_parquet(path: str | os.PathLike, frame: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def read_parquet(path: str | os.PathLike, *, what: str = "table", columns: list[str] | None = None) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise BundleError(f"{what} {path} is missing", fix="rebuild it (see `python -m core --help`)")
+    try:
+        return pd.read_parquet(path, columns=columns)
+    except Exception as exc:  # pyarrow raises several types for corrupted files
+        raise BundleError(
+            f"{what} {path} is unreadable ({type(exc).__name__}: {exc})",
+            fix="delete it and rerun the step that writes it",
+        ) from exc
+
+
+def write_tensors(path: str | os.PathLike, tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> None:
+    """Save a dict of torch tensors or numpy arrays as safetensors, atomically."""
+    import torch
+    from safetensors.torch import save_file
+
+    clean = {}
+    for key, value in tensors.items():
+        t = torch.as_tensor(value) if not isinstance(value, torch.Tensor) else value
+        clean[key] = t.detach().cpu().contiguous()
+    with atomic_path(path) as tmp:
+        save_file(clean, str(tmp), metadata=metadata)
+
+
+def read_tensors(path: str | os.PathLike, *, what: str = "weights") -> dict[str, Any]:
+    """Load safetensors into torch tensors; never executes code from the file."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise BundleError(f"{what} {path} is missing", fix="rebuild it (see `python -m core --help`)")
+    try:
+        return load_file(str(path))
+    except Exception as exc:
+        raise BundleError(
+            f"{what} {path} is corrupted ({type(exc).__name__}: {exc})",
+            fix="delete the run directory and rerun `python -m core build`",
+        ) from exc
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
