@@ -89,7 +89,7 @@ def write_tensors(path: str | os.PathLike, tensors: dict[str, Any], metadata: di
     clean = {}
     for key, value in tensors.items():
         t = torch.as_tensor(value) if not isinstance(value, torch.Tensor) else value
-        clean[key] = t.detach().cpu().contiguous()
+        clean[key] = t.detach().cpu().contiguous().clone()
     with atomic_path(path) as tmp:
         save_file(clean, str(tmp), metadata=metadata)
 

@@ -1,0 +1,160 @@
+"""``python -m core <subcommand>``: every step of an experiment from the shell.
+
+Steps are resumable: finished runs, explanations and projections whose
+settings match are kept, so an interrupted command is simply run again.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from core.errors import FusionLensError
+
+
+def _root(args: argparse.Namespace) -> Path:
+    from core.experiment import runs_root
+
+    return runs_root(args.runs_dir)
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from core.experiment import load_experiment
+    from core.train import prepare_dataset
+
+    exp = load_experiment(args.experiment)
+    ds = prepare_dataset(exp, _root(args), progress=not args.quiet)
+    counts = ds.frame.groupby("split").size().to_dict()
+    print(f"{exp.name}: {len(ds.frame)} samples, {len(ds.classes)} classes, splits {counts}, "
+          f"modalities {', '.join(f'{m} ({k})' for m, k in ds.modalities.items())}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from core.experiment import load_experiment
+    from core.train import train_experiment
+
+    exp = load_experiment(args.experiment)
+    dirs = train_experiment(exp, _root(args), force=args.force, progress=not args.quiet, only=args.run,
+                            stage=args.stage)
+    print(f"{len(dirs)} run(s) ready under {_root(args) / exp.name}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from core.train import reproduce_predictions
+
+    ok = True
+    for run in args.run_dir:
+        report = reproduce_predictions(Path(run))
+        ok &= report["same_topk_labels"] and report["max_abs_prob_diff"] < 1e-4
+        print(json.dumps(report))
+    return 0 if ok else 1
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from core.experiment import load_experiment
+    from core.results import format_results, save_results
+
+    exp = load_experiment(args.experiment)
+    frame, problems = save_results(_root(args) / exp.name)
+    print(format_results(frame))
+    for p in problems:
+        print(f"skipped {p}", file=sys.stderr)
+    print(f"saved {_root(args) / exp.name / 'results.csv'}")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """prepare + train + results (+ projections and explanations where available)."""
+    from core.experiment import load_experiment
+    from core.results import format_results, save_results
+    from core.train import prepare_dataset, train_experiment
+
+    exp = load_experiment(args.experiment)
+    root = _root(args)
+    prepare_dataset(exp, root, progress=not args.quiet)
+    train_experiment(exp, root, force=args.force, progress=not args.quiet)
+    frame, _ = save_results(root / exp.name)
+    for hook in BUILD_HOOKS:
+        hook(exp, root, args)
+    print(format_results(frame))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from core.bundle import list_runs
+
+    root = _root(args)
+    exps = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if not exps:
+        print(f"no experiments under {root}; build one with `python -m core build emoji`")
+    for e in exps:
+        runs = list_runs(e)
+        print(f"{e.name}: {len(runs)} run(s)")
+        for r in runs:
+            print(f"  {r.name}")
+    return 0
+
+
+#: Extra steps of ``build`` (projections, explanations) registered by their modules.
+BUILD_HOOKS: list = []
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description="FusionLens: train, explain and explore "
+                                     "multimodal fusion classifiers.")
+    parser.add_argument("--runs-dir", help="runs root (default $FUSIONLENS_RUNS or ./runs)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", help="fetch/generate and validate the dataset, fix the split")
+    p.add_argument("experiment", help="experiment name (experiments/<name>.toml) or path to a .toml")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", help="train unimodal models and fusion heads (missing ones only)")
+    p.add_argument("experiment")
+    p.add_argument("--run", action="append", help="only this run (and the unimodal runs it needs); repeatable")
+    p.add_argument("--stage", choices=["unimodal", "fusion"], help="only one training stage")
+    p.add_argument("--force", action="store_true", help="retrain even if a matching bundle exists")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="rebuild a run from its bundle and check it reproduces its predictions")
+    p.add_argument("run_dir", nargs="+")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("results", help="print and save the comparison table (runs/<experiment>/results.csv)")
+    p.add_argument("experiment")
+    p.set_defaults(func=cmd_results)
+
+    p = sub.add_parser("build", help="run a whole experiment: prepare, train, results, precompute")
+    p.add_argument("experiment")
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--full", action="store_true", help="the whole grid where an experiment defines one")
+    p.add_argument("--skip-precompute", action="store_true", help="no projections or explanations")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("list", help="list experiments and runs")
+    p.set_defaults(func=cmd_list)
+    for register in SUBCOMMANDS:
+        register(sub)
+    return parser
+
+
+#: Subcommands contributed by other modules (explain, project): callables taking the subparsers.
+SUBCOMMANDS: list = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except FusionLensError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished steps are kept, rerun the same command to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,366 @@
+"""Video encoders: a C3D-style 3D CNN, a SlowFast-style two-pathway network and a
+TimeSformer (divided space-time attention), all small enough to train from
+scratch on a CPU.
+
+Every video encoder takes clips as ``TxHxWxC`` numpy arrays (uint8 0..255 for
+RGB, float metres for depth, ``C = 4`` for RGB-D stacked on the last axis; a
+``TxHxW`` array is read as one channel). ``prepare`` resamples each clip to
+``num_frames`` frames by nearest-index sampling, resizes the frames to
+``image_size`` and normalises with per-channel ``mean``/``std`` buffers, which
+``fit_preprocessing`` learns from the training clips and which are saved with
+the weights. The model inputs are ``{"clips": (B, C, T, H, W)}``; 0 in them is
+the training mean, so a masker switches a spatio-temporal tube off by writing
+0 into it.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.encoders import ENCODERS
+from core.encoders._base import Encoder
+from core.errors import ConfigError, DataError
+
+__all__ = ["C3DEncoder", "SlowFastEncoder", "TimesformerEncoder", "VideoEncoder"]
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}", fix=f"pass an integer >= 1 as {name}")
+    return int(value)
+
+
+class VideoEncoder(Encoder):
+    """Shared preprocessing for video encoders; subclasses build ``forward``.
+
+    ``registry_name`` is set on each subclass so ``spec()`` works whether the
+    encoder was built directly or through ``create_encoder``.
+    """
+
+    kind = "video"
+
+    def __init__(self, in_channels: int = 3, num_frames: int = 16, image_size: int = 64, out_dim: int = 128) -> None:
+        super().__init__()
+        self.in_channels = _positive_int("in_channels", in_channels)
+        self.num_frames = _positive_int("num_frames", num_frames)
+        self.image_size = _positive_int("image_size", image_size)
+        self.out_dim = _positive_int("out_dim", out_dim)
+        # Buffers, not attributes: the statistics travel with the safetensors weights.
+        self.register_buffer("mean", torch.zeros(self.in_channels))
+        self.register_buffer("std", torch.ones(self.in_channels))
+
+    # -- configuration -----------------------------------------------------
+    def _extra_kwargs(self) -> dict[str, Any]:
+        """Architecture kwargs beyond the four shared ones (subclasses extend)."""
+        return {}
+
+    def spec(self) -> dict[str, Any]:
+        kwargs = {
+            "in_channels": self.in_channels,
+            "num_frames": self.num_frames,
+            "image_size": self.image_size,
+            "out_dim": self.out_dim,
+            **self._extra_kwargs(),
+        }
+        return {"name": type(self).registry_name, "kwargs": kwargs}
+
+    # -- preprocessing -----------------------------------------------------
+    def _clip_to_tensor(self, clip: Any, index: int) -> torch.Tensor:
+        """One raw clip -> (C, num_frames, image_size, image_size) float32, not normalised."""
+        arr = np.asarray(clip)
+        if arr.ndim == 3:  # (T, H, W): a single-channel clip such as depth
+            arr = arr[..., None]
+        if arr.ndim != 4:
+            raise DataError(
+                f"clip {index} has shape {arr.shape}; a video clip must be (frames, height, width, channels)",
+                fix="pass each clip as a TxHxWxC array (TxHxW for one channel)",
+            )
+        frames, height, width, channels = arr.shape
+        if channels != self.in_channels:
+            raise DataError(
+                f"clip {index} has {channels} channel(s) but this encoder expects in_channels={self.in_channels}",
+                fix=(
+                    f"build the encoder with in_channels={channels}, or pass clips with {self.in_channels} "
+                    "channel(s) on the last axis (1 = depth, 3 = RGB, 4 = RGB-D stacked as RGB then depth)"
+                ),
+            )
+        if frames == 0 or height == 0 or width == 0:
+            raise DataError(f"clip {index} is empty (shape {arr.shape})", fix="drop the clip or re-export it")
+        if arr.dtype == np.uint8:
+            data = torch.from_numpy(np.ascontiguousarray(arr)).float().div_(255.0)
+        elif np.issubdtype(arr.dtype, np.number) and not np.issubdtype(arr.dtype, np.complexfloating):
+            data = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+        else:
+            raise DataError(
+                f"clip {index} has dtype {arr.dtype}; expected uint8 (0..255) or float (for example depth in metres)",
+                fix="convert the clip to uint8 or float32",
+            )
+        if not torch.isfinite(data).all():
+            raise DataError(
+                f"clip {index} contains NaN or infinite values",
+                fix="fill the holes before training (for example with the nearest valid depth) or drop the clip",
+            )
+        # Nearest-index sampling at frame centres: shorter clips repeat frames, longer ones skip.
+        if frames != self.num_frames:
+            idx = ((torch.arange(self.num_frames, dtype=torch.float64) + 0.5) * frames / self.num_frames).long()
+            data = data[idx.clamp_(0, frames - 1)]
+        data = data.permute(0, 3, 1, 2)  # (T, C, H, W): interpolate treats T as the batch
+        if (height, width) != (self.image_size, self.image_size):
+            data = F.interpolate(
+                data, size=(self.image_size, self.image_size), mode="bilinear",
+                align_corners=False, antialias=height > self.image_size or width > self.image_size,
+            )
+        return data.permute(1, 0, 2, 3).contiguous()  # (C, T, H, W)
+
+    def _check_items(self, items: Sequence[Any]) -> None:
+        if isinstance(items, np.ndarray) and items.ndim in (4, 5):
+            items = list(items)
+        if len(items) == 0:
+            raise DataError("no clips given", fix="pass a non-empty list of TxHxWxC arrays")
+
+    def prepare(self, items: Sequence[Any]) -> dict[str, torch.Tensor]:
+        self._check_items(items)
+        clips = torch.stack([self._clip_to_tensor(c, i) for i, c in enumerate(items)])
+        mean = self.mean.detach().cpu().view(1, -1, 1, 1, 1)
+        std = self.std.detach().cpu().view(1, -1, 1, 1, 1)
+        return {"clips": ((clips - mean) / std).to(self.device)}
+
+    def fit_preprocessing(self, items: Sequence[Any]) -> "VideoEncoder":
+        """Per-channel mean/std over every voxel of the prepared (resampled, resized) clips."""
+        self._check_items(items)
+        total = torch.zeros(self.in_channels, dtype=torch.float64)
+        total_sq = torch.zeros(self.in_channels, dtype=torch.float64)
+        count = 0
+        for i, clip in enumerate(items):
+            data = self._clip_to_tensor(clip, i).double().flatten(1)
+            total += data.sum(1)
+            total_sq += (data * data).sum(1)
+            count += data.shape[1]
+        mean = total / count
+        var = (total_sq / count - mean * mean).clamp_min(0.0)
+        # A constant channel (for example an all-zero depth) would divide by zero.
+        std = var.sqrt().clamp_min(1e-6)
+        self.mean.copy_(mean.to(self.mean))
+        self.std.copy_(std.to(self.std))
+        return self
+
+    # -- model side --------------------------------------------------------
+    def _clips(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        if "clips" not in inputs:
+            raise DataError("video inputs have no 'clips' tensor", fix="build the inputs with encoder.prepare(clips)")
+        clips = inputs["clips"]
+        if clips.ndim != 5 or clips.shape[1] != self.in_channels:
+            raise DataError(
+                f"clips tensor has shape {tuple(clips.shape)}; expected (B, {self.in_channels}, T, H, W)",
+                fix="build the inputs with encoder.prepare(clips) of the same encoder",
+            )
+        return clips
+
+    def structure(self, inputs: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """The spatio-temporal grid a tube masker switches off (0 = dataset mean)."""
+        _, channels, frames, height, width = self._clips(inputs).shape
+        return {"frames": int(frames), "height": int(height), "width": int(width), "channels": int(channels)}
+
+
+def _conv_block(cin: int, cout: int, kernel: tuple[int, int, int], stride: tuple[int, int, int] = (1, 1, 1)) -> nn.Sequential:
+    padding = tuple(k // 2 for k in kernel)
+    return nn.Sequential(
+        nn.Conv3d(cin, cout, kernel, stride=stride, padding=padding, bias=False),
+        nn.BatchNorm3d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+@ENCODERS.register("c3d", kind="video")
+class C3DEncoder(VideoEncoder):
+    """C3D-style: four Conv3d(3x3x3)+BN+ReLU+MaxPool3d blocks, global average pool, linear.
+
+    The first pool is spatial only (1x2x2) so early motion is kept, as in C3D;
+    channel widths are ``width * (1, 2, 4, 8)``.
+    """
+
+    registry_name = "c3d"
+
+    def __init__(
+        self, in_channels: int = 3, num_frames: int = 16, image_size: int = 64, out_dim: int = 128, width: int = 8,
+    ) -> None:
+        super().__init__(in_channels, num_frames, image_size, out_dim)
+        self.width = _positive_int("width", width)
+        widths = [self.width * m for m in (1, 2, 4, 8)]
+        blocks: list[nn.Module] = []
+        cin = self.in_channels
+        for i, cout in enumerate(widths):
+            blocks.append(_conv_block(cin, cout, (3, 3, 3)))
+            if i < len(widths) - 1:
+                # ceil_mode keeps odd or tiny sizes (1 frame, 4 px) from collapsing to 0.
+                blocks.append(nn.MaxPool3d((1, 2, 2) if i == 0 else (2, 2, 2), ceil_mode=True))
+            cin = cout
+        self.features = nn.Sequential(*blocks)
+        self.head = nn.Linear(cin, self.out_dim)
+
+    def _extra_kwargs(self) -> dict[str, Any]:
+        return {"width": self.width}
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        x = self.features(self._clips(inputs))
+        return self.head(x.mean(dim=(2, 3, 4)))
+
+
+@ENCODERS.register("slowfast", kind="video")
+class SlowFastEncoder(VideoEncoder):
+    """SlowFast-style: a slow pathway on every ``alpha``-th frame with ``width`` channels,
+    a fast pathway on every frame with ``width // beta_inv`` channels, and lateral
+    time-strided convolutions (5x1x1, stride alpha) fusing fast into slow after
+    the stem and after each stage but the last. Both pathways are pooled,
+    concatenated and projected to ``out_dim``.
+
+    As in the paper, the slow pathway has no temporal kernels before its last
+    stage (1x3x3) while the fast pathway always does (3x3x3).
+    """
+
+    registry_name = "slowfast"
+
+    def __init__(
+        self, in_channels: int = 3, num_frames: int = 16, image_size: int = 64, out_dim: int = 128,
+        width: int = 32, alpha: int = 4, beta_inv: int = 8,
+    ) -> None:
+        super().__init__(in_channels, num_frames, image_size, out_dim)
+        self.width = _positive_int("width", width)
+        self.alpha = _positive_int("alpha", alpha)
+        self.beta_inv = _positive_int("beta_inv", beta_inv)
+        slow = [self.width * m for m in (1, 2, 4)]
+        fast = [max(1, c // self.beta_inv) for c in slow]
+        lateral = [2 * c for c in fast]  # the paper's fast->slow channel doubling
+        stride = (1, 2, 2)
+        self.slow_stages = nn.ModuleList([
+            _conv_block(self.in_channels, slow[0], (1, 3, 3), stride),
+            _conv_block(slow[0] + lateral[0], slow[1], (1, 3, 3), stride),
+            _conv_block(slow[1] + lateral[1], slow[2], (3, 3, 3), stride),
+        ])
+        self.fast_stages = nn.ModuleList([
+            _conv_block(self.in_channels, fast[0], (3, 3, 3), stride),
+            _conv_block(fast[0], fast[1], (3, 3, 3), stride),
+            _conv_block(fast[1], fast[2], (3, 3, 3), stride),
+        ])
+        self.laterals = nn.ModuleList([
+            nn.Sequential(
+                nn.Conv3d(fast[i], lateral[i], (5, 1, 1), stride=(self.alpha, 1, 1), padding=(2, 0, 0), bias=False),
+                nn.BatchNorm3d(lateral[i]),
+                nn.ReLU(inplace=True),
+            )
+            for i in range(2)
+        ])
+        self.head = nn.Linear(slow[2] + fast[2], self.out_dim)
+
+    def _extra_kwargs(self) -> dict[str, Any]:
+        return {"width": self.width, "alpha": self.alpha, "beta_inv": self.beta_inv}
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        clips = self._clips(inputs)
+        # Frames 0, alpha, 2*alpha, ...: ceil(T / alpha) of them, the count the lateral conv yields.
+        slow, fast = clips[:, :, :: self.alpha], clips
+        for i, (slow_stage, fast_stage) in enumerate(zip(self.slow_stages, self.fast_stages)):
+            slow, fast = slow_stage(slow), fast_stage(fast)
+            if i < len(self.laterals):
+                slow = torch.cat([slow, self.laterals[i](fast)], dim=1)
+        pooled = torch.cat([slow.mean(dim=(2, 3, 4)), fast.mean(dim=(2, 3, 4))], dim=1)
+        return self.head(pooled)
+
+
+@ENCODERS.register("timesformer", kind="video")
+class TimesformerEncoder(VideoEncoder):
+    """A small TimeSformer (transformers' ``TimesformerModel``, divided space-time
+    attention) built from a config, never from downloaded weights.
+
+    ``TimesformerModel`` takes any ``num_channels``: its patch embedding is a
+    ``Conv2d(num_channels, hidden_size)``, so depth (1) and RGB-D (4) need no
+    adapter. The embedding is the final [CLS] token (``pooling="cls"``) or the
+    mean of the patch tokens (``pooling="mean"``), projected to ``out_dim``.
+
+    Tokens after [CLS] are ordered patch-major: token ``1 + (row * cols + col) *
+    frames + frame`` covers pixels ``row*patch : (row+1)*patch``,
+    ``col*patch : (col+1)*patch`` of that frame (``structure()`` reports the grid).
+    """
+
+    registry_name = "timesformer"
+
+    def __init__(
+        self, in_channels: int = 3, num_frames: int = 16, image_size: int = 64, out_dim: int = 128,
+        patch_size: int = 8, hidden_size: int = 64, num_layers: int = 2, num_heads: int = 4, pooling: str = "cls",
+    ) -> None:
+        super().__init__(in_channels, num_frames, image_size, out_dim)
+        from transformers import TimesformerConfig, TimesformerModel
+
+        self.patch_size = _positive_int("patch_size", patch_size)
+        self.hidden_size = _positive_int("hidden_size", hidden_size)
+        self.num_layers = _positive_int("num_layers", num_layers)
+        self.num_heads = _positive_int("num_heads", num_heads)
+        if self.image_size % self.patch_size:
+            raise ConfigError(
+                f"image_size={self.image_size} is not a multiple of patch_size={self.patch_size}",
+                fix="choose a patch_size that divides image_size (for example 8 for 64 px)",
+            )
+        if self.hidden_size % self.num_heads:
+            raise ConfigError(
+                f"hidden_size={self.hidden_size} is not a multiple of num_heads={self.num_heads}",
+                fix="choose num_heads that divides hidden_size",
+            )
+        if pooling not in ("cls", "mean"):
+            raise ConfigError(f"unknown pooling {pooling!r}", fix="use 'cls' or 'mean'")
+        self.pooling = pooling
+        config = TimesformerConfig(
+            image_size=self.image_size,
+            patch_size=self.patch_size,
+            num_channels=self.in_channels,
+            num_frames=self.num_frames,
+            hidden_size=self.hidden_size,
+            num_hidden_layers=self.num_layers,
+            num_attention_heads=self.num_heads,
+            intermediate_size=4 * self.hidden_size,
+            attention_type="divided_space_time",
+            hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.0,
+            drop_path_rate=0,  # the config field is typed int
+        )
+        self.backbone = TimesformerModel(config)
+        self.head = nn.Linear(self.hidden_size, self.out_dim)
+
+    def _extra_kwargs(self) -> dict[str, Any]:
+        return {
+            "patch_size": self.patch_size, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
+            "num_heads": self.num_heads, "pooling": self.pooling,
+        }
+
+    def _clips(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        clips = super()._clips(inputs)
+        # The divided attention reshapes by the configured grid, so the grid is fixed.
+        expected = (self.num_frames, self.image_size, self.image_size)
+        if tuple(clips.shape[2:]) != expected:
+            raise DataError(
+                f"clips tensor has (T, H, W) = {tuple(clips.shape[2:])}; this TimeSformer was built for {expected}",
+                fix="build the inputs with encoder.prepare(clips), which resamples and resizes",
+            )
+        return clips
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        clips = self._clips(inputs)
+        out = self.backbone(pixel_values=clips.permute(0, 2, 1, 3, 4), return_dict=True).last_hidden_state
+        pooled = out[:, 0] if self.pooling == "cls" else out[:, 1:].mean(dim=1)
+        return self.head(pooled)
+
+    def structure(self, inputs: dict[str, torch.Tensor]) -> dict[str, Any]:
+        grid = super().structure(inputs)
+        rows, cols = grid["height"] // self.patch_size, grid["width"] // self.patch_size
+        grid.update({
+            "patch_size": self.patch_size,
+            "patch_rows": rows,
+            "patch_cols": cols,
+            "tokens_per_frame": rows * cols,
+            "num_tokens": 1 + rows * cols * grid["frames"],
+            "token_order": "cls, then (row, col, frame)",
+        })
+        return grid

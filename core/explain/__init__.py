@@ -1,0 +1,2 @@
+"""Explanations (MM-SHAP)."""
+from core.explain._shapley import ShapleyValues, group_shapley_values, modality_shares, shapley_values

@@ -1,0 +1,540 @@
+"""Model-agnostic Shapley value estimators over a boolean-mask game.
+
+A *game* is a function ``value_fn(mask) -> outputs``: ``mask`` is a boolean
+matrix of shape ``(B, n_features)`` (True = feature present, False = masked)
+and the function returns the ``B`` scalar outputs of the masked variants. The
+estimators below only ever talk to the model through this function, and always
+in batches: they build every mask they need, drop duplicate rows, and call
+``value_fn`` on chunks of ``batch_size`` rows.
+
+Methods (``method=`` of :func:`shapley_values`):
+
+``"exact"``
+    Enumerates all ``2**n`` coalitions and applies the Shapley weights
+    ``|S|! (n-|S|-1)! / n!``. Zero sampling error; refused past
+    :data:`EXACT_MAX_FEATURES` features (``2**20`` ~ 1M evaluations).
+
+``"permutation"``
+    The reference estimator of MM-SHAP, with the semantics of
+    ``shap.PermutationExplainer``: for each of ``n_permutations`` random orders,
+    switch the features on one by one from all-masked (forward walk) and then
+    off one by one, in the same order, from all-present (backward walk, the
+    antithetic reverse order); every step's change in output is that feature's
+    marginal contribution, averaged over the ``2 * n_permutations`` walks. Cost:
+    ``n_permutations * (2n + 1)`` evaluations as shap counts them, of which
+    ``2 + n_permutations * (2n - 2)`` are distinct and actually evaluated here.
+    The orders come from ``np.random.RandomState(seed)`` shuffling one index
+    array in place, exactly as shap draws them after ``np.random.seed(seed)``,
+    so the same ``seed`` walks the same permutations as
+    ``shap.PermutationExplainer(..., seed=seed)``; ``permutations=`` takes
+    explicit orders instead.
+
+``"kernel"``
+    Paired KernelSHAP with leverage-score sampling (Covert & Lee 2021;
+    Musco & Witter 2025, "Provably accurate Shapley value estimation via
+    leverage score sampling"): the Shapley values are the solution of a
+    weighted least-squares problem over coalitions, constrained so that they
+    sum to ``full - base``. All ``2n`` coalitions of size 1 and ``n - 1`` are
+    evaluated exactly; the rest of the budget draws coalition sizes uniformly
+    from ``2 .. n-2`` (the leverage scores of the problem are equal per size),
+    a uniform coalition of that size and its complement (paired sampling), each
+    importance-weighted by its Shapley-kernel weight. Same budget as the
+    reference by default (``max_evals = n_permutations * (2n + 1)``); needs at
+    least ``4n + 2`` evaluations. Additive games are recovered exactly.
+
+``"auto"`` (default)
+    ``"exact"`` when ``n <= exact_max_features`` (default
+    :data:`AUTO_EXACT_MAX_FEATURES` = 12) or when ``2**n`` is no more than the
+    sampling budget; otherwise ``"kernel"`` (``"permutation"`` when the budget
+    is below the ``4n + 2`` that ``"kernel"`` needs). On random games (a small
+    MLP on masked inputs, unanimity games) with the reference's budget,
+    ``"kernel"``'s RMSE against exact values is 30-45 % below that of
+    ``"permutation"``: the same accuracy as about 2.5x as many permutations.
+    The exact threshold of 12 (4096 evaluations, 16x the reference budget at
+    that size) holds the cost of exact near that of sampling when evaluations
+    are batched; callers that evaluate coalitions cheaply (factorised encoder
+    caches) raise ``exact_max_features``.
+
+Standard errors (``stderr``): for ``"permutation"`` the standard deviation of
+the per-permutation estimates (forward and backward walk averaged) divided by
+``sqrt(n_permutations)`` (NaN with one permutation); for ``"kernel"`` the
+sandwich (delta-method) estimate over the sampled pairs; ``None`` for exact.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from core.errors import ConfigError
+
+#: Largest number of players that ``method="exact"`` enumerates (``2**20`` evaluations).
+EXACT_MAX_FEATURES = 20
+#: ``method="auto"`` enumerates exactly up to this many players by default.
+AUTO_EXACT_MAX_FEATURES = 12
+#: More permutations than this is refused: use exact or the kernel estimator instead.
+MAX_PERMUTATIONS = 10_000
+
+METHODS = ("auto", "exact", "permutation", "kernel")
+
+ValueFn = Callable[[np.ndarray], Any]
+
+
+@dataclass(frozen=True, eq=False)
+class ShapleyValues:
+    """Shapley values of one game.
+
+    ``values[j]`` is player ``j``'s value; they sum to ``full_value - base_value``
+    (efficiency) for every method. ``n_evals`` counts the distinct masks that
+    ``value_fn`` evaluated.
+    """
+
+    values: np.ndarray
+    base_value: float
+    full_value: float
+    stderr: np.ndarray | None
+    method: str
+    n_evals: int
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_features(self) -> int:
+        return int(self.values.shape[0])
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _as_outputs(out: Any, n_rows: int) -> np.ndarray:
+    if hasattr(out, "detach"):  # torch tensor
+        out = out.detach().cpu().numpy()
+    arr = np.asarray(out, dtype=np.float64)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.shape != (n_rows,):
+        raise ConfigError(
+            f"value_fn returned shape {tuple(arr.shape)} for {n_rows} masks",
+            fix="return one scalar per mask row, shape (B,)",
+        )
+    return arr
+
+
+class _Evaluator:
+    """Calls ``value_fn`` in chunks of ``batch_size`` rows and counts evaluations."""
+
+    def __init__(self, value_fn: ValueFn, n_features: int, batch_size: int) -> None:
+        self.value_fn = value_fn
+        self.n_features = n_features
+        self.batch_size = batch_size
+        self.n_evals = 0
+
+    def raw(self, masks: np.ndarray) -> np.ndarray:
+        """Evaluate every row of ``masks`` (assumed distinct)."""
+        masks = np.ascontiguousarray(masks, dtype=bool)
+        out = np.empty(len(masks), dtype=np.float64)
+        for start in range(0, len(masks), self.batch_size):
+            chunk = masks[start:start + self.batch_size]
+            out[start:start + len(chunk)] = _as_outputs(self.value_fn(chunk), len(chunk))
+        self.n_evals += len(masks)
+        return out
+
+    def __call__(self, masks: np.ndarray) -> np.ndarray:
+        """Evaluate the rows of ``masks``, each distinct row once."""
+        if len(masks) == 0:
+            return np.empty(0, dtype=np.float64)
+        packed = np.packbits(masks, axis=1)
+        keys = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        # evaluate distinct rows in order of first appearance, so calls are reproducible
+        order = np.argsort(first, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        distinct = masks[first[order]]
+        return self.raw(distinct)[rank[inverse.ravel()]]
+
+
+def _endpoints(ev: _Evaluator, n: int) -> tuple[float, float]:
+    out = ev.raw(np.stack([np.zeros(n, dtype=bool), np.ones(n, dtype=bool)]))
+    return float(out[0]), float(out[1])
+
+
+# --------------------------------------------------------------------------- exact
+
+
+def _exact_coefficients(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Weights by coalition size s: ``w_in[s]`` when the player is in it, ``w_out[s]`` when not."""
+    w_in = np.zeros(n + 1)
+    w_out = np.zeros(n + 1)
+    for s in range(n + 1):
+        if s >= 1:  # coalition = S + {j}, |S| = s - 1
+            w_in[s] = 1.0 / (n * math.comb(n - 1, s - 1))
+        if s <= n - 1:  # coalition = S, j not in S, |S| = s
+            w_out[s] = 1.0 / (n * math.comb(n - 1, s))
+    return w_in, w_out
+
+
+def _exact(ev: _Evaluator, n: int) -> tuple[np.ndarray, float, float]:
+    if n > EXACT_MAX_FEATURES:
+        raise ConfigError(
+            f"exact Shapley values for {n} features need 2^{n} = {2 ** n:,} evaluations, "
+            f"more than the limit of 2^{EXACT_MAX_FEATURES} ({EXACT_MAX_FEATURES} features)",
+            fix="use method='permutation' or method='kernel' (or 'auto', which picks one), "
+                "or group features into fewer players",
+        )
+    w_in, w_out = _exact_coefficients(n)
+    bit = np.arange(n)
+    phi = np.zeros(n)
+    base = full = 0.0
+    chunk = max(ev.batch_size, 4096)
+    for start in range(0, 2 ** n, chunk):
+        idx = np.arange(start, min(start + chunk, 2 ** n), dtype=np.int64)
+        masks = ((idx[:, None] >> bit) & 1).astype(bool)
+        v = ev.raw(masks)
+        size = masks.sum(axis=1)
+        phi += masks.T.astype(np.float64) @ (v * w_in[size])
+        phi -= (~masks).T.astype(np.float64) @ (v * w_out[size])
+        if start == 0:
+            base = float(v[0])
+        if idx[-1] == 2 ** n - 1:
+            full = float(v[-1])
+    return phi, base, full
+
+
+# --------------------------------------------------------------------------- permutation
+
+
+def shap_permutations(n_features: int, n_permutations: int, seed: int) -> np.ndarray:
+    """The orders ``shap.PermutationExplainer(..., seed=seed)`` walks, shape (P, n).
+
+    shap seeds numpy's global generator and shuffles one index array in place
+    before each permutation; a private ``RandomState(seed)`` gives the same
+    sequence without touching global state.
+    """
+    rng = np.random.RandomState(seed)
+    inds = np.arange(n_features)
+    out = np.empty((n_permutations, n_features), dtype=np.int64)
+    for p in range(n_permutations):
+        rng.shuffle(inds)
+        out[p] = inds
+    return out
+
+
+def _check_permutations(perms: Any, n: int) -> np.ndarray:
+    arr = np.asarray(perms, dtype=np.int64)
+    if arr.ndim != 2 or arr.shape[1] != n or len(arr) == 0:
+        raise ConfigError(
+            f"permutations must have shape (P, {n}), got {arr.shape}",
+            fix="pass one row per permutation of range(n_features)",
+        )
+    ref = np.arange(n)
+    for row in arr:
+        if not np.array_equal(np.sort(row), ref):
+            raise ConfigError(
+                "a row of permutations is not a permutation of range(n_features)",
+                fix="pass rows such as np.random.permutation(n_features)",
+            )
+    return arr
+
+
+def _permutation(ev: _Evaluator, n: int, perms: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+    base, full = _endpoints(ev, n)
+    n_perm = len(perms)
+    phi = np.zeros(n)
+    per_perm = np.zeros((n_perm, n))
+    steps = np.arange(1, n)
+    # walks of several permutations per value_fn pass, about batch_size rows or more each
+    group = max(1, min(n_perm, 4_000_000 // max(1, (2 * n - 2) * n)))  # bound the mask memory
+    for g0 in range(0, n_perm, group):
+        block = perms[g0:g0 + group]
+        ranks = np.empty_like(block)
+        rows = np.arange(len(block))[:, None]
+        ranks[rows, block] = np.arange(n)[None, :]
+        # forward step k (k = 1..n-1): the first k features of the order are on
+        fwd = ranks[:, None, :] < steps[None, :, None]
+        # backward step k (k = 1..n-1): the first k features of the order are off again
+        bwd = ranks[:, None, :] >= steps[None, :, None]
+        masks = np.concatenate([fwd, bwd], axis=1).reshape(-1, n)
+        inner = ev(masks).reshape(len(block), 2, n - 1)
+        for b, order in enumerate(block):
+            f_out = np.concatenate([[base], inner[b, 0], [full]])   # n + 1 outputs, off -> on
+            b_out = np.concatenate([[full], inner[b, 1], [base]])   # n + 1 outputs, on -> off
+            fwd_delta = f_out[1:] - f_out[:-1]
+            bwd_delta = b_out[:-1] - b_out[1:]
+            # same order of floating-point additions as shap's PermutationExplainer
+            phi[order] += fwd_delta
+            phi[order] += bwd_delta
+            per_perm[g0 + b, order] = (fwd_delta + bwd_delta) / 2.0
+    values = phi / (2 * n_perm)
+    if n_perm > 1:
+        stderr = per_perm.std(axis=0, ddof=1) / math.sqrt(n_perm)
+    else:
+        stderr = np.full(n, np.nan)
+    return values, stderr, base, full
+
+
+# --------------------------------------------------------------------------- kernel
+
+
+def kernel_min_evals(n_features: int) -> int:
+    """Smallest budget ``method="kernel"`` accepts: ``4n + 2`` evaluations."""
+    return 4 * n_features + 2
+
+
+def _constrained_wls(
+    z: np.ndarray, w: np.ndarray, y: np.ndarray, total: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """argmin sum w (y - z phi)^2 subject to sum(phi) = total; returns (phi, projection M)."""
+    n = z.shape[1]
+    a = z.T @ (w[:, None] * z)
+    b = z.T @ (w * y)
+    a_inv = np.linalg.pinv(a, hermitian=True)
+    one = np.ones(n)
+    a_inv_one = a_inv @ one
+    denom = float(one @ a_inv_one)
+    m = a_inv - np.outer(a_inv_one, a_inv_one) / denom
+    phi = m @ b + a_inv_one * (total / denom)
+    return phi, m
+
+
+def _kernel(
+    ev: _Evaluator, n: int, budget: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, float, float, int]:
+    if budget < kernel_min_evals(n):
+        raise ConfigError(
+            f"method='kernel' needs at least 4n + 2 = {kernel_min_evals(n)} evaluations for "
+            f"{n} features, the budget is {budget}",
+            fix="raise n_permutations or max_evals, or use method='permutation'",
+        )
+    base, full = _endpoints(ev, n)
+    total = full - base
+    # Shapley kernel mass per coalition size s: (n-1) / (s (n-s)), split evenly over C(n, s) coalitions
+    sizes_all = np.arange(n + 1)
+    with np.errstate(divide="ignore"):
+        mass = np.where((sizes_all > 0) & (sizes_all < n), (n - 1) / (sizes_all * (n - sizes_all)), 0.0)
+
+    eye = np.eye(n, dtype=bool)
+    enum_masks = np.concatenate([eye, ~eye]) if n > 1 else np.zeros((0, n), dtype=bool)
+    enum_sizes = enum_masks.sum(axis=1)
+    enum_w = np.array([mass[s] / math.comb(n, s) for s in enum_sizes]) if len(enum_masks) else np.zeros(0)
+    enum_y = ev(enum_masks) - base if len(enum_masks) else np.zeros(0)
+
+    middle = np.arange(2, n - 1)  # sizes 2 .. n-2
+    n_draws = 0
+    if len(middle) == 0:  # n <= 3: sizes 1 and n-1 are every coalition, the regression is exact
+        phi, _ = _constrained_wls(enum_masks.astype(float), enum_w, enum_y, total)
+        return phi, np.zeros(n), base, full, 0
+
+    rng = np.random.default_rng(seed)
+    n_coalitions = sum(math.comb(n, int(s)) for s in middle)
+    target = min(budget - 2 - len(enum_masks), n_coalitions)
+    draws: list[np.ndarray] = []
+    seen: set[bytes] = set()
+    # draw pairs until the distinct coalitions fill the budget (duplicates cost nothing)
+    max_draws = 20 * target + 100
+    while len(seen) < target - 1 and n_draws < max_draws:
+        batch = max(1, min((target - len(seen)) // 2, max_draws - n_draws))
+        size = rng.choice(middle, size=batch)
+        keys = rng.random((batch, n))
+        order = np.argsort(keys, axis=1)
+        ranks = np.empty_like(order)
+        ranks[np.arange(batch)[:, None], order] = np.arange(n)[None, :]
+        masks = ranks < size[:, None]  # a uniform coalition of the drawn size
+        for m in masks:
+            if len(seen) >= target - 1:
+                break
+            draws.append(m)
+            n_draws += 1
+            seen.add(np.packbits(m).tobytes())
+            seen.add(np.packbits(~m).tobytes())
+    pairs = np.array(draws)
+    samp = np.concatenate([pairs, ~pairs])
+    samp_y = ev(samp) - base
+    y_a, y_b = samp_y[: len(pairs)], samp_y[len(pairs):]
+    s_a = pairs.sum(axis=1)
+    # importance weight of one draw: kernel mass of its size / probability of the size
+    p_size = 1.0 / len(middle)
+    w_pair = mass[s_a] / p_size / (2 * len(pairs))   # same for a coalition and its complement
+
+    z = np.concatenate([enum_masks, pairs, ~pairs]).astype(np.float64)
+    w = np.concatenate([enum_w, w_pair, w_pair])
+    y = np.concatenate([enum_y, y_a, y_b])
+    phi, m = _constrained_wls(z, w, y, total)
+
+    # sandwich standard errors over the iid pair draws (enumerated strata add no variance)
+    za, zb = pairs.astype(np.float64), (~pairs).astype(np.float64)
+    resid_a = y_a - za @ phi
+    resid_b = y_b - zb @ phi
+    infl = (mass[s_a] / p_size / 2.0)[:, None] * (za * resid_a[:, None] + zb * resid_b[:, None])
+    k = len(pairs)
+    if k > 1:
+        cov_h = np.cov(infl, rowvar=False, ddof=1).reshape(n, n)
+        var = np.einsum("ij,jk,ik->i", m, cov_h, m) / k
+        stderr = np.sqrt(np.clip(var, 0.0, None))
+    else:
+        stderr = np.full(n, np.nan)
+    return phi, stderr, base, full, n_draws
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"{name} must be an integer, got {value!r}", fix=f"pass an integer {name}")
+    value = int(value)
+    if value < low or (high is not None and value > high):
+        bounds = f">= {low}" if high is None else f"between {low} and {high}"
+        raise ConfigError(f"{name}={value} is out of range", fix=f"use {name} {bounds}")
+    return value
+
+
+def _group_value_fn(value_fn: ValueFn, groups: list[np.ndarray], n_features: int) -> ValueFn:
+    """Lift a feature-level game to a game whose players are groups of features.
+
+    Features in no group stay present in every coalition.
+    """
+    member = np.zeros((len(groups), n_features), dtype=bool)
+    for g, idx in enumerate(groups):
+        member[g, idx] = True
+    outside = ~member.any(axis=0)
+
+    def lifted(group_mask: np.ndarray) -> Any:
+        feat = (group_mask.astype(np.uint8) @ member.astype(np.uint8)).astype(bool)
+        feat |= outside
+        return value_fn(feat)
+
+    return lifted
+
+
+def _check_groups(groups: Sequence[Any], n_features: int | None) -> tuple[list[np.ndarray], int]:
+    arrs = [np.atleast_1d(np.asarray(g, dtype=np.int64)) for g in groups]
+    if not arrs:
+        raise ConfigError("groups is empty", fix="pass at least one list of feature indices")
+    flat = np.concatenate(arrs) if arrs else np.zeros(0, dtype=np.int64)
+    if n_features is None:
+        n_features = int(flat.max()) + 1 if len(flat) else 0
+    if len(flat) and (flat.min() < 0 or flat.max() >= n_features):
+        raise ConfigError(
+            f"group indices must lie in 0..{n_features - 1}",
+            fix="pass feature indices of the game that value_fn plays",
+        )
+    if len(np.unique(flat)) != len(flat):
+        raise ConfigError("a feature belongs to more than one group", fix="make the groups disjoint")
+    return arrs, n_features
+
+
+def shapley_values(
+    value_fn: ValueFn,
+    n_features: int,
+    *,
+    method: str = "auto",
+    n_permutations: int = 10,
+    seed: int = 0,
+    batch_size: int = 256,
+    groups: Sequence[Any] | None = None,
+    permutations: Any = None,
+    max_evals: int | None = None,
+    exact_max_features: int = AUTO_EXACT_MAX_FEATURES,
+) -> ShapleyValues:
+    """Shapley values of the game ``value_fn`` over ``n_features`` players.
+
+    Args:
+        value_fn: ``mask (B, n_features) bool -> (B,)`` outputs; True = present.
+        n_features: number of features of the game.
+        method: ``"auto"``, ``"exact"``, ``"permutation"`` or ``"kernel"`` (see the
+            module docstring for their cost and accuracy).
+        n_permutations: permutations of the permutation estimator; with ``max_evals``
+            unset it also sets the sampling budget ``n_permutations * (2n + 1)``.
+        seed: seeds the sampling; the same seed gives identical results.
+        batch_size: most mask rows per ``value_fn`` call.
+        groups: optional disjoint index arrays; each group becomes one player
+            (features in no group stay present) and the result is over groups.
+        permutations: explicit orders ``(P, n)`` for ``method="permutation"``
+            (overrides ``n_permutations`` and ``seed``).
+        max_evals: sampling budget of ``"kernel"`` / ``"auto"``.
+        exact_max_features: ``"auto"`` enumerates exactly up to this many players.
+    """
+    if method not in METHODS:
+        raise ConfigError(f"unknown Shapley method {method!r}", fix=f"use one of: {', '.join(METHODS)}")
+    n_features = _check_int("n_features", n_features, 1)
+    batch_size = _check_int("batch_size", batch_size, 1)
+    seed = _check_int("seed", seed, 0)
+    n_permutations = _check_int("n_permutations", n_permutations, 1, MAX_PERMUTATIONS)
+
+    settings: dict[str, Any] = {}
+    if groups is not None:
+        group_list, n_features_all = _check_groups(groups, n_features)
+        value_fn = _group_value_fn(value_fn, group_list, n_features_all)
+        n_features = len(group_list)
+        settings["groups"] = [g.tolist() for g in group_list]
+    n = n_features
+
+    budget = n_permutations * (2 * n + 1) if max_evals is None else _check_int("max_evals", max_evals, 3)
+    chosen = method
+    if method == "auto":
+        if n <= exact_max_features or 2 ** n <= budget:
+            chosen = "exact"
+        elif budget >= kernel_min_evals(n):
+            chosen = "kernel"
+        else:
+            chosen = "permutation"
+
+    ev = _Evaluator(value_fn, n, batch_size)
+    stderr: np.ndarray | None
+    if chosen == "exact":
+        values, base, full = _exact(ev, n)
+        stderr = None
+    elif chosen == "permutation":
+        if permutations is not None:
+            perms = _check_permutations(permutations, n)
+            settings["explicit_permutations"] = True
+        else:
+            perms = shap_permutations(n, n_permutations, seed)
+        values, stderr, base, full = _permutation(ev, n, perms)
+        n_permutations = len(perms)
+        settings["evals_as_shap_counts"] = len(perms) * (2 * n + 1)
+    else:
+        values, stderr, base, full, n_draws = _kernel(ev, n, budget, seed)
+        settings.update(max_evals=budget, n_pair_draws=n_draws, size_sampling="leverage (uniform over sizes)")
+    settings.update(method=method, n_permutations=n_permutations, seed=seed)
+    return ShapleyValues(
+        values=values,
+        base_value=base,
+        full_value=full,
+        stderr=stderr,
+        method=chosen,
+        n_evals=ev.n_evals,
+        settings=settings,
+    )
+
+
+def group_shapley_values(
+    value_fn: ValueFn,
+    groups: Sequence[Any],
+    n_features: int | None = None,
+    *,
+    batch_size: int = 256,
+) -> ShapleyValues:
+    """Exact Shapley values with each group of features as one player (2^M evaluations).
+
+    ``groups`` are disjoint index arrays into the features of ``value_fn``
+    (for example one per modality); ``n_features`` defaults to the largest
+    index + 1. Features in no group stay present in every coalition.
+    """
+    group_list, n_all = _check_groups(groups, n_features)
+    return shapley_values(value_fn, n_all, method="exact", batch_size=batch_size, groups=group_list)
+
+
+def modality_shares(values: Any, groups: Sequence[Any]) -> np.ndarray:
+    """MM-SHAP shares: ``sum_{j in m} |phi_j| / sum_j |phi_j|`` per group ``m``.
+
+    The denominator runs over all features; all-zero values give zero shares.
+    """
+    phi = np.abs(np.asarray(getattr(values, "values", values), dtype=np.float64))
+    total = phi.sum()
+    sums = np.array([phi[np.asarray(g, dtype=np.int64)].sum() for g in groups], dtype=np.float64)
+    if total <= 0 or not np.isfinite(total):
+        return np.zeros(len(sums))
+    return sums / total

@@ -1,0 +1,187 @@
+"""Multimodal classifiers: per-modality encoders feeding one head.
+
+The model is factored on purpose: ``encode(modality, inputs)`` runs one
+modality's encoder, ``head(embeddings)`` runs the cheap part. Training stage 2
+fits heads on cached embeddings, and explanations recompute only the modality
+whose tokens or patches they mask.
+
+Heads, selected by ``strategy``:
+* ``unimodal``: one modality, a classifier on its embedding.
+* ``intermediate``: a registered fusion method, then a linear classifier.
+* ``late``: the unimodal classifiers' probabilities, averaged
+  (``late-average``) or combined with learned modality weights
+  (``late-weighted``, weights fitted on the validation split).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.encoders import Encoder, create_encoder
+from core.errors import ConfigError
+from core.fusion import create_fusion
+
+
+class ClassifierHead(nn.Module):
+    """Linear classifier, or a one-hidden-layer MLP when ``hidden > 0``."""
+
+    def __init__(self, in_dim: int, n_classes: int, hidden: int = 0, dropout: float = 0.0) -> None:
+        super().__init__()
+        if hidden > 0:
+            self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_dim, hidden), nn.ReLU(),
+                                     nn.Dropout(dropout), nn.Linear(hidden, n_classes))
+        else:
+            self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_dim, n_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class UnimodalHead(nn.Module):
+    strategy = "unimodal"
+
+    def __init__(self, in_dims: list[int], n_classes: int, hidden: int = 0, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.classifier = ClassifierHead(in_dims[0], n_classes, hidden, dropout)
+
+    def fuse(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
+        return xs[0]
+
+    def forward(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
+        return self.classifier(xs[0])
+
+
+class IntermediateHead(nn.Module):
+    strategy = "intermediate"
+
+    def __init__(self, in_dims: list[int], n_classes: int, fusion: str, dim: int = 128, dropout: float = 0.0,
+                 fusion_kwargs: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.fusion = create_fusion(fusion, in_dims, dim=dim, **(fusion_kwargs or {}))
+        self.classifier = ClassifierHead(self.fusion.out_dim, n_classes, 0, dropout)
+
+    def fuse(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
+        return self.fusion(list(xs))
+
+    def forward(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
+        return self.classifier(self.fuse(xs))
+
+
+class LateHead(nn.Module):
+    """Vote of the unimodal classifiers; ``fuse`` returns the combined probabilities."""
+
+    strategy = "late"
+
+    def __init__(self, in_dims: list[int], n_classes: int, fusion: str, hidden: list[int] | None = None,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        if fusion not in ("late-average", "late-weighted"):
+            raise ConfigError(f"unknown late fusion {fusion!r}", fix="use late-average or late-weighted")
+        hidden = hidden or [0] * len(in_dims)
+        self.voters = nn.ModuleList(ClassifierHead(d, n_classes, h, dropout) for d, h in zip(in_dims, hidden))
+        self.learn_weights = fusion == "late-weighted"
+        self.weight_logits = nn.Parameter(torch.zeros(len(in_dims)), requires_grad=self.learn_weights)
+
+    def weights(self) -> torch.Tensor:
+        return torch.softmax(self.weight_logits, 0)
+
+    def fuse(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
+        probs = torch.stack([torch.softmax(v(x), -1) for v, x in zip(self.voters, xs)], 1)  # (B, M, C)
+        return (probs * self.weights()[None, :, None]).sum(1)
+
+    def forward(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
+        return torch.log(self.fuse(xs).clamp_min(1e-12))
+
+
+def build_head(cfg: dict[str, Any]) -> nn.Module:
+    """Rebuild a head from its JSON config (``{"type": ..., **kwargs}``)."""
+    kwargs = dict(cfg)
+    kind = kwargs.pop("type")
+    heads = {"unimodal": UnimodalHead, "intermediate": IntermediateHead, "late": LateHead}
+    if kind not in heads:
+        raise ConfigError(f"unknown head type {kind!r}", fix=f"use one of: {', '.join(heads)}")
+    return heads[kind](**kwargs)
+
+
+_SHARED_FROZEN: dict[str, Encoder] = {}
+
+
+def build_encoder(spec: dict[str, Any]) -> Encoder:
+    """Create an encoder from ``{"name", "kwargs"}``; frozen pretrained ones are shared, never mutated."""
+    import json
+
+    key = json.dumps(spec, sort_keys=True)
+    if key in _SHARED_FROZEN:
+        return _SHARED_FROZEN[key]
+    enc = create_encoder(spec["name"], **spec.get("kwargs", {}))
+    if not enc.saves_weights:
+        enc.eval()
+        _SHARED_FROZEN[key] = enc
+    return enc
+
+
+class MultimodalClassifier(nn.Module):
+    """Encoders (one per modality, in order) plus a head, with the class names."""
+
+    def __init__(self, modalities: list[str], encoders: dict[str, Encoder], head: nn.Module,
+                 classes: list[str]) -> None:
+        super().__init__()
+        self.modalities = list(modalities)
+        self.encoders = nn.ModuleDict({m: encoders[m] for m in self.modalities})
+        self.head = head
+        self.classes = list(classes)
+
+    def prepare(self, items: dict[str, Sequence[Any]]) -> dict[str, dict[str, torch.Tensor]]:
+        return {m: self.encoders[m].prepare(items[m]) for m in self.modalities}
+
+    def encode(self, modality: str, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.encoders[modality](inputs)
+
+    def forward_embeddings(self, embeddings: Sequence[torch.Tensor]) -> torch.Tensor:
+        return self.head(list(embeddings))
+
+    def fuse(self, embeddings: Sequence[torch.Tensor]) -> torch.Tensor:
+        return self.head.fuse(list(embeddings))
+
+    def forward(self, inputs: dict[str, dict[str, torch.Tensor]]) -> torch.Tensor:
+        return self.head([self.encode(m, inputs[m]) for m in self.modalities])
+
+    def owned_state_dict(self) -> dict[str, torch.Tensor]:
+        """Weights the run saves: the head and every encoder whose weights are not external."""
+        out = {f"head.{k}": v for k, v in self.head.state_dict().items()}
+        for m in self.modalities:
+            enc = self.encoders[m]
+            if enc.saves_weights:
+                out.update({f"encoders.{m}.{k}": v for k, v in enc.state_dict().items()})
+        return out
+
+    def load_owned_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        expected = self.owned_state_dict()
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        if missing or unexpected:
+            raise ValueError(f"weights do not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        for k, v in state.items():
+            if tuple(v.shape) != tuple(expected[k].shape):
+                raise ValueError(f"weight {k} has shape {tuple(v.shape)}, the model expects {tuple(expected[k].shape)}")
+        self.head.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")})
+        for m in self.modalities:
+            if self.encoders[m].saves_weights:
+                prefix = f"encoders.{m}."
+                self.encoders[m].load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+
+    def n_params(self) -> int:
+        seen: set[int] = set()
+        total = 0
+        for p in self.parameters():
+            if id(p) not in seen:
+                seen.add(id(p))
+                total += p.numel()
+        return total
+
+
+def probabilities(logits: torch.Tensor) -> torch.Tensor:
+    return F.softmax(logits.float(), dim=-1)

@@ -1,0 +1,429 @@
+"""Two-stage training, as in the reference work.
+
+Stage 1 trains one unimodal model per modality (encoder + classifier; a frozen
+pretrained text encoder only gets its classifier trained) and caches every
+sample's embedding. Stage 2 trains one head per (fusion method x modality
+subset) on those cached embeddings, so comparing every method costs seconds
+per method instead of retraining encoders. Each finished model is written as a
+run bundle; a bundle whose fingerprint matches the experiment is not redone.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from core.bundle import is_complete, load_run, save_run
+from core.data import Dataset, load_manifest
+from core.errors import BundleError, ConfigError, DataError
+from core.experiment import EncoderSet, Experiment
+from core.io import read_json, read_parquet, read_tensors, write_json, write_parquet, write_tensors
+from core.metrics import classification_metrics, predictions_frame
+from core.model import (ClassifierHead, IntermediateHead, LateHead, MultimodalClassifier, UnimodalHead,
+                        build_encoder, build_head)
+
+EMBED_BATCH = 64
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+
+
+# --------------------------------------------------------------------------- dataset
+
+def prepare_dataset(exp: Experiment, root: Path, *, progress: bool = True) -> Dataset:
+    """Fetch or generate the data, validate the manifest, fix the split; saved under ``runs/<exp>/``."""
+    ds_cfg = exp.dataset
+    source = ds_cfg["source"]
+    if source == "emoji":
+        from core.data.emoji import build_emoji_manifest
+
+        manifest = build_emoji_manifest()
+    elif source == "rgbd-sim":
+        from core.data.emoji import cache_root
+        from core.data.rgbd_sim import generate_dataset
+
+        opts = {k: ds_cfg[k] for k in ("n_clips", "frames", "size", "degrade") if k in ds_cfg}
+        folder = cache_root() / f"rgbd-sim-{_hash({**opts, 'seed': exp.seed})}"
+        manifest = generate_dataset(folder, seed=exp.seed, progress=progress, **opts)
+    else:
+        manifest = Path(ds_cfg["manifest"])
+    fractions = ds_cfg.get("split") or {"train": 0.7, "val": 0.15, "test": 0.15}
+    ds = load_manifest(manifest, exp.modalities, name=exp.name, fractions=fractions, seed=exp.seed,
+                       min_per_class=int(ds_cfg.get("min_per_class", 1)))
+    limit = ds_cfg.get("max_per_class")
+    if limit:  # tiny builds for tests and quick looks
+        ds.frame = ds.frame[ds.frame.groupby(["label", "split"]).cumcount() < int(limit)].reset_index(drop=True)
+    exp_dir = root / exp.name
+    info = {"name": exp.name, "root": str(ds.root.resolve()), "manifest": str(Path(manifest).resolve()),
+            "modalities": ds.modalities, "classes": ds.classes, "source": source,
+            "fingerprint": _hash({"frame": pd.util.hash_pandas_object(ds.frame, index=False).sum(),
+                                  "classes": ds.classes})}
+    write_parquet(exp_dir / "dataset.parquet", ds.frame)
+    write_json(exp_dir / "dataset.json", info)
+    return ds
+
+
+def load_experiment_dataset(exp_dir: Path) -> tuple[Dataset, dict[str, Any]]:
+    """The dataset a built experiment was trained on (as saved by ``prepare_dataset``)."""
+    info = read_json(exp_dir / "dataset.json", what="dataset description")
+    frame = read_parquet(exp_dir / "dataset.parquet", what="dataset table")
+    frame["id"] = frame["id"].astype(str)
+    ds = Dataset(name=info["name"], root=Path(info["root"]), frame=frame, modalities=info["modalities"],
+                 classes=info["classes"])
+    return ds, info
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _batches(n: int, size: int) -> list[slice]:
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def _index_inputs(inputs: dict[str, torch.Tensor], idx: Any) -> dict[str, torch.Tensor]:
+    return {k: v[idx] for k, v in inputs.items()}
+
+
+@torch.no_grad()
+def encode_items(encoder: Any, items: Sequence[Any], batch_size: int = EMBED_BATCH) -> torch.Tensor:
+    """Embed raw items in fixed batches (the same batching at build and at reload)."""
+    encoder.eval()
+    out = [encoder(encoder.prepare(items[s])) for s in _batches(len(items), batch_size)]
+    return torch.cat(out).float() if out else torch.zeros(0, encoder.out_dim)
+
+
+def _fit_head(head: torch.nn.Module, params: list[torch.nn.Parameter], forward: Callable[[Any], torch.Tensor],
+              train_idx: np.ndarray, y_train: torch.Tensor, val_eval: Callable[[], float], cfg: dict[str, Any],
+              desc: str, progress: bool, extra_modules: Sequence[torch.nn.Module] = ()) -> tuple[int, float]:
+    """Minibatch AdamW with early stopping on validation top-1; restores the best weights."""
+    modules = [head, *extra_modules]
+    opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    best, best_state, best_epoch, since = -1.0, None, 0, 0
+    gen = torch.Generator().manual_seed(0)
+    bar = tqdm(range(cfg["epochs"]), desc=desc, disable=not progress, leave=False)
+    for epoch in bar:
+        for m in modules:
+            m.train()
+        perm = train_idx[torch.randperm(len(train_idx), generator=gen).numpy()]
+        max_batches = cfg.get("max_train_batches")
+        for b, s in enumerate(_batches(len(perm), cfg["batch_size"])):
+            if max_batches and b >= max_batches:
+                break
+            idx = perm[s]
+            loss = F.cross_entropy(forward(idx), y_train[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        for m in modules:
+            m.eval()
+        acc = val_eval()
+        bar.set_postfix(val_top1=f"{acc:.3f}")
+        if acc > best:
+            best, best_epoch, since = acc, epoch, 0
+            best_state = [copy.deepcopy(m.state_dict()) for m in modules]
+        else:
+            since += 1
+            if since >= cfg["patience"]:
+                break
+    if best_state is not None:
+        for m, s in zip(modules, best_state):
+            m.load_state_dict(s)
+    for m in modules:
+        m.eval()
+    return best_epoch, best
+
+
+def _timing_ms(model: MultimodalClassifier, items: dict[str, list[Any]], repeats: int = 2) -> float:
+    """End-to-end inference (preprocessing + encoders + head) per sample, best of ``repeats``."""
+    n = len(next(iter(items.values())))
+    best = float("inf")
+    with torch.no_grad():
+        model(model.prepare({m: v[:2] for m, v in items.items()}))  # warm-up
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            model(model.prepare(items))
+            best = min(best, time.perf_counter() - t0)
+    return 1000.0 * best / max(n, 1)
+
+
+# --------------------------------------------------------------------------- stage 1
+
+def unimodal_run_name(enc_set: EncoderSet, modality: str) -> str:
+    return f"{enc_set.tag + '-' if enc_set.tag else ''}unimodal-{modality}"
+
+
+def fusion_run_name(enc_set: EncoderSet, fusion: str, subset: Sequence[str]) -> str:
+    return f"{enc_set.tag + '-' if enc_set.tag else ''}{fusion}-{'+'.join(subset)}"
+
+
+def cache_path(exp_dir: Path, run_name: str) -> Path:
+    return exp_dir / "_cache" / f"{run_name}.safetensors"
+
+
+def load_cached_embeddings(exp_dir: Path, run_name: str) -> tuple[list[str], torch.Tensor]:
+    path = cache_path(exp_dir, run_name)
+    tensors = read_tensors(path, what="embedding cache")
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        ids = json.loads(fh.metadata()["ids"])
+    return ids, tensors["embeddings"]
+
+
+def train_unimodal(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set: EncoderSet, modality: str,
+                   root: Path, *, force: bool = False, progress: bool = True) -> Path:
+    name = unimodal_run_name(enc_set, modality)
+    exp_dir = root / exp.name
+    run_dir = exp_dir / name
+    cfg = exp.train["unimodal"]
+    spec = enc_set.specs[modality]
+    fingerprint = _hash({"spec": spec, "train": cfg, "data": ds_info["fingerprint"], "seed": exp.seed,
+                         "modality": modality})
+    if not force and is_complete(run_dir) and cache_path(exp_dir, name).is_file():
+        try:
+            if load_run(run_dir).config.get("fingerprint") == fingerprint:
+                return run_dir
+        except BundleError:
+            pass
+    seed_everything(exp.seed + int(_hash(name)[:6], 16))
+    t0 = time.perf_counter()
+    encoder = build_encoder(spec)
+    ids = {s: ds.ids(s) for s in ("train", "val", "test")}
+    y = {s: torch.as_tensor(ds.label_indices(ids[s])) for s in ids}
+    n_classes = len(ds.classes)
+    load = lambda split: ds.items(modality, ids[split])  # noqa: E731
+    if encoder.trainable and encoder.saves_weights:
+        train_items = load("train")
+        encoder.fit_preprocessing(train_items)
+        x_train = encoder.prepare(train_items)
+        x_val = encoder.prepare(load("val"))
+        head = UnimodalHead([encoder.out_dim], n_classes, hidden=0, dropout=cfg["dropout"])
+        head_cfg = {"type": "unimodal", "in_dims": [encoder.out_dim], "n_classes": n_classes, "hidden": 0,
+                    "dropout": cfg["dropout"]}
+
+        def val_eval() -> float:
+            with torch.no_grad():
+                logits = torch.cat([head([encoder(_index_inputs(x_val, s))])
+                                    for s in _batches(len(y["val"]), EMBED_BATCH)])
+            return float((logits.argmax(1) == y["val"]).float().mean())
+
+        _fit_head(head, [*encoder.parameters(), *head.parameters()],
+                  lambda idx: head([encoder(_index_inputs(x_train, torch.as_tensor(idx)))]),
+                  np.arange(len(y["train"])), y["train"], val_eval, cfg, f"{name}", progress, [encoder])
+        del x_train, x_val
+    else:
+        hidden = int(cfg["hidden"])
+        head = UnimodalHead([encoder.out_dim], n_classes, hidden=hidden, dropout=cfg["dropout"])
+        head_cfg = {"type": "unimodal", "in_dims": [encoder.out_dim], "n_classes": n_classes, "hidden": hidden,
+                    "dropout": cfg["dropout"]}
+    encoder.eval()
+    # every sample's embedding, split by split in fixed batches
+    all_ids, all_emb = [], []
+    for split in ("train", "val", "test"):
+        items = load(split)
+        all_emb.append(encode_items(encoder, items))
+        all_ids += ids[split]
+    emb = torch.cat(all_emb)
+    pos = {i: k for k, i in enumerate(all_ids)}
+    sel = lambda split: emb[[pos[i] for i in ids[split]]]  # noqa: E731
+    if not (encoder.trainable and encoder.saves_weights):
+        e_train, e_val = sel("train"), sel("val")
+
+        def val_eval() -> float:
+            with torch.no_grad():
+                return float((head([e_val]).argmax(1) == y["val"]).float().mean())
+
+        _fit_head(head, list(head.parameters()), lambda idx: head([e_train[idx]]),
+                  np.arange(len(y["train"])), y["train"], val_eval, exp.train["unimodal"], name, progress)
+    train_seconds = time.perf_counter() - t0
+    write_tensors(cache_path(exp_dir, name), {"embeddings": emb}, metadata={"ids": json.dumps(all_ids)})
+    model = MultimodalClassifier([modality], {modality: encoder}, head, ds.classes).eval()
+    config = {
+        "experiment": exp.name, "run": name, "strategy": "unimodal", "fusion": "unimodal",
+        "modalities": [modality], "encoders": {modality: encoder.spec()}, "head": head_cfg,
+        "classes": ds.classes, "seed": exp.seed, "encoder_set": enc_set.tag, "fingerprint": fingerprint,
+        "train": cfg, "dataset": {"name": ds.name, "fingerprint": ds_info["fingerprint"]},
+    }
+    return _finish_run(run_dir, config, model, ds, {modality: sel("test")}, ids["test"], y["test"],
+                       train_seconds, head_params=sum(p.numel() for p in head.parameters()))
+
+
+def _finish_run(run_dir: Path, config: dict[str, Any], model: MultimodalClassifier, ds: Dataset,
+                test_emb: dict[str, torch.Tensor], test_ids: list[str], y_test: torch.Tensor,
+                train_seconds: float, head_params: int) -> Path:
+    with torch.no_grad():
+        embs = [test_emb[m] for m in model.modalities]
+        logits = model.forward_embeddings(embs)
+        fused = model.fuse(embs)
+    probs = torch.softmax(logits.float(), -1).numpy()
+    y = y_test.numpy()
+    preds = predictions_frame(test_ids, y, probs, ds.classes)
+    metrics = classification_metrics(y, probs, ds.classes)
+    sample_ids = test_ids[:32]
+    items = {m: ds.items(m, sample_ids) for m in model.modalities}
+    metrics.update({
+        "n_params": model.n_params(), "n_params_head": int(head_params), "train_seconds": float(train_seconds),
+        "inference_ms_per_sample": _timing_ms(model, items),
+    })
+    embeddings = {m: test_emb[m] for m in model.modalities}
+    embeddings["fused"] = fused
+    return save_run(run_dir, config, model.owned_state_dict(), preds, embeddings, metrics)
+
+
+# --------------------------------------------------------------------------- stage 2
+
+def train_fusion(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set: EncoderSet, fusion: str,
+                 subset: Sequence[str], root: Path, *, force: bool = False, progress: bool = True) -> Path:
+    name = fusion_run_name(enc_set, fusion, subset)
+    exp_dir = root / exp.name
+    run_dir = exp_dir / name
+    cfg = exp.train["fusion"]
+    uni = {m: load_run(exp_dir / unimodal_run_name(enc_set, m)) for m in subset}
+    fingerprint = _hash({"fusion": fusion, "subset": list(subset), "train": cfg, "seed": exp.seed,
+                         "unimodal": {m: uni[m].config["fingerprint"] for m in subset}})
+    if not force and is_complete(run_dir):
+        try:
+            if load_run(run_dir).config.get("fingerprint") == fingerprint:
+                return run_dir
+        except BundleError:
+            pass
+    seed_everything(exp.seed + int(_hash(name)[:6], 16))
+    t0 = time.perf_counter()
+    ids = {s: ds.ids(s) for s in ("train", "val", "test")}
+    y = {s: torch.as_tensor(ds.label_indices(ids[s])) for s in ids}
+    emb: dict[str, dict[str, torch.Tensor]] = {s: {} for s in ids}
+    for m in subset:
+        cached_ids, cached = load_cached_embeddings(exp_dir, unimodal_run_name(enc_set, m))
+        pos = {i: k for k, i in enumerate(cached_ids)}
+        for s in ids:
+            try:
+                emb[s][m] = cached[[pos[i] for i in ids[s]]]
+            except KeyError as exc:
+                raise BundleError(f"embedding cache of {m!r} lacks sample {exc}",
+                                  fix=f"rebuild with `python -m core build {exp.name} --force`") from exc
+    in_dims = [emb["train"][m].shape[1] for m in subset]
+    n_classes = len(ds.classes)
+    strategy = "late" if fusion.startswith("late-") else "intermediate"
+    if strategy == "late":
+        hidden = [uni[m].config["head"].get("hidden", 0) for m in subset]
+        head_cfg = {"type": "late", "in_dims": in_dims, "n_classes": n_classes, "fusion": fusion, "hidden": hidden}
+        head = build_head(head_cfg)
+        for voter, m in zip(head.voters, subset):
+            voter.load_state_dict(uni[m].model().head.classifier.state_dict())
+            voter.requires_grad_(False)
+        if head.learn_weights:  # vote weights are fitted on validation data the voters never trained on
+            xs_val = [emb["val"][m] for m in subset]
+            opt = torch.optim.Adam([head.weight_logits], lr=0.05)
+            for _ in range(200):
+                loss = F.cross_entropy(head(xs_val), y["val"])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        head.eval()
+    else:
+        head_cfg = {"type": "intermediate", "in_dims": in_dims, "n_classes": n_classes, "fusion": fusion,
+                    "dim": int(cfg["dim"]), "dropout": float(cfg["dropout"])}
+        head = build_head(head_cfg)
+        xs_train = [emb["train"][m] for m in subset]
+        xs_val = [emb["val"][m] for m in subset]
+
+        def val_eval() -> float:
+            with torch.no_grad():
+                return float((head(xs_val).argmax(1) == y["val"]).float().mean())
+
+        _fit_head(head, list(head.parameters()), lambda idx: head([x[idx] for x in xs_train]),
+                  np.arange(len(y["train"])), y["train"], val_eval, cfg, name, progress)
+    train_seconds = time.perf_counter() - t0
+    encoders = {m: uni[m].model().encoders[m] for m in subset}
+    model = MultimodalClassifier(list(subset), encoders, head, ds.classes).eval()
+    config = {
+        "experiment": exp.name, "run": name, "strategy": strategy, "fusion": fusion, "modalities": list(subset),
+        "encoders": {m: uni[m].config["encoders"][m] for m in subset}, "head": head_cfg, "classes": ds.classes,
+        "seed": exp.seed, "encoder_set": enc_set.tag, "fingerprint": fingerprint, "train": cfg,
+        "dataset": {"name": ds.name, "fingerprint": ds_info["fingerprint"]},
+        "unimodal_runs": {m: uni[m].name for m in subset},
+    }
+    return _finish_run(run_dir, config, model, ds, emb["test"], ids["test"], y["test"], train_seconds,
+                       head_params=sum(p.numel() for p in head.parameters()))
+
+
+# --------------------------------------------------------------------------- whole experiment
+
+def planned_runs(exp: Experiment) -> list[tuple[str, EncoderSet, str, list[str]]]:
+    """(run name, encoder set, fusion or 'unimodal', modalities) in build order."""
+    plan = []
+    for es in exp.encoder_sets:
+        for m in exp.modalities:
+            plan.append((unimodal_run_name(es, m), es, "unimodal", [m]))
+        for subset in exp.subsets:
+            for f in [*exp.fusion_methods, *exp.late_methods]:
+                plan.append((fusion_run_name(es, f, subset), es, f, subset))
+    return plan
+
+
+def train_experiment(exp: Experiment, root: Path, *, force: bool = False, progress: bool = True,
+                     only: Sequence[str] | None = None, stage: str | None = None) -> list[Path]:
+    """Train every planned run that is missing or out of date; returns the run directories."""
+    exp_dir = root / exp.name
+    if (exp_dir / "dataset.json").is_file() and (exp_dir / "dataset.parquet").is_file():
+        ds, info = load_experiment_dataset(exp_dir)
+    else:
+        ds = prepare_dataset(exp, root, progress=progress)
+        ds, info = load_experiment_dataset(exp_dir)
+    plan = planned_runs(exp)
+    if only:
+        unknown = [o for o in only if o not in {p[0] for p in plan}]
+        if unknown:
+            raise ConfigError(f"unknown run(s) {unknown}", fix=f"use names from: {', '.join(p[0] for p in plan)}")
+    if only:
+        needed = set(only)
+        for name, es, fusion, subset in plan:
+            if name in only and fusion != "unimodal":
+                needed |= {unimodal_run_name(es, m) for m in subset}
+        plan = [p for p in plan if p[0] in needed]
+    if stage:
+        plan = [p for p in plan if (p[2] == "unimodal") == (stage == "unimodal")]
+    done = []
+    bar = tqdm(plan, desc=f"training {exp.name}", disable=not progress)
+    for name, es, fusion, subset in bar:
+        bar.set_postfix(run=name)
+        if fusion == "unimodal":
+            done.append(train_unimodal(exp, ds, info, es, subset[0], root, force=force, progress=progress))
+        else:
+            done.append(train_fusion(exp, ds, info, es, fusion, subset, root, force=force, progress=progress))
+    return done
+
+
+@torch.no_grad()
+def reproduce_predictions(run_dir: Path, batch_size: int = EMBED_BATCH) -> dict[str, Any]:
+    """Rebuild a bundle's model from its files, predict its test samples from raw data, compare."""
+    run = load_run(run_dir)
+    model = run.model()
+    ds, _ = load_experiment_dataset(run_dir.parent)
+    ids = run.predictions["id"].astype(str).tolist()
+    embs = [encode_items(model.encoders[m], ds.items(m, ids), batch_size) for m in model.modalities]
+    probs = torch.softmax(model.forward_embeddings(embs).float(), -1).numpy()
+    stored = run.predictions
+    k = len([c for c in stored.columns if c.startswith("top") and c.endswith("_label")])
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    cls = np.asarray(run.classes, dtype=object)
+    same_topk = all((cls[order[:, j]] == stored[f"top{j + 1}_label"].to_numpy()).all() for j in range(k))
+    stored_probs = np.stack([stored[f"top{j + 1}_prob"].to_numpy() for j in range(k)], 1)
+    new_probs = np.take_along_axis(probs, order, 1)
+    return {"run": run.name, "n": len(ids), "same_topk_labels": bool(same_topk),
+            "max_abs_prob_diff": float(np.abs(new_probs - stored_probs).max()) if len(ids) else 0.0,
+            "top1": float((order[:, 0] == ds.label_indices(ids)).mean()) if len(ids) else float("nan")}

@@ -1,0 +1,214 @@
+"""Every registered video encoder: shapes, gradients, determinism, preprocessing, spec round trip."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from core.encoders import ENCODERS, create_encoder, list_encoders
+from core.encoders._video import VideoEncoder
+from core.errors import ConfigError, DataError
+
+VIDEO = ENCODERS.names(kind="video")
+CHANNELS = [1, 3, 4]
+BATCH, FRAMES, SIZE, DIM = 2, 8, 32, 16
+
+
+def _build(name: str, in_channels: int, seed: int = 0) -> VideoEncoder:
+    torch.manual_seed(seed)
+    return create_encoder(name, in_channels=in_channels, num_frames=FRAMES, image_size=SIZE, out_dim=DIM)
+
+
+def _inputs(in_channels: int, seed: int = 1, batch: int = BATCH) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {"clips": torch.randn(batch, in_channels, FRAMES, SIZE, SIZE, generator=g)}
+
+
+def _uint8_clips(in_channels: int, frames: int, height: int, width: int, n: int = BATCH, seed: int = 3) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, size=(frames, height, width, in_channels), dtype=np.uint8) for _ in range(n)]
+
+
+def _depth_clips(in_channels: int, frames: int, height: int, width: int, n: int = BATCH, seed: int = 4) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.uniform(0.5, 12.0, size=(frames, height, width, in_channels)).astype(np.float32) for _ in range(n)]
+
+
+def test_video_encoders_registered() -> None:
+    assert {"c3d", "slowfast", "timesformer"} <= set(VIDEO)
+    assert set(VIDEO) == set(list_encoders("video"))
+
+
+@pytest.mark.parametrize("in_channels", CHANNELS)
+@pytest.mark.parametrize("name", VIDEO)
+def test_shape_and_finite(name: str, in_channels: int) -> None:
+    enc = _build(name, in_channels)
+    assert enc.kind == "video" and enc.out_dim == DIM
+    out = enc(_inputs(in_channels))
+    assert out.shape == (BATCH, DIM)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("in_channels", CHANNELS)
+@pytest.mark.parametrize("name", VIDEO)
+def test_gradients_reach_every_parameter_and_input(name: str, in_channels: int) -> None:
+    enc = _build(name, in_channels).train()
+    inputs = _inputs(in_channels)
+    inputs["clips"].requires_grad_(True)
+    out = enc(inputs)
+    weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(2))
+    (out * weights).sum().backward()
+    params = list(enc.named_parameters())
+    assert params
+    for pname, p in params:
+        assert p.grad is not None, f"{pname} got no gradient"
+        assert p.grad.abs().sum() > 0, f"{pname} got an all-zero gradient"
+    assert inputs["clips"].grad is not None and inputs["clips"].grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("in_channels", CHANNELS)
+@pytest.mark.parametrize("name", VIDEO)
+def test_deterministic_with_seed(name: str, in_channels: int) -> None:
+    a, b = _build(name, in_channels).eval(), _build(name, in_channels).eval()
+    inputs = _inputs(in_channels)
+    with torch.no_grad():
+        assert torch.equal(a(inputs), b(inputs))
+        assert torch.equal(a(inputs), a(inputs))
+    c = _build(name, in_channels, seed=1).eval()
+    with torch.no_grad():
+        assert not torch.equal(a(inputs), c(inputs)), "the seed does not reach the initialisation"
+
+
+@pytest.mark.parametrize("in_channels", CHANNELS)
+@pytest.mark.parametrize("name", VIDEO)
+def test_prepare_resamples_and_resizes(name: str, in_channels: int) -> None:
+    enc = _build(name, in_channels)
+    batches = {
+        "uint8 longer and larger": _uint8_clips(in_channels, frames=13, height=48, width=40),
+        "float shorter and smaller": _depth_clips(in_channels, frames=5, height=20, width=24),
+    }
+    for label, clips in batches.items():
+        inputs = enc.prepare(clips)
+        assert set(inputs) == {"clips"}, label
+        assert inputs["clips"].shape == (BATCH, in_channels, FRAMES, SIZE, SIZE), label
+        assert inputs["clips"].dtype == torch.float32, label
+        assert torch.isfinite(inputs["clips"]).all(), label
+        assert enc(inputs).shape == (BATCH, DIM), label
+
+
+def test_prepare_samples_nearest_frames_and_scales_uint8() -> None:
+    enc = _build("c3d", 1)
+    # Frame t holds the value t, so the sampled indices can be read back exactly.
+    longer = np.broadcast_to(np.arange(16, dtype=np.float32)[:, None, None, None], (16, SIZE, SIZE, 1))
+    shorter = np.broadcast_to(np.arange(4, dtype=np.float32)[:, None, None, None], (4, SIZE, SIZE, 1))
+    clips = enc.prepare([longer, shorter])["clips"]
+    assert clips[0, 0, :, 0, 0].tolist() == [1, 3, 5, 7, 9, 11, 13, 15]
+    assert clips[1, 0, :, 0, 0].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    white = np.full((FRAMES, SIZE, SIZE, 1), 255, dtype=np.uint8)
+    assert torch.allclose(enc.prepare([white])["clips"], torch.ones(1, 1, FRAMES, SIZE, SIZE))
+    # A (T, H, W) array is a one-channel clip.
+    assert enc.prepare([white[..., 0]])["clips"].shape == (1, 1, FRAMES, SIZE, SIZE)
+
+
+@pytest.mark.parametrize("in_channels", CHANNELS)
+@pytest.mark.parametrize("name", VIDEO)
+def test_wrong_channel_count_is_a_clear_error(name: str, in_channels: int) -> None:
+    enc = _build(name, in_channels)
+    wrong = 2 if in_channels != 2 else 3
+    clips = _uint8_clips(in_channels, FRAMES, SIZE, SIZE, n=1) + _uint8_clips(wrong, FRAMES, SIZE, SIZE, n=1)
+    with pytest.raises(DataError) as err:
+        enc.prepare(clips)
+    message = str(err.value)
+    assert "clip 1" in message and f"{wrong} channel" in message and f"in_channels={in_channels}" in message
+    assert "Fix:" in message
+    with pytest.raises(DataError):
+        enc.fit_preprocessing(clips)
+    with pytest.raises(DataError):
+        enc(_inputs(wrong))
+
+
+@pytest.mark.parametrize("name", VIDEO)
+def test_bad_clips_are_clear_errors(name: str) -> None:
+    enc = _build(name, 1)
+    holes = _depth_clips(1, FRAMES, SIZE, SIZE, n=1)[0]
+    holes[2, 5, 5, 0] = np.nan
+    with pytest.raises(DataError, match="clip 0 contains NaN"):
+        enc.prepare([holes])
+    with pytest.raises(DataError, match="no clips"):
+        enc.prepare([])
+    with pytest.raises(DataError, match="clip 0 has shape"):
+        enc.prepare([np.zeros((SIZE, SIZE), dtype=np.float32)])
+
+
+@pytest.mark.parametrize("in_channels", CHANNELS)
+@pytest.mark.parametrize("name", VIDEO)
+def test_fit_preprocessing_centres_training_data(name: str, in_channels: int) -> None:
+    enc = _build(name, in_channels)
+    rng = np.random.default_rng(5)
+    # Channels with very different scales: uint8 colour and metres of depth.
+    train = [
+        (rng.uniform(2.0, 9.0, size=(11, 40, 40, in_channels)) * np.arange(1, in_channels + 1)).astype(np.float32)
+        for _ in range(4)
+    ]
+    assert enc.fit_preprocessing(train) is enc
+    clips = enc.prepare(train)["clips"]
+    per_channel = clips.transpose(0, 1).flatten(1)
+    assert per_channel.mean(1).abs().max() < 1e-4
+    assert (per_channel.std(1) - 1).abs().max() < 1e-3
+    # 0 in normalised space is the dataset mean.
+    mean_clip = np.broadcast_to(enc.mean.numpy(), (FRAMES, SIZE, SIZE, in_channels)).astype(np.float32)
+    assert enc.prepare([mean_clip])["clips"].abs().max() < 1e-5
+    uint8 = _uint8_clips(in_channels, 9, 36, 36)
+    enc.fit_preprocessing(uint8)
+    assert (enc.mean > 0.4).all() and (enc.mean < 0.6).all(), "uint8 is scaled to [0, 1] first"
+    assert enc.prepare(uint8)["clips"].mean().abs() < 1e-4
+
+
+@pytest.mark.parametrize("in_channels", CHANNELS)
+@pytest.mark.parametrize("name", VIDEO)
+def test_spec_round_trips(name: str, in_channels: int) -> None:
+    enc = _build(name, in_channels)
+    enc.fit_preprocessing(_depth_clips(in_channels, FRAMES, SIZE, SIZE))
+    spec = json.loads(json.dumps(enc.spec()))
+    assert spec["name"] == name
+    assert {"in_channels", "num_frames", "image_size", "out_dim"} <= set(spec["kwargs"])
+    torch.manual_seed(123)  # a different initialisation, overwritten by the weights
+    rebuilt = create_encoder(spec["name"], **spec["kwargs"])
+    rebuilt.load_state_dict(enc.state_dict(), strict=True)
+    assert torch.equal(rebuilt.mean, enc.mean) and torch.equal(rebuilt.std, enc.std)
+    enc.eval(), rebuilt.eval()
+    clips = _uint8_clips(in_channels, 10, 30, 30)
+    with torch.no_grad():
+        assert torch.equal(enc(enc.prepare(clips)), rebuilt(rebuilt.prepare(clips)))
+
+
+@pytest.mark.parametrize("in_channels", CHANNELS)
+@pytest.mark.parametrize("name", VIDEO)
+def test_structure_describes_the_grid(name: str, in_channels: int) -> None:
+    enc = _build(name, in_channels)
+    grid = enc.structure(_inputs(in_channels))
+    assert {"frames": FRAMES, "height": SIZE, "width": SIZE, "channels": in_channels}.items() <= grid.items()
+    if name == "timesformer":
+        patch = enc.spec()["kwargs"]["patch_size"]
+        assert grid["patch_size"] == patch
+        assert grid["tokens_per_frame"] == (SIZE // patch) ** 2
+        assert grid["num_tokens"] == 1 + grid["tokens_per_frame"] * FRAMES
+
+
+def test_slowfast_handles_frames_not_divisible_by_alpha() -> None:
+    torch.manual_seed(0)
+    enc = create_encoder("slowfast", in_channels=3, num_frames=6, image_size=SIZE, out_dim=DIM, alpha=4)
+    clips = torch.randn(BATCH, 3, 6, SIZE, SIZE)
+    assert enc({"clips": clips}).shape == (BATCH, DIM)
+
+
+def test_timesformer_config_errors() -> None:
+    with pytest.raises(ConfigError, match="patch_size"):
+        create_encoder("timesformer", image_size=30, patch_size=8)
+    with pytest.raises(ConfigError, match="num_heads"):
+        create_encoder("timesformer", hidden_size=30, num_heads=4)
+    enc = create_encoder("timesformer", num_frames=FRAMES, image_size=SIZE, out_dim=DIM)
+    with pytest.raises(DataError, match="prepare"):
+        enc({"clips": torch.randn(1, 3, FRAMES + 1, SIZE, SIZE)})
