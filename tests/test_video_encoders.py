@@ -112,6 +112,17 @@ def test_prepare_samples_nearest_frames_and_scales_uint8() -> None:
     assert enc.prepare([white[..., 0]])["clips"].shape == (1, 1, FRAMES, SIZE, SIZE)
 
 
+def test_prepare_copies_read_only_clips(recwarn: pytest.WarningsRecorder) -> None:
+    enc = _build("c3d", 1)
+    clips = [np.zeros((FRAMES, SIZE, SIZE, 1), dtype=dtype) for dtype in (np.float32, np.uint8)]
+    for clip in clips:
+        clip.flags.writeable = False  # as from np.load(..., mmap_mode="r")
+    inputs = enc.prepare(clips)
+    inputs["clips"].add_(1.0)
+    assert all((clip == 0).all() for clip in clips)
+    assert not [w for w in recwarn if "not writable" in str(w.message)]
+
+
 @pytest.mark.parametrize("in_channels", CHANNELS)
 @pytest.mark.parametrize("name", VIDEO)
 def test_wrong_channel_count_is_a_clear_error(name: str, in_channels: int) -> None:

@@ -32,7 +32,7 @@ def images_to_tensor(items: Sequence[Any], image_size: int) -> torch.Tensor:
                 fix="give RGB images (grayscale and RGBA are converted by core.data.load_image)",
             )
         arr = arr[..., :3]
-        t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float()
+        t = torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1).float()
         if arr.dtype == np.uint8:
             t = t / 255.0
         if t.shape[1:] != (image_size, image_size):

@@ -90,10 +90,11 @@ class VideoEncoder(Encoder):
             )
         if frames == 0 or height == 0 or width == 0:
             raise DataError(f"clip {index} is empty (shape {arr.shape})", fix="drop the clip or re-export it")
+        # torch.tensor copies: the caller's array (often read-only, memory-mapped) is never shared.
         if arr.dtype == np.uint8:
-            data = torch.from_numpy(np.ascontiguousarray(arr)).float().div_(255.0)
+            data = torch.tensor(arr, dtype=torch.float32).div_(255.0)
         elif np.issubdtype(arr.dtype, np.number) and not np.issubdtype(arr.dtype, np.complexfloating):
-            data = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+            data = torch.tensor(arr, dtype=torch.float32)
         else:
             raise DataError(
                 f"clip {index} has dtype {arr.dtype}; expected uint8 (0..255) or float (for example depth in metres)",

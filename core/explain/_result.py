@@ -1,0 +1,323 @@
+"""The one result object of an explanation, and its table form.
+
+An :class:`Explanation` holds the Shapley values of every feature of every
+modality of one sample (features concatenated modality by modality, in the
+order of ``modalities``), the MM-SHAP share of each modality, the exact
+modality-level Shapley values when computed, and what was explained and how.
+
+Stored as two tables (see ``docs/FORMATS.md``, ``explanations/``):
+
+* per sample, :meth:`Explanation.summary_row`: ``sample_id``,
+  ``explained_class``, ``output_kind``, ``base_value``, ``full_value``,
+  ``share_<modality>``..., ``shapley_<modality>``... (NaN when not computed),
+  ``method``, ``n_permutations``, ``seed``, plus ``modalities`` and
+  ``settings`` (JSON strings, so a row rebuilds the object exactly);
+* per feature, :meth:`Explanation.per_feature_frame`: ``sample_id``,
+  ``modality``, ``feature_index`` (within the modality), ``token``, ``row``,
+  ``col``, ``frame_start``, ``frame_end``, ``phi``, ``stderr``, plus the rest
+  of the masker's description (``position``, ``segment``, ``y0``, ``y1``,
+  ``x0``, ``x1``, ``name``); columns that do not apply are null.
+
+:meth:`Explanation.from_rows` rebuilds the object from those rows.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from core.errors import ConfigError, DataError
+
+OUTPUT_KINDS = ("pred_prob", "true_prob", "class_prob", "logit")
+
+#: describe() keys stored per feature, in column order; ints except token and name
+INFO_INT_KEYS = ("row", "col", "frame_start", "frame_end", "position", "segment", "y0", "y1", "x0", "x1")
+INFO_STR_KEYS = ("token", "name")
+FEATURE_COLUMNS = (
+    "sample_id", "modality", "feature_index", "token", "row", "col", "frame_start", "frame_end",
+    "phi", "stderr", "position", "segment", "y0", "y1", "x0", "x1", "name",
+)
+
+
+def feature_label(info: Mapping[str, Any], index: int) -> str:
+    """Short label of a feature: the token, ``r1c2`` for a patch, ``r1c2s0`` for a tube."""
+    if info.get("token") is not None:
+        return str(info["token"])
+    if info.get("row") is not None and info.get("col") is not None:
+        label = f"r{int(info['row'])}c{int(info['col'])}"
+        if info.get("segment") is not None:
+            label += f"s{int(info['segment'])}"
+        return label
+    if info.get("name") is not None:
+        return str(info["name"])
+    return str(index)
+
+
+def _nan_to_none(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
+@dataclass(frozen=True, eq=False)
+class Explanation:
+    """Shapley values of one sample's features across all its modalities."""
+
+    sample_id: str
+    modalities: list[str]
+    values: np.ndarray
+    feature_modality: np.ndarray
+    feature_info: list[dict[str, Any]]
+    base_value: float
+    full_value: float
+    stderr: np.ndarray | None
+    shares: dict[str, float]
+    modality_shapley: dict[str, float] | None
+    output_kind: str
+    explained_class: str
+    method: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        values = np.asarray(self.values, dtype=np.float64).reshape(-1)
+        fm = np.asarray(self.feature_modality, dtype=np.int64).reshape(-1)
+        n = len(values)
+        if len(fm) != n or len(self.feature_info) != n:
+            raise ConfigError(
+                f"explanation of {self.sample_id!r}: {n} values, {len(fm)} feature modalities, "
+                f"{len(self.feature_info)} feature descriptions",
+                fix="pass one entry per feature in each",
+            )
+        if n and (fm.min() < 0 or fm.max() >= len(self.modalities) or np.any(np.diff(fm) < 0)):
+            raise ConfigError(
+                "feature_modality must index modalities and list the features modality by modality",
+                fix="concatenate the features in the order of modalities",
+            )
+        if self.output_kind not in OUTPUT_KINDS:
+            raise ConfigError(
+                f"unknown output kind {self.output_kind!r}", fix=f"use one of: {', '.join(OUTPUT_KINDS)}"
+            )
+        stderr = None if self.stderr is None else np.asarray(self.stderr, dtype=np.float64).reshape(-1)
+        if stderr is not None and len(stderr) != n:
+            raise ConfigError(f"stderr has {len(stderr)} entries for {n} features", fix="pass one per feature")
+        object.__setattr__(self, "sample_id", str(self.sample_id))
+        object.__setattr__(self, "modalities", [str(m) for m in self.modalities])
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "feature_modality", fm)
+        object.__setattr__(self, "feature_info", [dict(i) for i in self.feature_info])
+        object.__setattr__(self, "stderr", stderr)
+        object.__setattr__(self, "base_value", float(self.base_value))
+        object.__setattr__(self, "full_value", float(self.full_value))
+        object.__setattr__(self, "shares", {m: float(self.shares.get(m, 0.0)) for m in self.modalities})
+        if self.modality_shapley is not None:
+            object.__setattr__(
+                self, "modality_shapley", {m: float(self.modality_shapley[m]) for m in self.modalities}
+            )
+        object.__setattr__(self, "settings", dict(self.settings))
+
+    # ------------------------------------------------------------------ building
+
+    @classmethod
+    def from_shapley(
+        cls,
+        shapley: Any,
+        *,
+        sample_id: str,
+        modalities: Sequence[str],
+        feature_modality: Sequence[int],
+        feature_info: Sequence[Mapping[str, Any]],
+        output_kind: str,
+        explained_class: str,
+        modality_shapley: Mapping[str, float] | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> "Explanation":
+        """Wrap a :class:`~core.explain.ShapleyValues` over all features, computing the shares."""
+        from core.explain._shapley import modality_shares
+
+        fm = np.asarray(feature_modality, dtype=np.int64)
+        groups = [np.flatnonzero(fm == i) for i in range(len(modalities))]
+        shares = modality_shares(shapley.values, groups)
+        merged = dict(shapley.settings)
+        merged.update(settings or {})
+        merged.setdefault("n_evals", int(shapley.n_evals))
+        return cls(
+            sample_id=sample_id,
+            modalities=list(modalities),
+            values=shapley.values,
+            feature_modality=fm,
+            feature_info=[dict(i) for i in feature_info],
+            base_value=shapley.base_value,
+            full_value=shapley.full_value,
+            stderr=shapley.stderr,
+            shares={m: float(s) for m, s in zip(modalities, shares)},
+            modality_shapley=None if modality_shapley is None else dict(modality_shapley),
+            output_kind=output_kind,
+            explained_class=explained_class,
+            method=shapley.method,
+            settings=merged,
+        )
+
+    # ------------------------------------------------------------------ views
+
+    @property
+    def n_features(self) -> int:
+        return len(self.values)
+
+    def feature_indices(self, modality: str) -> np.ndarray:
+        """Positions in ``values`` of one modality's features."""
+        if modality not in self.modalities:
+            raise ConfigError(
+                f"explanation has no modality {modality!r}", fix=f"use one of: {', '.join(self.modalities)}"
+            )
+        return np.flatnonzero(self.feature_modality == self.modalities.index(modality))
+
+    def modality_values(self, modality: str) -> np.ndarray:
+        return self.values[self.feature_indices(modality)]
+
+    def feature_names(self) -> list[str]:
+        """``<modality>:<label>``, for example ``title:cat`` or ``image:r1c2``."""
+        within = self._within
+        return [
+            f"{self.modalities[m]}:{feature_label(info, int(within[j]))}"
+            for j, (m, info) in enumerate(zip(self.feature_modality, self.feature_info))
+        ]
+
+    @property
+    def _within(self) -> np.ndarray:
+        """Index of each feature within its modality."""
+        out = np.zeros(self.n_features, dtype=np.int64)
+        for i in range(len(self.modalities)):
+            idx = np.flatnonzero(self.feature_modality == i)
+            out[idx] = np.arange(len(idx))
+        return out
+
+    def to_shap(self) -> Any:
+        """A ``shap.Explanation`` (values, base value, labels as data, feature names), for shap's plots."""
+        import shap
+
+        within = self._within
+        labels = np.array(
+            [feature_label(info, int(within[j])) for j, info in enumerate(self.feature_info)], dtype=object
+        )
+        return shap.Explanation(
+            values=self.values.copy(),
+            base_values=self.base_value,
+            data=labels,
+            feature_names=self.feature_names(),
+            output_names=self.explained_class,
+            error_std=None if self.stderr is None else self.stderr.copy(),
+        )
+
+    # ------------------------------------------------------------------ tables
+
+    def per_feature_frame(self) -> pd.DataFrame:
+        """One row per feature, columns :data:`FEATURE_COLUMNS`."""
+        within = self._within
+        stderr = self.stderr if self.stderr is not None else np.full(self.n_features, np.nan)
+        cols: dict[str, Any] = {
+            "sample_id": [self.sample_id] * self.n_features,
+            "modality": [self.modalities[m] for m in self.feature_modality],
+            "feature_index": within,
+        }
+        for key in INFO_STR_KEYS:
+            cols[key] = pd.array([_nan_to_none(i.get(key)) for i in self.feature_info], dtype="string")
+        for key in INFO_INT_KEYS:
+            cols[key] = pd.array([_nan_to_none(i.get(key)) for i in self.feature_info], dtype="Int64")
+        cols["phi"] = self.values.copy()
+        cols["stderr"] = np.asarray(stderr, dtype=np.float64)
+        frame = pd.DataFrame(cols)
+        return frame[list(FEATURE_COLUMNS)]
+
+    def summary_row(self) -> dict[str, Any]:
+        """One dict per sample (see the module docstring for the keys)."""
+        row: dict[str, Any] = {
+            "sample_id": self.sample_id,
+            "explained_class": self.explained_class,
+            "output_kind": self.output_kind,
+            "base_value": self.base_value,
+            "full_value": self.full_value,
+        }
+        for m in self.modalities:
+            row[f"share_{m}"] = self.shares[m]
+        for m in self.modalities:
+            row[f"shapley_{m}"] = float("nan") if self.modality_shapley is None else self.modality_shapley[m]
+        row["method"] = self.method
+        row["n_permutations"] = self.settings.get("n_permutations")
+        row["seed"] = self.settings.get("seed")
+        row["modalities"] = json.dumps(self.modalities)
+        row["settings"] = json.dumps(self.settings, sort_keys=True, default=_json_default)
+        return row
+
+    @classmethod
+    def from_rows(cls, summary_row: Mapping[str, Any], feature_frame: pd.DataFrame) -> "Explanation":
+        """Rebuild an explanation from its :meth:`summary_row` and :meth:`per_feature_frame` rows.
+
+        ``feature_frame`` may hold other samples' rows too; only this sample's are used.
+        """
+        row = dict(summary_row)
+        try:
+            sample_id = str(row["sample_id"])
+            modalities = json.loads(row["modalities"])
+            settings = json.loads(row["settings"]) if _nan_to_none(row.get("settings")) else {}
+        except (KeyError, TypeError, json.JSONDecodeError) as exc:
+            raise DataError(
+                f"explanation summary row is incomplete ({exc})",
+                fix="pass a row written by Explanation.summary_row()",
+            ) from exc
+        frame = feature_frame[feature_frame["sample_id"].astype(str) == sample_id]
+        unknown = set(frame["modality"]) - set(modalities)
+        if unknown:
+            raise DataError(
+                f"feature rows of {sample_id!r} name modalities {sorted(unknown)} not in its summary",
+                fix="rebuild the explanation tables with the same run",
+            )
+        rank = frame["modality"].map({m: i for i, m in enumerate(modalities)})
+        frame = frame.assign(_rank=rank.to_numpy()).sort_values(["_rank", "feature_index"], kind="stable")
+        info: list[dict[str, Any]] = []
+        columns = set(frame.columns)
+        for rec in frame.to_dict("records"):
+            d: dict[str, Any] = {}
+            for key in INFO_STR_KEYS:
+                if key in columns and _nan_to_none(rec[key]) is not None:
+                    d[key] = str(rec[key])
+            for key in INFO_INT_KEYS:
+                if key in columns and _nan_to_none(rec[key]) is not None:
+                    d[key] = int(rec[key])
+            info.append(d)
+        stderr = frame["stderr"].to_numpy(dtype=np.float64) if "stderr" in columns else None
+        if stderr is not None and np.all(np.isnan(stderr)):
+            stderr = None
+        shapley = {m: _nan_to_none(row.get(f"shapley_{m}")) for m in modalities}
+        modality_shapley = None if any(v is None for v in shapley.values()) else shapley
+        return cls(
+            sample_id=sample_id,
+            modalities=modalities,
+            values=frame["phi"].to_numpy(dtype=np.float64),
+            feature_modality=frame["_rank"].to_numpy(dtype=np.int64),
+            feature_info=info,
+            base_value=float(row["base_value"]),
+            full_value=float(row["full_value"]),
+            stderr=stderr,
+            shares={m: float(row.get(f"share_{m}", 0.0)) for m in modalities},
+            modality_shapley=modality_shapley,
+            output_kind=str(row["output_kind"]),
+            explained_class=str(row["explained_class"]),
+            method=str(row["method"]),
+            settings=settings,
+        )
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"cannot write {type(obj).__name__} to JSON")

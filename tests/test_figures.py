@@ -1,0 +1,344 @@
+"""Figure builders: demo conventions (titled axes, class names, modality colours) and table helpers."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from core import figures as F
+from core.errors import DataError
+
+CLASSES = ["Bucket-Worker", "Cabin-Worker", "Safe action"]
+MODS = ["rgb", "depth"]
+
+
+def _axis_titles(fig: go.Figure) -> tuple[str, str]:
+    return fig.layout.xaxis.title.text, fig.layout.yaxis.title.text
+
+
+def _assert_titled(fig: go.Figure) -> None:
+    assert isinstance(fig, go.Figure)
+    x, y = _axis_titles(fig)
+    assert x and y, f"untitled axis: x={x!r} y={y!r}"
+    assert fig.layout.font.size >= 14
+
+
+@pytest.fixture
+def results_df() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "run": ["concat_rgb+depth", "multconcat_rgb+depth", "unimodal_rgb"],
+            "encoders": ["tiny_cnn", "tiny_cnn", "tiny_cnn"],
+            "fusion": ["concat", "multconcat", "none"],
+            "strategy": ["intermediate", "intermediate", "unimodal"],
+            "modalities": ["rgb,depth", "rgb,depth", "rgb"],
+            "top1": [0.80, 0.893, 0.86],
+            "top3": [0.95, 0.99, 0.97],
+            "top5": [1.0, 1.0, 1.0],
+            "macro_f1": [0.78, 0.88, 0.84],
+            "n_params": [120_000, 150_000, 60_000],
+            "inference_ms": [1.5, 1.8, 0.9],
+        }
+    )
+
+
+@pytest.fixture
+def samples_df() -> pd.DataFrame:
+    # hand-made: means below are computed by hand in test_per_class_share_table
+    return pd.DataFrame(
+        {
+            "id": ["a", "b", "c", "d", "e", "f"],
+            "label": ["Bucket-Worker", "Bucket-Worker", "Bucket-Worker", "Cabin-Worker", "Cabin-Worker", "Safe action"],
+            "pred": ["Bucket-Worker", "Bucket-Worker", "Cabin-Worker", "Cabin-Worker", "Cabin-Worker", "Safe action"],
+            "correct": [True, True, False, True, True, True],
+            "share_rgb": [0.6, 0.4, 0.8, 0.5, 0.7, 0.55],
+            "share_depth": [0.4, 0.6, 0.2, 0.5, 0.3, 0.45],
+        }
+    )
+
+
+CONFUSION = np.array([[5, 2, 1], [0, 7, 3], [0, 0, 9]])
+
+
+# --------------------------------------------------------------------------- colours
+
+
+def test_modality_colours_are_fixed_and_distinct():
+    assert F.modality_color("image", ["image", "title", "description"]) == F.MODALITY_COLORS["image"]
+    assert F.modality_color("rgb", ["rgb", "depth"]) == F.MODALITY_COLORS["image"]  # primary visual = same blue
+    assert F.modality_color("depth", ["rgb", "depth"]) != F.modality_color("rgb", ["rgb", "depth"])
+    colors = F.modality_colors(["image", "title", "description", "mystery", "other"])
+    assert len(set(colors.values())) == 5
+    # stable: same answer every call, and without the list for known names
+    assert F.modality_colors(["rgb", "weird"]) == F.modality_colors(["rgb", "weird"])
+    assert F.modality_color("depth") == F.MODALITY_COLORS["depth"]
+    # two known names with the same colour in one run still get distinct colours
+    both = F.modality_colors(["image", "rgb"])
+    assert both["image"] != both["rgb"]
+
+
+def test_modality_colour_consistent_between_builders(samples_df):
+    table = F.per_class_share_table(samples_df, MODS)
+    bars = F.make_modality_share_bar_figure(table, MODS)
+    boxes = F.make_share_distribution_figure(samples_df, MODS)
+    civ = F.make_share_correct_vs_incorrect_figure(samples_df, MODS)
+    for fig in (bars, boxes, civ):
+        by_name = {t.name: t.marker.color for t in fig.data}
+        assert by_name == {"RGB": F.modality_color("rgb", MODS), "Depth": F.modality_color("depth", MODS)}
+
+
+# --------------------------------------------------------------------------- results
+
+
+def test_results_bar_figure(results_df):
+    fig = F.make_results_bar_figure(results_df)
+    _assert_titled(fig)
+    assert [t.name for t in fig.data] == ["Top-1 accuracy", "Top-3 accuracy", "Top-5 accuracy"]
+    assert all(isinstance(t, go.Bar) for t in fig.data)
+    assert list(fig.data[0].x) == list(results_df["run"])
+    assert fig.layout.barmode == "group"
+    assert F.make_results_bar_figure(results_df.iloc[:0]).layout.annotations  # empty state explains
+
+
+def test_per_class_heatmap_figure():
+    metrics = {
+        "run_a": {"per_class": {c: {"recall": r, "precision": 0.5} for c, r in zip(CLASSES, (0.9, 0.5, 1.0))}},
+        "run_b": {"per_class": {c: {"recall": r} for c, r in zip(CLASSES, (0.7, 0.6, 0.8))}},
+    }
+    table = F.per_class_recall_table(metrics)
+    assert list(table.index) == ["run_a", "run_b"] and list(table.columns) == CLASSES
+    assert table.loc["run_b", "Cabin-Worker"] == 0.6
+    fig = F.make_per_class_heatmap_figure(table)
+    _assert_titled(fig)
+    assert list(fig.data[0].x) == CLASSES and list(fig.data[0].y) == ["run_a", "run_b"]
+    assert fig.data[0].colorbar.title.text == "Recall"
+
+
+def test_best_rows_and_latex(results_df):
+    best = F.best_rows(results_df)
+    assert best["top1"] == [1] and best["top5"] == [0, 1, 2]
+    assert best["n_params"] == [2] and best["inference_ms"] == [2]  # lower is better for cost
+    tex = F.results_latex(results_df)
+    assert tex.startswith(r"\begin{tabular}") and r"\toprule" in tex and r"\bottomrule" in tex
+    assert r"\textbf{0.893}" in tex and "0.800" in tex and r"\textbf{0.800}" not in tex
+    assert r"concat\_rgb+depth" in tex  # underscores escaped
+    assert r"\textbf{0.06}" in tex  # 60k params = 0.06 M, the fewest
+    assert tex.count(r"\\") == len(results_df) + 1
+    wrapped = F.results_latex(results_df, caption="Results & more", label="tab:res")
+    assert r"\caption{Results \& more}" in wrapped and r"\label{tab:res}" in wrapped
+
+
+# --------------------------------------------------------------------------- misclassifications
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_confusion_figure(normalize):
+    fig = F.make_confusion_figure(CLASSES, CONFUSION, normalize=normalize)
+    _assert_titled(fig)
+    assert _axis_titles(fig) == ("Predicted class", "True class")
+    heat = fig.data[0]
+    assert list(heat.x) == CLASSES and list(heat.y) == CLASSES
+    # cell (row 0 = Bucket-Worker true, col 1 = Cabin-Worker predicted)
+    true, pred, count, share = heat.customdata[0][1]
+    assert (true, pred, count) == ("Bucket-Worker", "Cabin-Worker", 2)
+    assert share == pytest.approx(2 / 8)
+    assert "True" in heat.hovertemplate and "Predicted" in heat.hovertemplate and "Count" in heat.hovertemplate
+    z = np.asarray(heat.z, dtype=float)
+    if normalize:
+        np.testing.assert_allclose(z.sum(axis=1), 1.0)
+    else:
+        np.testing.assert_array_equal(z, CONFUSION)
+
+
+def test_confusion_figure_rejects_bad_shape():
+    with pytest.raises(DataError, match="shape"):
+        F.make_confusion_figure(CLASSES, np.zeros((2, 2)))
+
+
+def test_confused_pairs():
+    table = F.confused_pairs_table(CLASSES, CONFUSION, top=2)
+    assert list(table.itertuples(index=False, name=None)) == [
+        ("Cabin-Worker", "Safe action", 3, 0.3),
+        ("Bucket-Worker", "Cabin-Worker", 2, 0.25),
+    ]
+    fig = F.make_confused_pairs_figure(CLASSES, CONFUSION, top=10)
+    _assert_titled(fig)
+    assert fig.data[0].y[-1] == "Cabin-Worker → Safe action"  # largest on top
+    assert list(fig.data[0].customdata[-1][:2]) == ["Cabin-Worker", "Safe action"]
+    empty = F.make_confused_pairs_figure(CLASSES, np.diag([3, 4, 5]))
+    assert "No misclassifications" in empty.layout.annotations[0].text
+
+
+def test_precision_recall_figure():
+    per_class = {c: {"precision": 0.5 + i / 10, "recall": 0.9 - i / 10, "f1": 0.7, "support": 10 + i} for i, c in enumerate(CLASSES)}
+    fig = F.make_precision_recall_figure(per_class)
+    _assert_titled(fig)
+    assert [t.name for t in fig.data] == ["Precision", "Recall", "F1"]
+    assert list(fig.data[0].x) == CLASSES
+    assert fig.data[1].y[2] == pytest.approx(0.7)
+
+
+# --------------------------------------------------------------------------- modality shares
+
+
+def test_per_class_share_table(samples_df):
+    table = F.per_class_share_table(samples_df, MODS)
+    assert list(table.columns) == ["class", "subset", "n", "share_rgb", "share_depth"]
+    assert len(table) == 3 * len(CLASSES)
+    row = table.set_index(["class", "subset"])
+    # Bucket-Worker: rgb 0.6, 0.4 (correct) and 0.8 (incorrect)
+    assert row.loc[("Bucket-Worker", "all"), "share_rgb"] == pytest.approx((0.6 + 0.4 + 0.8) / 3)
+    assert row.loc[("Bucket-Worker", "correct"), "share_rgb"] == pytest.approx(0.5)
+    assert row.loc[("Bucket-Worker", "incorrect"), "share_depth"] == pytest.approx(0.2)
+    assert row.loc[("Bucket-Worker", "all"), "n"] == 3
+    assert row.loc[("Bucket-Worker", "incorrect"), "n"] == 1
+    assert row.loc[("Cabin-Worker", "correct"), "share_depth"] == pytest.approx(0.4)
+    # no incorrect Safe action: n = 0 and NaN, shown as "/" in the reference
+    assert row.loc[("Safe action", "incorrect"), "n"] == 0
+    assert np.isnan(row.loc[("Safe action", "incorrect"), "share_rgb"])
+
+    wide = F.pivot_share_table(table, MODS)
+    assert list(wide.index) == CLASSES
+    assert wide.loc["Bucket-Worker", ("Correct", "RGB")] == pytest.approx(0.5)
+    assert wide.loc["Cabin-Worker", ("All", "n")] == 2
+    assert wide.columns[0] == ("All", "n")
+
+    # 'correct' is derived from label/pred when absent
+    derived = F.per_class_share_table(samples_df.drop(columns="correct"), MODS)
+    pd.testing.assert_frame_equal(derived, table)
+    with pytest.raises(DataError, match="share_audio"):
+        F.per_class_share_table(samples_df, ["rgb", "audio"])
+
+
+def test_modality_share_bar_figure(samples_df):
+    table = F.per_class_share_table(samples_df, MODS)
+    fig = F.make_modality_share_bar_figure(table, MODS)
+    _assert_titled(fig)
+    assert fig.layout.barmode == "stack"
+    classes_on_x = set(fig.data[0].x[0])  # multicategory: (class, subset)
+    assert classes_on_x == set(CLASSES)
+    assert "Incorrect" in set(fig.data[0].x[1])
+    one = F.make_modality_share_bar_figure(table, MODS, subsets=("all",))
+    assert list(one.data[0].x) == CLASSES
+    np.testing.assert_allclose(np.asarray(one.data[0].y) + np.asarray(one.data[1].y), 1.0)
+    assert F.make_modality_share_bar_figure(table.iloc[:0], MODS).layout.annotations
+
+
+@pytest.mark.parametrize("kind", ["box", "violin"])
+def test_share_distribution_figure(samples_df, kind):
+    fig = F.make_share_distribution_figure(samples_df, MODS, kind=kind)
+    _assert_titled(fig)
+    assert set(fig.data[0].x) == set(CLASSES)
+    assert list(fig.data[0].customdata) == list(samples_df["id"])
+
+
+def test_share_correct_vs_incorrect_figure(samples_df):
+    fig = F.make_share_correct_vs_incorrect_figure(samples_df, MODS)
+    _assert_titled(fig)
+    assert set(fig.data[0].x) == {"Correct predictions", "Incorrect predictions"}
+    assert "(n=1)" in fig.layout.xaxis.ticktext[1]
+
+
+# --------------------------------------------------------------------------- embeddings & samples
+
+
+@pytest.fixture
+def coords_df(samples_df) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return samples_df.assign(x=rng.normal(size=len(samples_df)), y=rng.normal(size=len(samples_df)))
+
+
+def test_embedding_figure_by_class(coords_df):
+    fig = F.make_embedding_figure(coords_df, "label", ["label", "pred", "share_rgb"], "Fused, t-SNE", axis_label="t-SNE")
+    _assert_titled(fig)
+    assert _axis_titles(fig) == ("t-SNE 1", "t-SNE 2")
+    assert all(isinstance(t, go.Scattergl) for t in fig.data)
+    assert [t.name for t in fig.data] == CLASSES
+    ids = [i for t in fig.data for i in t.customdata]
+    assert sorted(ids) == sorted(coords_df["id"])
+    assert all("<b>" in s for s in fig.data[0].text)  # hovering names the sample
+    assert fig.data[0].text[0].startswith("<b>a</b>")
+    assert fig.layout.dragmode == "lasso"
+
+
+def test_embedding_figure_by_correctness_and_share(coords_df):
+    fig = F.make_embedding_figure(coords_df, "correct", [], "Correctness")
+    assert [t.name for t in fig.data] == ["Correct", "Incorrect"]
+    assert list(fig.data[1].customdata) == ["c"]
+    cont = F.make_embedding_figure(coords_df, "share_rgb", [], "RGB share", highlight_id="d")
+    assert isinstance(cont.data[0], go.Scattergl)
+    assert list(cont.data[0].customdata) == list(coords_df["id"])
+    assert cont.data[0].marker.colorbar.title.text == "RGB share"
+    assert list(cont.data[-1].customdata) == ["d"]  # highlighted sample ring
+
+
+def test_embedding_figure_escapes_hover(coords_df):
+    evil = coords_df.assign(id=["<script>x</script>"] + list(coords_df["id"][1:]))
+    fig = F.make_embedding_figure(evil, "label", ["label"], "t")
+    assert "<script>" not in fig.data[0].text[0]
+
+
+def test_topk_figure():
+    row = {"id": "a", "label": "Cabin-Worker", **{f"top{k}_label": c for k, c in zip((1, 2, 3), ["Bucket-Worker", "Cabin-Worker", "Safe action"])},
+           "top1_prob": 0.6, "top2_prob": 0.3, "top3_prob": 0.1}
+    fig = F.make_topk_figure(pd.Series(row))
+    _assert_titled(fig)
+    assert list(fig.data[0].y) == ["Safe action", "Cabin-Worker", "Bucket-Worker"]  # best on top
+    assert list(fig.data[0].x) == [0.1, 0.3, 0.6]
+    assert fig.data[0].marker.color[1] == "#1B9E77"  # true class highlighted
+
+
+def test_image_overlay_figure():
+    img = np.zeros((32, 48, 3), dtype=np.uint8)
+    grid = np.array([[0.5, -0.2, 0.0], [0.1, -1.0, 0.3]])
+    fig = F.make_image_overlay_figure(img, grid, "Patch contributions")
+    assert isinstance(fig.data[0], go.Image) and isinstance(fig.data[1], go.Heatmap)
+    heat = fig.data[1]
+    assert heat.colorbar.title.text == "SHAP value"
+    assert heat.zmin == -1.0 and heat.zmax == 1.0  # symmetric around 0
+    assert 0 < heat.opacity < 1
+    assert heat.x[0] == pytest.approx(16 / 2 - 0.5) and heat.y[-1] == pytest.approx(16 + 8 - 0.5)
+    # feature rows and flat square vectors work too
+    rows = pd.DataFrame({"patch_row": [0, 0, 1, 1], "patch_col": [0, 1, 0, 1], "value": [1.0, 2.0, 3.0, -4.0]})
+    np.testing.assert_array_equal(F.make_image_overlay_figure(img, rows).data[1].z, [[1, 2], [3, -4]])
+    np.testing.assert_array_equal(F.make_image_overlay_figure(img[..., 0], np.arange(4.0)).data[1].z, [[0, 1], [2, 3]])
+    with pytest.raises(DataError, match="square"):
+        F.make_image_overlay_figure(img, np.arange(5.0))
+
+
+def test_frames_overlay_figure():
+    frames = np.random.default_rng(0).random((8, 16, 16)).astype(np.float32)  # depth clip
+    tubes = np.stack([np.full((2, 2), v) for v in (-2.0, 0.5)])  # 2 temporal slices of 4 frames
+    fig = F.make_frames_overlay_figure(frames, tubes, frame_index=5)
+    assert isinstance(fig.data[0], go.Image)
+    assert np.asarray(fig.data[0].z).shape == (16, 16, 3)
+    heat = fig.data[1]
+    assert np.all(np.asarray(heat.z) == 0.5)  # frame 5 is in the second slice
+    assert heat.zmin == -2.0 and heat.zmax == 2.0  # shared across frames
+    assert "Frame 6 of 8" in fig.layout.title.text
+    first = F.make_frames_overlay_figure(frames, tubes, frame_index=0)
+    assert np.all(np.asarray(first.data[1].z) == -2.0)
+
+
+def test_token_html_escapes_and_colours():
+    out = F.token_html(["<script>alert(1)</script>", "good", "bad"], [0.0, 0.8, -0.4])
+    assert "<script>" not in out and "&lt;script&gt;" in out
+    assert "rgba(178,24,43,0.850)" in out  # strongest positive: full red
+    assert "rgba(33,102,172,0.425)" in out  # half as strong negative: half-alpha blue
+    assert 'title="good: +0.8000"' in out
+    assert F.token_html(["play", "##ing"], [0.1, 0.2]).count("</span> <span") == 0
+    assert F.token_html(["a", "b"], [0.1, 0.2]).count("</span> <span") == 1
+    with pytest.raises(DataError, match="2 tokens but 1 values"):
+        F.token_html(["a", "b"], [0.1])
+
+
+def test_builders_have_readable_fonts_and_titles(results_df, samples_df):
+    figs = [
+        F.make_results_bar_figure(results_df),
+        F.make_confusion_figure(CLASSES, CONFUSION),
+        F.make_share_distribution_figure(samples_df, MODS),
+    ]
+    for fig in figs:
+        assert 14 <= fig.layout.font.size <= 16
+        assert fig.layout.title.text
