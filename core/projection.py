@@ -40,6 +40,7 @@ __all__ = [
     "ensure_projections",
     "load_run_embeddings",
     "trustworthiness_neighbors",
+    "data_fingerprint",
 ]
 
 METHODS: tuple[str, ...] = ("pca", "tsne", "umap")
@@ -62,14 +63,16 @@ _SINGLE_THREAD_MAX_N = 2000
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Projection:
     """A 2-D projection of n samples.
 
     ``coords`` is (n, 2) float32; ``params`` are the resolved parameters (defaults
     filled in), so ``method``, ``params`` and ``seed`` reproduce ``coords``.
     ``trustworthiness`` (in [0, 1], 1 = no false neighbours in 2-D) is measured
-    with ``trustworthiness_k`` neighbours against the input space.
+    with ``trustworthiness_k`` neighbours against the input space. ``meta``
+    holds ``data_sha256`` (fingerprint of the input, to spot stale stored
+    projections) and, once loaded, ``path``.
     """
 
     coords: np.ndarray
@@ -321,7 +324,16 @@ def compute_projection(
         trustworthiness=float(trust),
         seconds=float(seconds),
         trustworthiness_k=k,
+        meta={"data_sha256": data_fingerprint(arr)},
     )
+
+
+def data_fingerprint(X: np.ndarray) -> str:
+    """sha256 of the (n, d) input as float32 (what a stored projection was computed from)."""
+    arr = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
+    h = hashlib.sha256(str(arr.shape).encode())
+    h.update(arr.tobytes())
+    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------- storage
@@ -384,6 +396,7 @@ def save_projection(run_dir: str | Path, embedding_name: str, ids: Iterable[Any]
             "trustworthiness": projection.trustworthiness,
             "trustworthiness_k": projection.trustworthiness_k,
             "seconds": projection.seconds,
+            "data_sha256": projection.meta.get("data_sha256"),
         },
     )
     return path
@@ -415,7 +428,11 @@ def _read_projection(sidecar: Path, meta: dict[str, Any] | None = None) -> tuple
         trustworthiness=float(meta.get("trustworthiness", float("nan"))),
         seconds=float(meta.get("seconds", float("nan"))),
         trustworthiness_k=int(meta.get("trustworthiness_k", 0)),
-        meta={"embedding": meta.get("embedding"), "path": str(sidecar.with_suffix(".parquet"))},
+        meta={
+            "embedding": meta.get("embedding"),
+            "path": str(sidecar.with_suffix(".parquet")),
+            "data_sha256": meta.get("data_sha256"),
+        },
     )
     return frame["id"].astype(str).to_numpy(dtype=object), proj
 
@@ -512,7 +529,9 @@ def ensure_projections(
 ) -> dict[tuple[str, str], Projection]:
     """Compute and store every (embedding, method) projection that is not stored yet.
 
-    Resumable: stored projections are loaded, not recomputed. ``progress`` is
+    Resumable: stored projections are loaded, not recomputed, unless they are
+    corrupted or stale (computed from other ids or other embedding values,
+    e.g. before a rebuild of the run). ``progress`` is
     True for a tqdm bar, False for none, or a callable ``(done, total, label)``
     (e.g. to drive a dashboard progress bar). ``params`` maps a method to its
     parameter overrides. Returns every requested projection.
@@ -545,8 +564,21 @@ def ensure_projections(
             elif callable(progress):
                 progress(done, len(jobs), label)
             sidecar = _find(run_dir, name, method, params.get(method), int(seed), len(ids_list))
+            stored = None
             if sidecar is not None:
-                out[(name, method)] = _read_projection(sidecar)[1]
+                try:
+                    stored_ids, stored = _read_projection(sidecar)
+                except BundleError:
+                    stored = None  # corrupted: recompute over it
+                else:
+                    # stale after a rebuild (other samples or other embeddings): recompute
+                    fingerprint = stored.meta.get("data_sha256")
+                    if list(stored_ids) != ids_list or (
+                        fingerprint is not None and fingerprint != data_fingerprint(embeddings[name])
+                    ):
+                        stored = None
+            if stored is not None:
+                out[(name, method)] = stored
             else:
                 proj = compute_projection(embeddings[name], method, params=params.get(method), seed=seed)
                 save_projection(run_dir, name, ids_list, proj)

@@ -227,6 +227,18 @@ def test_ensure_projections_computes_only_what_is_missing(tmp_path, blobs, monke
     assert calls == [(10, "tsne")]
     assert len(P.list_projections(tmp_path)) == 3
 
+    # stale (the run was rebuilt: other embedding values) or corrupted: recomputed in place
+    calls.clear()
+    P.ensure_projections(tmp_path, {"image": X[:, :6] + 1.0}, ids, methods=("pca",), progress=False)
+    assert calls == [(6, "pca")]
+    corrupted = next((tmp_path / "projections").glob("fused__pca__*.parquet"))
+    corrupted.write_bytes(b"garbage")
+    calls.clear()
+    P.ensure_projections(tmp_path, {"fused": X}, ids, methods=("pca",), progress=False)
+    assert calls == [(10, "pca")]
+    assert P.load_projection(tmp_path, "fused", "pca") is not None
+    assert len(P.list_projections(tmp_path)) == 3
+
 
 def test_ensure_projections_checks_row_counts(tmp_path, blobs):
     with pytest.raises(DataError, match="119 rows"):

@@ -81,6 +81,10 @@ from core.errors import ConfigError
 EXACT_MAX_FEATURES = 20
 #: ``method="auto"`` enumerates exactly up to this many players by default.
 AUTO_EXACT_MAX_FEATURES = 10
+#: ``"kernel"``: random contexts in which a candidate null set must change nothing.
+NULL_CHECKS = 8
+#: ``"kernel"``: outputs closer than this times the output scale count as equal.
+NULL_TOL = 1e-6
 #: More permutations than this is refused: use exact or the kernel estimator instead.
 MAX_PERMUTATIONS = 10_000
 
@@ -305,15 +309,44 @@ def _constrained_wls(
     return phi, m
 
 
+def _random_coalitions(rng: np.random.Generator, sizes: np.ndarray, n: int) -> np.ndarray:
+    """One uniform coalition of each requested size, shape (len(sizes), n)."""
+    order = np.argsort(rng.random((len(sizes), n)), axis=1)
+    ranks = np.empty_like(order)
+    ranks[np.arange(len(sizes))[:, None], order] = np.arange(n)[None, :]
+    return ranks < sizes[:, None]
+
+
+def _screen_null_players(
+    ev: _Evaluator, rng: np.random.Generator, first: np.ndarray, last: np.ndarray, scale: float
+) -> np.ndarray:
+    """Players that are null as far as cheap checks can tell: zero first and last marginal
+    contribution, and the whole candidate set changes nothing in NULL_CHECKS random contexts."""
+    n = len(first)
+    tol = NULL_TOL * scale
+    cand = (np.abs(first) <= tol) & (np.abs(last) <= tol)
+    if not cand.any():
+        return cand
+    sizes = rng.integers(0, n + 1, size=NULL_CHECKS)
+    ctx = _random_coalitions(rng, sizes, n)
+    with_c = ctx | cand
+    without_c = ctx & ~cand
+    out = ev(np.concatenate([with_c, without_c]))
+    if np.all(np.abs(out[:NULL_CHECKS] - out[NULL_CHECKS:]) <= tol):
+        return cand
+    return np.zeros(n, dtype=bool)
+
+
 def _kernel(
     ev: _Evaluator, n: int, budget: int, seed: int
-) -> tuple[np.ndarray, np.ndarray, float, float, int]:
+) -> tuple[np.ndarray, np.ndarray, float, float, int, int]:
     if budget < kernel_min_evals(n):
         raise ConfigError(
             f"method='kernel' needs at least 4n + 2 = {kernel_min_evals(n)} evaluations for "
             f"{n} features, the budget is {budget}",
             fix="raise n_permutations or max_evals, or use method='permutation'",
         )
+    rng = np.random.default_rng(seed)
     base, full = _endpoints(ev, n)
     total = full - base
     # Shapley kernel mass per coalition size s: (n-1) / (s (n-s)), split evenly over C(n, s) coalitions
@@ -322,33 +355,38 @@ def _kernel(
         mass = np.where((sizes_all > 0) & (sizes_all < n), (n - 1) / (sizes_all * (n - sizes_all)), 0.0)
 
     eye = np.eye(n, dtype=bool)
-    enum_masks = np.concatenate([eye, ~eye]) if n > 1 else np.zeros((0, n), dtype=bool)
-    enum_sizes = enum_masks.sum(axis=1)
-    enum_w = np.array([mass[s] / math.comb(n, s) for s in enum_sizes]) if len(enum_masks) else np.zeros(0)
-    enum_y = ev(enum_masks) - base if len(enum_masks) else np.zeros(0)
+    enum_masks = np.concatenate([eye, ~eye])
+    enum_w = mass[enum_masks.sum(axis=1)] / np.array([math.comb(n, int(k)) for k in enum_masks.sum(axis=1)])
+    enum_out = ev(enum_masks)
+    enum_y = enum_out - base
+
+    # null-player screen, when the budget leaves room for it and for the sampling
+    null = np.zeros(n, dtype=bool)
+    if budget - 2 - 2 * n - 2 * NULL_CHECKS >= 2 * n:
+        scale = max(abs(base), abs(full), float(np.abs(enum_out).max()), 1e-300)
+        null = _screen_null_players(ev, rng, enum_y[:n], total - enum_y[n:], scale)
+    live = np.flatnonzero(~null)
+    phi = np.zeros(n)
+    stderr = np.zeros(n)
+    used = ev.n_evals
+    if len(live) == 0:
+        return phi, stderr, base, full, 0, int(null.sum())
 
     middle = np.arange(2, n - 1)  # sizes 2 .. n-2
-    n_draws = 0
     if len(middle) == 0:  # n <= 3: sizes 1 and n-1 are every coalition, the regression is exact
-        phi, _ = _constrained_wls(enum_masks.astype(float), enum_w, enum_y, total)
-        return phi, np.zeros(n), base, full, 0
+        phi[live], _ = _constrained_wls(enum_masks[:, live].astype(float), enum_w, enum_y, total)
+        return phi, stderr, base, full, 0, int(null.sum())
 
-    rng = np.random.default_rng(seed)
-    n_coalitions = sum(math.comb(n, int(s)) for s in middle)
-    target = min(budget - 2 - len(enum_masks), n_coalitions)
+    n_coalitions = sum(math.comb(n, int(k)) for k in middle)
+    target = min(budget - used, n_coalitions)
     draws: list[np.ndarray] = []
     seen: set[bytes] = set()
     # draw pairs until the distinct coalitions fill the budget (duplicates cost nothing)
     max_draws = 20 * target + 100
+    n_draws = 0
     while len(seen) < target - 1 and n_draws < max_draws:
         batch = max(1, min((target - len(seen)) // 2, max_draws - n_draws))
-        size = rng.choice(middle, size=batch)
-        keys = rng.random((batch, n))
-        order = np.argsort(keys, axis=1)
-        ranks = np.empty_like(order)
-        ranks[np.arange(batch)[:, None], order] = np.arange(n)[None, :]
-        masks = ranks < size[:, None]  # a uniform coalition of the drawn size
-        for m in masks:
+        for m in _random_coalitions(rng, rng.choice(middle, size=batch), n):
             if len(seen) >= target - 1:
                 break
             draws.append(m)
@@ -356,32 +394,33 @@ def _kernel(
             seen.add(np.packbits(m).tobytes())
             seen.add(np.packbits(~m).tobytes())
     pairs = np.array(draws)
-    samp = np.concatenate([pairs, ~pairs])
-    samp_y = ev(samp) - base
+    samp_y = ev(np.concatenate([pairs, ~pairs])) - base
     y_a, y_b = samp_y[: len(pairs)], samp_y[len(pairs):]
-    s_a = pairs.sum(axis=1)
-    # importance weight of one draw: kernel mass of its size / probability of the size
-    p_size = 1.0 / len(middle)
-    w_pair = mass[s_a] / p_size / (2 * len(pairs))   # same for a coalition and its complement
+    # importance weight of one draw: kernel mass of its size / probability of the size;
+    # the same for a coalition and its complement
+    w_draw = mass[pairs.sum(axis=1)] * len(middle)
+    w_pair = w_draw / (2 * len(pairs))
 
-    z = np.concatenate([enum_masks, pairs, ~pairs]).astype(np.float64)
+    za = pairs[:, live].astype(np.float64)
+    zb = (~pairs)[:, live].astype(np.float64)
+    z = np.concatenate([enum_masks[:, live].astype(np.float64), za, zb])
     w = np.concatenate([enum_w, w_pair, w_pair])
     y = np.concatenate([enum_y, y_a, y_b])
-    phi, m = _constrained_wls(z, w, y, total)
+    phi_live, m = _constrained_wls(z, w, y, total)
+    phi[live] = phi_live
 
     # sandwich standard errors over the iid pair draws (enumerated strata add no variance)
-    za, zb = pairs.astype(np.float64), (~pairs).astype(np.float64)
-    resid_a = y_a - za @ phi
-    resid_b = y_b - zb @ phi
-    infl = (mass[s_a] / p_size / 2.0)[:, None] * (za * resid_a[:, None] + zb * resid_b[:, None])
     k = len(pairs)
     if k > 1:
-        cov_h = np.cov(infl, rowvar=False, ddof=1).reshape(n, n)
+        resid_a = y_a - za @ phi_live
+        resid_b = y_b - zb @ phi_live
+        infl = (w_draw / 2.0)[:, None] * (za * resid_a[:, None] + zb * resid_b[:, None])
+        cov_h = np.atleast_2d(np.cov(infl, rowvar=False, ddof=1))
         var = np.einsum("ij,jk,ik->i", m, cov_h, m) / k
-        stderr = np.sqrt(np.clip(var, 0.0, None))
+        stderr[live] = np.sqrt(np.clip(var, 0.0, None))
     else:
-        stderr = np.full(n, np.nan)
-    return phi, stderr, base, full, n_draws
+        stderr[live] = np.nan
+    return phi, stderr, base, full, n_draws, int(null.sum())
 
 
 # --------------------------------------------------------------------------- public API
@@ -503,8 +542,11 @@ def shapley_values(
         n_permutations = len(perms)
         settings["evals_as_shap_counts"] = len(perms) * (2 * n + 1)
     else:
-        values, stderr, base, full, n_draws = _kernel(ev, n, budget, seed)
-        settings.update(max_evals=budget, n_pair_draws=n_draws, size_sampling="leverage (uniform over sizes)")
+        values, stderr, base, full, n_draws, n_null = _kernel(ev, n, budget, seed)
+        settings.update(
+            max_evals=budget, n_pair_draws=n_draws, n_null_screened=n_null,
+            size_sampling="leverage (uniform over sizes)",
+        )
     settings.update(method=method, n_permutations=n_permutations, seed=seed)
     return ShapleyValues(
         values=values,
