@@ -147,6 +147,70 @@ def build_parser() -> argparse.ArgumentParser:
 SUBCOMMANDS: list = []
 
 
+# --------------------------------------------------------------------------- project
+
+def _project_targets(target: str, root: Path, runs: Sequence[str] | None) -> list[Path]:
+    """Run folders named by an experiment (name, .toml, or folder under the runs root) or a run folder."""
+    from core.bundle import list_runs
+    from core.errors import ConfigError
+
+    path = Path(target)
+    if path.is_dir() and (path / "config.json").is_file():
+        return [path]
+    exp_dir = root / target if "/" not in target and (root / target).is_dir() else None
+    if exp_dir is None:
+        from core.experiment import load_experiment
+
+        exp_dir = root / load_experiment(target).name
+    found = list_runs(exp_dir)
+    if runs:
+        by_name = {p.name: p for p in found}
+        unknown = [r for r in runs if r not in by_name]
+        if unknown:
+            raise ConfigError(f"unknown run(s) {unknown} in {exp_dir}",
+                              fix=f"use names from: {', '.join(by_name) or '(none built yet)'}")
+        found = [by_name[r] for r in runs]
+    if not found:
+        raise ConfigError(f"no built runs under {exp_dir}", fix=f"build them first: python -m core build {target}")
+    return found
+
+
+def cmd_project(args: argparse.Namespace) -> int:
+    """PCA / t-SNE / UMAP of each run's per-modality and fused test embeddings, stored with the run."""
+    from core.projection import project_runs
+
+    run_dirs = _project_targets(args.target, _root(args), args.run)
+    counts = project_runs(run_dirs, methods=args.methods, seed=args.seed, progress=not args.quiet)
+    print(f"projections of {len(run_dirs)} run(s): {counts['computed']} computed, {counts['reused']} reused from "
+          f"identical embeddings, {counts['kept']} already stored")
+    return 0
+
+
+def _register_project(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("project", help="store PCA / t-SNE / UMAP projections of each run's embeddings")
+    p.add_argument("target", help="experiment name, .toml, experiment folder under the runs root, or a run folder")
+    p.add_argument("--run", action="append", help="only this run of the experiment; repeatable")
+    p.add_argument("--methods", nargs="+", default=["pca", "tsne", "umap"], choices=["pca", "tsne", "umap"])
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_project)
+
+
+def _project_after_build(exp, root: Path, args: argparse.Namespace) -> None:
+    """Build step: projections of every run (what the Embeddings page shows without computing)."""
+    if getattr(args, "skip_precompute", False):
+        return
+    from core.bundle import list_runs
+    from core.projection import project_runs
+
+    run_dirs = list_runs(root / exp.name)
+    if run_dirs:
+        project_runs(run_dirs, progress=not getattr(args, "quiet", False))
+
+
+SUBCOMMANDS.append(_register_project)
+BUILD_HOOKS.append(_project_after_build)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

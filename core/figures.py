@@ -47,6 +47,8 @@ __all__ = [
     "make_share_correct_vs_incorrect_figure",
     "make_embedding_figure",
     "make_topk_figure",
+    "make_split_counts_figure",
+    "make_sample_share_figure",
     "make_image_overlay_figure",
     "make_frames_overlay_figure",
     "token_html",
@@ -1038,3 +1040,51 @@ def token_html(tokens: Sequence[str], values: Sequence[float], *, max_abs: float
         f'<div class="fusionlens-tokens" style="font-size:{int(font_size)}px;line-height:1.9;'
         f'font-family:{_esc(FONT_FAMILY)};">' + "".join(parts) + "</div>"
     )
+
+
+# --------------------------------------------------------------------------- dataset & one sample
+
+SPLIT_COLORS: dict[str, str] = {"train": "#2E86C1", "val": "#F5B041", "test": "#1B9E77"}
+
+
+def make_split_counts_figure(counts_df: pd.DataFrame, *, title: str = "Samples per class and split") -> go.Figure:
+    """Stacked bars of samples per class (rows of ``counts_df``) and split (its columns).
+
+    ``counts_df`` is ``core.dashboard.split_counts`` output: index = class names,
+    columns ``train`` / ``val`` / ``test`` (and an ignored ``total``).
+    """
+    if counts_df is None or counts_df.empty:
+        return _empty_figure("No dataset yet: build the experiment with `python -m core build`.", title)
+    splits = [c for c in counts_df.columns if c != "total"]
+    classes = [str(c) for c in counts_df.index]
+    fig = go.Figure()
+    for split in splits:
+        fig.add_trace(go.Bar(
+            x=classes, y=counts_df[split], name=str(split).capitalize(),
+            marker_color=SPLIT_COLORS.get(str(split), "#7F8C8D"),
+            hovertemplate="Class: <b>%{x}</b><br>" + _esc(str(split).capitalize()) + ": %{y}<extra></extra>",
+        ))
+    _style(fig, title, "Class", "Samples", legend_title="Split", height=420)
+    fig.update_layout(barmode="stack", bargap=0.15)
+    fig.update_xaxes(tickangle=-45 if len(classes) > 6 else 0)
+    return fig
+
+
+def make_sample_share_figure(
+    shares: Mapping[str, float], modalities: Sequence[str] | None = None, *, title: str = "Modality shares"
+) -> go.Figure:
+    """One horizontal bar per modality: its MM-SHAP share of one prediction, in its modality colour."""
+    if not shares:
+        return _empty_figure("No explanation for this sample yet.", title)
+    mods = list(modalities) if modalities is not None else list(shares)
+    colors = modality_colors(mods)
+    values = [float(shares.get(m, float("nan"))) for m in mods]
+    fig = go.Figure(go.Bar(
+        x=values[::-1], y=[_pretty_modality(m) for m in mods][::-1], orientation="h",
+        marker_color=[colors[m] for m in mods][::-1],
+        text=["n/a" if not np.isfinite(v) else f"{v:.0%}" for v in values[::-1]], textposition="auto",
+        hovertemplate="%{y}: %{x:.1%}<extra></extra>",
+    ))
+    _style(fig, title, "Share of the prediction (MM-SHAP)", "Modality", height=max(220, 90 + 48 * len(mods)))
+    fig.update_xaxes(range=[0, 1], tickformat=".0%")
+    return fig

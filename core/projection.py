@@ -41,6 +41,7 @@ __all__ = [
     "load_run_embeddings",
     "trustworthiness_neighbors",
     "data_fingerprint",
+    "project_runs",
 ]
 
 METHODS: tuple[str, ...] = ("pca", "tsne", "umap")
@@ -616,3 +617,61 @@ def load_run_embeddings(run_dir: str | Path) -> tuple[np.ndarray, dict[str, np.n
             )
         out[name] = arr
     return ids_arr, out
+
+
+def project_runs(
+    run_dirs: Iterable[str | Path],
+    methods: Iterable[str] = METHODS,
+    seed: int = 0,
+    progress: bool = True,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, int]:
+    """Store every (embedding, method) projection of each run's test embeddings (resumable).
+
+    Embeddings that several runs share exactly (same ids, same values: the
+    per-modality embeddings of fusion runs over the same frozen or cached
+    encoders) are projected once and the result is stored with every run.
+    Returns counts: ``computed``, ``reused`` (copied from an identical
+    embedding) and ``kept`` (already stored).
+    """
+    methods = [_check_method(m) for m in methods]
+    params = dict(params or {})
+    run_dirs = [Path(r) for r in run_dirs]
+    seen: dict[tuple[str, str, str], Projection] = {}
+    counts = {"computed": 0, "reused": 0, "kept": 0}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(run_dirs), desc="projections", unit="run")
+    try:
+        for run_dir in run_dirs:
+            if bar is not None:
+                bar.set_postfix_str(run_dir.name)
+            ids, embeddings = load_run_embeddings(run_dir)
+            ids_list = [str(i) for i in ids]
+            ids_hash = hashlib.sha256("\n".join(ids_list).encode()).hexdigest()
+            fingerprints = {name: data_fingerprint(arr) for name, arr in embeddings.items()}
+            before = {(r.embedding, r.method) for r in list_projections(run_dir).itertuples() if r.error is None}
+            for name in embeddings:
+                for method in methods:
+                    cached = seen.get((ids_hash, fingerprints[name], method))
+                    if (name, method) not in before and cached is not None and cached.params == resolve_params(
+                        method, params.get(method), len(ids_list)
+                    ) and cached.seed == int(seed):
+                        save_projection(run_dir, name, ids_list, cached)
+                        counts["reused"] += 1
+            stored_before = {(r.embedding, r.method) for r in list_projections(run_dir).itertuples() if r.error is None}
+            result = ensure_projections(run_dir, embeddings, ids_list, methods, seed=seed, progress=False, params=params)
+            for (name, method), proj in result.items():
+                seen[(ids_hash, fingerprints[name], method)] = proj
+                if (name, method) in before:
+                    counts["kept"] += 1
+                elif (name, method) not in stored_before:
+                    counts["computed"] += 1
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return counts

@@ -260,28 +260,37 @@ def _rasterise(b: dict[str, np.ndarray], cam: Camera, rays: np.ndarray, scale: i
     n_px = rays.shape[0]
     rects = _box_rects(b, cam, n_px, scale)
     origin = cam.position
+    rays32 = rays.astype(np.float32)
+    axes32 = b["axes"].astype(np.float32)
+    # box-frame camera origin and slab planes, computed once in float64
+    ol = np.einsum("nk,nkj->nj", origin - b["center"], b["axes"])
+    lo = (-b["half"] - ol).astype(np.float32)
+    hi = (b["half"] - ol).astype(np.float32)
     for n in range(len(rects)):
         y0, y1, x0, x1 = rects[n]
         if y0 >= y1 or x0 >= x1:
             continue
-        d = rays[y0:y1, x0:x1]
-        a = b["axes"][n]
+        d = rays32[y0:y1, x0:x1]
+        a = axes32[n]
         dl = d[..., 0:1] * a[0] + d[..., 1:2] * a[1] + d[..., 2:3] * a[2]   # ray dirs in box frame
         dl[np.abs(dl) < 1e-12] = 1e-12
-        ol = (origin - b["center"][n]) @ a
         inv = 1.0 / dl
-        ta = (-b["half"][n] - ol) * inv
-        tb = (b["half"][n] - ol) * inv
+        ta = lo[n] * inv
+        tb = hi[n] * inv
         tmin = np.minimum(ta, tb)
-        tn = tmin.max(-1)
-        tf = np.maximum(ta, tb).min(-1)
+        tmax = np.maximum(ta, tb)
+        # slab test; reductions over the size-3 axis spelled out (numpy reduces them slowly)
+        t0, t1, t2 = tmin[..., 0], tmin[..., 1], tmin[..., 2]
+        tn = np.maximum(np.maximum(t0, t1), t2)
+        tf = np.minimum(np.minimum(tmax[..., 0], tmax[..., 1]), tmax[..., 2])
         zs = zbuf[y0:y1, x0:x1]
         win = (tf >= tn) & (tn > _NEAR) & (tn < zs) & (tn < far)
         if not win.any():
             continue
         zs[win] = tn[win]
         idbuf[y0:y1, x0:x1][win] = n
-        axbuf[y0:y1, x0:x1][win] = tmin.argmax(-1)[win]
+        axis = np.where(t2 >= np.maximum(t0, t1), 2, np.where(t1 >= t0, 1, 0))
+        axbuf[y0:y1, x0:x1][win] = axis[win]
 
 
 def _hash2(ix: np.ndarray, iy: np.ndarray, salt: float) -> np.ndarray:
@@ -414,7 +423,8 @@ def _downsample(z: np.ndarray, col: np.ndarray, part: np.ndarray, s: int) -> tup
     if s == 1:
         return z, col, part
     n = z.shape[0] // s
-    col = col.reshape(n, s, n, s, 3).mean(axis=(1, 3))
+    c = col.reshape(n, s, n, s, 3)
+    col = sum(c[:, i, :, j] for i in range(s) for j in range(s)) / (s * s)
     zb = z.reshape(n, s, n, s).transpose(0, 2, 1, 3).reshape(n, n, s * s)
     pb = part.reshape(n, s, n, s).transpose(0, 2, 1, 3).reshape(n, n, s * s)
     k = zb.argmin(-1)[..., None]
@@ -501,8 +511,8 @@ def _sample_palette(rng: np.random.Generator) -> dict[str, np.ndarray]:
         "track": _jitter(rng, (0.16, 0.16, 0.17), 0.03),
         "steel": _jitter(rng, (0.30, 0.30, 0.32), 0.03),
         "glass": _jitter(rng, (0.10, 0.13, 0.17), 0.02),
-        "beacon_on": np.array([1.0, _u(rng, 0.55, 0.7), 0.1]),
-        "beacon_off": np.array([0.42, 0.30, 0.14]),
+        "beacon_on": np.array([1.0, _u(rng, 0.8, 0.9), _u(rng, 0.35, 0.5)]) * 1.2,
+        "beacon_off": np.array([0.30, 0.22, 0.12]),
         "ballast": _jitter(rng, (0.50, 0.49, 0.47), 0.04),
         "sleeper": pick([(0.62, 0.61, 0.58), (0.38, 0.28, 0.20)]),
         "rail": _jitter(rng, (0.40, 0.36, 0.33), 0.03),
@@ -555,9 +565,11 @@ def _excavator_frame(bl: _Boxes, st: dict[str, Any], pal: dict[str, Any]) -> dic
     bl.add(cabin_c, _CABIN_SIZE, body, yaw=hy, part=_P["excavator_cabin"])
     bl.add(cabin_c + up * 0.2, (_CABIN_SIZE[0] + 0.03, _CABIN_SIZE[1] + 0.03, 0.75), pal["glass"], yaw=hy,
            part=_P["excavator_cabin"])
-    beacon_c = cabin_c + fh * (-0.3) + lh * 0.15 + up * (_CABIN_SIZE[2] / 2 + 0.2)
+    beacon_c = cabin_c + fh * (-0.3) + lh * 0.1 + up * (_CABIN_SIZE[2] / 2 + 0.31)
     on = bool(st["beacon"])
-    bl.add(beacon_c, (0.5, 0.5, 0.4), pal["beacon_on"] if on else pal["beacon_off"], yaw=hy,
+    # the lamp sits on a dark housing so that its flashing stands out on any body colour
+    bl.add(beacon_c - up * 0.25, (0.7, 0.7, 0.12), pal["glass"], yaw=hy, part=_P["excavator_beacon"])
+    bl.add(beacon_c, (0.5, 0.5, 0.38), pal["beacon_on"] if on else pal["beacon_off"], yaw=hy,
            part=_P["excavator_beacon"], emissive=on)
     alpha, beta = st["alpha"], st["beta"]
     pivot = base + fh * _PIVOT_FWD + lh * _PIVOT_LAT + up * _PIVOT_Z
@@ -664,7 +676,7 @@ def _excavator_states(label: str, variant: str, rng: np.random.Generator, times:
         yaw = math.atan2(-side, 0.0) + _u(rng, -0.3, 0.3)
     elif variant == "drive_parallel_or_away":
         if rng.random() < 0.6:
-            yaw = (0.0 if rng.random() < 0.5 else math.pi) + _u(rng, -0.3, 0.3)
+            yaw = (0.0 if rng.random() < 0.5 else math.pi) + _u(rng, -0.1, 0.1)
         else:
             yaw = math.atan2(side, 0.0) + _u(rng, -0.3, 0.3)
     else:
@@ -767,11 +779,11 @@ class _Reject(Exception):
 def _sample_camera(rng: np.random.Generator, size: int, target: np.ndarray, house_yaw: float,
                    grow: float) -> Camera:
     az = house_yaw + math.radians(_u(rng, 25, 155))     # always on the cabin (left) side
-    dist = _u(rng, 10.0, 16.0) * grow
-    height = _u(rng, 3.5, 7.5)
+    dist = _u(rng, 9.0, 14.0) * grow
+    height = _u(rng, 4.5, 9.0)
     pos = np.array([target[0] + dist * math.cos(az), target[1] + dist * math.sin(az), height])
-    aim = target + np.array([_u(rng, -0.8, 0.8), _u(rng, -0.8, 0.8), _u(rng, 0.3, 1.3)])
-    return Camera.look_at(pos, aim, focal=size * _u(rng, 1.0, 1.45), size=size,
+    aim = target + np.array([_u(rng, -0.8, 0.8), _u(rng, -0.8, 0.8), _u(rng, 0.0, 1.0)])
+    return Camera.look_at(pos, aim, focal=size * _u(rng, 1.05, 1.5), size=size,
                           roll=math.radians(_u(rng, -3, 3)))
 
 
@@ -812,7 +824,7 @@ def _layout(label: str, variant: str, rng: np.random.Generator, times: np.ndarra
                 traj = _walk(rng, times, goal, walking)
                 if variant == "behind_bucket":
                     cdist = float(np.hypot(*(goal[:2] - cam.position[:2])))
-                    delta = _u(rng, 1.8, 4.0)
+                    delta = _u(rng, 1.6, 3.2)
                     s = 1.0 + delta / cdist
                     # an under-the-bucket worker of this height would look the same in RGB
                     h_u = cam.position[2] - (cam.position[2] - height_key) / s
@@ -857,6 +869,11 @@ def _layout(label: str, variant: str, rng: np.random.Generator, times: np.ndarra
                 for p, k in zip(key["pos"], kin):
                     if _excavator_clearance(p, k) < 0.3:
                         raise _Reject("worker inside the excavator")
+                    # one danger per clip: the key worker is safe from every hazard but its own
+                    if label != "Bucket-Worker" and ex["operating"] and _bucket_dist(p, k) < 1.6:
+                        raise _Reject("worker under the bucket")
+                    if label != "Cabin-Worker" and ex["operating"] and _cabin_dist(p, k) < 2.5:
+                        raise _Reject("worker near the cabin")
                 head = key["pos"] + [0, 0, height_key]
                 pts = np.concatenate([np.array(key_pts), key["pos"][[0, mid, -1]], head[[0, mid, -1]]])
             else:
@@ -1278,9 +1295,14 @@ def _clip_job(job: tuple) -> dict[str, Any]:
         try:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"]))
-            return _summary(i, meta)
+            same = (meta["seed"] == clip_seed and meta["label"] == label and meta["frames"] == frames
+                    and meta["size"] == size and (meta["degrade"] is not None) == degrade
+                    and meta["simulator_version"] == SIMULATOR_VERSION)
+            if same:
+                return _summary(i, meta)
         except Exception:       # a file we cannot read back is rendered again
-            path.unlink(missing_ok=True)
+            pass
+        path.unlink(missing_ok=True)
     rgb, depth, parts, meta = _simulate(label, clip_seed, frames, size, degrade)
     meta["clip_index"] = i
     with atomic_path(path) as tmp:

@@ -159,7 +159,9 @@ class TextTokenMasker(Masker):
         attention = inputs.get("attention_mask")
         attention = torch.ones_like(ids) if attention is None else _single(inputs, "attention_mask", "text", 2)
         if isinstance(pad_token_id, bool) or int(pad_token_id) != pad_token_id:
-            raise ConfigError(f"pad_token_id must be an integer, got {pad_token_id!r}", fix="pass tokenizer.pad_token_id")
+            raise ConfigError(
+                f"pad_token_id must be an integer, got {pad_token_id!r}", fix="pass tokenizer.pad_token_id"
+            )
         self.pad_token_id = int(pad_token_id)
         keep = (attention[0] != 0) & (special[0] == 0)
         self.positions = torch.nonzero(keep, as_tuple=False)[:, 0].cpu()
@@ -354,7 +356,10 @@ class FeatureMasker(Masker):
     ) -> None:
         feats = _single(inputs, self.key, self.kind, 2)
         self.n_features = int(feats.shape[1])
-        base = torch.zeros(self.n_features) if baseline is None else torch.as_tensor(np.asarray(baseline, dtype=np.float64))
+        if baseline is None:
+            base = torch.zeros(self.n_features)
+        else:
+            base = torch.as_tensor(np.asarray(baseline, dtype=np.float64))
         if base.ndim == 0:
             base = base.expand(self.n_features)
         if base.shape != (self.n_features,):

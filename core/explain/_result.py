@@ -118,6 +118,11 @@ class Explanation:
         object.__setattr__(self, "full_value", float(self.full_value))
         object.__setattr__(self, "shares", {m: float(self.shares.get(m, 0.0)) for m in self.modalities})
         if self.modality_shapley is not None:
+            missing = [m for m in self.modalities if m not in self.modality_shapley]
+            if missing:
+                raise ConfigError(
+                    f"modality_shapley lacks {missing}", fix="pass one value per modality, or None"
+                )
             object.__setattr__(
                 self, "modality_shapley", {m: float(self.modality_shapley[m]) for m in self.modalities}
             )
@@ -212,7 +217,6 @@ class Explanation:
             base_values=self.base_value,
             data=labels,
             feature_names=self.feature_names(),
-            output_names=self.explained_class,
             error_std=None if self.stderr is None else self.stderr.copy(),
         )
 
