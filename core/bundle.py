@@ -84,13 +84,17 @@ class Run:
 
     @functools.cached_property
     def _model(self) -> Any:
-        from core.model import MultimodalClassifier, build_encoder, build_head
+        from core.model import EarlyFusionClassifier, MultimodalClassifier, build_encoder, build_head
 
         cfg = self.config
         try:
-            encoders = {m: build_encoder(cfg["encoders"][m]) for m in cfg["modalities"]}
             head = build_head(cfg["head"])
-            model = MultimodalClassifier(cfg["modalities"], encoders, head, cfg["classes"])
+            if cfg["strategy"] == "early":
+                joint = build_encoder(cfg["early"]["joint"])
+                model = EarlyFusionClassifier(cfg["modalities"], joint, head, cfg["classes"], cfg["early"]["channels"])
+            else:
+                encoders = {m: build_encoder(cfg["encoders"][m]) for m in cfg["modalities"]}
+                model = MultimodalClassifier(cfg["modalities"], encoders, head, cfg["classes"])
             state = read_tensors(self.path / "model.safetensors", what="model weights")
             model.load_owned_state_dict(state)
         except BundleError:

@@ -38,7 +38,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     exp = load_experiment(args.experiment)
     dirs = train_experiment(exp, _root(args), force=args.force, progress=not args.quiet, only=args.run,
-                            stage=args.stage)
+                            stage=args.stage, full=args.full)
     print(f"{len(dirs)} run(s) ready under {_root(args) / exp.name}")
     return 0
 
@@ -76,7 +76,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     exp = load_experiment(args.experiment)
     root = _root(args)
     prepare_dataset(exp, root, progress=not args.quiet)
-    train_experiment(exp, root, force=args.force, progress=not args.quiet)
+    train_experiment(exp, root, force=args.force, progress=not args.quiet, full=args.full)
     frame, _ = save_results(root / exp.name)
     for hook in BUILD_HOOKS:
         hook(exp, root, args)
@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", action="append", help="only this run (and the unimodal runs it needs); repeatable")
     p.add_argument("--stage", choices=["unimodal", "fusion"], help="only one training stage")
     p.add_argument("--force", action="store_true", help="retrain even if a matching bundle exists")
+    p.add_argument("--full", action="store_true", help="every encoder set of the experiment's grid")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="rebuild a run from its bundle and check it reproduces its predictions")

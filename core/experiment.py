@@ -50,13 +50,17 @@ class Experiment:
     seed: int
     dataset: dict[str, Any]
     modalities: dict[str, str]                      # name -> kind, in order
-    encoder_sets: list[EncoderSet]
+    encoder_sets: list[EncoderSet]                 # every set of the grid (``--full``)
+    default_tags: list[str]                        # the sets a default build trains
     fusion_methods: list[str]
     late_methods: list[str]
     early: bool
     subsets: list[list[str]]
     train: dict[str, dict[str, Any]]
     raw: dict[str, Any] = field(default_factory=dict)
+
+    def selected_sets(self, full: bool = False) -> list[EncoderSet]:
+        return self.encoder_sets if full else [e for e in self.encoder_sets if e.tag in self.default_tags]
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.raw, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -143,6 +147,13 @@ def parse_experiment(raw: dict[str, Any], path: Path | None = None) -> Experimen
                     ENCODERS.get(choice)
                     set_specs[m] = {"name": choice, "kwargs": {**specs[m]["kwargs"], **(per_kind.get("kwargs") or {})}}
             encoder_sets.append(EncoderSet(tag, set_specs))
+        default_tags = list(raw.get("grid_default") or [encoder_sets[0].tag])
+        unknown = [t for t in default_tags if t not in grid]
+        if unknown:
+            raise ConfigError(f"{where}: grid_default names unknown encoder set(s) {unknown}",
+                              fix=f"use tags from [encoder_grid]: {', '.join(grid)}")
+    else:
+        default_tags = [""]
 
     fusion = raw.get("fusion") or {}
     methods = list(fusion.get("methods", FUSIONS.names(strategy="intermediate")))
@@ -169,6 +180,6 @@ def parse_experiment(raw: dict[str, Any], path: Path | None = None) -> Experimen
         train[stage].update(values)
     return Experiment(
         name=str(name), path=path, seed=int(raw.get("seed", 0)), dataset=dataset, modalities=modalities,
-        encoder_sets=encoder_sets, fusion_methods=methods, late_methods=late,
+        encoder_sets=encoder_sets, default_tags=default_tags, fusion_methods=methods, late_methods=late,
         early=bool(fusion.get("early", False)), subsets=subsets, train=train, raw=raw,
     )

@@ -124,7 +124,13 @@ def build_encoder(spec: dict[str, Any]) -> Encoder:
 
 
 class MultimodalClassifier(nn.Module):
-    """Encoders (one per modality, in order) plus a head, with the class names."""
+    """Encoders (one per modality, in order) plus a head, with the class names.
+
+    ``factorizable``: the output depends on each modality only through
+    ``encode(m, inputs[m])``, so explanations can cache per-modality embeddings.
+    """
+
+    factorizable = True
 
     def __init__(self, modalities: list[str], encoders: dict[str, Encoder], head: nn.Module,
                  classes: list[str]) -> None:
@@ -185,3 +191,98 @@ class MultimodalClassifier(nn.Module):
 
 def probabilities(logits: torch.Tensor) -> torch.Tensor:
     return F.softmax(logits.float(), dim=-1)
+
+
+class EarlyFusionClassifier(MultimodalClassifier):
+    """Early fusion: the modalities' raw inputs stacked on the channel axis into one encoder.
+
+    Defined where modalities share a layout (RGB and depth clips of the same
+    size: a 4-channel input). ``encoders[m]`` only preprocess modality ``m``
+    (its channel slice of the joint normalisation), so maskers and the
+    dashboard see the same per-modality inputs as for other runs; the model
+    cannot be factorised per modality (``factorizable = False``).
+    """
+
+    factorizable = False
+
+    def __init__(self, modalities: list[str], joint: Encoder, head: nn.Module, classes: list[str],
+                 channels: dict[str, int]) -> None:
+        from core.encoders._video import VideoEncoder
+
+        views = {}
+        start = 0
+        for m in modalities:
+            c = int(channels[m])
+            view = VideoEncoder(in_channels=c, num_frames=joint.num_frames, image_size=joint.image_size,
+                                out_dim=joint.out_dim)
+            view.mean.copy_(joint.mean[start:start + c])
+            view.std.copy_(joint.std[start:start + c])
+            view.saves_weights = False
+            views[m] = view
+            start += c
+        super().__init__(modalities, views, head, classes)
+        self.joint = joint
+        self.channels = {m: int(channels[m]) for m in modalities}
+
+    def sync_views(self) -> None:
+        """Copy the joint encoder's per-channel statistics into the per-modality views."""
+        start = 0
+        for m in self.modalities:
+            c = self.channels[m]
+            self.encoders[m].mean.copy_(self.joint.mean[start:start + c])
+            self.encoders[m].std.copy_(self.joint.std[start:start + c])
+            start += c
+
+    def joint_embedding(self, inputs: dict[str, dict[str, torch.Tensor]]) -> torch.Tensor:
+        clips = torch.cat([inputs[m]["clips"] for m in self.modalities], dim=1)
+        return self.joint({"clips": clips})
+
+    def encode(self, modality: str, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError("an early-fusion model has no per-modality embedding; use joint_embedding")
+
+    def forward_embeddings(self, embeddings: Sequence[torch.Tensor]) -> torch.Tensor:
+        return self.head([embeddings[0]])
+
+    def fuse(self, embeddings: Sequence[torch.Tensor]) -> torch.Tensor:
+        return embeddings[0]
+
+    def forward(self, inputs: dict[str, dict[str, torch.Tensor]]) -> torch.Tensor:
+        return self.head([self.joint_embedding(inputs)])
+
+    def owned_state_dict(self) -> dict[str, torch.Tensor]:
+        out = {f"head.{k}": v for k, v in self.head.state_dict().items()}
+        out.update({f"joint.{k}": v for k, v in self.joint.state_dict().items()})
+        return out
+
+    def load_owned_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        expected = self.owned_state_dict()
+        if set(expected) != set(state):
+            raise ValueError(f"weights do not match the model: missing {sorted(set(expected) - set(state))[:5]}, "
+                             f"unexpected {sorted(set(state) - set(expected))[:5]}")
+        for k, v in state.items():
+            if tuple(v.shape) != tuple(expected[k].shape):
+                raise ValueError(f"weight {k} has shape {tuple(v.shape)}, the model expects {tuple(expected[k].shape)}")
+        self.head.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")})
+        self.joint.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("joint.")})
+        self.sync_views()
+
+
+def stack_channels(per_modality: Sequence[Sequence[Any]]) -> list[Any]:
+    """Stack raw clips of several modalities on the channel axis (uint8 scaled to [0, 1])."""
+    import numpy as np
+
+    out = []
+    for clips in zip(*per_modality):
+        parts = []
+        for c in clips:
+            a = np.asarray(c)
+            a = a[..., None] if a.ndim == 3 else a
+            parts.append(a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32))
+        shapes = {p.shape[:3] for p in parts}
+        if len(shapes) != 1:
+            from core.errors import DataError
+
+            raise DataError(f"clips to stack for early fusion differ in frames/size: {sorted(shapes)}",
+                            fix="give every modality the same frame count and size (or repair with core.data.video)")
+        out.append(np.concatenate(parts, axis=-1))
+    return out

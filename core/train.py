@@ -266,7 +266,7 @@ def _finish_run(run_dir: Path, config: dict[str, Any], model: MultimodalClassifi
                 test_emb: dict[str, torch.Tensor], test_ids: list[str], y_test: torch.Tensor,
                 train_seconds: float, head_params: int) -> Path:
     with torch.no_grad():
-        embs = [test_emb[m] for m in model.modalities]
+        embs = [test_emb[m] for m in model.modalities] if model.factorizable else [test_emb["joint"]]
         logits = model.forward_embeddings(embs)
         fused = model.fuse(embs)
     probs = torch.softmax(logits.float(), -1).numpy()
@@ -279,7 +279,7 @@ def _finish_run(run_dir: Path, config: dict[str, Any], model: MultimodalClassifi
         "n_params": model.n_params(), "n_params_head": int(head_params), "train_seconds": float(train_seconds),
         "inference_ms_per_sample": _timing_ms(model, items),
     })
-    embeddings = {m: test_emb[m] for m in model.modalities}
+    embeddings = {m: test_emb[m] for m in model.modalities if m in test_emb}
     embeddings["fused"] = fused
     return save_run(run_dir, config, model.owned_state_dict(), preds, embeddings, metrics)
 
@@ -361,22 +361,96 @@ def train_fusion(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set:
                        head_params=sum(p.numel() for p in head.parameters()))
 
 
+def early_run_name(enc_set: EncoderSet, subset: Sequence[str]) -> str:
+    return f"{enc_set.tag + '-' if enc_set.tag else ''}early-{'+'.join(subset)}"
+
+
+def train_early(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set: EncoderSet, subset: Sequence[str],
+                root: Path, *, force: bool = False, progress: bool = True) -> Path:
+    """Early fusion of video modalities: clips stacked on the channel axis into one encoder."""
+    from core.model import EarlyFusionClassifier, stack_channels
+
+    name = early_run_name(enc_set, subset)
+    run_dir = root / exp.name / name
+    cfg = exp.train["unimodal"]
+    base = enc_set.specs[subset[0]]
+    fingerprint = _hash({"early": base, "subset": list(subset), "train": cfg, "data": ds_info["fingerprint"],
+                         "seed": exp.seed})
+    if not force and is_complete(run_dir):
+        try:
+            if load_run(run_dir).config.get("fingerprint") == fingerprint:
+                return run_dir
+        except BundleError:
+            pass
+    seed_everything(exp.seed + int(_hash(name)[:6], 16))
+    t0 = time.perf_counter()
+    ids = {s: ds.ids(s) for s in ("train", "val", "test")}
+    y = {s: torch.as_tensor(ds.label_indices(ids[s])) for s in ids}
+    raw = {s: {m: ds.items(m, ids[s]) for m in subset} for s in ("train", "val")}
+    channels = {m: (np.asarray(raw["train"][m][0]).shape[-1] if np.asarray(raw["train"][m][0]).ndim == 4 else 1)
+                for m in subset}
+    joint_spec = {"name": base["name"], "kwargs": {**base["kwargs"], "in_channels": int(sum(channels.values()))}}
+    joint = build_encoder(joint_spec)
+    train_items = stack_channels([raw["train"][m] for m in subset])
+    joint.fit_preprocessing(train_items)
+    head_cfg = {"type": "unimodal", "in_dims": [joint.out_dim], "n_classes": len(ds.classes), "hidden": 0,
+                "dropout": cfg["dropout"]}
+    head = build_head(head_cfg)
+    x_train = joint.prepare(train_items)
+    x_val = joint.prepare(stack_channels([raw["val"][m] for m in subset]))
+    del train_items, raw
+
+    def val_eval() -> float:
+        with torch.no_grad():
+            logits = torch.cat([head([joint(_index_inputs(x_val, s))]) for s in _batches(len(y["val"]), EMBED_BATCH)])
+        return float((logits.argmax(1) == y["val"]).float().mean())
+
+    _fit_head(head, [*joint.parameters(), *head.parameters()],
+              lambda idx: head([joint(_index_inputs(x_train, torch.as_tensor(idx)))]),
+              np.arange(len(y["train"])), y["train"], val_eval, cfg, name, progress, [joint])
+    del x_train, x_val
+    model = EarlyFusionClassifier(list(subset), joint, head, ds.classes, channels).eval()
+    model.sync_views()
+    test_joint = _predict_joint(model, ds, ids["test"])
+    config = {
+        "experiment": exp.name, "run": name, "strategy": "early", "fusion": "early", "modalities": list(subset),
+        "encoders": {m: {"name": base["name"], "kwargs": {**base["kwargs"], "in_channels": channels[m]}}
+                     for m in subset},
+        "early": {"joint": joint.spec(), "channels": channels}, "head": head_cfg, "classes": ds.classes,
+        "seed": exp.seed, "encoder_set": enc_set.tag, "fingerprint": fingerprint, "train": cfg,
+        "dataset": {"name": ds.name, "fingerprint": ds_info["fingerprint"]},
+    }
+    return _finish_run(run_dir, config, model, ds, {"joint": test_joint}, ids["test"], y["test"],
+                       time.perf_counter() - t0, head_params=sum(p.numel() for p in head.parameters()))
+
+
+@torch.no_grad()
+def _predict_joint(model: Any, ds: Dataset, ids: Sequence[str], batch_size: int = EMBED_BATCH) -> torch.Tensor:
+    out = []
+    for s in _batches(len(ids), batch_size):
+        chunk = list(ids[s])
+        out.append(model.joint_embedding(model.prepare({m: ds.items(m, chunk) for m in model.modalities})))
+    return torch.cat(out).float()
+
+
 # --------------------------------------------------------------------------- whole experiment
 
-def planned_runs(exp: Experiment) -> list[tuple[str, EncoderSet, str, list[str]]]:
-    """(run name, encoder set, fusion or 'unimodal', modalities) in build order."""
+def planned_runs(exp: Experiment, full: bool = False) -> list[tuple[str, EncoderSet, str, list[str]]]:
+    """(run name, encoder set, fusion or 'unimodal'/'early', modalities) in build order."""
     plan = []
-    for es in exp.encoder_sets:
+    for es in exp.selected_sets(full):
         for m in exp.modalities:
             plan.append((unimodal_run_name(es, m), es, "unimodal", [m]))
         for subset in exp.subsets:
+            if exp.early and all(exp.modalities[m] == "video" for m in subset):
+                plan.append((early_run_name(es, subset), es, "early", subset))
             for f in [*exp.fusion_methods, *exp.late_methods]:
                 plan.append((fusion_run_name(es, f, subset), es, f, subset))
     return plan
 
 
 def train_experiment(exp: Experiment, root: Path, *, force: bool = False, progress: bool = True,
-                     only: Sequence[str] | None = None, stage: str | None = None) -> list[Path]:
+                     only: Sequence[str] | None = None, stage: str | None = None, full: bool = False) -> list[Path]:
     """Train every planned run that is missing or out of date; returns the run directories."""
     exp_dir = root / exp.name
     if (exp_dir / "dataset.json").is_file() and (exp_dir / "dataset.parquet").is_file():
@@ -384,7 +458,7 @@ def train_experiment(exp: Experiment, root: Path, *, force: bool = False, progre
     else:
         ds = prepare_dataset(exp, root, progress=progress)
         ds, info = load_experiment_dataset(exp_dir)
-    plan = planned_runs(exp)
+    plan = planned_runs(exp, full=full or bool(only))
     if only:
         unknown = [o for o in only if o not in {p[0] for p in plan}]
         if unknown:
@@ -392,7 +466,7 @@ def train_experiment(exp: Experiment, root: Path, *, force: bool = False, progre
     if only:
         needed = set(only)
         for name, es, fusion, subset in plan:
-            if name in only and fusion != "unimodal":
+            if name in only and fusion not in ("unimodal", "early"):
                 needed |= {unimodal_run_name(es, m) for m in subset}
         plan = [p for p in plan if p[0] in needed]
     if stage:
@@ -403,6 +477,8 @@ def train_experiment(exp: Experiment, root: Path, *, force: bool = False, progre
         bar.set_postfix(run=name)
         if fusion == "unimodal":
             done.append(train_unimodal(exp, ds, info, es, subset[0], root, force=force, progress=progress))
+        elif fusion == "early":
+            done.append(train_early(exp, ds, info, es, subset, root, force=force, progress=progress))
         else:
             done.append(train_fusion(exp, ds, info, es, fusion, subset, root, force=force, progress=progress))
     return done
@@ -415,7 +491,10 @@ def reproduce_predictions(run_dir: Path, batch_size: int = EMBED_BATCH) -> dict[
     model = run.model()
     ds, _ = load_experiment_dataset(run_dir.parent)
     ids = run.predictions["id"].astype(str).tolist()
-    embs = [encode_items(model.encoders[m], ds.items(m, ids), batch_size) for m in model.modalities]
+    if model.factorizable:
+        embs = [encode_items(model.encoders[m], ds.items(m, ids), batch_size) for m in model.modalities]
+    else:
+        embs = [_predict_joint(model, ds, ids, batch_size)]
     probs = torch.softmax(model.forward_embeddings(embs).float(), -1).numpy()
     stored = run.predictions
     k = len([c for c in stored.columns if c.startswith("top") and c.endswith("_label")])
