@@ -184,13 +184,22 @@ def load_cached_embeddings(exp_dir: Path, run_name: str) -> tuple[list[str], tor
     return ids, tensors["embeddings"]
 
 
+def resolve_spec(spec: dict[str, Any], ds: Dataset, modality: str) -> dict[str, Any]:
+    """Fill in what the data decides: a video encoder's ``in_channels`` (3 for RGB, 1 for depth)."""
+    if ds.modalities[modality] != "video" or "in_channels" in spec.get("kwargs", {}):
+        return spec
+    first = np.asarray(ds.items(modality, ds.ids("train")[:1])[0])
+    channels = 1 if first.ndim == 3 else int(first.shape[-1])
+    return {"name": spec["name"], "kwargs": {**spec.get("kwargs", {}), "in_channels": channels}}
+
+
 def train_unimodal(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set: EncoderSet, modality: str,
                    root: Path, *, force: bool = False, progress: bool = True) -> Path:
     name = unimodal_run_name(enc_set, modality)
     exp_dir = root / exp.name
     run_dir = exp_dir / name
     cfg = exp.train["unimodal"]
-    spec = enc_set.specs[modality]
+    spec = resolve_spec(enc_set.specs[modality], ds, modality)
     fingerprint = _hash({"spec": spec, "train": cfg, "data": ds_info["fingerprint"], "seed": exp.seed,
                          "modality": modality})
     if not force and is_complete(run_dir) and cache_path(exp_dir, name).is_file():

@@ -1,0 +1,34 @@
+"""FusionLens dashboard: the frame (navigation, shared sidebar, URL state).
+
+Run with ``streamlit run app.py`` (``bash scripts/run.sh`` does it for you).
+The runs directory is ``$FUSIONLENS_RUNS`` or ``./runs``; the app reads only
+inside it. Pages live in ``pages/`` and only call ``core`` and the figure
+builders of ``core.figures``.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import _shared as S
+
+st.set_page_config(page_title="FusionLens", page_icon=":material/join_inner:", layout="wide")
+
+pages = {spec.key: st.Page(spec.path, title=spec.title, icon=spec.icon, url_path=spec.key,
+                           default=spec.key == "overview") for spec in S.PAGES}
+current = st.navigation(list(pages.values()))
+page_key = next((k for k, p in pages.items() if p.title == current.title), "overview")
+
+# A link with ?page=... opens that page (the URL path does the same for links copied from the browser).
+wanted = st.query_params.get("page")
+if (wanted in pages and wanted != page_key
+        and st.session_state.get(S.WRITTEN, {}).get("page") != wanted):
+    st.session_state.setdefault(S.WRITTEN, {})["page"] = wanted
+    st.switch_page(pages[wanted], query_params=st.query_params.to_dict())
+
+ctx = S.sidebar(page_key)
+st.session_state["fl_ctx"] = ctx
+for message in ctx.refused:
+    st.error(f"**Refused:** {message}. Only experiments and runs inside the runs directory can be opened.",
+             icon=":material/block:")
+S.write_url(ctx)
+current.run()

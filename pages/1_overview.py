@@ -1,0 +1,142 @@
+"""Overview: the dataset, the runs, the best run, and what is precomputed for the selected run."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core import dashboard as D
+from core import figures as F
+from core.projection import METHOD_LABELS
+from pages import _shared as S
+
+ctx = S.context()
+S.page_header("Overview", ctx)
+
+if not ctx.experiment:
+    S.empty_no_runs(ctx)
+    st.stop()
+
+loaded = S.dataset(ctx, quiet=not (ctx.exp_dir / "dataset.json").exists())
+results, problems = S.results_table(ctx) if ctx.runs else (None, [])
+
+# ---------------------------------------------------------------- headline numbers
+if loaded is not None:
+    ds, info = loaded
+    counts = D.split_counts(ds.frame, ds.classes)
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Samples", f"{len(ds.frame):,}")
+    c2.metric("Classes", len(ds.classes))
+    c3.metric("Modalities", len(ds.modalities), help=", ".join(f"{m} ({k})" for m, k in ds.modalities.items()))
+    c4.metric("Runs", len(ctx.runs))
+    st.markdown("**Modalities:** " + " · ".join(
+        f"<span style='color:{F.modality_color(m, list(ds.modalities))};font-weight:600'>■ {m}</span> ({k})"
+        for m, k in ds.modalities.items()), unsafe_allow_html=True)
+else:
+    st.info("The dataset description of this experiment is missing: it is written by "
+            f"`python -m core prepare {ctx.experiment}` (part of `build`).")
+
+best = D.best_run(results) if results is not None else None
+if best is not None:
+    row = results.set_index("run").loc[best]
+    st.subheader("Best run")
+    b1, b2, b3, b4 = st.columns([2, 1, 1, 1])
+    b1.metric("Run (by top-1)", best)
+    b2.metric("Top-1", f"{row['top1']:.1%}")
+    b3.metric("Top-5", f"{row['top5']:.1%}")
+    b4.metric("Macro-F1", f"{row['macro_f1']:.3f}")
+
+tab_data, tab_runs, tab_pre = st.tabs(["Dataset", "Runs", f"Precomputed for {ctx.run or 'the run'}"])
+
+with tab_data:
+    if loaded is None:
+        st.info("No dataset to show yet.")
+    else:
+        st.plotly_chart(F.make_split_counts_figure(counts), key="split_counts")
+        with st.expander("Counts per class and split (table)"):
+            st.dataframe(counts, width="stretch")
+        st.markdown("#### A few test samples")
+        ids = D.gallery_ids(ds.frame, n=8, seed=0)
+        cols = st.columns(4)
+        labels = ds.frame.set_index("id").loc[ids, "label"].astype(str).tolist() if ids else []
+        image_mod = next((m for m, k in ds.modalities.items() if k in ("image", "video")), None)
+        text_mods = [m for m, k in ds.modalities.items() if k == "text"]
+        images = S.items(ctx, image_mod, ids) if image_mod and ids else None
+        texts = {m: S.items(ctx, m, ids) for m in text_mods} if ids else {}
+        for i, sid in enumerate(ids):
+            with cols[i % 4].container(border=True):
+                if images is not None:
+                    item = images[i]
+                    frame = item if item.ndim == 3 and item.shape[-1] in (1, 3, 4) else item[0]
+                    st.image(frame, width=96 if ds.modalities[image_mod] == "image" else 160)
+                st.markdown(f"**{labels[i]}**")
+                for m in text_mods:
+                    if texts.get(m) is not None:
+                        st.caption(f"{m}: {texts[m][i]}")
+                st.caption(f"id `{sid}`")
+
+with tab_runs:
+    if not ctx.runs:
+        S.empty_no_runs(ctx)
+    else:
+        if results is not None and not results.empty:
+            shown = results[["run", "strategy", "fusion", "modalities", "top1", "top5", "macro_f1"]]
+            st.dataframe(
+                shown, hide_index=True, width="stretch",
+                column_config={
+                    "top1": st.column_config.ProgressColumn("Top-1", format="%.3f", min_value=0, max_value=1),
+                    "top5": st.column_config.NumberColumn("Top-5", format="%.3f"),
+                    "macro_f1": st.column_config.NumberColumn("Macro-F1", format="%.3f"),
+                },
+            )
+            st.caption("Compare them in depth on **Compare fusion methods**.")
+        if problems:
+            st.warning(f"{len(problems)} run(s) could not be read and are left out:", icon=":material/warning:")
+            for p in problems:
+                st.markdown(f"- {p}")
+
+with tab_pre:
+    run = S.need_run(ctx)
+    if run is not None:
+        store = S.explanation_store()
+        status = D.precompute_status(run.path, run.modalities, store)
+        cmds = D.build_commands(ctx.experiment, ctx.run)
+        st.markdown("#### Explanations (MM-SHAP)")
+        if not status["explain_available"]:
+            st.info("The MM-SHAP engine's stored-explanation loader is not available in this version of "
+                    "FusionLens, so no explanations can be shown yet.", icon=":material/info:")
+        elif status["n_explained"]:
+            st.success(f"{status['n_explained']:,} of {len(run.predictions):,} test samples explained.")
+        else:
+            st.info(f"**No explanations yet** for `{ctx.run}`. Compute them with:", icon=":material/info:")
+        if not status["n_explained"]:
+            S.show_commands(cmds["explain"])
+        st.markdown("#### Embedding projections")
+        stored = status["projections"]
+        if not stored.empty:
+            table = stored.assign(method=stored["method"].map(METHOD_LABELS).fillna(stored["method"]))
+            st.dataframe(
+                table[["embedding", "method", "n", "trustworthiness", "seconds", "error"]], hide_index=True,
+                width="stretch",
+                column_config={
+                    "trustworthiness": st.column_config.NumberColumn(
+                        "Trustworthiness", format="%.3f",
+                        help="1 = every 2-D neighbour is a true neighbour in the embedding space"),
+                    "seconds": st.column_config.NumberColumn("Seconds", format="%.1f"),
+                },
+            )
+        missing = status["missing_projections"]
+        if missing:
+            names = ", ".join(f"{e} {METHOD_LABELS[m]}" for e, m in missing)
+            st.info(f"**Missing projections:** {names}.", icon=":material/info:")
+            S.show_commands(cmds["project"], intro="Compute them all from the shell:")
+            cheap = sorted({m for _, m in missing if m != "umap"})
+            if cheap and st.button(f"Compute {' and '.join(METHOD_LABELS[m] for m in cheap)} now",
+                                   key="compute_cheap", help="Seconds for a few thousand samples; stored with the run."):
+                S.compute_projections(run, cheap)
+                st.rerun()
+            if any(m == "umap" for _, m in missing) and st.button(
+                    "Compute UMAP now", key="compute_umap",
+                    help="The first UMAP in a session compiles numba code (about a minute)."):
+                S.compute_projections(run, ["umap"])
+                st.rerun()
+        else:
+            st.success("Every PCA, t-SNE and UMAP projection of this run is stored.")

@@ -1,0 +1,105 @@
+"""Compare fusion methods: the results table, bars, per-class accuracy, CSV and LaTeX downloads."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core import dashboard as D
+from core import figures as F
+from pages import _shared as S
+
+ctx = S.context()
+S.page_header("Compare fusion methods", ctx, "top-1/3/5, macro-F1 and cost of every run")
+
+if not ctx.experiment or not ctx.runs:
+    S.empty_no_runs(ctx)
+    st.stop()
+
+results, problems = S.results_table(ctx)
+if problems:
+    with st.expander(f"{len(problems)} run(s) could not be read and are left out", icon=":material/warning:"):
+        for p in problems:
+            st.markdown(f"- {p}")
+if results.empty:
+    st.info("No run of this experiment could be read. Rebuild it with:", icon=":material/info:")
+    S.show_commands(D.build_commands(ctx.experiment)["build"] + " --force")
+    st.stop()
+
+# ---------------------------------------------------------------- filters
+with st.container(border=True):
+    f1, f2, f3, f4 = st.columns([1, 1.4, 1.4, 1.2])
+    strategies = f1.multiselect("Strategy", sorted(results["strategy"].unique()), key="cmp_strategy",
+                                placeholder="all")
+    fusions = f2.multiselect("Fusion method", sorted(results["fusion"].unique()), key="cmp_fusion", placeholder="all")
+    subsets = f3.multiselect("Modality subset", sorted(results["modalities"].unique()), key="cmp_subset",
+                             placeholder="all")
+    search = f4.text_input("Run name contains", key="cmp_search", placeholder="e.g. gated")
+    encoders = []
+    if results["encoders"].nunique() > 1:
+        encoders = st.multiselect("Encoders", sorted(results["encoders"].unique()), key="cmp_encoders",
+                                  placeholder="all")
+
+shown = D.filter_results(results, strategies=strategies, fusions=fusions, modalities=subsets, encoders=encoders,
+                         search=search).reset_index(drop=True)
+if shown.empty:
+    st.warning("**No run matches these filters.** Remove a filter or clear the search box.",
+               icon=":material/filter_alt_off:")
+    st.stop()
+
+# ---------------------------------------------------------------- table
+best = F.best_rows(shown, ["top1", "top3", "top5", "macro_f1", "n_params", "inference_ms"])
+
+
+def _highlight(column: pd.Series) -> list[str]:
+    winners = set(best.get(column.name, []))
+    return ["background-color: #D5F5E3; font-weight: 700" if i in winners else "" for i in column.index]
+
+
+styled = shown.style.apply(_highlight, subset=[c for c in best]).format(
+    {"top1": "{:.3f}", "top3": "{:.3f}", "top5": "{:.3f}", "macro_f1": "{:.3f}", "n_params": "{:,}",
+     "inference_ms": "{:.2f}"})
+st.markdown(f"**{len(shown)} of {len(results)} runs** · best value per column in green · click a header to sort · "
+            "select a row to make it the sidebar run")
+
+
+def _make_current(run: str) -> None:
+    st.session_state[S.K_RUN] = run
+
+
+event = st.dataframe(
+    styled, hide_index=True, width="stretch", key="cmp_table", on_select=S.on_row_select(
+        "cmp_table", shown["run"].tolist(), _make_current), selection_mode="single-row",
+    column_config={
+        "run": st.column_config.TextColumn("Run", width="medium"),
+        "top1": st.column_config.NumberColumn("Top-1"), "top3": st.column_config.NumberColumn("Top-3"),
+        "top5": st.column_config.NumberColumn("Top-5"), "macro_f1": st.column_config.NumberColumn("Macro-F1"),
+        "n_params": st.column_config.NumberColumn("Parameters"),
+        "inference_ms": st.column_config.NumberColumn("Inference ms/sample"),
+    },
+)
+
+d1, d2, _ = st.columns([1, 1, 3])
+name = S.download_name(ctx.experiment, "results")
+d1.download_button("Download CSV", shown.to_csv(index=False).encode(), f"{name}.csv", "text/csv",
+                   icon=":material/download:")
+d2.download_button("Download LaTeX", F.results_latex(
+    shown.drop(columns=["encoders"]), caption=f"Fusion methods on {ctx.experiment}", label=f"tab:{name}").encode(),
+    f"{name}.tex", "text/x-tex", icon=":material/download:", help="booktabs table, best value per column in bold")
+
+# ---------------------------------------------------------------- charts
+st.subheader("Accuracy per run")
+metrics = st.multiselect("Metrics", ["top1", "top3", "top5", "macro_f1"], default=["top1", "top3", "top5"],
+                         format_func=lambda m: F.METRIC_LABELS[m], key="cmp_metrics")
+ordered = shown.sort_values("top1", ascending=False)
+fig = F.make_results_bar_figure(ordered, metrics or ["top1"], title="Accuracy per run (sorted by top-1)")
+fig.update_layout(height=520)
+fig.update_xaxes(tickangle=-40)
+st.plotly_chart(fig, key="cmp_bars")
+
+st.subheader("Per-class accuracy across runs")
+metrics_by_run = S.all_metrics(ctx, shown["run"].tolist())
+table = F.per_class_recall_table({r: metrics_by_run[r] for r in ordered["run"] if r in metrics_by_run})
+if table.empty:
+    st.info("No per-class metrics in these runs.")
+else:
+    st.plotly_chart(F.make_per_class_heatmap_figure(table), key="cmp_heatmap")

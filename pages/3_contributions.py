@@ -1,0 +1,76 @@
+"""Modality contributions (MM-SHAP): per-class shares for all / correct / incorrect predictions."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core import dashboard as D
+from core import figures as F
+from pages import _shared as S
+
+ctx = S.context()
+S.page_header("Modality contributions", ctx, "MM-SHAP share of each modality in the predictions")
+
+run = S.need_run(ctx)
+if run is None:
+    st.stop()
+
+store = S.explanation_store()
+runs = [run]
+if ctx.run2:
+    other = S.load_run(ctx, ctx.run2)
+    if other is not None:
+        runs.append(other)
+
+
+def _no_explanations(r) -> None:
+    cmd = D.build_commands(ctx.experiment, r.name)["explain"]
+    st.info(f"**No explanations yet** for `{r.name}`: compute them with", icon=":material/info:")
+    st.code(cmd, language="bash")
+    if not store.available:
+        st.caption("(The stored-explanation loader of the MM-SHAP engine is not available in this version.)")
+
+
+shares_by_run = {r.name: S.shares(ctx, r) for r in runs}
+all_classes = list(run.classes)
+
+with st.container(border=True):
+    c1, c2, c3 = st.columns([2, 1.2, 1])
+    default_classes = all_classes if len(all_classes) <= 12 else []
+    picked = c1.multiselect("Classes", all_classes, default=default_classes, key="contrib_classes",
+                            placeholder=f"the {min(12, len(all_classes))} most frequent classes")
+    subsets = c2.multiselect("Predictions", ["all", "correct", "incorrect"], default=["all", "correct", "incorrect"],
+                             format_func=str.capitalize, key="contrib_subsets") or ["all"]
+    kind = c3.radio("Distribution", ["box", "violin"], horizontal=True, key="contrib_kind", format_func=str.capitalize)
+
+columns = st.columns(len(runs)) if len(runs) > 1 else [st.container()]
+for col, r in zip(columns, runs):
+    with col:
+        if len(runs) > 1:
+            st.subheader(r.name)
+        samples = shares_by_run[r.name]
+        if samples.empty:
+            _no_explanations(r)
+            continue
+        preds = r.predictions[["id", "label", "pred", "correct"]].assign(id=lambda f: f["id"].astype(str))
+        joined = samples.merge(preds, on="id", how="inner")
+        if joined.empty:
+            st.warning("The stored explanations name no sample of this run's predictions: recompute them with "
+                       f"`{D.build_commands(ctx.experiment, r.name)['explain']}`.")
+            continue
+        classes = picked or joined["label"].value_counts().index[:12].tolist()
+        joined_shown = joined[joined["label"].isin(classes)]
+        if joined_shown.empty:
+            st.warning("**No explained sample in the selected classes.** Pick other classes.",
+                       icon=":material/filter_alt_off:")
+            continue
+        st.caption(f"{len(joined):,} explained samples of {len(r.predictions):,}; "
+                   f"showing {len(joined_shown):,} in {len(classes)} classes")
+        table = F.per_class_share_table(joined_shown, r.modalities, classes=[c for c in all_classes if c in classes])
+        st.plotly_chart(F.make_modality_share_bar_figure(table, r.modalities, subsets=subsets), key=f"bar_{r.name}")
+        st.markdown("**Mean share per class** (the reference's table: all, correct and incorrect predictions)")
+        wide = F.pivot_share_table(table, r.modalities)
+        share_cols = [c for c in wide.columns if c[1] != "n"]
+        st.dataframe(wide.style.format({c: "{:.1%}" for c in share_cols}, na_rep="/"), width="stretch")
+        st.plotly_chart(F.make_share_distribution_figure(joined_shown, r.modalities, kind=kind),
+                        key=f"dist_{r.name}")
+        st.plotly_chart(F.make_share_correct_vs_incorrect_figure(joined, r.modalities), key=f"cvi_{r.name}")

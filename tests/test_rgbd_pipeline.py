@@ -1,0 +1,101 @@
+"""The RGB-D pipeline on a tiny simulated dataset: unimodal, early, intermediate and late fusion."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.bundle import list_runs, load_run
+from core.experiment import load_experiment
+from core.results import save_results
+from core.train import reproduce_predictions, train_experiment
+
+TINY_RGBD = """
+name = "tiny-rgbd"
+seed = 0
+grid_default = ["c3d"]
+[dataset]
+source = "rgbd-sim"
+n_clips = 32
+frames = 8
+size = 32
+[modalities.rgb]
+kind = "video"
+encoder = "c3d"
+encoder_kwargs = { num_frames = 8, image_size = 32, out_dim = 16, width = 4 }
+[modalities.depth]
+kind = "video"
+encoder = "c3d"
+encoder_kwargs = { num_frames = 8, image_size = 32, out_dim = 16, width = 4 }
+[encoder_grid.c3d]
+video = "c3d"
+[encoder_grid.slowfast]
+video = "slowfast"
+kwargs = { width = 8 }
+[fusion]
+methods = ["multconcat", "addition"]
+late = ["late-average"]
+early = true
+subsets = [["rgb", "depth"]]
+[train.unimodal]
+epochs = 2
+batch_size = 8
+[train.fusion]
+epochs = 3
+dim = 8
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_rgbd(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("rgbd")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FUSIONLENS_CACHE", str(folder / "cache"))
+    path = folder / "tiny-rgbd.toml"
+    path.write_text(TINY_RGBD)
+    root = folder / "runs"
+    train_experiment(load_experiment(path), root, progress=False)
+    yield path, root
+    mp.undo()
+
+
+def test_default_build_trains_one_encoder_with_every_strategy(tiny_rgbd):
+    _, root = tiny_rgbd
+    names = {p.name for p in list_runs(root / "tiny-rgbd")}
+    assert names == {"c3d-unimodal-rgb", "c3d-unimodal-depth", "c3d-early-rgb+depth", "c3d-multconcat-rgb+depth",
+                     "c3d-addition-rgb+depth", "c3d-late-average-rgb+depth"}
+    frame, problems = save_results(root / "tiny-rgbd")
+    assert not problems
+    assert set(frame["strategy"]) == {"unimodal", "early", "intermediate", "late"}
+    assert frame["encoders"].str.contains("c3d").all()
+
+
+def test_early_fusion_bundle_round_trip(tiny_rgbd):
+    _, root = tiny_rgbd
+    run = load_run(root / "tiny-rgbd" / "c3d-early-rgb+depth")
+    assert run.config["early"]["channels"] == {"rgb": 3, "depth": 1}
+    assert run.config["early"]["joint"]["kwargs"]["in_channels"] == 4
+    model = run.model()
+    assert not model.factorizable
+    report = reproduce_predictions(run.path)
+    assert report["same_topk_labels"] and report["max_abs_prob_diff"] < 1e-5
+    assert set(run.embeddings()) == {"fused"}
+
+
+@pytest.mark.parametrize("name", ["c3d-unimodal-depth", "c3d-multconcat-rgb+depth", "c3d-late-average-rgb+depth"])
+def test_video_bundles_reproduce_predictions(tiny_rgbd, name):
+    _, root = tiny_rgbd
+    report = reproduce_predictions(root / "tiny-rgbd" / name)
+    assert report["same_topk_labels"] and report["max_abs_prob_diff"] < 1e-5
+
+
+def test_full_grid_adds_the_other_encoders(tiny_rgbd):
+    from core.train import planned_runs
+
+    exp_path, _ = tiny_rgbd
+    exp = load_experiment(exp_path)
+    default = {p[0] for p in planned_runs(exp)}
+    full = {p[0] for p in planned_runs(exp, full=True)}
+    assert default < full and "slowfast-early-rgb+depth" in full
+    assert all(n.startswith("c3d-") for n in default)
