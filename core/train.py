@@ -38,6 +38,16 @@ def _hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def is_up_to_date(run_dir: Path, fingerprint: str) -> bool:
+    """A complete, readable bundle trained with exactly these settings (so it is not redone)."""
+    if not is_complete(run_dir):
+        return False
+    try:
+        return load_run(run_dir).config.get("fingerprint") == fingerprint
+    except BundleError:
+        return False
+
+
 def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % (2**32))
@@ -202,12 +212,8 @@ def train_unimodal(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_se
     spec = resolve_spec(enc_set.specs[modality], ds, modality)
     fingerprint = _hash({"spec": spec, "train": cfg, "data": ds_info["fingerprint"], "seed": exp.seed,
                          "modality": modality})
-    if not force and is_complete(run_dir) and cache_path(exp_dir, name).is_file():
-        try:
-            if load_run(run_dir).config.get("fingerprint") == fingerprint:
-                return run_dir
-        except BundleError:
-            pass
+    if not force and cache_path(exp_dir, name).is_file() and is_up_to_date(run_dir, fingerprint):
+        return run_dir
     seed_everything(exp.seed + int(_hash(name)[:6], 16))
     t0 = time.perf_counter()
     encoder = build_encoder(spec)
@@ -304,12 +310,8 @@ def train_fusion(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set:
     uni = {m: load_run(exp_dir / unimodal_run_name(enc_set, m)) for m in subset}
     fingerprint = _hash({"fusion": fusion, "subset": list(subset), "train": cfg, "seed": exp.seed,
                          "unimodal": {m: uni[m].config["fingerprint"] for m in subset}})
-    if not force and is_complete(run_dir):
-        try:
-            if load_run(run_dir).config.get("fingerprint") == fingerprint:
-                return run_dir
-        except BundleError:
-            pass
+    if not force and is_up_to_date(run_dir, fingerprint):
+        return run_dir
     seed_everything(exp.seed + int(_hash(name)[:6], 16))
     t0 = time.perf_counter()
     ids = {s: ds.ids(s) for s in ("train", "val", "test")}
@@ -385,12 +387,8 @@ def train_early(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set: 
     base = enc_set.specs[subset[0]]
     fingerprint = _hash({"early": base, "subset": list(subset), "train": cfg, "data": ds_info["fingerprint"],
                          "seed": exp.seed})
-    if not force and is_complete(run_dir):
-        try:
-            if load_run(run_dir).config.get("fingerprint") == fingerprint:
-                return run_dir
-        except BundleError:
-            pass
+    if not force and is_up_to_date(run_dir, fingerprint):
+        return run_dir
     seed_everything(exp.seed + int(_hash(name)[:6], 16))
     t0 = time.perf_counter()
     ids = {s: ds.ids(s) for s in ("train", "val", "test")}
