@@ -75,11 +75,17 @@ def prepare_dataset(exp: Experiment, root: Path, *, progress: bool = True) -> Da
     fractions = ds_cfg.get("split") or {"train": 0.7, "val": 0.15, "test": 0.15}
     ds = load_manifest(manifest, exp.modalities, name=exp.name, fractions=fractions, seed=exp.seed,
                        min_per_class=int(ds_cfg.get("min_per_class", 1)))
+    video = [m for m, k in exp.modalities.items() if k == "video"]
+    if len(video) == 2 and source == "manifest":  # a user's RGB + depth pair: checked, or repaired on request
+        ds.video_pairs = [(video[0], video[1])]
+        ds.repair_video = bool(ds_cfg.get("repair_video", False))
+        ds.check_video_pairs(progress=progress)
     limit = ds_cfg.get("max_per_class")
     if limit:  # tiny builds for tests and quick looks
         ds.frame = ds.frame[ds.frame.groupby(["label", "split"]).cumcount() < int(limit)].reset_index(drop=True)
     exp_dir = root / exp.name
     info = {"name": exp.name, "root": str(ds.root.resolve()), "manifest": str(Path(manifest).resolve()),
+            "video_pairs": ds.video_pairs, "repair_video": ds.repair_video,
             "modalities": ds.modalities, "classes": ds.classes, "source": source,
             "fingerprint": _hash({"frame": pd.util.hash_pandas_object(ds.frame, index=False).sum(),
                                   "classes": ds.classes})}
@@ -94,7 +100,8 @@ def load_experiment_dataset(exp_dir: Path) -> tuple[Dataset, dict[str, Any]]:
     frame = read_parquet(exp_dir / "dataset.parquet", what="dataset table")
     frame["id"] = frame["id"].astype(str)
     ds = Dataset(name=info["name"], root=Path(info["root"]), frame=frame, modalities=info["modalities"],
-                 classes=info["classes"])
+                 classes=info["classes"], video_pairs=[tuple(p) for p in info.get("video_pairs", [])],
+                 repair_video=bool(info.get("repair_video", False)))
     return ds, info
 
 

@@ -99,3 +99,59 @@ def test_full_grid_adds_the_other_encoders(tiny_rgbd):
     full = {p[0] for p in planned_runs(exp, full=True)}
     assert default < full and "slowfast-early-rgb+depth" in full
     assert all(n.startswith("c3d-") for n in default)
+
+
+def _user_rgbd(tmp_path: Path, repair: bool) -> Path:
+    """A user's own RGB-D data: one .npy per clip and modality, one depth clip too short."""
+    from core.data.rgbd_sim import simulate_clip
+
+    rows = []
+    (tmp_path / "clips").mkdir()
+    for i in range(12):
+        label = ["Safe", "Cabin-Worker"][i % 2]
+        rgb, depth, _ = simulate_clip(label, seed=i, frames=6, size=24)
+        if i == 5:
+            depth = depth[:4]
+        np.save(tmp_path / "clips" / f"c{i}_rgb.npy", rgb)
+        np.save(tmp_path / "clips" / f"c{i}_depth.npy", depth)
+        rows.append(f"c{i},{label},clips/c{i}_rgb.npy,clips/c{i}_depth.npy")
+    (tmp_path / "manifest.csv").write_text("id,label,rgb,depth\n" + "\n".join(rows) + "\n")
+    exp = tmp_path / "mine.toml"
+    exp.write_text(f"""
+name = "mine"
+[dataset]
+source = "manifest"
+manifest = "manifest.csv"
+repair_video = {str(repair).lower()}
+[modalities.rgb]
+kind = "video"
+encoder = "c3d"
+encoder_kwargs = {{ num_frames = 6, image_size = 24, out_dim = 8, width = 2 }}
+[modalities.depth]
+kind = "video"
+encoder = "c3d"
+encoder_kwargs = {{ num_frames = 6, image_size = 24, out_dim = 8, width = 2 }}
+[fusion]
+methods = ["concat"]
+late = []
+""")
+    return exp
+
+
+def test_user_rgbd_mismatch_names_the_clip(tmp_path):
+    from core.errors import DataError
+    from core.train import prepare_dataset
+
+    exp = load_experiment(_user_rgbd(tmp_path, repair=False))
+    with pytest.raises(DataError, match="c5.*frame"):
+        prepare_dataset(exp, tmp_path / "runs", progress=False)
+
+
+def test_user_rgbd_mismatch_is_repaired_on_request(tmp_path):
+    from core.train import prepare_dataset
+
+    exp = load_experiment(_user_rgbd(tmp_path, repair=True))
+    ds = prepare_dataset(exp, tmp_path / "runs", progress=False)
+    depth = ds.items("depth", ["c5"])[0]
+    rgb = ds.items("rgb", ["c5"])[0]
+    assert depth.shape[0] == rgb.shape[0] == 6

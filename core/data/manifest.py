@@ -79,6 +79,10 @@ class Dataset:
     frame: pd.DataFrame
     modalities: dict[str, str]
     classes: list[str] = field(default_factory=list)
+    #: ``(rgb, depth)`` modality pairs checked with ``core.data.video.validate_pair``
+    #: on load; with ``repair_video`` mismatches are repaired (documented there), not refused.
+    video_pairs: list[tuple[str, str]] = field(default_factory=list)
+    repair_video: bool = False
 
     def ids(self, split: str | None = None) -> list[str]:
         f = self.frame if split is None else self.frame[self.frame["split"] == split]
@@ -108,10 +112,34 @@ class Dataset:
         if kind == "image":
             return [load_image(self.root / c) for c in cells]
         if kind == "video":
-            from core.data.video import load_clip
-
-            return [load_clip(self.root / c, modality) for c in cells]
+            return self._video_items(modality, list(ids), cells)
         return [_load_vector(self.root / c) for c in cells]
+
+
+    def _video_items(self, modality: str, ids: list[str], cells: list[Any]) -> list[Any]:
+        from core.data.video import load_clip, validate_pair
+
+        clips = [load_clip(self.root / c, modality, clip_id=i) for i, c in zip(ids, cells)]
+        pair = next((p for p in self.video_pairs if modality in p), None)
+        if pair is None:
+            return clips
+        other = pair[1] if modality == pair[0] else pair[0]
+        partner_cells = self.rows(ids)[other].tolist()
+        out = []
+        for i, clip, cell in zip(ids, clips, partner_cells):
+            partner = load_clip(self.root / cell, other, clip_id=i)
+            rgb, depth = (clip, partner) if modality == pair[0] else (partner, clip)
+            rgb, depth = validate_pair(rgb, depth, i, repair=self.repair_video)
+            out.append(rgb if modality == pair[0] else depth)
+        return out
+
+    def check_video_pairs(self, progress: bool = False) -> None:
+        """Load every paired clip once and raise on the first mismatch (names the clip and the fix)."""
+        from tqdm.auto import tqdm
+
+        for rgb_m, _ in self.video_pairs:
+            for i in tqdm(self.frame["id"].tolist(), desc="checking RGB-D pairs", disable=not progress, leave=False):
+                self.items(rgb_m, [i])
 
 
 def _load_vector(path: Path) -> np.ndarray:

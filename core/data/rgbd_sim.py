@@ -235,10 +235,10 @@ def _box_rects(b: dict[str, np.ndarray], cam: Camera, n_px: int, scale: int) -> 
     corners = b["center"][:, None, :] + np.einsum("nij,nkj->nki", b["axes"], signs[None] * b["half"][:, None, :])
     cam_pts = (corners - cam.position) @ cam.rotation.T
     z = cam_pts[..., 2]
+    # boxes straddling the camera plane keep the full-screen rectangle
     rects = np.zeros((len(z), 4), np.int64)
     rects[:, 1] = rects[:, 3] = n_px
     behind_all = (z < _NEAR).all(axis=1)
-    crosses = (z < _NEAR).any(axis=1) & ~behind_all
     ok = ~(z < _NEAR).any(axis=1)
     if ok.any():
         f = cam.focal * scale
@@ -250,7 +250,6 @@ def _box_rects(b: dict[str, np.ndarray], cam: Camera, n_px: int, scale: int) -> 
         rects[ok, 2] = np.clip(np.floor(u.min(1)) - 1, 0, n_px)
         rects[ok, 3] = np.clip(np.ceil(u.max(1)) + 1, 0, n_px)
     rects[behind_all] = 0
-    del crosses  # boxes straddling the camera plane keep the full-screen rectangle
     return rects
 
 
@@ -547,7 +546,6 @@ def _excavator_frame(bl: _Boxes, st: dict[str, Any], pal: dict[str, Any]) -> dic
     """Add one frame's excavator boxes; return its key points."""
     base = np.array([st["x"], st["y"], 0.0])
     ty, hy = st["track_yaw"], st["house_yaw"]
-    ft = np.array([math.cos(ty), math.sin(ty), 0.0])
     lt = np.array([-math.sin(ty), math.cos(ty), 0.0])
     fh = np.array([math.cos(hy), math.sin(hy), 0.0])
     lh = np.array([-math.sin(hy), math.cos(hy), 0.0])
