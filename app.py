@@ -2,14 +2,16 @@
 
 Run with ``streamlit run app.py`` (``bash scripts/run.sh`` does it for you).
 The runs directory is ``$FUSIONLENS_RUNS`` or ``./runs``; the app reads only
-inside it. Pages live in ``pages/`` and only call ``core`` and the figure
-builders of ``core.figures``.
+inside it. Pages live in ``views/`` and only call ``core`` and the figure
+builders of ``core.figures``. (Not ``pages/``: Streamlit treats a ``pages/``
+folder as a legacy multipage app on the first request after a start and in
+AppTest, running a deep-linked page without this frame.)
 """
 from __future__ import annotations
 
 import streamlit as st
 
-from pages import _shared as S
+from views import _shared as S
 
 st.set_page_config(page_title="FusionLens", page_icon=":material/join_inner:", layout="wide")
 
@@ -26,9 +28,13 @@ if (wanted in pages and wanted != page_key
     st.switch_page(pages[wanted], query_params=st.query_params.to_dict())
 
 ctx = S.sidebar(page_key)
-st.session_state["fl_ctx"] = ctx
 for message in ctx.refused:
     st.error(f"**Refused:** {message}. Only experiments and runs inside the runs directory can be opened.",
              icon=":material/block:")
-S.write_url(ctx)
-current.run()
+# The page names itself (S.context(key)), which also writes the URL. The context lives only
+# while this frame runs, so a page script started without it (see S.context) is noticed.
+st.session_state[S.CTX] = st.session_state[S.LAST_CTX] = ctx
+try:
+    current.run()
+finally:
+    st.session_state.pop(S.CTX, None)

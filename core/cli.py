@@ -212,6 +212,120 @@ SUBCOMMANDS.append(_register_project)
 BUILD_HOOKS.append(_project_after_build)
 
 
+# --------------------------------------------------------------------------- explain
+
+def _grid_arg(value: str | None) -> int | str | None:
+    if value is None:
+        return None
+    return int(value) if value.isdigit() else value
+
+
+def _explain_command(args: argparse.Namespace, run_dir: Path) -> str:
+    """The command that resumes this precompute (recorded with the shard's request)."""
+    parts = ["python -m core explain", str(run_dir)]
+    for flag, value, default in (("--n", args.n, None), ("--seed", args.seed, 0), ("--shard", args.shard, "0/1"),
+                                 ("--method", args.method, "auto"), ("--output", args.output, "pred_prob"),
+                                 ("--permutations", args.permutations, 10), ("--walks", args.walks, None),
+                                 ("--grid", args.grid, None)):
+        if value != default:
+            parts.append(f"{flag} {value}")
+    parts += [f"--modality {m}" for m in args.modality or []]
+    return " ".join(parts)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """MM-SHAP of (a seeded sample of) each run's test split, stored under <run>/explanations/."""
+    from core.explain import explain_run
+
+    run_dirs = _project_targets(args.target, _root(args), args.run)
+    for run_dir in run_dirs:
+        command = _explain_command(args, run_dir)
+        report = explain_run(
+            run_dir, n=args.n, seed=args.seed, shard=args.shard, method=args.method, output=args.output,
+            n_permutations=args.permutations, grid=_grid_arg(args.grid), n_walks=args.walks,
+            modalities=args.modality, progress=not args.quiet, command=command,
+        )
+        print(f"{report['run']}: {report['computed']} sample(s) explained, {report['skipped']} already stored, "
+              f"{report['remaining']} left (shard {report['part']}, settings {report['settings_hash']}, "
+              f"{report['seconds']:.1f} s) -> {Path(run_dir) / 'explanations'}")
+        if report["remaining"]:
+            print("rerun the same command to finish", file=sys.stderr)
+    return 0
+
+
+def cmd_explain_table(args: argparse.Namespace) -> int:
+    """The per-class modality-share table of each run, printed and saved as CSV."""
+    from core.explain import class_share_table, format_class_share_table
+
+    for run_dir in _project_targets(args.target, _root(args), args.run):
+        table = class_share_table(run_dir, args.modality, settings_hash=args.settings)
+        print(f"{Path(run_dir).name}: mean modality share per class (all / correct / incorrect predictions)")
+        print(format_class_share_table(table, args.modality))
+        if "path" in table.attrs:
+            print(f"saved {table.attrs['path']}")
+    return 0
+
+
+def _register_explain(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("explain", help="MM-SHAP explanations of a run's test split (resumable, shardable)")
+    p.add_argument("target", help="run folder, or experiment name / .toml / folder (with --run)")
+    p.add_argument("--run", action="append", help="only this run of the experiment; repeatable")
+    p.add_argument("--n", type=int, help="explain a seeded sample of N test samples (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="draws the sample and seeds the estimator (default 0)")
+    p.add_argument("--shard", default="0/1", help="i/n: explain every n-th sample from position i (default 0/1)")
+    p.add_argument("--method", default="auto", choices=["auto", "exact", "permutation", "kernel", "recombined"],
+                   help="auto (default): exact by factorised tables where cheaper, else recombined; "
+                        "permutation = the reference MM-SHAP estimator")
+    p.add_argument("--output", default="pred_prob",
+                   help="pred_prob (default), true_prob, logit, or class:NAME")
+    p.add_argument("--permutations", type=int, default=10, help="permutations of the reference estimator (10)")
+    p.add_argument("--walks", type=int, help="walks of the recombined estimator (default: from its budget)")
+    p.add_argument("--grid", help="image patch grid: mean (default, reference rule on the mean text length), "
+                                  "total, or an integer p")
+    p.add_argument("--modality", action="append", help="explain only these modalities (others stay present)")
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("explain-table", help="print and save the per-class modality-share table of a run")
+    p.add_argument("target", help="run folder, or experiment name / .toml / folder (with --run)")
+    p.add_argument("--run", action="append", help="only this run of the experiment; repeatable")
+    p.add_argument("--modality", action="append", help="only these modalities")
+    p.add_argument("--settings", help="settings hash (default: the default settings where stored)")
+    p.set_defaults(func=cmd_explain_table)
+
+
+#: Samples the build explains: the best fused run gets the first count, up to two
+#: representative fusion runs the second; the whole step stops after the seconds.
+EXPLAIN_BUILD_SAMPLES = (100, 50)
+EXPLAIN_BUILD_SECONDS = 120.0
+
+
+def _explain_after_build(exp, root: Path, args: argparse.Namespace) -> None:
+    """Build step: MM-SHAP of a seeded sample of the test split on the fused runs that matter."""
+    if getattr(args, "skip_precompute", False):
+        return
+    import time
+
+    from core.explain import explain_run, select_build_runs
+
+    start = time.perf_counter()
+    for i, run_dir in enumerate(select_build_runs(root / exp.name)):
+        left = EXPLAIN_BUILD_SECONDS - (time.perf_counter() - start)
+        if left <= 0:
+            print(f"explanations: time budget spent; finish with `python -m core explain {run_dir} "
+                  f"--n {EXPLAIN_BUILD_SAMPLES[min(i, 1)]} --seed {exp.seed}`", file=sys.stderr)
+            continue
+        n = EXPLAIN_BUILD_SAMPLES[min(i, 1)]
+        report = explain_run(run_dir, n=n, seed=exp.seed, progress=not getattr(args, "quiet", False),
+                             time_limit=left, command=f"python -m core explain {run_dir} --n {n} --seed {exp.seed}")
+        if report["remaining"]:
+            print(f"explanations of {report['run']}: {report['remaining']} left; finish with "
+                  f"`python -m core explain {run_dir} --n {n} --seed {exp.seed}`", file=sys.stderr)
+
+
+SUBCOMMANDS.append(_register_explain)
+BUILD_HOOKS.append(_explain_after_build)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -36,6 +36,7 @@ __all__ = [
     "run_state",
     "path_stamp",
     "run_stamp",
+    "bundle_stamp",
     "experiment_stamp",
     "best_run",
     "split_counts",
@@ -211,6 +212,13 @@ def run_stamp(run_dir: str | Path) -> tuple:
     return tuple(stamps)
 
 
+def bundle_stamp(run_dir: str | Path) -> tuple:
+    """Cache key of the model files only (not projections or explanations): keys a rebuilt model."""
+    from core.bundle import REQUIRED_FILES
+
+    return tuple(path_stamp(Path(run_dir) / f) for f in REQUIRED_FILES)
+
+
 def experiment_stamp(root: str | Path, experiment: str) -> tuple:
     """Cache key of an experiment: its dataset files and every run's config and predictions."""
     exp_dir = safe_join(root, experiment)
@@ -287,16 +295,25 @@ def safe_items(dataset: Any, modality: str, ids: Sequence[str]) -> list[Any]:
     return dataset.items(modality, list(ids))
 
 
-def build_commands(experiment: str | None, run: str | None = None) -> dict[str, str]:
-    """Shell commands that produce what a page needs."""
+def build_commands(experiment: str | None, run: str | None = None, root: str | Path | None = None) -> dict[str, str]:
+    """Shell commands that produce what a page needs (for the runs root ``root``)."""
+    from core.experiment import PROJECT_ROOT
+
     exp = experiment or "emoji"
+    root_path = Path(root).resolve() if root is not None else (PROJECT_ROOT / "runs").resolve()
+    default_root = root_path == (PROJECT_ROOT / "runs").resolve()
+    env = "" if default_root else f"FUSIONLENS_RUNS={root_path} "
     run_arg = f" --run {run}" if run else ""
-    run_path = f"runs/{exp}/{run}" if run else f"runs/{exp}/<run>"
+    run_path = root_path / exp / (run or "<run>")
+    try:
+        shown = run_path.relative_to(PROJECT_ROOT)
+    except ValueError:
+        shown = run_path
     return {
-        "everything": BUILD_COMMAND,
-        "build": f"python -m core build {exp}",
-        "project": f"python -m core project {exp}{run_arg}",
-        "explain": f"python -m core explain {run_path}",
+        "everything": f"{env}{BUILD_COMMAND}",
+        "build": f"{env}python -m core build {exp}",
+        "project": f"{env}python -m core project {exp}{run_arg}",
+        "explain": f"python -m core explain {shown}",
     }
 
 
@@ -436,11 +453,14 @@ def filter_results(
 # --------------------------------------------------------------------------- projections
 
 
-def expected_projections(embeddings: Sequence[str], methods: Sequence[str] = ("pca", "tsne", "umap")) -> list[tuple[str, str]]:
+def expected_projections(embeddings: Sequence[str],
+                         methods: Sequence[str] = ("pca", "tsne", "umap")) -> list[tuple[str, str]]:
+    """Every (embedding, method) pair the build stores for a run."""
     return [(e, m) for e in embeddings for m in methods]
 
 
-def precompute_status(run_dir: Path, modalities: Sequence[str], store: "ExplanationStore | None" = None) -> dict[str, Any]:
+def precompute_status(run_dir: Path, modalities: Sequence[str],
+                      store: "ExplanationStore | None" = None) -> dict[str, Any]:
     """What is stored for a run: projections (frame + missing pairs) and explanations (count)."""
     from core.projection import list_projections
 
@@ -496,7 +516,7 @@ class ExplanationStore:
 
     load_summaries: Any = None       # (run_dir) -> DataFrame of Explanation.summary_row() rows, or None
     load_one: Any = None             # (run_dir, sample_id) -> Explanation | None
-    explain_one: Any = None          # (run_dir, sample_id, progress=callable) -> Explanation (and stores it)
+    explain_one: Any = None          # (run or run_dir, sample_id, progress=callable(done, total)) -> Explanation, stored
     missing: list[str] = field(default_factory=list)
 
     @property
@@ -521,10 +541,10 @@ class ExplanationStore:
         return self.load_one(Path(run_dir), str(sample_id))
 
 
-# Names tried in core.explain, in order (the engine's public API decides which exists).
-_LOAD_SUMMARY_NAMES = ("load_explanation_summaries", "load_sample_summaries", "load_summaries")
+# The public names of core.explain that the pages use.
+_LOAD_SUMMARY_NAMES = ("load_explanation_summaries",)
 _LOAD_ONE_NAMES = ("load_explanation",)
-_EXPLAIN_ONE_NAMES = ("explain_run_sample", "explain_one_sample", "explain_sample")
+_EXPLAIN_ONE_NAMES = ("explain_sample",)
 
 
 def explanation_store() -> ExplanationStore:
@@ -547,7 +567,7 @@ def explanation_store() -> ExplanationStore:
     if store.load_one is None:
         store.missing.append("core.explain.load_explanation(run_dir, sample_id) -> Explanation | None")
     if store.explain_one is None:
-        store.missing.append("core.explain.explain_run_sample(run_dir, sample_id, *, progress=None) -> Explanation")
+        store.missing.append("core.explain.explain_sample(run, sample_id, *, progress=None, store=True) -> Explanation")
     return store
 
 

@@ -107,6 +107,9 @@ METRIC_LABELS: dict[str, str] = {
     "inference_ms": "Inference (ms/sample)",
     "train_seconds": "Training time (s)",
 }
+# Prediction-table columns as people read them (hover labels, legend titles).
+COLUMN_LABELS: dict[str, str] = {"label": "True class", "pred": "Predicted class", "dominant": "Dominant modality",
+                                 "id": "Sample"}
 SUBSET_LABELS: dict[str, str] = {"all": "All", "correct": "Correct", "incorrect": "Incorrect"}
 SUBSETS: tuple[str, ...] = ("all", "correct", "incorrect")
 # Metrics where lower is better (for "best per column").
@@ -162,6 +165,8 @@ def _pretty(name: str) -> str:
     name = str(name)
     if name in METRIC_LABELS:
         return METRIC_LABELS[name]
+    if name in COLUMN_LABELS:
+        return COLUMN_LABELS[name]
     if name.startswith("share_"):
         return f"{_pretty_modality(name[6:])} share"
     return name.replace("_", " ").capitalize()
@@ -217,6 +222,13 @@ def _esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _esc_values(values: Any) -> np.ndarray:
+    """HTML-escaped strings of an array, escaping each distinct value once."""
+    strings = pd.Series(np.asarray(values, dtype=object)).astype(str)
+    mapping = {u: html.escape(u, quote=True) for u in pd.unique(strings)}
+    return strings.map(mapping).to_numpy(dtype=object)
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, (float, np.floating)):
         if not np.isfinite(value):
@@ -243,37 +255,57 @@ def _check_columns(frame: pd.DataFrame, columns: Iterable[str], what: str) -> No
 
 
 def make_results_bar_figure(
-    results_df: pd.DataFrame, metrics: Sequence[str] = ("top1", "top3", "top5"), *, title: str = "Accuracy per run"
+    results_df: pd.DataFrame,
+    metrics: Sequence[str] = ("top1", "top3", "top5"),
+    *,
+    title: str = "Accuracy per run",
+    horizontal: bool | None = None,
 ) -> go.Figure:
-    """Grouped bars: one group per run (``run`` column), one bar per metric."""
+    """Grouped bars: one group per run (``run`` column), one bar per metric.
+
+    ``horizontal`` (default: when there are more than 12 runs) puts runs on the
+    y axis, first row on top, so long run names stay readable.
+    """
     if results_df is None or len(results_df) == 0:
         return _empty_figure("No runs yet: build the experiment with `python -m core build`.", title)
     metrics = [m for m in metrics if m in results_df.columns]
     if not metrics:
         return _empty_figure("None of the requested metrics are in the results table.", title)
     runs = results_df["run"].astype(str).tolist() if "run" in results_df.columns else [str(i) for i in results_df.index]
+    horizontal = len(runs) > 12 if horizontal is None else bool(horizontal)
     hover_extra = [c for c in ("encoders", "fusion", "strategy", "modalities") if c in results_df.columns]
     extra = results_df[hover_extra].astype(str).to_numpy() if hover_extra else None
     shades = ["#1B4F72", "#2E86C1", "#85C1E9", "#D4E6F1", "#7F8C8D"]
     fig = go.Figure()
     for i, metric in enumerate(metrics):
         values = pd.to_numeric(results_df[metric], errors="coerce").to_numpy(dtype=float)
-        hover = "<b>%{x}</b><br>" + _esc(_pretty(metric)) + ": %{y:.3f}"
+        name_axis = "y" if horizontal else "x"
+        value_axis = "x" if horizontal else "y"
+        hover = f"<b>%{{{name_axis}}}</b><br>" + _esc(_pretty(metric)) + f": %{{{value_axis}:.3f}}"
         for j, col in enumerate(hover_extra):
             hover += f"<br>{_esc(_pretty(col))}: %{{customdata[{j}]}}"
-        fig.add_trace(
-            go.Bar(
-                x=runs, y=values, name=_pretty(metric), marker_color=shades[i % len(shades)],
-                text=[f"{v:.3f}" if np.isfinite(v) else "" for v in values], textposition="outside",
-                textfont={"size": BASE_FONT_SIZE - 3}, customdata=extra,
-                hovertemplate=hover + "<extra></extra>",
-            )
+        bar = dict(
+            name=_pretty(metric), marker_color=shades[i % len(shades)],
+            text=[f"{v:.3f}" if np.isfinite(v) else "" for v in values], textposition="outside",
+            textfont={"size": BASE_FONT_SIZE - 3}, customdata=extra, hovertemplate=hover + "<extra></extra>",
         )
-    _style(fig, title, "Run", "Score", legend_title="Metric")
-    ymax = 1.0 if all(m in ("top1", "top3", "top5", "macro_f1") for m in metrics) else None
-    fig.update_layout(barmode="group", bargap=0.25)
-    if ymax is not None:
-        fig.update_yaxes(range=[0, 1.08], tickformat=".2f")
+        if horizontal:
+            fig.add_trace(go.Bar(y=runs, x=values, orientation="h", **bar))
+        else:
+            fig.add_trace(go.Bar(x=runs, y=values, **bar))
+    unit = all(m in ("top1", "top3", "top5", "macro_f1") for m in metrics)
+    if horizontal:
+        _style(fig, title, "Score", "Run", legend_title="Metric",
+               height=max(360, 110 + len(runs) * (6 + 9 * len(metrics))))
+        fig.update_yaxes(autorange="reversed", categoryorder="array", categoryarray=runs)
+        if unit:
+            fig.update_xaxes(range=[0, 1.1], tickformat=".2f")
+        fig.update_layout(legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0})
+    else:
+        _style(fig, title, "Run", "Score", legend_title="Metric")
+        if unit:
+            fig.update_yaxes(range=[0, 1.08], tickformat=".2f")
+    fig.update_layout(barmode="group", bargap=0.25 if not horizontal else 0.2)
     return fig
 
 
@@ -311,7 +343,8 @@ def make_per_class_heatmap_figure(per_class_acc_df: pd.DataFrame, *, title: str 
             xgap=1, ygap=1,
         )
     )
-    _style(fig, title, "Class", "Run", height=max(320, 60 + 40 * len(runs)))
+    row = 40 if len(runs) <= 12 else 24
+    _style(fig, title, "Class", "Run", height=max(320, 140 + row * len(runs)))
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(tickangle=-35 if len(classes) > 6 else 0)
     return fig
@@ -414,32 +447,44 @@ def _confusion_array(labels: Sequence[Any], matrix: Any) -> tuple[list[str], np.
 
 
 def make_confusion_figure(
-    labels: Sequence[Any], matrix: Any, normalize: bool = False, *, title: str | None = None
+    labels: Sequence[Any], matrix: Any, normalize: bool = False, *, title: str | None = None,
+    hide_diagonal: bool = False,
 ) -> go.Figure:
     """Confusion matrix heatmap (rows: true class, columns: predicted class).
 
     ``normalize`` divides each row by its total (so the diagonal is recall).
+    ``hide_diagonal`` leaves the correct predictions blank, so the colour scale
+    spans the errors only (with many classes the diagonal otherwise hides them).
     Each cell's ``customdata`` is ``[true, predicted, count, share]``: a click
     on a cell gives the (true, predicted) pair.
     """
     title = title or ("Confusion matrix (row-normalised)" if normalize else "Confusion matrix (counts)")
+    if hide_diagonal:
+        title += ", errors only"
     names, counts = _confusion_array(labels, matrix)
     if len(names) == 0:
         return _empty_figure("No confusion matrix: the run has no test predictions.", title)
     totals = counts.sum(axis=1, keepdims=True)
     share = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
-    z = share if normalize else counts
+    z = (share if normalize else counts).copy()
     n = len(names)
+    if hide_diagonal:  # correct predictions and empty cells stay blank: only the errors are coloured
+        np.fill_diagonal(z, np.nan)
+        z[counts == 0] = np.nan
     custom = np.empty((n, n, 4), dtype=object)
     for i in range(n):
         for j in range(n):
             custom[i, j] = [names[i], names[j], int(counts[i, j]), float(share[i, j])]
     show_text = n <= 25
-    text = np.vectorize(lambda v: f"{v:.2f}" if normalize else f"{int(v)}")(z) if show_text else None
+    text = np.vectorize(lambda v: "" if not np.isfinite(v) else f"{v:.2f}" if normalize else f"{int(v)}")(z) \
+        if show_text else None
+    finite = z[np.isfinite(z)]
+    zmax = (1.0 if not hide_diagonal else max(0.05, float(finite.max()) if finite.size else 1.0)) if normalize \
+        else max(1.0, float(finite.max()) if finite.size else 1.0)
     fig = go.Figure(
         go.Heatmap(
-            z=z, x=names, y=names, customdata=custom, colorscale="Blues",
-            zmin=0, zmax=1 if normalize else max(1.0, float(counts.max())),
+            z=z, x=names, y=names, customdata=custom, colorscale="Blues" if not hide_diagonal else "Reds",
+            zmin=0, zmax=zmax, hoverongaps=False,
             colorbar={"title": {"text": "Share of true class" if normalize else "Samples"}},
             text=text, texttemplate="%{text}" if show_text else None,
             textfont={"size": max(10, BASE_FONT_SIZE - 2 - n // 8)},
@@ -447,13 +492,33 @@ def make_confusion_figure(
                 "True: <b>%{customdata[0]}</b><br>Predicted: <b>%{customdata[1]}</b>"
                 "<br>Count: %{customdata[2]}<br>Share of true class: %{customdata[3]:.1%}<extra></extra>"
             ),
-            xgap=1, ygap=1,
+            xgap=1, ygap=1, hoverinfo="skip",
         )
     )
+    # Heatmap cells cannot be selected by a click; an invisible marker on each cell can, and it
+    # carries the hover label, so a click on a cell selects (true, predicted) like a point.
+    rows, cols = np.divmod(np.arange(n * n), n)
+    fig.add_trace(go.Scatter(
+        x=[names[j] for j in cols], y=[names[i] for i in rows], mode="markers", showlegend=False,
+        marker={"symbol": "square", "size": max(6, min(40, 700 // max(n, 1))), "color": "rgba(0,0,0,0)"},
+        customdata=custom.reshape(n * n, 4), name="cells",
+        hovertemplate=(
+            "True: <b>%{customdata[0]}</b><br>Predicted: <b>%{customdata[1]}</b>"
+            "<br>Count: %{customdata[2]}<br>Share of true class: %{customdata[3]:.1%}<extra></extra>"
+        ),
+        selected={"marker": {"opacity": 1}}, unselected={"marker": {"opacity": 1}},
+    ))
     side = max(420, min(1100, 160 + 38 * n))
     _style(fig, title, "Predicted class", "True class", height=side)
-    fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
-    fig.update_xaxes(tickangle=-40 if n > 5 else 0, constrain="domain")
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(tickangle=-40 if n > 5 else 0)
+    if n <= 25:  # square cells; a large matrix fills the figure instead (its labels take the margins)
+        fig.update_yaxes(scaleanchor="x", constrain="domain")
+        fig.update_xaxes(constrain="domain")
+    else:  # every class named, in a smaller font, instead of plotly skipping every other label
+        small = {"tickmode": "array", "tickvals": names, "ticktext": names, "tickfont": {"size": 11}}
+        fig.update_xaxes(**small, tickangle=-60)
+        fig.update_yaxes(**small)
     fig.update_layout(clickmode="event+select")
     return fig
 
@@ -593,11 +658,14 @@ def make_modality_share_bar_figure(
     *,
     subsets: Sequence[str] = SUBSETS,
     title: str = "Mean modality share per class",
+    horizontal: bool = False,
 ) -> go.Figure:
     """Stacked bars of mean modality share per class (and per subset when several).
 
     ``share_table`` is :func:`per_class_share_table`'s output. With several
-    subsets the x axis groups all / correct / incorrect under each class.
+    subsets the class axis groups all / correct / incorrect under each class.
+    ``horizontal`` puts classes on the y axis (first class on top), which keeps
+    many classes readable, also in a half-width column.
     """
     if share_table is None or share_table.empty:
         return _empty_figure("No explanations yet: run `python -m core explain` for this run.", title)
@@ -613,22 +681,33 @@ def make_modality_share_bar_figure(
     classes = list(dict.fromkeys(share_table["class"].astype(str)))
     table = table.assign(_c=table["class"].astype(str).map({c: i for i, c in enumerate(classes)}), _s=table["subset"].map(order))
     table = table.sort_values(["_c", "_s"])
-    x: Any = [table["class"].astype(str).tolist(), [SUBSET_LABELS[s] for s in table["subset"]]] if multi else table["class"].astype(str).tolist()
+    cats: Any = [table["class"].astype(str).tolist(), [SUBSET_LABELS[s] for s in table["subset"]]] if multi else table["class"].astype(str).tolist()
+    value_axis = "x" if horizontal else "y"
     fig = go.Figure()
     for m, col in zip(modalities, shares):
-        fig.add_trace(
-            go.Bar(
-                x=x, y=table[col], name=_pretty_modality(m), marker_color=colors[m],
-                customdata=np.stack([table["class"].astype(str), table["subset"].map(SUBSET_LABELS), table["n"]], axis=1),
-                hovertemplate="Class: <b>%{customdata[0]}</b> (%{customdata[1]}, n=%{customdata[2]})<br>"
-                + _esc(_pretty_modality(m)) + " share: %{y:.1%}<extra></extra>",
-                text=[f"{v:.0%}" for v in table[col]], textposition="inside", insidetextanchor="middle",
-                textfont={"size": BASE_FONT_SIZE - 3, "color": "white"},
-            )
+        bar: dict[str, Any] = dict(
+            name=_pretty_modality(m), marker_color=colors[m],
+            customdata=np.stack([table["class"].astype(str), table["subset"].map(SUBSET_LABELS), table["n"]], axis=1),
+            hovertemplate="Class: <b>%{customdata[0]}</b> (%{customdata[1]}, n=%{customdata[2]})<br>"
+            + _esc(_pretty_modality(m)) + f" share: %{{{value_axis}:.1%}}<extra></extra>",
+            text=[f"{v:.0%}" for v in table[col]], textposition="inside", insidetextanchor="middle",
+            textfont={"size": BASE_FONT_SIZE - 3, "color": "white"},
         )
-    _style(fig, title, "Class" + (" / predictions" if multi else ""), "Mean modality share", legend_title="Modality")
+        if horizontal:
+            fig.add_trace(go.Bar(y=cats, x=table[col], orientation="h", **bar))
+        else:
+            fig.add_trace(go.Bar(x=cats, y=table[col], **bar))
+    class_title = "Class" + (" / predictions" if multi else "")
+    if horizontal:
+        _style(fig, title, "Mean modality share", class_title, legend_title="Modality",
+               height=max(320, 130 + 26 * len(table)))
+        fig.update_xaxes(range=[0, 1.0], tickformat=".0%")
+        fig.update_yaxes(autorange="reversed")
+        fig.update_layout(legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0})
+    else:
+        _style(fig, title, class_title, "Mean modality share", legend_title="Modality")
+        fig.update_yaxes(range=[0, 1.0], tickformat=".0%")
     fig.update_layout(barmode="stack", bargap=0.2)
-    fig.update_yaxes(range=[0, 1.0], tickformat=".0%")
     return fig
 
 
@@ -744,18 +823,21 @@ def make_embedding_figure(
     size = 4 if n > 20000 else 6 if n > 3000 else 8
     ids = coords_df["id"].astype(str).to_numpy()
     hover_cols = [c for c in hover_cols if c in coords_df.columns and c != "id"]
-    hover = np.array([f"<b>{_esc(i)}</b>" for i in ids], dtype=object)
+    # hover text, built column by column (a 10,000-point scatter stays well under 0.1 s)
+    hover = ("<b>" + _esc_values(ids) + "</b>").astype(object)
     for col in hover_cols:
         values = coords_df[col]
         if pd.api.types.is_bool_dtype(values):
-            shown = np.where(values.fillna(False).astype(bool), "yes", "no")
+            shown = np.where(values.fillna(False).astype(bool).to_numpy(), "yes", "no").astype(object)
         elif str(col).startswith("share_") and pd.api.types.is_float_dtype(values):
-            shown = ["n/a" if not np.isfinite(v) else f"{v:.1%}" for v in values]
+            arr = values.to_numpy(dtype=float)
+            shown = np.where(np.isfinite(arr), np.char.mod("%.1f%%", np.nan_to_num(arr) * 100), "n/a").astype(object)
         elif pd.api.types.is_float_dtype(values):
-            shown = [_fmt(v) for v in values]
+            arr = values.to_numpy(dtype=float)
+            shown = np.where(np.isfinite(arr), np.char.mod("%.3f", np.nan_to_num(arr)), "n/a").astype(object)
         else:
-            shown = [_esc(v) for v in values]
-        hover = hover + np.array([f"<br>{_esc(_pretty(col))}: {s}" for s in shown], dtype=object)
+            shown = _esc_values(values)
+        hover = hover + f"<br>{_esc(_pretty(col))}: " + shown
     hovertemplate = "%{text}<extra></extra>"
     fig = go.Figure()
     marker_base = {"size": size, "opacity": 0.8, "line": {"width": 0}}
@@ -909,7 +991,7 @@ def _overlay_trace(grid: np.ndarray, height: int, width: int, zmax: float, opaci
         y=(np.arange(ph) + 0.5) * cell_h - 0.5,
         colorscale=CONTRIBUTION_COLORSCALE, zmin=-zmax, zmax=zmax, zmid=0, opacity=opacity,
         showscale=show_scale, customdata=custom,
-        colorbar={"title": {"text": "SHAP value"}, "thickness": 16},
+        colorbar={"title": {"text": "SHAP value"}, "thickness": 16, "exponentformat": "e"},
         hovertemplate="Patch (row %{customdata[0]}, col %{customdata[1]})<br>SHAP value: %{z:.4f}<extra></extra>",
         hoverongaps=False,
     )

@@ -1,13 +1,14 @@
 """Modality contributions (MM-SHAP): per-class shares for all / correct / incorrect predictions."""
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from core import dashboard as D
 from core import figures as F
-from pages import _shared as S
+from views import _shared as S
 
-ctx = S.context()
+ctx = S.context("contributions")
 S.page_header("Modality contributions", ctx, "MM-SHAP share of each modality in the predictions")
 
 run = S.need_run(ctx)
@@ -23,7 +24,7 @@ if ctx.run2:
 
 
 def _no_explanations(r) -> None:
-    cmd = D.build_commands(ctx.experiment, r.name)["explain"]
+    cmd = D.build_commands(ctx.experiment, r.name, root=ctx.root)["explain"]
     st.info(f"**No explanations yet** for `{r.name}`: compute them with", icon=":material/info:")
     st.code(cmd, language="bash")
     if not store.available:
@@ -46,7 +47,7 @@ columns = st.columns(len(runs)) if len(runs) > 1 else [st.container()]
 for col, r in zip(columns, runs):
     with col:
         if len(runs) > 1:
-            st.subheader(r.name)
+            st.markdown(f"#### `{r.name}`")
         samples = shares_by_run[r.name]
         if samples.empty:
             _no_explanations(r)
@@ -55,7 +56,7 @@ for col, r in zip(columns, runs):
         joined = samples.merge(preds, on="id", how="inner")
         if joined.empty:
             st.warning("The stored explanations name no sample of this run's predictions: recompute them with "
-                       f"`{D.build_commands(ctx.experiment, r.name)['explain']}`.")
+                       f"`{D.build_commands(ctx.experiment, r.name, root=ctx.root)['explain']}`.")
             continue
         classes = picked or joined["label"].value_counts().index[:12].tolist()
         joined_shown = joined[joined["label"].isin(classes)]
@@ -66,11 +67,15 @@ for col, r in zip(columns, runs):
         st.caption(f"{len(joined):,} explained samples of {len(r.predictions):,}; "
                    f"showing {len(joined_shown):,} in {len(classes)} classes")
         table = F.per_class_share_table(joined_shown, r.modalities, classes=[c for c in all_classes if c in classes])
-        st.plotly_chart(F.make_modality_share_bar_figure(table, r.modalities, subsets=subsets), key=f"bar_{r.name}")
+        horizontal = len(runs) > 1 or len(classes) > 8
+        st.plotly_chart(F.make_modality_share_bar_figure(table, r.modalities, subsets=subsets, horizontal=horizontal),
+                        key=f"bar_{r.name}")
         st.markdown("**Mean share per class** (the reference's table: all, correct and incorrect predictions)")
         wide = F.pivot_share_table(table, r.modalities)
-        share_cols = [c for c in wide.columns if c[1] != "n"]
-        st.dataframe(wide.style.format({c: "{:.1%}" for c in share_cols}, na_rep="/"), width="stretch")
+        for c in wide.columns:  # "/" where a class has no such prediction, as in the reference
+            if c[1] != "n":
+                wide[c] = [("/" if pd.isna(v) else f"{v:.1%}") for v in wide[c]]
+        st.dataframe(wide, width="stretch")
         st.plotly_chart(F.make_share_distribution_figure(joined_shown, r.modalities, kind=kind),
                         key=f"dist_{r.name}")
         st.plotly_chart(F.make_share_correct_vs_incorrect_figure(joined, r.modalities), key=f"cvi_{r.name}")

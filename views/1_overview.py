@@ -6,9 +6,9 @@ import streamlit as st
 from core import dashboard as D
 from core import figures as F
 from core.projection import METHOD_LABELS
-from pages import _shared as S
+from views import _shared as S
 
-ctx = S.context()
+ctx = S.context("overview")
 S.page_header("Overview", ctx)
 
 if not ctx.experiment:
@@ -38,8 +38,13 @@ best = D.best_run(results) if results is not None else None
 if best is not None:
     row = results.set_index("run").loc[best]
     st.subheader("Best run")
-    b1, b2, b3, b4 = st.columns([2, 1, 1, 1])
-    b1.metric("Run (by top-1)", best)
+    b1, b2, b3, b4 = st.columns([2.2, 1, 1, 1])
+    with b1:
+        st.markdown(f"### `{best}`")
+        st.caption(f"{row['strategy']} fusion · {row['fusion']} · {row['modalities']}")
+        if ctx.run != best:
+            st.button("Show this run", key="ov_best", icon=":material/arrow_forward:",
+                      on_click=lambda: st.session_state.__setitem__(S.K_RUN, best))
     b2.metric("Top-1", f"{row['top1']:.1%}")
     b3.metric("Top-5", f"{row['top5']:.1%}")
     b4.metric("Macro-F1", f"{row['macro_f1']:.3f}")
@@ -98,7 +103,7 @@ with tab_pre:
     if run is not None:
         store = S.explanation_store()
         status = D.precompute_status(run.path, run.modalities, store)
-        cmds = D.build_commands(ctx.experiment, ctx.run)
+        cmds = D.build_commands(ctx.experiment, ctx.run, root=ctx.root)
         st.markdown("#### Explanations (MM-SHAP)")
         if not status["explain_available"]:
             st.info("The MM-SHAP engine's stored-explanation loader is not available in this version of "
@@ -114,7 +119,8 @@ with tab_pre:
         if not stored.empty:
             table = stored.assign(method=stored["method"].map(METHOD_LABELS).fillna(stored["method"]))
             st.dataframe(
-                table[["embedding", "method", "n", "trustworthiness", "seconds", "error"]], hide_index=True,
+                table[["embedding", "method", "n", "trustworthiness", "seconds",
+                       *(["error"] if table["error"].notna().any() else [])]], hide_index=True,
                 width="stretch",
                 column_config={
                     "trustworthiness": st.column_config.NumberColumn(
@@ -130,7 +136,8 @@ with tab_pre:
             S.show_commands(cmds["project"], intro="Compute them all from the shell:")
             cheap = sorted({m for _, m in missing if m != "umap"})
             if cheap and st.button(f"Compute {' and '.join(METHOD_LABELS[m] for m in cheap)} now",
-                                   key="compute_cheap", help="Seconds for a few thousand samples; stored with the run."):
+                                   key="compute_cheap",
+                                   help="Seconds for a few thousand samples; stored with the run."):
                 S.compute_projections(run, cheap)
                 st.rerun()
             if any(m == "umap" for _, m in missing) and st.button(

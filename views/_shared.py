@@ -29,18 +29,19 @@ class PageSpec:
 
 
 PAGES: tuple[PageSpec, ...] = (
-    PageSpec("overview", "Overview", "pages/1_overview.py", ":material/home:"),
-    PageSpec("compare", "Compare fusion methods", "pages/2_compare.py", ":material/leaderboard:"),
-    PageSpec("contributions", "Modality contributions", "pages/3_contributions.py", ":material/stacked_bar_chart:"),
-    PageSpec("explorer", "Sample explorer", "pages/4_sample_explorer.py", ":material/image_search:"),
-    PageSpec("embeddings", "Embeddings", "pages/5_embeddings.py", ":material/scatter_plot:"),
-    PageSpec("misclassifications", "Misclassifications", "pages/6_misclassifications.py", ":material/grid_on:"),
+    PageSpec("overview", "Overview", "views/1_overview.py", ":material/home:"),
+    PageSpec("compare", "Compare fusion methods", "views/2_compare.py", ":material/leaderboard:"),
+    PageSpec("contributions", "Modality contributions", "views/3_contributions.py", ":material/stacked_bar_chart:"),
+    PageSpec("explorer", "Sample explorer", "views/4_explorer.py", ":material/image_search:"),
+    PageSpec("embeddings", "Embeddings", "views/5_embeddings.py", ":material/scatter_plot:"),
+    PageSpec("misclassifications", "Misclassifications", "views/6_misclassifications.py", ":material/grid_on:"),
 )
 PAGE_BY_KEY = {p.key: p for p in PAGES}
 
 K_EXP, K_RUN, K_RUN2, K_SAMPLE = "fl_exp", "fl_run", "fl_run2", "fl_sample"
 URL_KEYS = {"exp": K_EXP, "run": K_RUN, "run2": K_RUN2, "sample": K_SAMPLE}
 WRITTEN = "_fl_url_written"
+CTX, LAST_CTX = "fl_ctx", "fl_last_ctx"
 
 
 @dataclass
@@ -171,8 +172,16 @@ def set_sample(sample_id: str | None) -> None:
         written.pop("sample", None)
 
 
-def context() -> Context:
-    return st.session_state["fl_ctx"]
+def context(page_key: str) -> Context:
+    """The sidebar's context for the page ``page_key``; mirrors the view in the URL."""
+    if CTX not in st.session_state:
+        # A page script run on its own (``streamlit run views/x.py``): go through the frame.
+        st.session_state.get(WRITTEN, {}).pop("page", None)
+        st.switch_page("app.py", query_params={**st.query_params.to_dict(), "page": page_key})
+    ctx = st.session_state[CTX]
+    ctx.page = page_key
+    write_url(ctx)
+    return ctx
 
 
 def open_in_explorer(sample_id: str) -> None:
@@ -197,7 +206,7 @@ def show_commands(*commands: str, intro: str | None = None) -> None:
 
 def empty_no_runs(ctx: Context) -> None:
     """The page when there is nothing to show yet: what to run."""
-    cmds = D.build_commands(ctx.experiment)
+    cmds = D.build_commands(ctx.experiment, root=ctx.root)
     if not ctx.experiments:
         st.info(f"**No runs yet** in `{ctx.root}`. Build the demo experiments and start the dashboard with:",
                 icon=":material/info:")
@@ -283,16 +292,16 @@ def all_metrics(ctx: Context, runs: list[str]) -> dict[str, dict]:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _all_predictions_cached(exp_dir: str, runs: tuple[str, ...], stamp: tuple) -> dict[str, pd.DataFrame]:
-    from core.io import read_parquet
+    from core.bundle import load_run as _load
 
+    wanted = ["id", "label", "pred", "confidence", "correct", *[f"top{k}_label" for k in range(1, 6)]]
     out = {}
     for r in runs:
         try:
-            out[r] = read_parquet(Path(exp_dir) / r / "predictions.parquet", what="predictions",
-                                  columns=["id", "label", "pred", "confidence", "correct", *[
-                                      f"top{k}_label" for k in range(1, 6)]])
-        except (BundleError, Exception):  # an older or partial table: leave that run out
+            frame = _load(Path(exp_dir) / r).predictions
+        except BundleError:  # a broken run is reported on its own page; leave it out here
             continue
+        out[r] = frame[[c for c in wanted if c in frame.columns]]
     return out
 
 
@@ -323,8 +332,6 @@ def dataset(ctx: Context, *, quiet: bool = False) -> Any | None:
 
 @st.cache_data(show_spinner=False, max_entries=512)
 def _items_cached(exp_dir: str, stamp: tuple, modality: str, ids: tuple[str, ...]) -> list[Any]:
-    from core.train import load_experiment_dataset
-
     ds, _ = _dataset_cached(exp_dir, stamp)
     return D.safe_items(ds, modality, list(ids))
 
@@ -368,7 +375,8 @@ def shares(ctx: Context, run_obj: Any) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _view_cached(run_dir: str, stamp: tuple, exp_dir: str, ds_stamp: tuple, modalities: tuple[str, ...]) -> pd.DataFrame:
+def _view_cached(run_dir: str, stamp: tuple, exp_dir: str, ds_stamp: tuple,
+                 modalities: tuple[str, ...]) -> pd.DataFrame:
     run = _load_run_cached(run_dir, stamp)
     share_rows = D.share_frame(_summaries_cached(run_dir, stamp) if explanation_store().available else None,
                                list(modalities))
@@ -413,9 +421,15 @@ def projection(run_dir: Path, embedding: str, method: str) -> dict[str, Any] | N
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def model(run_dir: str, stamp: tuple) -> Any:
-    """The rebuilt model of a run (one shared object, never mutated)."""
-    return _load_run_cached(run_dir, stamp).model()
+def _shared_run(run_dir: str, stamp: tuple) -> Any:
+    from core.bundle import load_run as _load
+
+    return _load(Path(run_dir))
+
+
+def shared_run(run_obj: Any) -> Any:
+    """One ``Run`` per bundle for the whole server: its model (``Run.model()``) is rebuilt once, never mutated."""
+    return _shared_run(str(run_obj.path), D.bundle_stamp(run_obj.path))
 
 
 def compute_projections(run_obj: Any, methods: list[str]) -> None:

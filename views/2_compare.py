@@ -6,9 +6,9 @@ import streamlit as st
 
 from core import dashboard as D
 from core import figures as F
-from pages import _shared as S
+from views import _shared as S
 
-ctx = S.context()
+ctx = S.context("compare")
 S.page_header("Compare fusion methods", ctx, "top-1/3/5, macro-F1 and cost of every run")
 
 if not ctx.experiment or not ctx.runs:
@@ -22,8 +22,17 @@ if problems:
             st.markdown(f"- {p}")
 if results.empty:
     st.info("No run of this experiment could be read. Rebuild it with:", icon=":material/info:")
-    S.show_commands(D.build_commands(ctx.experiment)["build"] + " --force")
+    S.show_commands(D.build_commands(ctx.experiment, root=ctx.root)["build"] + " --force")
     st.stop()
+
+def _encoders_per_modality(frame: pd.DataFrame) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for cell in frame["encoders"].astype(str):
+        for part in cell.split(", "):
+            modality, _, name = part.partition("=")
+            out.setdefault(modality, []).append(name)
+    return out
+
 
 # ---------------------------------------------------------------- filters
 with st.container(border=True):
@@ -35,12 +44,15 @@ with st.container(border=True):
                              placeholder="all")
     search = f4.text_input("Run name contains", key="cmp_search", placeholder="e.g. gated")
     encoders = []
-    if results["encoders"].nunique() > 1:
+    several_encoders = any(len(set(names)) > 1 for names in _encoders_per_modality(results).values())
+    if several_encoders:
         encoders = st.multiselect("Encoders", sorted(results["encoders"].unique()), key="cmp_encoders",
                                   placeholder="all")
 
 shown = D.filter_results(results, strategies=strategies, fusions=fusions, modalities=subsets, encoders=encoders,
                          search=search).reset_index(drop=True)
+if not several_encoders:
+    shown = shown.drop(columns=["encoders"])  # one encoder per modality: the column says nothing
 if shown.empty:
     st.warning("**No run matches these filters.** Remove a filter or clear the search box.",
                icon=":material/filter_alt_off:")
@@ -67,8 +79,8 @@ def _make_current(run: str) -> None:
 
 
 event = st.dataframe(
-    styled, hide_index=True, width="stretch", key="cmp_table", on_select=S.on_row_select(
-        "cmp_table", shown["run"].tolist(), _make_current), selection_mode="single-row",
+    styled, hide_index=True, width="stretch", key="cmp_table", height=min(600, 38 + 35 * len(shown)),
+    on_select=S.on_row_select("cmp_table", shown["run"].tolist(), _make_current), selection_mode="single-row",
     column_config={
         "run": st.column_config.TextColumn("Run", width="medium"),
         "top1": st.column_config.NumberColumn("Top-1"), "top3": st.column_config.NumberColumn("Top-3"),
@@ -83,17 +95,17 @@ name = S.download_name(ctx.experiment, "results")
 d1.download_button("Download CSV", shown.to_csv(index=False).encode(), f"{name}.csv", "text/csv",
                    icon=":material/download:")
 d2.download_button("Download LaTeX", F.results_latex(
-    shown.drop(columns=["encoders"]), caption=f"Fusion methods on {ctx.experiment}", label=f"tab:{name}").encode(),
+    shown.drop(columns=["encoders"], errors="ignore"), caption=f"Fusion methods on {ctx.experiment}",
+    label=f"tab:{name}").encode(),
     f"{name}.tex", "text/x-tex", icon=":material/download:", help="booktabs table, best value per column in bold")
 
 # ---------------------------------------------------------------- charts
 st.subheader("Accuracy per run")
-metrics = st.multiselect("Metrics", ["top1", "top3", "top5", "macro_f1"], default=["top1", "top3", "top5"],
+metrics = st.multiselect("Metrics", ["top1", "top3", "top5", "macro_f1"],
+                         default=["top1", "top3", "top5"] if len(shown) <= 12 else ["top1", "macro_f1"],
                          format_func=lambda m: F.METRIC_LABELS[m], key="cmp_metrics")
 ordered = shown.sort_values("top1", ascending=False)
 fig = F.make_results_bar_figure(ordered, metrics or ["top1"], title="Accuracy per run (sorted by top-1)")
-fig.update_layout(height=520)
-fig.update_xaxes(tickangle=-40)
 st.plotly_chart(fig, key="cmp_bars")
 
 st.subheader("Per-class accuracy across runs")

@@ -1,0 +1,188 @@
+"""MM-SHAP: the reference procedure against FusionLens's default engine, side by side.
+
+    .venv/bin/python benchmarks/bench_mmshap.py [--run multconcat-image+title+description]
+        [--samples 10] [--min-tokens 8] [--max-tokens 16] [--seed 0] [--threads 2]
+
+On one emoji run bundle and the same test samples (seeded pick of those with
+``--min-tokens``..``--max-tokens`` maskable text tokens in all), in one process:
+
+* reference: ``shap.PermutationExplainer`` with a function masker over the raw
+  model, 10 permutations (``max_evals = 10 (2n + 1)``), the model called on one
+  masked variant at a time (as the MM-SHAP code does);
+* batched: the same estimator and seed, every masked variant evaluated in
+  batches through the whole model (unfactorised) -- what batching alone gives;
+* FusionLens: ``explain_inputs`` with default settings (method ``"auto"``:
+  exact by factorised tables where that is cheaper, else ``"recombined"``).
+
+Errors are absolute differences in modality share against exact Shapley values
+(factorised tables) where the game has at most ``--exact-max-features``
+players, else against a converged estimate (``"recombined"``, 100 base orders,
+``--truth-walks`` walks; flagged ``~``). Prints per-sample seconds, speed-up
+ratios, mean and 95th-percentile share errors, and the extrapolated time to
+explain the whole test split (timed on a seeded random sample of it).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs-dir", default=os.environ.get("FUSIONLENS_RUNS", "runs"))
+    ap.add_argument("--experiment", default="emoji")
+    ap.add_argument("--run", default="multconcat-image+title+description")
+    ap.add_argument("--samples", type=int, default=10)
+    ap.add_argument("--min-tokens", type=int, default=8)
+    ap.add_argument("--max-tokens", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--exact-max-features", type=int, default=20)
+    ap.add_argument("--truth-walks", type=int, default=1000)
+    ap.add_argument("--extrapolate", type=int, default=20, help="random test samples timed for the whole-split estimate")
+    ap.add_argument("--no-batched", action="store_true", help="skip the batched-only column")
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    import shap
+
+    from core.explain import ExplainSettings, explain_inputs, modality_shares, shapley_values
+    from core.explain._engine import SampleGame, _output_fn, build_maskers, resolve_run, run_inputs
+
+    run_dir = Path(args.runs_dir) / args.experiment / args.run
+    if not (run_dir / "config.json").is_file():
+        sys.exit(f"run {run_dir} is not built: python -m core build {args.experiment}")
+    run = resolve_run(run_dir)
+    model = run.model()
+    text_mods = [m for m in model.modalities if model.encoders[m].kind == "text"]
+    test_ids = run.predictions["id"].astype(str).tolist()
+
+    # token counts of every test sample (maskable tokens over all text modalities)
+    from core.explain._engine import run_dataset
+
+    ds = run_dataset(run)
+    counts = np.zeros(len(test_ids), dtype=int)
+    for m in text_mods:
+        enc = model.encoders[m]
+        x = enc.prepare(ds.items(m, test_ids))
+        counts += ((x["attention_mask"] != 0) & (x["special_tokens_mask"] == 0)).sum(1).numpy()
+    pool = [i for i, c in enumerate(counts) if args.min_tokens <= c <= args.max_tokens]
+    rng = np.random.default_rng(args.seed)
+    chosen = sorted(rng.choice(pool, size=min(args.samples, len(pool)), replace=False).tolist())
+    settings = ExplainSettings(seed=args.seed)
+
+    def raw_game(inputs):
+        maskers, _ = build_maskers(model, inputs, list(model.modalities), settings)
+        game = SampleGame(model, inputs, maskers, list(model.modalities), factorised=False, encoder_batch=1)
+        n = game.n_features
+        c = int(game.logits(np.ones((1, n), dtype=bool))[0].argmax())
+        game.set_output(_output_fn("pred_prob", c))
+        return game
+
+    # warm-up (not timed): shap's numba kernels, model, tokenizer
+    warm = raw_game(run_inputs(run, test_ids[chosen[0]]))
+    shap.PermutationExplainer(lambda X: warm(X > 0.5), lambda mask, x: (x * mask).reshape(1, -1), seed=0)(
+        np.ones((1, warm.n_features)), max_evals=2 * warm.n_features + 1, silent=True)
+    explain_inputs(model, run_inputs(run, test_ids[chosen[0]]), settings=settings)
+
+    print(f"run {run.name}: {len(test_ids)} test samples; {len(pool)} with {args.min_tokens}-{args.max_tokens} "
+          f"text tokens, {len(chosen)} picked (seed {args.seed}); torch threads {torch.get_num_threads()}, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}\n")
+    head = (f"{'sample':14s} {'tok':>3s} {'n':>3s} {'ref s':>7s} " + ("" if args.no_batched else f"{'batch s':>7s} ")
+            + f"{'ours s':>7s} {'method':>10s} {'x ref':>6s} " + ("" if args.no_batched else f"{'x bat':>6s} ")
+            + f"{'ref err':>7s} {'our err':>7s} truth")
+    print(head)
+    t_ref, t_bat, t_our, e_ref, e_our, ratios, ref_evals = [], [], [], [], [], [], []
+    for idx in chosen:
+        sid = test_ids[idx]
+        inputs = run_inputs(run, sid)
+        game = raw_game(inputs)
+        n = game.n_features
+        groups = [np.arange(game.offsets[i], game.offsets[i + 1]) for i in range(len(game.players))]
+
+        def one_at_a_time(X, game=game):
+            return np.array([game(np.asarray(row > 0.5)[None])[0] for row in X])
+
+        explainer = shap.PermutationExplainer(one_at_a_time, lambda mask, x: (x * mask).reshape(1, -1), seed=args.seed)
+        t0 = time.perf_counter()
+        ref = explainer(np.ones((1, n)), max_evals=10 * (2 * n + 1), silent=True)
+        t_ref.append(time.perf_counter() - t0)
+        ref_evals.append(10 * (2 * n + 1))
+        ref_shares = modality_shares(ref.values[0], groups)
+
+        if not args.no_batched:
+            batched = raw_game(inputs)
+            batched.encoder_batch = 64
+            t0 = time.perf_counter()
+            shapley_values(batched, n, method="permutation", n_permutations=10, seed=args.seed, batch_size=64)
+            t_bat.append(time.perf_counter() - t0)
+
+        t0 = time.perf_counter()
+        ours = explain_inputs(model, inputs, settings=settings)
+        t_our.append(time.perf_counter() - t0)
+        our_shares = np.array([ours.shares[m] for m in ours.modalities])
+
+        if n <= args.exact_max_features:
+            if ours.method == "exact":
+                truth = our_shares
+            else:
+                ex = explain_inputs(model, inputs, settings=ExplainSettings(method="exact"))
+                truth = np.array([ex.shares[m] for m in ex.modalities])
+            tag = "exact"
+        else:
+            conv = explain_inputs(model, inputs, settings=ExplainSettings(
+                method="recombined", n_permutations=400, n_walks=args.truth_walks, seed=12345))
+            truth = np.array([conv.shares[m] for m in conv.modalities])
+            tag = f"~{args.truth_walks} walks"
+        e_ref.append(np.abs(ref_shares - truth))
+        e_our.append(np.abs(our_shares - truth))
+        ratios.append(t_ref[-1] / t_our[-1])
+        line = f"{sid:14s} {counts[idx]:3d} {n:3d} {t_ref[-1]:7.2f} "
+        if not args.no_batched:
+            line += f"{t_bat[-1]:7.2f} "
+        line += f"{t_our[-1]:7.3f} {ours.method:>10s} {ratios[-1]:6.1f} "
+        if not args.no_batched:
+            line += f"{t_bat[-1] / t_our[-1]:6.1f} "
+        line += f"{e_ref[-1].max():7.4f} {e_our[-1].max():7.4f} {tag}"
+        print(line, flush=True)
+
+    er, eo = np.concatenate(e_ref), np.concatenate(e_our)
+    print(f"\nper sample: reference {np.mean(t_ref):.2f} s, "
+          + ("" if args.no_batched else f"batched only {np.mean(t_bat):.2f} s ({np.sum(t_ref) / np.sum(t_bat):.1f}x), ")
+          + f"FusionLens {np.mean(t_our):.3f} s")
+    print(f"speed-up FusionLens vs reference: {np.sum(t_ref) / np.sum(t_our):.1f}x (total time), "
+          f"median per sample {np.median(ratios):.1f}x, min {np.min(ratios):.1f}x (target >= 30x)")
+    print(f"modality-share error vs truth (|share - truth| over {len(er)} sample x modality pairs):")
+    print(f"  reference  mean {er.mean():.4f}  p95 {np.percentile(er, 95):.4f}  max {er.max():.4f}")
+    print(f"  FusionLens mean {eo.mean():.4f}  p95 {np.percentile(eo, 95):.4f}  max {eo.max():.4f}")
+
+    # whole test split: ours timed on a seeded random sample of it, the reference extrapolated
+    # from its per-evaluation cost
+    pick = np.random.default_rng(args.seed + 1).choice(len(test_ids), size=min(args.extrapolate, len(test_ids)),
+                                                      replace=False)
+    times, evals = [], []
+    for i in pick:
+        inputs = run_inputs(run, test_ids[i])
+        t0 = time.perf_counter()
+        e = explain_inputs(model, inputs, settings=settings)
+        times.append(time.perf_counter() - t0)
+        evals.append(10 * (2 * e.n_features + 1))
+    ref_per_eval = np.sum(t_ref) / np.sum(ref_evals)
+    whole_ours = np.mean(times) * len(test_ids)
+    whole_ref = ref_per_eval * np.mean(evals) * len(test_ids)
+    print(f"\nwhole test split ({len(test_ids)} samples), from {len(pick)} random test samples: FusionLens "
+          f"{whole_ours:.0f} s ({whole_ours / 60:.1f} min, {np.mean(times):.3f} s/sample); reference about "
+          f"{whole_ref:.0f} s ({whole_ref / 3600:.1f} h, at its measured {1e3 * ref_per_eval:.1f} ms per evaluation)")
+
+
+if __name__ == "__main__":
+    main()

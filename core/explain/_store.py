@@ -1,0 +1,346 @@
+"""Stored explanations: Parquet parts under ``<run>/explanations/``.
+
+Files (``<hash>`` = :meth:`ExplainSettings.hash`, 12 hex digits, so results
+with different settings never mix):
+
+* ``samples-<hash>-part<i>of<n>.parquet`` / ``features-<hash>-part<i>of<n>.parquet``:
+  the rows of one precompute shard (``python -m core explain --shard i/n``),
+  rewritten atomically every few samples while it runs (features first, then
+  samples, so every stored sample has its features);
+* ``samples-<hash>-one-<id hash>.parquet`` / ``features-...``: one sample
+  explained on demand (:func:`core.explain.explain_sample`);
+* ``settings-<hash>.json``: the settings behind a hash;
+* ``request-<hash>-part<i>of<n>.json``: the sample ids a shard was asked for,
+  so :func:`explanation_status` can tell an interrupted precompute;
+* ``class_shares-<hash>.csv``: :func:`core.explain.class_share_table`.
+
+Per-sample rows are :meth:`Explanation.summary_row` plus ``label``, ``pred``,
+``correct``, ``settings_hash``, ``output``, ``run``, ``computed_at``,
+``seconds``, ``n_evals``, ``part``; per-feature rows are
+:meth:`Explanation.per_feature_frame` plus ``settings_hash`` and ``part``.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from core.errors import BundleError, ConfigError
+from core.explain._result import FEATURE_COLUMNS, Explanation
+from core.io import read_json, write_json, write_parquet
+
+EXPLANATIONS_DIR = "explanations"
+_PART = re.compile(r"^(samples|features)-([0-9a-f]{12})-((?:part\d+of\d+)|(?:one-[0-9a-f]{12}))\.parquet$")
+
+SAMPLE_BASE_COLUMNS = (
+    "sample_id", "explained_class", "output_kind", "base_value", "full_value",
+)
+SAMPLE_TAIL_COLUMNS = (
+    "method", "n_permutations", "seed", "modalities", "settings",
+    "label", "pred", "correct", "settings_hash", "output", "run", "computed_at", "seconds", "n_evals", "part",
+)
+FEATURE_STORE_COLUMNS = (*FEATURE_COLUMNS, "settings_hash", "part")
+
+
+def explanations_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / EXPLANATIONS_DIR
+
+
+def part_label(part: int, n_parts: int) -> str:
+    return f"part{int(part)}of{int(n_parts)}"
+
+
+def one_label(sample_id: str) -> str:
+    return "one-" + hashlib.sha256(str(sample_id).encode()).hexdigest()[:12]
+
+
+def part_paths(run_dir: str | Path, settings_hash: str, label: str) -> tuple[Path, Path]:
+    d = explanations_dir(run_dir)
+    return d / f"samples-{settings_hash}-{label}.parquet", d / f"features-{settings_hash}-{label}.parquet"
+
+
+def sample_columns(modalities: Sequence[str]) -> list[str]:
+    return [*SAMPLE_BASE_COLUMNS, *(f"share_{m}" for m in modalities), *(f"shapley_{m}" for m in modalities),
+            *SAMPLE_TAIL_COLUMNS]
+
+
+def empty_frames(modalities: Sequence[str] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Empty (samples, features) frames with the stored columns."""
+    return pd.DataFrame(columns=sample_columns(modalities)), pd.DataFrame(columns=list(FEATURE_STORE_COLUMNS))
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def samples_frame(explanations: Iterable[Explanation], part: str) -> pd.DataFrame:
+    rows = []
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    for e in explanations:
+        s = e.settings
+        row = e.summary_row()
+        row.update(
+            label=s.get("label"), pred=s.get("pred"), correct=s.get("correct"),
+            settings_hash=s.get("settings_hash"), output=s.get("output"), run=s.get("run"),
+            computed_at=s.get("computed_at", now), seconds=s.get("seconds"), n_evals=s.get("n_evals"), part=part,
+        )
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame["correct"] = pd.array([None if v is None else bool(v) for v in frame["correct"]], dtype="boolean")
+        for col in ("label", "pred", "run", "output"):
+            frame[col] = frame[col].astype("string")
+    return frame
+
+
+def features_frame(explanations: Iterable[Explanation], part: str) -> pd.DataFrame:
+    parts = []
+    for e in explanations:
+        f = e.per_feature_frame()
+        f["settings_hash"] = e.settings.get("settings_hash")
+        f["part"] = part
+        parts.append(f)
+    if not parts:
+        return pd.DataFrame(columns=list(FEATURE_STORE_COLUMNS))
+    return pd.concat(parts, ignore_index=True)
+
+
+def write_part(run_dir: str | Path, settings_hash: str, label: str, samples: pd.DataFrame,
+               features: pd.DataFrame) -> Path:
+    """Write one part atomically: features first, then samples (which mark the samples stored)."""
+    s_path, f_path = part_paths(run_dir, settings_hash, label)
+    write_parquet(f_path, features.reset_index(drop=True))
+    write_parquet(s_path, samples.reset_index(drop=True))
+    _read_cached.cache_clear()
+    return s_path
+
+
+def write_settings(run_dir: str | Path, settings: Any) -> None:
+    path = explanations_dir(run_dir) / f"settings-{settings.hash()}.json"
+    if not path.is_file():
+        write_json(path, settings.as_dict())
+
+
+def store_explanation(run_dir: str | Path, explanation: Explanation, settings: Any) -> Path:
+    """Store one on-demand explanation as its own part."""
+    label = one_label(explanation.sample_id)
+    write_settings(run_dir, settings)
+    return write_part(run_dir, settings.hash(), label, samples_frame([explanation], label),
+                      features_frame([explanation], label))
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@functools.lru_cache(maxsize=256)
+def _read_cached(path: str, mtime_ns: int, size: int) -> pd.DataFrame:
+    return pd.read_parquet(path)
+
+
+def _read(path: Path) -> pd.DataFrame:
+    st = path.stat()
+    return _read_cached(str(path), st.st_mtime_ns, st.st_size).copy()
+
+
+def _parts(run_dir: str | Path) -> list[tuple[str, str, Path, Path]]:
+    """(settings hash, part label, samples path, features path) of every samples part on disk."""
+    d = explanations_dir(run_dir)
+    if not d.is_dir():
+        return []
+    out = []
+    for path in sorted(d.iterdir()):
+        match = _PART.match(path.name)
+        if match and match.group(1) == "samples":
+            h, label = match.group(2), match.group(3)
+            out.append((h, label, path, d / f"features-{h}-{label}.parquet"))
+    return out
+
+
+def _run_modalities(run_dir: str | Path) -> list[str]:
+    try:
+        cfg = read_json(Path(run_dir) / "config.json", what="run config")
+        return [str(m) for m in cfg.get("modalities", [])]
+    except BundleError:
+        return []
+
+
+def load_explanations(
+    run_dir: str | Path, *, settings_hash: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every stored explanation of a run: ``(samples_df, features_df)``.
+
+    One row per (sample, settings) in ``samples_df`` (the latest where several
+    parts hold it) and its feature rows in ``features_df``. ``settings_hash``
+    keeps one setting only. With nothing stored both frames are empty but have
+    the stored columns. A corrupted or unreadable part is skipped; the skipped
+    files are listed in ``samples_df.attrs["warnings"]`` (and warned about).
+    """
+    modalities = _run_modalities(run_dir)
+    problems: list[str] = []
+    samples_parts, feature_parts = [], []
+    for h, label, s_path, f_path in _parts(run_dir):
+        if settings_hash is not None and h != settings_hash:
+            continue
+        try:
+            s = _read(s_path)
+        except Exception as exc:  # pyarrow raises several types for corrupted files
+            problems.append(f"{s_path.name}: unreadable ({type(exc).__name__}); delete it and rerun "
+                            "`python -m core explain` to recompute its samples")
+            continue
+        try:
+            f = _read(f_path)
+        except FileNotFoundError:
+            problems.append(f"{f_path.name}: missing; its samples are skipped (rerun `python -m core explain`)")
+            continue
+        except Exception as exc:
+            problems.append(f"{f_path.name}: unreadable ({type(exc).__name__}); its samples are skipped "
+                            "(delete both files of the part and rerun `python -m core explain`)")
+            continue
+        if "sample_id" not in s.columns or "sample_id" not in f.columns:
+            problems.append(f"{s_path.name}: not an explanation part (no sample_id column); skipped")
+            continue
+        s["part"] = label
+        s["settings_hash"] = h
+        f["part"] = label
+        f["settings_hash"] = h
+        samples_parts.append(s)
+        feature_parts.append(f)
+    if problems:
+        warnings.warn("skipped explanation files: " + "; ".join(problems), RuntimeWarning, stacklevel=2)
+    if not samples_parts:
+        samples, features = empty_frames(modalities)
+        samples.attrs["warnings"] = problems
+        return samples, features
+    samples = pd.concat(samples_parts, ignore_index=True)
+    features = pd.concat(feature_parts, ignore_index=True)
+    samples["sample_id"] = samples["sample_id"].astype(str)
+    features["sample_id"] = features["sample_id"].astype(str)
+    order = samples["computed_at"].astype(str) if "computed_at" in samples.columns else pd.Series("", index=samples.index)
+    samples = samples.assign(_order=order).sort_values("_order", kind="stable").drop(columns="_order")
+    samples = samples.drop_duplicates(["sample_id", "settings_hash"], keep="last")
+    keep = samples[["sample_id", "settings_hash", "part"]]
+    features = features.merge(keep, on=["sample_id", "settings_hash", "part"], how="inner")
+    for col in sample_columns(modalities):
+        if col not in samples.columns:
+            samples[col] = np.nan
+    front = [c for c in sample_columns(modalities) if c in samples.columns]
+    samples = samples[front + [c for c in samples.columns if c not in front]].reset_index(drop=True)
+    features = features[[c for c in FEATURE_STORE_COLUMNS if c in features.columns]
+                        + [c for c in features.columns if c not in FEATURE_STORE_COLUMNS]].reset_index(drop=True)
+    samples.attrs["warnings"] = problems
+    return samples, features
+
+
+def default_settings_hash() -> str:
+    from core.explain._engine import ExplainSettings
+
+    return ExplainSettings().hash()
+
+
+def preferred_rows(samples: pd.DataFrame) -> pd.DataFrame:
+    """One row per sample: the default settings where stored, else the settings most
+    samples were explained with, else the latest."""
+    if samples is None or len(samples) == 0 or "settings_hash" not in samples.columns:
+        return samples
+    counts = samples["settings_hash"].value_counts()
+    default = default_settings_hash()
+    rank = samples["settings_hash"].map(lambda h: (0 if h == default else 1, -int(counts.get(h, 0))))
+    order = samples.assign(
+        _r0=[r[0] for r in rank], _r1=[r[1] for r in rank],
+        _t=samples["computed_at"].astype(str) if "computed_at" in samples.columns else "",
+    ).sort_values(["_r0", "_r1", "_t"], ascending=[True, True, False], kind="stable")
+    return order.drop_duplicates("sample_id", keep="first").drop(columns=["_r0", "_r1", "_t"]) \
+        .sort_index().reset_index(drop=True)
+
+
+def explanation_for(run_dir: str | Path, sample_id: str, *, settings_hash: str | None = None) -> Explanation | None:
+    """The stored explanation of one sample (None when there is none).
+
+    Without ``settings_hash``: the default settings' result where stored, else
+    the settings most samples of the run use, else the latest.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        samples, features = load_explanations(run_dir, settings_hash=settings_hash)
+    rows = samples[samples["sample_id"].astype(str) == str(sample_id)]
+    if rows.empty:
+        return None
+    row = preferred_rows(rows).iloc[0]
+    feats = features[(features["sample_id"] == str(sample_id)) & (features["settings_hash"] == row["settings_hash"])]
+    exp = Explanation.from_rows(row.to_dict(), feats)
+    for key in ("label", "pred", "correct", "settings_hash", "part", "computed_at"):
+        value = row.get(key)
+        if value is not None and not (isinstance(value, float) and np.isnan(value)) and value is not pd.NA:
+            exp.settings.setdefault(key, value.item() if isinstance(value, np.generic) else value)
+    return exp
+
+
+def stored_sample_ids(run_dir: str | Path, settings_hash: str) -> set[str]:
+    """Samples already explained with these settings, in any readable part."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        samples, _ = load_explanations(run_dir, settings_hash=settings_hash)
+    return set(samples["sample_id"].astype(str))
+
+
+def read_part(run_dir: str | Path, settings_hash: str, label: str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The rows of one part, or None when it is missing or unreadable."""
+    s_path, f_path = part_paths(run_dir, settings_hash, label)
+    if not s_path.is_file() or not f_path.is_file():
+        return None
+    try:
+        return _read(s_path), _read(f_path)
+    except Exception:
+        return None
+
+
+def write_request(run_dir: str | Path, settings: Any, label: str, ids: Sequence[str], meta: dict[str, Any]) -> None:
+    path = explanations_dir(run_dir) / f"request-{settings.hash()}-{label}.json"
+    write_json(path, {"settings_hash": settings.hash(), "part": label, "requested": list(map(str, ids)), **meta})
+
+
+def explanation_status(run_dir: str | Path) -> pd.DataFrame:
+    """One row per precompute shard ever started: settings hash, part, requested and stored
+    counts, ``complete``; an incomplete row is an interrupted (or running) precompute."""
+    d = explanations_dir(run_dir)
+    rows = []
+    if d.is_dir():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            samples, _ = load_explanations(run_dir)
+        for path in sorted(d.glob("request-*.json")):
+            try:
+                req = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            h = req.get("settings_hash", "")
+            have = set(samples.loc[samples["settings_hash"] == h, "sample_id"].astype(str))
+            wanted = [str(i) for i in req.get("requested", [])]
+            n_stored = sum(1 for i in wanted if i in have)
+            rows.append({"settings_hash": h, "part": req.get("part"), "requested": len(wanted), "stored": n_stored,
+                         "complete": n_stored == len(wanted), "command": req.get("command")})
+    return pd.DataFrame(rows, columns=["settings_hash", "part", "requested", "stored", "complete", "command"])
+
+
+def settings_of(run_dir: str | Path, settings_hash: str) -> dict[str, Any] | None:
+    path = explanations_dir(run_dir) / f"settings-{settings_hash}.json"
+    if not path.is_file():
+        return None
+    try:
+        return read_json(path, what="explanation settings")
+    except BundleError:
+        return None
+
+
+def check_modalities(modalities: Sequence[str], known: Sequence[str], what: str) -> None:
+    unknown = [m for m in modalities if m not in known]
+    if unknown:
+        raise ConfigError(f"{what} has no modality {', '.join(map(repr, unknown))}",
+                          fix=f"use some of: {', '.join(known) or '(none)'}")

@@ -1,0 +1,306 @@
+"""Every dashboard page under streamlit's AppTest, against the tiny built experiment.
+
+The runs root is a copy of the session's tiny experiment with PCA projections
+and a few stored explanations for one run, plus three broken runs (corrupted,
+incomplete, older format) that must not take the others down.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+PAGES = {
+    "overview": ("views/1_overview.py", "Overview"),
+    "compare": ("views/2_compare.py", "Compare fusion methods"),
+    "contributions": ("views/3_contributions.py", "Modality contributions"),
+    "explorer": ("views/4_explorer.py", "Sample explorer"),
+    "embeddings": ("views/5_embeddings.py", "Embeddings"),
+    "misclassifications": ("views/6_misclassifications.py", "Misclassifications"),
+}
+RUN = "concat-image+title"          # projected and (partly) explained
+BARE = "multconcat-image+title"     # nothing precomputed
+BROKEN = {"corrupted-run": "corrupted", "incomplete-run": "incomplete", "old-run": "older format"}
+
+
+def make_app_root(tiny_built, folder: Path) -> dict:
+    """A runs root under ``folder``: the tiny experiment + projections + explanations + broken runs."""
+    from core.explain import explain_run
+    from core.projection import project_runs
+
+    _, root = tiny_built
+    copy = folder / "runs"
+    shutil.copytree(root, copy)
+    exp = copy / "tiny"
+    project_runs([exp / RUN], methods=["pca"], progress=False)
+    explain_run(exp / RUN, n=3, progress=False)
+    explained = pd.read_parquet(next((exp / RUN / "explanations").glob("samples-*.parquet")))["sample_id"].tolist()
+    for name, kind in BROKEN.items():
+        shutil.copytree(exp / BARE, exp / name)
+        if kind == "corrupted":
+            (exp / name / "predictions.parquet").write_bytes(b"not a parquet file")
+        elif kind == "incomplete":
+            (exp / name / "metrics.json").unlink()
+        else:
+            cfg = json.loads((exp / name / "config.json").read_text())
+            cfg["format_version"] = 0
+            (exp / name / "config.json").write_text(json.dumps(cfg))
+    preds = pd.read_parquet(exp / RUN / "predictions.parquet")
+    return {"root": copy, "explained": explained, "sample": explained[0],
+            "wrong": preds.loc[~preds["correct"], "id"].tolist(),
+            "classes": json.loads((exp / RUN / "config.json").read_text())["classes"]}
+
+
+@pytest.fixture(scope="module")
+def app_root(tiny_built, tmp_path_factory) -> dict:
+    return make_app_root(tiny_built, tmp_path_factory.mktemp("app"))
+
+
+def open_app(monkeypatch, root: Path, at_page: str | None = None, **query: str) -> AppTest:
+    """The app after its first run; ``at_page`` is opened like a link to it (``?page=``)."""
+    monkeypatch.setenv("FUSIONLENS_RUNS", str(root))
+    at = AppTest.from_file(APP, default_timeout=90)
+    if at_page is not None:
+        query = {"page": at_page, **query}
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.run()
+    return at
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def assert_ok(at: AppTest, page: str) -> None:
+    assert not at.exception, texts(at.exception)
+    assert [t.value for t in at.title] == [PAGES[page][1]]
+
+
+# --------------------------------------------------------------------------- every page
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_renders(monkeypatch, app_root, page):
+    at = open_app(monkeypatch, app_root["root"], page, run=RUN, sample=app_root["sample"])
+    assert_ok(at, page)
+    assert not at.error, texts(at.error)
+    assert at.session_state["fl_last_ctx"].run == RUN
+    assert at.query_params["page"] == [page] or at.query_params["page"] == page
+    if page in ("explorer", "embeddings", "misclassifications", "contributions", "compare"):
+        assert at.get("plotly_chart"), "the page shows no figure"
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_without_precomputed_results(monkeypatch, app_root, page):
+    at = open_app(monkeypatch, app_root["root"], page, run=BARE)
+    assert_ok(at, page)
+    assert not at.error, texts(at.error)
+    messages = texts(at.info) + texts(at.code)
+    if page in ("contributions", "misclassifications"):
+        assert "No explanations yet" in messages and "python -m core explain" in messages
+    if page == "embeddings":
+        assert "No t-SNE projection yet" in messages or "No PCA projection yet" in messages
+        assert "python -m core project tiny" in messages
+    if page == "explorer":
+        assert "No sample selected" in messages
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_empty_runs_root_says_what_to_run(monkeypatch, tmp_path, page):
+    at = open_app(monkeypatch, tmp_path / "no-runs-here", page)
+    assert_ok(at, page)
+    messages = texts(at.info) + texts(at.code)
+    assert "No runs yet" in messages
+    assert "bash scripts/run.sh" in messages and "python -m core build emoji" in messages
+
+
+@pytest.mark.parametrize("broken", list(BROKEN))
+def test_a_broken_run_shows_its_problem_and_the_others_stay_usable(monkeypatch, app_root, broken):
+    for page in ("overview", "explorer", "misclassifications"):
+        at = open_app(monkeypatch, app_root["root"], page, run=broken)
+        assert not at.exception, texts(at.exception)
+        if page != "overview":
+            errors = texts(at.error)
+            assert f"Run `{broken}` cannot be shown" in errors
+            assert "Fix:" in errors
+    # pick a good run in the sidebar: the page works again
+    at.selectbox(key="fl_run").select(RUN).run()
+    assert not at.exception and not at.error, texts(at.error)
+    assert at.get("plotly_chart")
+    assert at.query_params["run"] in ([RUN], RUN)
+
+
+def test_overview_lists_unreadable_runs(monkeypatch, app_root):
+    at = open_app(monkeypatch, app_root["root"], "compare", run=RUN)
+    assert_ok(at, "compare")
+    problems = " ".join(e.label for e in at.expander) if at.expander else ""
+    assert "could not be read" in problems
+    assert "(incomplete)" in at.selectbox(key="fl_run").format_func("incomplete-run")
+
+
+def test_a_page_view_never_starts_umap(monkeypatch, app_root):
+    import sys
+
+    if "umap" in sys.modules:
+        pytest.skip("umap was imported by another test in this process")
+    for page in PAGES:
+        assert not open_app(monkeypatch, app_root["root"], page, run=RUN).exception
+    assert "umap" not in sys.modules  # its numba compile only runs from a button or the CLI
+
+
+# --------------------------------------------------------------------------- safety
+
+
+@pytest.mark.parametrize("query", [
+    {"run": "../../../etc"},
+    {"run": "/etc/passwd"},
+    {"exp": ".."},
+    {"exp": "../tiny", "run": RUN},
+    {"run2": "..%2F..%2Fetc"},
+])
+def test_path_traversal_in_the_url_is_refused(monkeypatch, app_root, query):
+    at = open_app(monkeypatch, app_root["root"], "explorer", **query)
+    assert not at.exception, texts(at.exception)
+    errors = texts(at.error)
+    assert "Refused" in errors and "not a plain name inside the runs directory" in errors
+    ctx = at.session_state["fl_last_ctx"]
+    assert ctx.experiment == "tiny" and ctx.run in ctx.runs
+
+
+def test_unknown_names_in_the_url_fall_back_with_a_message(monkeypatch, app_root):
+    at = open_app(monkeypatch, app_root["root"], "explorer", run="no-such-run", sample="no-such-sample")
+    assert not at.exception
+    assert "no-such-run" in texts(at.error)
+    assert "not in this run" in texts(at.warning)
+
+
+def test_a_symlinked_run_pointing_outside_is_not_listed(monkeypatch, app_root, tmp_path):
+    outside = tmp_path / "outside-run"
+    shutil.copytree(app_root["root"] / "tiny" / BARE, outside)
+    link = app_root["root"] / "tiny" / "linked-out"
+    link.symlink_to(outside, target_is_directory=True)
+    try:
+        at = open_app(monkeypatch, app_root["root"], "explorer", run="linked-out")
+        assert not at.exception
+        assert "linked-out" not in at.session_state["fl_last_ctx"].runs
+        assert "linked-out" in texts(at.error)
+    finally:
+        link.unlink()
+
+
+# --------------------------------------------------------------------------- state, filters, drill-down
+
+
+def test_selection_survives_page_changes_and_is_in_the_url(monkeypatch, app_root):
+    at = open_app(monkeypatch, app_root["root"], None)
+    at.selectbox(key="fl_run").select(BARE).run()
+    at.selectbox(key="fl_run2").select(RUN).run()
+    for page in ("compare", "misclassifications", "contributions"):
+        at.switch_page(PAGES[page][0]).run()
+        assert_ok(at, page)
+        ctx = at.session_state["fl_last_ctx"]
+        assert (ctx.run, ctx.run2) == (BARE, RUN)
+    assert dict(at.query_params) | {} and at.query_params["run2"] in ([RUN], RUN)
+
+
+def test_page_param_in_a_link_opens_that_page(monkeypatch, app_root):
+    at = open_app(monkeypatch, app_root["root"], None, page="explorer", run=RUN, sample=app_root["sample"])
+    assert_ok(at, "explorer")
+    at = open_app(monkeypatch, app_root["root"], None, run=RUN, sample=app_root["sample"])
+    at.switch_page(PAGES["explorer"][0]).run()  # a nav click
+    assert_ok(at, "explorer")
+    assert f"Sample `{app_root['sample']}`" in texts(at.subheader)
+
+
+def test_explorer_shows_the_stored_explanation(monkeypatch, app_root):
+    at = open_app(monkeypatch, app_root["root"], "explorer", run=RUN, sample=app_root["sample"])
+    assert_ok(at, "explorer")
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert any("patch contributions" in t for t in titles), titles
+    assert any("Modality shares" in t for t in titles) and any("Top-5" in t for t in titles)
+    assert any("fusionlens-tokens" in str(h.proto) for h in at.get("html"))  # tokens coloured by contribution
+    across = at.dataframe[-1].value  # the same sample under the other (readable) runs
+    assert len(across) >= 5 and RUN not in set(across["run"]) and not set(BROKEN) & set(across["run"])
+
+
+def test_explain_a_sample_on_the_spot(monkeypatch, app_root, tmp_path):
+    root = tmp_path / "runs"
+    shutil.copytree(app_root["root"] / "tiny" / BARE, root / "tiny" / BARE)
+    for f in ("dataset.json", "dataset.parquet"):
+        shutil.copy(app_root["root"] / "tiny" / f, root / "tiny" / f)
+    sample = app_root["wrong"][0] if app_root["wrong"] else app_root["sample"]
+    at = open_app(monkeypatch, root, "explorer", run=BARE, sample=sample)
+    assert "No explanation for this sample yet" in texts(at.info)
+    at.button(key="explain_now").click().run()
+    assert not at.exception and not at.error, texts(at.exception) + texts(at.error)
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert any("Modality shares" in t for t in titles)
+    assert list((root / "tiny" / BARE / "explanations").glob("samples-*.parquet"))  # stored with the run
+
+
+def test_explorer_filters_and_empty_filter(monkeypatch, app_root):
+    at = open_app(monkeypatch, app_root["root"], "explorer", run=RUN)
+    at.text_input(key="ex_search").input("zzz-matches-nothing").run()
+    assert not at.exception
+    assert "No sample matches these filters" in texts(at.warning)
+    at.text_input(key="ex_search").input("").run()
+    at.segmented_control(key="ex_correct").set_value("Correct").run()
+    assert not at.exception and not at.warning
+    n_total = len(pd.read_parquet(app_root["root"] / "tiny" / RUN / "predictions.parquet"))
+    n_right = n_total - len(app_root["wrong"])
+    assert f"{n_right:,} of {n_total:,} test samples" in texts(at.markdown)
+
+
+def test_compare_filters_and_downloads(monkeypatch, app_root):
+    at = open_app(monkeypatch, app_root["root"], "compare", run=RUN)
+    assert len(at.get("download_button")) == 2
+    at.multiselect(key="cmp_fusion").select("concat").run()
+    assert not at.exception and "2 of" in texts(at.markdown)
+    at.text_input(key="cmp_search").input("no-such-method").run()
+    assert "No run matches these filters" in texts(at.warning)
+
+
+def test_misclassifications_cell_lists_its_samples(monkeypatch, app_root):
+    at = open_app(monkeypatch, app_root["root"], "misclassifications", run=RUN)
+    preds = pd.read_parquet(app_root["root"] / "tiny" / RUN / "predictions.parquet")
+    true, pred = preds.loc[preds["correct"], ["label", "pred"]].iloc[0]
+    at.selectbox(key="mis_true").select(true).run()
+    at.selectbox(key="mis_pred").select(pred).run()
+    assert not at.exception
+    n = int(((preds["label"] == true) & (preds["pred"] == pred)).sum())
+    assert f"{n:,} correct predictions" in texts(at.markdown)
+    at.toggle(key="mis_norm").set_value(True).run()
+    assert not at.exception
+
+
+def test_embeddings_compute_a_missing_projection_from_the_page(monkeypatch, app_root, tmp_path):
+    root = tmp_path / "runs"
+    shutil.copytree(app_root["root"] / "tiny" / BARE, root / "tiny" / BARE)
+    for f in ("dataset.json", "dataset.parquet"):
+        shutil.copy(app_root["root"] / "tiny" / f, root / "tiny" / f)
+    at = open_app(monkeypatch, root, "embeddings", run=BARE)
+    assert "No PCA projection yet" in texts(at.info)
+    assert not at.get("plotly_chart")
+    at.button(key="compute_pca").click().run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 3  # image, title, fused
+    assert (root / "tiny" / BARE / "projections").is_dir()
+    captions = texts(at.caption)
+    assert "Trustworthiness" in captions
+
+
+def test_contributions_side_by_side(monkeypatch, app_root):
+    at = open_app(monkeypatch, app_root["root"], "contributions", run=RUN, run2=BARE)
+    assert_ok(at, "contributions")
+    headers = texts(at.markdown)
+    assert f"#### `{RUN}`" in headers and f"#### `{BARE}`" in headers
+    assert "No explanations yet" in texts(at.info)  # the second run is not explained
+    assert len(at.get("plotly_chart")) >= 3

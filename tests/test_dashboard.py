@@ -1,0 +1,294 @@
+"""core.dashboard: safe paths, discovery, filters and explanation adapters (no server)."""
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import dashboard as D
+from core.explain import Explanation
+
+
+# --------------------------------------------------------------------------- safe paths
+
+
+@pytest.mark.parametrize("name", ["..", ".", "../x", "a/b", "/etc", "/etc/passwd", "a\\b", ".hidden", "", "x\x00y",
+                                  "a" * 300])
+def test_check_name_refuses_anything_but_a_plain_name(name):
+    with pytest.raises(D.PathRefused) as info:
+        D.check_name(name, "run")
+    assert "Fix:" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["emoji", "concat-image+title", "late-average-image+title+description", "r_1.v2"])
+def test_check_name_accepts_run_names(name):
+    assert D.check_name(name) == name
+
+
+def test_safe_join_refuses_symlinks_out_of_the_root(tmp_path):
+    root = tmp_path / "runs"
+    (root / "exp" / "run").mkdir(parents=True)
+    outside = tmp_path / "secret"
+    outside.mkdir()
+    (root / "exp" / "link").symlink_to(outside, target_is_directory=True)
+    assert D.safe_join(root, "exp", "run") == (root / "exp" / "run").resolve()
+    with pytest.raises(D.PathRefused, match="outside the runs directory"):
+        D.safe_join(root, "exp", "link")
+    with pytest.raises(D.PathRefused):
+        D.safe_join(root, "exp", "../../secret")
+
+
+def test_check_run_dir_refuses_a_run_whose_files_link_outside(tmp_path):
+    root = tmp_path / "runs"
+    run = root / "exp" / "run"
+    run.mkdir(parents=True)
+    (tmp_path / "passwd").write_text("secret")
+    (run / "predictions.parquet").symlink_to(tmp_path / "passwd")
+    with pytest.raises(D.PathRefused, match="predictions.parquet"):
+        D.check_run_dir(root, "exp", "run")
+
+
+def test_discovery_lists_runs_inside_the_root_only(tmp_path):
+    root = tmp_path / "runs"
+    exp = root / "exp"
+    for name in ("b-run", "a-run", "c.partial", "d.old", "_cache", ".hidden", "not-a-run"):
+        (exp / name).mkdir(parents=True)
+    for name in ("a-run", "b-run", "c.partial", "d.old"):
+        (exp / name / "config.json").write_text("{}")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "config.json").write_text("{}")
+    (exp / "linked-run").symlink_to(outside, target_is_directory=True)
+    (root / "linked-exp").symlink_to(exp, target_is_directory=True)  # inside: allowed
+    (root / "_private").mkdir()
+    assert D.list_run_names(root, "exp") == ["a-run", "b-run"]
+    assert D.list_experiments(root) == ["exp", "linked-exp"]
+    assert D.list_experiments(tmp_path / "missing") == []
+    assert D.run_state(exp / "a-run") == "incomplete"
+
+
+def test_safe_items_refuse_paths_outside_the_data_folder(tmp_path):
+    from core.data.manifest import Dataset
+
+    data = tmp_path / "data"
+    data.mkdir()
+    frame = pd.DataFrame({"id": ["a", "b"], "label": ["x", "y"], "split": ["test", "test"],
+                          "image": ["../outside.png", "ok.png"], "title": ["t1", "t2"]})
+    ds = Dataset(name="d", root=data, frame=frame, modalities={"image": "image", "title": "text"}, classes=["x", "y"])
+    with pytest.raises(D.PathRefused, match="outside the data folder"):
+        D.safe_items(ds, "image", ["a"])
+    assert D.safe_items(ds, "title", ["a", "b"]) == ["t1", "t2"]
+
+
+def test_run_stamp_changes_when_a_run_gains_files(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    before = D.run_stamp(run)
+    assert D.run_stamp(run) == before
+    (run / "projections").mkdir()
+    assert D.run_stamp(run) != before
+    stamp = D.run_stamp(run)
+    (run / "config.json").write_text('{"x": 1}')
+    os.utime(run / "config.json", ns=(1, 1))
+    assert D.run_stamp(run) != stamp
+
+
+# --------------------------------------------------------------------------- tables
+
+
+@pytest.fixture
+def predictions() -> pd.DataFrame:
+    return pd.DataFrame({
+        "id": ["a", "b", "c", "d"], "label": ["cat", "cat", "dog", "dog"], "pred": ["cat", "dog", "dog", "cat"],
+        "confidence": [0.9, 0.4, 0.8, 0.55], "correct": [True, False, True, False],
+        "top1_label": ["cat", "dog", "dog", "cat"], "top2_label": ["dog", "cat", "cat", "dog"],
+    })
+
+
+@pytest.fixture
+def summaries() -> pd.DataFrame:
+    # the engine's per-sample rows: keyed by sample_id, one sample not explained
+    return pd.DataFrame({"sample_id": ["a", "b", "c"], "share_image": [0.7, 0.2, np.nan],
+                         "share_title": [0.3, 0.8, np.nan], "base_value": [0.1, 0.1, 0.1]})
+
+
+def test_share_frame_renames_sample_id_to_id(summaries):
+    frame = D.share_frame(summaries, ["image", "title"])
+    assert list(frame.columns) == ["id", "share_image", "share_title"]
+    assert frame["id"].tolist() == ["a", "b", "c"]
+    assert D.share_frame(None, ["image"]).empty
+
+
+def test_predictions_view_joins_shares_and_texts(predictions, summaries):
+    shares = D.share_frame(summaries, ["image", "title"])
+    texts = pd.DataFrame({"id": ["a", "b", "c", "d"], "title": ["a cat", "tabby", "a dog", "puppy"]})
+    view = D.predictions_view(predictions, ["image", "title"], shares, texts)
+    assert view["dominant"].tolist() == ["image", "title", None, None]
+    assert view["title"].tolist() == ["a cat", "tabby", "a dog", "puppy"]
+    bare = D.predictions_view(predictions, ["image", "title"])
+    assert bare["dominant"].isna().all() and bare["share_image"].isna().all()
+
+
+def test_filter_predictions(predictions, summaries):
+    texts = pd.DataFrame({"id": ["a", "b", "c", "d"], "title": ["a cat", "tabby", "a dog", "puppy"]})
+    view = D.predictions_view(predictions, ["image", "title"], D.share_frame(summaries, ["image", "title"]), texts)
+
+    def ids(**kw):
+        return D.filter_predictions(view, search_columns=["id", "label", "pred", "title"], **kw)["id"].tolist()
+
+    assert ids() == ["a", "b", "c", "d"]
+    assert ids(true_classes=["dog"]) == ["c", "d"]
+    assert ids(pred_classes=["cat"], correctness="Incorrect") == ["d"]
+    assert ids(correctness="Correct") == ["a", "c"]
+    assert ids(confidence=(0.5, 0.85)) == ["c", "d"]
+    assert ids(dominant=["title"]) == ["b"]
+    assert ids(search="TABBY") == ["b"]
+    assert ids(search="a (") == []  # plain text, not a regex
+    assert ids(true_classes=["cat"], search="puppy") == []  # a filter matching nothing
+
+
+def test_sample_across_runs(predictions):
+    other = predictions.assign(pred=predictions["label"], correct=True, confidence=0.99)
+    table = D.sample_across_runs({"r1": predictions, "r2": other, "r3": predictions.iloc[:0]}, "b")
+    assert table["run"].tolist() == ["r2", "r1"]  # correct first
+    assert table.loc[table["run"] == "r1", "true class rank"].item() == 2
+    assert D.sample_across_runs({"r1": predictions}, "zzz").empty
+
+
+def test_best_run_split_counts_and_gallery():
+    results = pd.DataFrame({"run": ["x", "y", "z"], "top1": [0.5, 0.9, 0.9]})
+    assert D.best_run(results) == "y"
+    assert D.best_run(results.iloc[:0]) is None
+    frame = pd.DataFrame({"id": [f"s{i}" for i in range(12)], "label": ["a"] * 6 + ["b"] * 6,
+                          "split": ["train", "train", "val", "test", "test", "test"] * 2})
+    counts = D.split_counts(frame, ["b", "a"])
+    assert list(counts.index) == ["b", "a"]
+    assert list(counts.columns) == ["train", "val", "test", "total"]
+    assert counts.loc["a"].tolist() == [2, 1, 3, 6]
+    picked = D.gallery_ids(frame, n=4)
+    assert len(picked) == 4 and len(set(picked)) == 4
+    assert {frame.set_index("id").loc[i, "split"] for i in picked} == {"test"}
+    assert {frame.set_index("id").loc[i, "label"] for i in picked[:2]} == {"a", "b"}  # one per class first
+    assert D.gallery_ids(frame, n=4) == picked  # seeded
+
+
+def test_filter_results():
+    results = pd.DataFrame({"run": ["unimodal-image", "concat-image+title", "gated-image+title"],
+                            "strategy": ["unimodal", "intermediate", "intermediate"],
+                            "fusion": ["unimodal", "concat", "gated"], "modalities": ["image", "image+title",
+                                                                                    "image+title"],
+                            "encoders": ["e", "e", "e"]})
+    assert D.filter_results(results, strategies=["intermediate"])["run"].tolist() == ["concat-image+title",
+                                                                                      "gated-image+title"]
+    assert D.filter_results(results, fusions=["gated"], search="GATED")["run"].tolist() == ["gated-image+title"]
+    assert D.filter_results(results, fusions=["gated"], modalities=["image"]).empty
+
+
+def test_selected_ids_from_plotly_events():
+    event = {"selection": {"points": [{"customdata": "a"}, {"customdata": ["b", 1]}, {"customdata": "a"}, {"x": 1}]}}
+    assert D.selected_ids(event) == ["a", "b"]
+    assert D.selected_ids(None) == []
+    assert D.selected_ids({"selection": {"points": []}}) == []
+
+
+def test_projection_frame_joins_view(predictions):
+    view = D.predictions_view(predictions, ["image"])
+    frame = D.projection_frame(np.array(["d", "a"], dtype=object), np.array([[0.0, 1.0], [2.0, 3.0]]), view)
+    assert frame["id"].tolist() == ["d", "a"]
+    assert frame["label"].tolist() == ["dog", "cat"]
+    assert frame[["x", "y"]].to_numpy().tolist() == [[0.0, 1.0], [2.0, 3.0]]
+
+
+# --------------------------------------------------------------------------- explanations
+
+
+def _explanation() -> Explanation:
+    image_info = [{"row": r, "col": c} for r in range(2) for c in range(2)]
+    video_info = [{"row": 0, "col": c, "segment": s, "frame_start": 2 * s, "frame_end": 2 * s + 2}
+                  for s in range(2) for c in range(2)]
+    text_info = [{"token": "red", "position": 1}, {"token": "circle", "position": 2}]
+    values = np.array([0.1, -0.2, 0.3, 0.0, 1.0, 2.0, 3.0, 4.0, 0.5, -0.5])
+    return Explanation(
+        sample_id="s1", modalities=["image", "rgb", "title"], values=values,
+        feature_modality=[0] * 4 + [1] * 4 + [2] * 2, feature_info=image_info + video_info + text_info,
+        base_value=0.0, full_value=float(values.sum()), stderr=None,
+        shares={"image": 0.1, "rgb": 0.8, "title": 0.1}, modality_shapley=None, output_kind="pred_prob",
+        explained_class="cat", method="exact")
+
+
+def test_explanation_views():
+    exp = _explanation()
+    np.testing.assert_allclose(D.patch_grid(exp, "image"), [[0.1, -0.2], [0.3, 0.0]])
+    np.testing.assert_allclose(D.tube_values(exp, "rgb"), [[[1.0, 2.0]], [[3.0, 4.0]]])
+    assert D.token_values(exp, "title") == (["red", "circle"], [0.5, -0.5])
+    assert D.token_values(exp, "image") is None
+    assert D.patch_grid(exp, "title") is None
+
+
+def test_explanation_store_uses_core_explain():
+    store = D.explanation_store()
+    assert store.available and store.can_explain and store.load_one is not None
+    assert store.missing == []
+
+
+def test_explanation_store_without_the_engine_is_an_empty_state(tmp_path):
+    store = D.ExplanationStore(missing=["core.explain.load_explanation_summaries(run_dir)"])
+    assert not store.available and not store.can_explain
+    assert store.summaries(tmp_path) is None and store.one(tmp_path, "a") is None
+
+
+# --------------------------------------------------------------------------- with a built experiment
+
+
+def test_precompute_status_and_project_cli(tiny_built, tmp_path, capsys):
+    from core.cli import main
+
+    _, root = tiny_built
+    copy = tmp_path / "runs"
+    shutil.copytree(root / "tiny" / "concat-image+title", copy / "tiny" / "concat-image+title")
+    run_dir = copy / "tiny" / "concat-image+title"
+    status = D.precompute_status(run_dir, ["image", "title"], D.explanation_store())
+    assert len(status["missing_projections"]) == 9 and status["projections"].empty
+    assert status["n_explained"] == 0
+    assert main(["--runs-dir", str(copy), "--quiet", "project", "tiny", "--methods", "pca"]) == 0
+    assert "3 computed" in capsys.readouterr().out
+    status = D.precompute_status(run_dir, ["image", "title"])
+    assert sorted(status["projections"]["embedding"]) == ["fused", "image", "title"]
+    assert {m for _, m in status["missing_projections"]} == {"tsne", "umap"}
+    # resumable: a second call keeps what is stored
+    assert main(["--runs-dir", str(copy), "--quiet", "project", str(run_dir), "--methods", "pca"]) == 0
+    assert "3 already stored" in capsys.readouterr().out
+    assert main(["--runs-dir", str(copy), "--quiet", "project", "tiny", "--run", "nope"]) == 2
+
+
+def test_project_runs_reuses_identical_embeddings(tiny_built, tmp_path):
+    from core.projection import list_projections, project_runs
+
+    _, root = tiny_built
+    runs = []
+    for name in ("concat-image+title", "multconcat-image+title"):
+        shutil.copytree(root / "tiny" / name, tmp_path / name)
+        runs.append(tmp_path / name)
+    counts = project_runs(runs, methods=["pca"], progress=False)
+    # image and title embeddings are the same cached unimodal embeddings in both runs
+    assert counts == {"computed": 4, "reused": 2, "kept": 0}
+    assert len(list_projections(runs[1])) == 3
+
+
+def test_build_commands_name_the_runs_root(tmp_path):
+    from core.experiment import PROJECT_ROOT
+
+    default = D.build_commands("emoji", "concat-image+title", root=PROJECT_ROOT / "runs")
+    assert default == {
+        "everything": "bash scripts/run.sh",
+        "build": "python -m core build emoji",
+        "project": "python -m core project emoji --run concat-image+title",
+        "explain": "python -m core explain runs/emoji/concat-image+title",
+    }
+    other = D.build_commands("tiny", None, root=tmp_path)
+    assert other["build"] == f"FUSIONLENS_RUNS={tmp_path.resolve()} python -m core build tiny"
+    assert other["explain"] == f"python -m core explain {tmp_path.resolve() / 'tiny' / '<run>'}"

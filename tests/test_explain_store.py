@@ -1,0 +1,258 @@
+"""Stored explanations: precompute (seeded, sharded, resumable), loading, the per-class table, the CLI."""
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.cli import main
+from core.errors import ConfigError
+from core.explain import (
+    ALL_CLASSES,
+    ExplainSettings,
+    class_share_table,
+    explain_run,
+    explain_sample,
+    explanation_for,
+    explanation_status,
+    load_explanation_summaries,
+    load_explanations,
+    parse_shard,
+    select_build_runs,
+    select_samples,
+)
+from core.explain._engine import resolve_run
+
+RUN = "multconcat-image+title+description"
+
+
+def copy_run(tiny_built, folder: Path, run: str = RUN) -> Path:
+    _, root = tiny_built
+    exp = folder / "runs" / "tiny"
+    shutil.copytree(root / "tiny" / run, exp / run)
+    for name in ("dataset.json", "dataset.parquet"):
+        shutil.copy(root / "tiny" / name, exp / name)
+    return exp / run
+
+
+@pytest.fixture()
+def run_dir(tiny_built, tmp_path) -> Path:
+    return copy_run(tiny_built, tmp_path)
+
+
+def sorted_rows(frame: pd.DataFrame, cols) -> pd.DataFrame:
+    return frame.sort_values(cols).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- precompute
+
+
+def test_shards_and_reruns_give_the_same_rows(tiny_built, tmp_path) -> None:
+    whole = copy_run(tiny_built, tmp_path / "a")
+    sharded = copy_run(tiny_built, tmp_path / "b")
+    report = explain_run(whole, n=4, seed=1, progress=False)
+    assert (report["requested"], report["computed"], report["skipped"]) == (4, 4, 0)
+    for shard in ("0/2", "1/2"):
+        explain_run(sharded, n=4, seed=1, shard=shard, progress=False)
+    files = sorted(p.name for p in (sharded / "explanations").glob("samples-*.parquet"))
+    assert len(files) == 2 and files[0].endswith("part0of2.parquet") and files[1].endswith("part1of2.parquet")
+    a_s, a_f = load_explanations(whole)
+    b_s, b_f = load_explanations(sharded)
+    assert sorted(a_s["sample_id"]) == sorted(b_s["sample_id"]) == sorted(select_samples(resolve_run(whole), 4, 1))
+    cols = ["sample_id", "base_value", "full_value", "share_image", "share_title", "share_description", "method"]
+    pd.testing.assert_frame_equal(sorted_rows(a_s[cols], "sample_id"), sorted_rows(b_s[cols], "sample_id"))
+    fcols = ["sample_id", "modality", "feature_index", "token", "row", "col", "phi"]
+    pd.testing.assert_frame_equal(sorted_rows(a_f[fcols], ["sample_id", "modality", "feature_index"]),
+                                  sorted_rows(b_f[fcols], ["sample_id", "modality", "feature_index"]))
+    # and the same as explaining on demand
+    sid = a_s["sample_id"].iloc[0]
+    again = explain_sample(whole, sid, seed=1, store=False)
+    stored = explanation_for(whole, sid)
+    np.testing.assert_array_equal(again.values, stored.values)
+
+
+def test_resume_skips_stored_samples_and_keeps_settings_apart(run_dir) -> None:
+    first = explain_run(run_dir, n=2, progress=False)
+    assert first["computed"] == 2
+    second = explain_run(run_dir, n=5, progress=False)
+    assert (second["skipped"], second["computed"]) == (2, 3)
+    assert explain_run(run_dir, n=5, progress=False)["computed"] == 0
+    # other settings: a separate hash, nothing reused or overwritten
+    other = explain_run(run_dir, n=2, output="true_prob", progress=False)
+    assert other["computed"] == 2 and other["settings_hash"] != first["settings_hash"]
+    samples, features = load_explanations(run_dir)
+    assert len(samples) == 7
+    assert samples.groupby("settings_hash").size().to_dict() == {first["settings_hash"]: 5,
+                                                                 other["settings_hash"]: 2}
+    assert set(features.groupby(["sample_id", "settings_hash"]).size().index) == \
+        set(zip(samples["sample_id"], samples["settings_hash"]))
+    assert len(load_explanations(run_dir, settings_hash=other["settings_hash"])[0]) == 2
+    # one row per sample for the dashboard: the default settings win
+    summaries = load_explanation_summaries(run_dir)
+    assert len(summaries) == 5 and set(summaries["settings_hash"]) == {first["settings_hash"]}
+
+
+def test_an_interrupted_precompute_keeps_its_rows_and_resumes(run_dir, monkeypatch) -> None:
+    import core.explain._precompute as P
+
+    real = P.explain_with_settings
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(P, "explain_with_settings", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        explain_run(run_dir, n=4, progress=False, flush_every=100)
+    status = explanation_status(run_dir)
+    assert status[["requested", "stored", "complete"]].values.tolist() == [[4, 2, False]]
+    assert "python -m core explain" in status["command"].iloc[0]
+    monkeypatch.setattr(P, "explain_with_settings", real)
+    report = explain_run(run_dir, n=4, progress=False)
+    assert (report["skipped"], report["computed"]) == (2, 2)
+    assert explanation_status(run_dir)["complete"].tolist() == [True]
+    assert len(load_explanations(run_dir)[0]) == 4
+    assert not list((run_dir / "explanations").glob(".*tmp"))       # no half-written files
+
+
+def test_time_limit_stops_early_and_reports_what_is_left(run_dir) -> None:
+    report = explain_run(run_dir, n=3, progress=False, time_limit=0.0)
+    assert report["computed"] == 0 and report["remaining"] == 3
+
+
+def test_progress_callable_over_samples(run_dir) -> None:
+    calls = []
+    explain_run(run_dir, n=2, progress=lambda d, t: calls.append((d, t)))
+    assert calls[-1] == (2, 2)
+
+
+def test_bad_precompute_arguments(run_dir) -> None:
+    with pytest.raises(ConfigError, match="shard"):
+        explain_run(run_dir, shard="3/2", progress=False)
+    with pytest.raises(ConfigError, match="i/n"):
+        parse_shard("half")
+    with pytest.raises(ConfigError, match="has no modality 'audio'"):
+        explain_run(run_dir, modalities=["audio"], progress=False)
+    with pytest.raises(ConfigError, match="positive sample count"):
+        explain_run(run_dir, n=0, progress=False)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def test_loading_with_nothing_stored_gives_empty_frames_with_columns(run_dir) -> None:
+    samples, features = load_explanations(run_dir)
+    assert samples.empty and features.empty
+    for col in ("sample_id", "share_image", "share_title", "shapley_description", "label", "correct", "settings_hash"):
+        assert col in samples.columns
+    for col in ("sample_id", "modality", "feature_index", "token", "row", "col", "frame_start", "phi"):
+        assert col in features.columns
+    assert explanation_for(run_dir, "circle-002") is None
+    assert load_explanation_summaries(run_dir) is None
+    assert class_share_table(run_dir).empty
+
+
+def test_a_corrupted_part_is_skipped_with_a_warning(run_dir) -> None:
+    explain_run(run_dir, n=2, progress=False)
+    (run_dir / "explanations" / "samples-0123456789ab-part0of1.parquet").write_bytes(b"not parquet")
+    (run_dir / "explanations" / "features-0123456789ab-part0of1.parquet").write_bytes(b"not parquet")
+    with pytest.warns(RuntimeWarning, match="samples-0123456789ab-part0of1.parquet: unreadable"):
+        samples, _ = load_explanations(run_dir)
+    assert len(samples) == 2
+    assert any("rerun" in w for w in samples.attrs["warnings"])
+    # a resumed precompute is not disturbed by it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert explain_run(run_dir, n=2, progress=False)["computed"] == 0
+
+
+def test_explain_sample_stores_and_reuses_and_explanation_for_reads_it(run_dir) -> None:
+    sid = resolve_run(run_dir).predictions["id"].iloc[0]
+    e = explain_sample(run_dir, sid)
+    assert list((run_dir / "explanations").glob("samples-*-one-*.parquet"))
+    back = explanation_for(run_dir, sid)
+    np.testing.assert_allclose(back.values, e.values)
+    assert back.shares == pytest.approx(e.shares)
+    assert back.modality_shapley == pytest.approx(e.modality_shapley)
+    assert back.feature_names() == e.feature_names()
+    assert back.settings["label"] == e.settings["label"]
+    calls = []
+    again = explain_sample(run_dir, sid, progress=lambda d, t: calls.append((d, t)))   # read back, not recomputed
+    np.testing.assert_array_equal(again.values, back.values) and calls == [(1, 1)]
+    other = explain_sample(run_dir, sid, output="true_prob")
+    assert explanation_for(run_dir, sid, settings_hash=ExplainSettings(output="true_prob").hash()).output_kind \
+        == "true_prob"
+    assert explanation_for(run_dir, sid).output_kind == "pred_prob"                   # default settings first
+    assert other.output_kind == "true_prob"
+
+
+# --------------------------------------------------------------------------- the per-class table
+
+
+def test_class_share_table_equals_a_hand_computation() -> None:
+    samples = pd.DataFrame({
+        "sample_id": ["a", "b", "c", "d", "e"],
+        "label": ["cat", "cat", "cat", "dog", "dog"],
+        "pred": ["cat", "dog", "cat", "dog", "dog"],
+        "share_image": [0.2, 0.6, 0.4, 0.5, 0.7],
+        "share_text": [0.8, 0.4, 0.6, 0.5, 0.3],
+    })
+    t = class_share_table(samples).set_index("class")
+    assert list(t.index) == ["cat", "dog", ALL_CLASSES]
+    assert t.loc["cat", ["n_all", "n_correct", "n_incorrect"]].tolist() == [3, 2, 1]
+    assert t.loc["cat", "share_image_all"] == pytest.approx((0.2 + 0.6 + 0.4) / 3)
+    assert t.loc["cat", "share_image_correct"] == pytest.approx(0.3)
+    assert t.loc["cat", "share_text_incorrect"] == pytest.approx(0.4)
+    assert np.isnan(t.loc["dog", "share_text_incorrect"]) and t.loc["dog", "n_incorrect"] == 0
+    assert t.loc["dog", "share_text_correct"] == pytest.approx(0.4)
+    assert t.loc[ALL_CLASSES, "share_image_all"] == pytest.approx(np.mean([0.2, 0.6, 0.4, 0.5, 0.7]))
+    assert t.loc[ALL_CLASSES, "share_image_incorrect"] == pytest.approx(0.6)
+    with pytest.raises(ConfigError, match="has no modality 'audio'"):
+        class_share_table(samples, ["audio"])
+
+
+def test_class_share_table_of_a_run_is_saved_as_csv(run_dir) -> None:
+    explain_run(run_dir, n=4, progress=False)
+    samples, _ = load_explanations(run_dir)
+    table = class_share_table(run_dir)
+    assert table["n_all"].iloc[-1] == 4 and table["class"].iloc[-1] == ALL_CLASSES
+    saved = pd.read_csv(table.attrs["path"])
+    assert Path(table.attrs["path"]).parent == run_dir / "explanations"
+    pd.testing.assert_frame_equal(saved, table, check_dtype=False)
+    by_hand = samples[samples["label"] == table["class"].iloc[0]]["share_image"].mean()
+    assert table["share_image_all"].iloc[0] == pytest.approx(by_hand)
+    with pytest.raises(ConfigError, match="has no modality 'audio'.*Fix: use some of: image, title, description"):
+        class_share_table(run_dir, ["audio"])
+
+
+# --------------------------------------------------------------------------- CLI and build
+
+
+def test_cli_explain_and_explain_table(run_dir, capsys) -> None:
+    root = run_dir.parents[1]
+    assert main(["--runs-dir", str(root), "--quiet", "explain", str(run_dir), "--n", "2", "--shard", "0/2"]) == 0
+    assert main(["--runs-dir", str(root), "--quiet", "explain", "tiny", "--run", RUN, "--n", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "1 sample(s) explained" in out and "1 already stored" in out
+    assert main(["--runs-dir", str(root), "explain-table", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "all: image" in out and "(all classes)" in out and "class_shares-" in out
+    assert main(["--runs-dir", str(root), "--quiet", "explain", str(run_dir), "--method", "exact",
+                 "--grid", "6"]) == 2
+    assert "Fix:" in capsys.readouterr().err
+
+
+def test_build_explains_the_runs_that_matter(tiny_built) -> None:
+    _, root = tiny_built
+    chosen = select_build_runs(root / "tiny")
+    assert 1 <= len(chosen) <= 3
+    names = [p.name for p in chosen]
+    assert all(not n.startswith("unimodal") for n in names)
+    assert "multconcat-image+title+description" in names

@@ -1,0 +1,184 @@
+"""Sample explorer: filter the predictions, select one, see its inputs, contributions and top-5."""
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import streamlit as st
+
+from core import dashboard as D
+from core import figures as F
+from core.errors import FusionLensError
+from views import _shared as S
+
+ctx = S.context("explorer")
+S.page_header("Sample explorer", ctx, "every test prediction of the run, one sample in detail")
+
+run = S.need_run(ctx)
+if run is None:
+    st.stop()
+
+store = S.explanation_store()
+view = S.predictions_view(ctx, run)
+has_shares = view["dominant"].notna().any()
+loaded = S.dataset(ctx, quiet=True)
+modality_kinds = loaded[0].modalities if loaded is not None else {m: "text" for m in run.modalities}
+text_cols = [m for m in run.modalities if modality_kinds.get(m) == "text" and m in view.columns]
+
+# ---------------------------------------------------------------- filters
+with st.container(border=True):
+    r1 = st.columns([1.2, 1.2, 1.45, 1.15])
+    true_classes = r1[0].multiselect("True class", run.classes, key="ex_true", placeholder="any")
+    pred_classes = r1[1].multiselect("Predicted class", run.classes, key="ex_pred", placeholder="any")
+    correctness = r1[2].segmented_control("Prediction", ["All", "Correct", "Incorrect"], default="All",
+                                          key="ex_correct") or "All"
+    confidence = r1[3].slider("Confidence", 0.0, 1.0, (0.0, 1.0), 0.01, key="ex_conf")
+    r2 = st.columns([2.6, 2.2])
+    search = r2[0].text_input("Search", key="ex_search", placeholder="id, class or text (" + ", ".join(
+        text_cols or ["no text modality"]) + ")")
+    dominant = r2[1].multiselect(
+        "Dominant modality", run.modalities, key="ex_dominant", disabled=not has_shares,
+        placeholder="any" if has_shares else "needs explanations",
+        help="The modality with the largest MM-SHAP share of the prediction.")
+
+filtered = D.filter_predictions(
+    view, true_classes=true_classes, pred_classes=pred_classes, correctness=correctness, confidence=confidence,
+    dominant=dominant, search=search, search_columns=["id", "label", "pred", *text_cols])
+
+left, right = st.columns([1.05, 1], gap="large")
+with left:
+    st.markdown(f"**{len(filtered):,} of {len(view):,} test samples**")
+    if filtered.empty:
+        st.warning("**No sample matches these filters.** Widen the confidence range, remove a class or clear "
+                   "the search box.", icon=":material/filter_alt_off:")
+    else:
+        columns = ["id", "label", "pred", "confidence", "correct", *(["dominant"] if has_shares else []), *text_cols]
+        shown = filtered[columns].reset_index(drop=True)
+        if "dominant" in shown.columns:
+            shown["dominant"] = shown["dominant"].fillna("—")  # not explained yet
+        # a new filter is a new table, so an old row selection cannot point at another sample
+        table_key = "ex_table_" + str(abs(hash((tuple(true_classes), tuple(pred_classes), correctness, confidence,
+                                                search, tuple(dominant)))))
+        st.dataframe(
+            shown, hide_index=True, width="stretch", height=min(560, 38 + 35 * len(shown)), key=table_key,
+            on_select=S.on_row_select(table_key, shown["id"].astype(str).tolist()), selection_mode="single-row",
+            column_config={
+                "id": st.column_config.TextColumn("Sample"),
+                "label": st.column_config.TextColumn("True class"),
+                "pred": st.column_config.TextColumn("Predicted"),
+                "confidence": st.column_config.ProgressColumn("Confidence", format="%.2f", min_value=0, max_value=1),
+                "correct": st.column_config.CheckboxColumn("Correct"),
+                "dominant": st.column_config.TextColumn("Dominant"),
+            },
+        )
+        st.caption("Select a row to see the sample in detail.")
+
+
+def _show_image(sample_id: str, modality: str, explanation) -> None:
+    images = S.items(ctx, modality, [sample_id])
+    if images is None:
+        return
+    grid = D.patch_grid(explanation, modality) if explanation is not None else None
+    if grid is not None:
+        st.plotly_chart(F.make_image_overlay_figure(images[0], grid, f"{modality}: patch contributions"),
+                        key=f"ov_{modality}")
+    else:
+        st.image(images[0], caption=modality, width=220)
+
+
+def _show_video(sample_id: str, modality: str, explanation) -> None:
+    clips = S.items(ctx, modality, [sample_id])
+    if clips is None:
+        return
+    clip = np.asarray(clips[0])
+    n = clip.shape[0]
+    idx = st.slider(f"{modality} frame", 1, max(n, 1), 1, key=f"frame_{modality}", disabled=n <= 1) - 1
+    values = D.tube_values(explanation, modality) if explanation is not None else None
+    if values is None:
+        values = np.full((1, 1, 1), np.nan)
+        title = f"{modality}: frame {idx + 1} of {n} (no explanation yet)"
+    else:
+        title = f"{modality}: frame {idx + 1} of {n}, tube contributions"
+    st.plotly_chart(F.make_frames_overlay_figure(clip, values, idx, title=title), key=f"frames_{modality}")
+
+
+def _show_text(sample_id: str, modality: str, explanation) -> None:
+    texts = S.items(ctx, modality, [sample_id])
+    if texts is None:
+        return
+    tokens = D.token_values(explanation, modality) if explanation is not None else None
+    st.markdown(f"**{modality}**")
+    if tokens is not None:
+        st.html(F.token_html(*tokens))
+    else:
+        st.html(f"<div style='font-size:17px'>{html.escape(str(texts[0]))}</div>")
+
+
+def _show_features(sample_id: str, modality: str, explanation) -> None:
+    vectors = S.items(ctx, modality, [sample_id])
+    if vectors is not None:
+        st.markdown(f"**{modality}** ({len(vectors[0])} values)")
+        st.bar_chart(np.asarray(vectors[0]))
+
+
+SHOW = {"image": _show_image, "video": _show_video, "text": _show_text, "features": _show_features}
+
+with right:
+    sample_id = ctx.sample
+    row = None
+    if sample_id:
+        try:
+            row = D.require_sample(run.predictions, sample_id)
+        except FusionLensError as exc:
+            st.warning(f"{exc.problem}. Pick a sample in the table.", icon=":material/help:")
+    if row is None:
+        if not sample_id:
+            st.info("**No sample selected.** Select a row in the table, a point on the **Embeddings** page, or a "
+                    "cell of the confusion matrix on **Misclassifications**.", icon=":material/touch_app:")
+        st.stop()
+
+    verdict = ":green[correct]" if bool(row["correct"]) else ":red[wrong]"
+    st.subheader(f"Sample `{sample_id}`")
+    st.markdown(f"True class **{row['label']}** · predicted **{row['pred']}** ({row['confidence']:.1%}) · {verdict}")
+    explanation = None
+    if store.available:
+        try:
+            explanation = store.one(run.path, sample_id)
+        except FusionLensError as exc:
+            S.show_error(exc, "The stored explanation of this sample cannot be read")
+    if loaded is None:
+        st.info("The dataset of this experiment is not available, so the inputs cannot be shown.")
+    else:
+        for m in run.modalities:
+            SHOW.get(modality_kinds.get(m, "text"), _show_text)(sample_id, m, explanation)
+
+    if explanation is not None:
+        st.plotly_chart(F.make_sample_share_figure(explanation.shares, run.modalities), key="sample_shares")
+        st.caption(f"Explained class: {explanation.explained_class} · output {explanation.output_kind} · "
+                   f"method {explanation.method}")
+    else:
+        st.info("**No explanation for this sample yet.**", icon=":material/info:")
+        if store.can_explain:
+            if st.button("Explain this sample now", key="explain_now", icon=":material/bolt:"):
+                bar = st.progress(0.0, text="Explaining…")
+                try:
+                    store.explain_one(S.shared_run(run), sample_id, progress=lambda d, t: bar.progress(
+                        min(1.0, d / max(t, 1)), text=f"Explaining… {d}/{t} model evaluations"))
+                    st.rerun()
+                except FusionLensError as exc:
+                    S.show_error(exc, "This sample could not be explained")
+        else:
+            st.code(D.build_commands(ctx.experiment, ctx.run, root=ctx.root)["explain"], language="bash")
+
+    st.plotly_chart(F.make_topk_figure(row), key="sample_topk")
+
+    st.markdown("**The same sample under the other runs**")
+    others = {r: p for r, p in S.all_predictions(ctx).items() if r != run.name}
+    across = D.sample_across_runs(others, sample_id)
+    if across.empty:
+        st.caption("No other run has this sample.")
+    else:
+        st.dataframe(across, hide_index=True, width="stretch", column_config={
+            "confidence": st.column_config.ProgressColumn("Confidence", format="%.2f", min_value=0, max_value=1),
+            "correct": st.column_config.CheckboxColumn("Correct"),
+        })

@@ -1,0 +1,126 @@
+"""Embeddings: 2-D projections of each modality's and the fused embedding, side by side."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core import dashboard as D
+from core import figures as F
+from core.projection import METHOD_LABELS, METHODS
+from views import _shared as S
+
+ctx = S.context("embeddings")
+S.page_header("Embeddings", ctx, "PCA, t-SNE and UMAP of the test embeddings")
+
+run = S.need_run(ctx)
+if run is None:
+    st.stop()
+
+view = S.predictions_view(ctx, run)
+has_shares = view["dominant"].notna().any()
+embeddings = [*run.modalities, "fused"]
+
+COLOR_BY = {"label": "True class", "pred": "Predicted class", "correct": "Correctness"}
+if has_shares:
+    COLOR_BY.update({f"share_{m}": f"{m} share (MM-SHAP)" for m in run.modalities})
+    COLOR_BY["dominant"] = "Dominant modality"
+
+with st.container(border=True):
+    c1, c2, c3 = st.columns([1.1, 1.4, 2])
+    stored = [m for m in METHODS if S.projection(run.path, "fused", m) is not None]
+    default = "tsne" if "tsne" in stored else (stored[0] if stored else "pca")
+    method = c1.radio("Projection", list(METHODS), index=list(METHODS).index(default), format_func=METHOD_LABELS.get,
+                      horizontal=True, key="emb_method")
+    color_by = c2.selectbox("Colour by", list(COLOR_BY), format_func=COLOR_BY.get, key="emb_color",
+                            help=None if has_shares else "Modality shares appear here once the run is explained.")
+    picked = c3.multiselect("Embeddings", embeddings, default=embeddings, key="emb_which",
+                            format_func=lambda e: "fused (the head's input)" if e == "fused" else e)
+
+if not picked:
+    st.warning("**No embedding selected.** Pick at least one above.", icon=":material/filter_alt_off:")
+    st.stop()
+
+found = {e: S.projection(run.path, e, method) for e in picked}
+missing = [e for e, p in found.items() if p is None]
+if missing:
+    label = METHOD_LABELS[method]
+    st.info(f"**No {label} projection yet** of {', '.join(missing)}. It is computed by the build, or now:",
+            icon=":material/info:")
+    st.code(D.build_commands(ctx.experiment, ctx.run, root=ctx.root)["project"] + f" --methods {method}",
+            language="bash")
+    help_text = ("The first UMAP in a session compiles numba code (about a minute); later ones take seconds."
+                 if method == "umap" else "Seconds for a few thousand samples; stored with the run.")
+    if st.button(f"Compute {label} now", key=f"compute_{method}", icon=":material/play_arrow:", help=help_text):
+        S.compute_projections(run, [method])
+        st.rerun()
+
+if ctx.sample:
+    st.caption(f"The ringed point is the selected sample `{ctx.sample}`.")
+
+if color_by == "dominant":
+    colors, order = F.modality_colors(run.modalities), list(run.modalities)
+elif color_by in ("label", "pred"):
+    colors, order = F.class_colors(run.classes), list(run.classes)
+else:
+    colors, order = None, None
+
+hover = ["label", "pred", "confidence", "correct", *[f"share_{m}" for m in run.modalities if has_shares]]
+
+
+@st.cache_resource(show_spinner=False, max_entries=48)
+def _figure(run_dir: str, stamp: tuple, emb: str, method: str, color_by: str, highlight: str | None):
+    """The scatter of one embedding: built once per (run files, colouring, ringed sample), never mutated."""
+    proj = found[emb]
+    coords = D.projection_frame(proj["ids"], proj["coords"], view)
+    fig = F.make_embedding_figure(
+        coords, color_by, hover, f"{emb} · {proj['label']}", axis_label=proj["label"], highlight_id=highlight,
+        category_colors=colors, category_order=order)
+    if color_by in ("label", "pred") and len(run.classes) > 20:
+        fig.update_layout(showlegend=False)  # hovering names the class; 50 legend entries hide the plot
+    return fig, len(coords)
+
+
+selected: list[str] = []
+shown = [e for e in picked if found[e] is not None]
+grid = st.columns(2) if len(shown) > 1 else [st.container()]
+stamp = D.run_stamp(run.path) + D.experiment_stamp(ctx.root, ctx.experiment)[:3]
+for i, emb in enumerate(shown):
+    proj = found[emb]
+    fig, n_points = _figure(str(run.path), stamp, emb, method, color_by, ctx.sample)
+    with grid[i % len(grid)]:
+        event = st.plotly_chart(fig, key=f"emb_{emb}_{method}_{color_by}", on_select="rerun",
+                                selection_mode=("points", "box", "lasso"))
+        st.caption(f"Trustworthiness {proj['trustworthiness']:.3f} (k={proj['k']}) · {n_points:,} samples · "
+                   "box or lasso to select, click a point to pick it")
+        selected += D.selected_ids(event)
+
+# The selection outlives a redraw (ringing the selected sample redraws the plots, which clears
+# plotly's own selection); "Clear selection" forgets it.
+selection_key = f"emb_selection::{run.name}::{method}"
+selected = list(dict.fromkeys(selected))
+if selected:
+    st.session_state[selection_key] = selected
+else:
+    selected = [i for i in st.session_state.get(selection_key, []) if i in set(view["id"])]
+st.subheader("Selected samples")
+if not selected:
+    st.caption("Draw a box or lasso on a plot (or click a point) to list samples here.")
+    st.stop()
+st.button("Clear selection", key="emb_clear", icon=":material/deselect:",
+          on_click=lambda: st.session_state.pop(selection_key, None))
+if len(selected) == 1 and selected[0] != ctx.sample:
+    S.set_sample(selected[0])
+
+rows = view[view["id"].isin(selected)].reset_index(drop=True)
+st.markdown(f"**{len(rows):,} selected** · {int((~rows['correct'].astype(bool)).sum())} misclassified")
+columns = ["id", "label", "pred", "confidence", "correct", *(["dominant"] if has_shares else [])]
+table_key = "emb_sel_" + str(abs(hash(tuple(selected))))
+st.dataframe(rows[columns].fillna({"dominant": "—"}), hide_index=True, width="stretch",
+             height=min(400, 40 + 35 * len(rows)), key=table_key,
+             on_select=S.on_row_select(table_key, rows["id"].astype(str).tolist()), selection_mode="single-row",
+             column_config={"confidence": st.column_config.ProgressColumn("Confidence", format="%.2f", min_value=0,
+                                                                           max_value=1)})
+target = ctx.sample if ctx.sample in set(rows["id"]) else None
+if target and st.button(f"Open `{target}` in the sample explorer", key="emb_open", icon=":material/open_in_new:"):
+    S.open_in_explorer(target)
+elif not target:
+    st.caption("Select a row to open that sample in the sample explorer.")

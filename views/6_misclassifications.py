@@ -1,0 +1,103 @@
+"""Misclassifications: confusion matrix with drill-down, confused pairs, precision/recall, shares."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core import figures as F
+from views import _shared as S
+
+ctx = S.context("misclassifications")
+S.page_header("Misclassifications", ctx, "where the model is wrong, and which samples")
+
+run = S.need_run(ctx)
+if run is None:
+    st.stop()
+
+confusion = run.metrics.get("confusion") or {}
+labels, matrix = confusion.get("labels", []), confusion.get("matrix", [])
+view = S.predictions_view(ctx, run)
+n_wrong = int((~view["correct"].astype(bool)).sum())
+c1, c2, c3 = st.columns(3)
+c1.metric("Test samples", f"{len(view):,}")
+c2.metric("Misclassified", f"{n_wrong:,} ({n_wrong / max(len(view), 1):.1%})")
+c3.metric("Macro-F1", f"{run.metrics.get('macro_f1', float('nan')):.3f}")
+
+many = len(labels) > 20
+t1, t2 = st.columns(2)
+normalize = t1.toggle("Normalise rows (share of each true class)", key="mis_norm")
+errors_only = t2.toggle("Errors only (leave the diagonal blank)", value=many, key="mis_errors",
+                        help="With many classes the correct predictions dominate the colour scale.")
+left, right = (st.container(), st.container()) if many else st.columns([1.35, 1], gap="large")
+with left:
+    try:
+        fig = F.make_confusion_figure(labels, matrix, normalize=normalize, hide_diagonal=errors_only)
+    except Exception as exc:  # a matrix from another format version
+        S.show_error(exc, "The confusion matrix of this run cannot be drawn")
+        fig = None
+    cell_event = None
+    if fig is not None:
+        cell_event = st.plotly_chart(fig, key=f"mis_confusion_{normalize}_{errors_only}", on_select="rerun",
+                                     selection_mode="points")
+        st.caption("Click a cell to list its samples.")
+
+# which cell: a click on the matrix, else the pickers (also reachable without a mouse)
+clicked = None
+points = (cell_event.selection.points if cell_event is not None and cell_event.selection else []) or []
+if points:
+    p = points[0]
+    cd = p.get("customdata")
+    clicked = (str(cd[0]), str(cd[1])) if cd else (str(p.get("y")), str(p.get("x")))
+
+pairs = F.confused_pairs_table(labels, matrix, top=10) if labels else None
+with right:
+    st.markdown("#### Samples of a cell")
+    classes = list(run.classes)
+    if clicked and clicked != st.session_state.get("_mis_click") and all(c in classes for c in clicked):
+        st.session_state["mis_true"], st.session_state["mis_pred"] = clicked  # a new click moves the pickers
+    st.session_state["_mis_click"] = clicked
+    if st.session_state.get("mis_true") not in classes or st.session_state.get("mis_pred") not in classes:
+        has_pairs = pairs is not None and len(pairs) > 0
+        first = (pairs.iloc[0]["true"], pairs.iloc[0]["pred"]) if has_pairs else (classes[0],) * 2
+        st.session_state["mis_true"], st.session_state["mis_pred"] = first  # the most confused pair
+    p1, p2 = st.columns(2)
+    true_cls = p1.selectbox("True class", classes, key="mis_true")
+    pred_cls = p2.selectbox("Predicted class", classes, key="mis_pred")
+    cell = view[(view["label"] == true_cls) & (view["pred"] == pred_cls)].sort_values("confidence", ascending=False)
+    cell = cell.reset_index(drop=True)
+    kind = "correct predictions" if true_cls == pred_cls else "misclassifications"
+    st.markdown(f"**{len(cell):,} {kind}**: true *{true_cls}*, predicted *{pred_cls}*")
+    if cell.empty:
+        st.info("**No sample in this cell.** Click a non-empty cell or pick another pair.", icon=":material/info:")
+    else:
+        columns = ["id", "confidence", "correct", *[c for c in ("dominant",) if view["dominant"].notna().any()]]
+        key = f"mis_cell_{abs(hash((true_cls, pred_cls)))}"
+        st.dataframe(cell[columns].fillna({"dominant": "—"}), hide_index=True, width="stretch",
+                     height=min(360, 40 + 35 * len(cell)), key=key,
+                     on_select=S.on_row_select(key, cell["id"].astype(str).tolist()), selection_mode="single-row",
+                     column_config={"confidence": st.column_config.ProgressColumn(
+                         "Confidence", format="%.2f", min_value=0, max_value=1)})
+        target = ctx.sample if ctx.sample in set(cell["id"]) else None
+        if target:
+            st.markdown(f"Selected **`{target}`**")
+            if st.button("Open in the sample explorer", key="mis_open", icon=":material/open_in_new:"):
+                S.open_in_explorer(target)
+        else:
+            st.caption("Select a row to open that sample in the sample explorer.")
+
+st.divider()
+a, b = st.columns(2, gap="large")
+with a:
+    if labels:
+        st.plotly_chart(F.make_confused_pairs_figure(labels, matrix, top=12), key="mis_pairs")
+with b:
+    st.plotly_chart(F.make_precision_recall_figure(run.metrics.get("per_class", {})), key="mis_pr")
+
+st.subheader("Modality shares: correct vs incorrect predictions")
+if view["dominant"].notna().any():
+    explained = view[view["dominant"].notna()]
+    st.plotly_chart(F.make_share_correct_vs_incorrect_figure(explained, run.modalities), key="mis_shares")
+else:
+    from core import dashboard as D
+
+    st.info("**No explanations yet** for this run: compute them with", icon=":material/info:")
+    st.code(D.build_commands(ctx.experiment, ctx.run, root=ctx.root)["explain"], language="bash")
