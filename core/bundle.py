@@ -12,14 +12,16 @@ import functools
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from core.errors import BundleError
 from core.io import read_json, read_parquet, read_tensors, write_json, write_parquet, write_tensors
+
+if TYPE_CHECKING:  # torch loads only when a model is rebuilt (keeps dashboard start-up fast)
+    import torch
 
 FORMAT_VERSION = 1
 REQUIRED_FILES = ("config.json", "model.safetensors", "predictions.parquet", "metrics.json", "embeddings.safetensors")
