@@ -4,7 +4,6 @@ from __future__ import annotations
 import importlib
 import itertools
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +25,8 @@ from core.explain import (
     shap_permutations,
 )
 from core.explain._engine import build_maskers, encoder_batch_size, resolve_run, run_inputs
-from core.model import MultimodalClassifier
+from core.fusion import list_fusions
+from core.model import IntermediateHead, LateHead, MultimodalClassifier
 
 # --------------------------------------------------------------------------- toy models
 
@@ -469,9 +469,30 @@ def test_video_and_feature_modalities() -> None:
     assert e.settings["video_grid"] == 2 and e.settings["video_segments"] == 2
 
 
+@pytest.mark.parametrize("fusion", [*list_fusions("intermediate"), "late-average", "late-weighted"])
+def test_every_fusion_head_is_factorised_faithfully(fusion: str) -> None:
+    """Each registered fusion: factorised exact values equal the unfactorised ones and are efficient."""
+    encoders = {"image": ToyImageEncoder(), "title": ToyTextEncoder()}
+    torch.manual_seed(0)
+    if fusion.startswith("late"):
+        head = LateHead([4, 4], len(CLASSES), fusion)
+    else:
+        head = IntermediateHead([4, 4], len(CLASSES), fusion, dim=6)
+    model = MultimodalClassifier(["image", "title"], encoders, head, CLASSES).eval()
+    inputs = toy_inputs(model, "red cat on mat")
+    settings = ExplainSettings(method="exact", grid=2)
+    a = explain_inputs(model, inputs, settings=settings, factorise=True)
+    b = explain_inputs(model, inputs, settings=settings, factorise=False)
+    np.testing.assert_allclose(a.values, b.values, atol=1e-6)
+    assert a.values.sum() == pytest.approx(a.full_value - a.base_value, abs=1e-9)
+
+
 def test_an_early_fusion_model_is_explained_unfactorised() -> None:
     model = EarlyToy().eval()
     assert not is_factorisable(model)
+    flagged = toy_model()
+    flagged.factorizable = False          # the spelling of core.model.EarlyFusionClassifier
+    assert not is_factorisable(flagged)
     inputs = toy_inputs(model, "red cat")
     e = explain_inputs(model, inputs, settings=ExplainSettings(grid=2))
     assert e.settings["engine"] == "unfactorised" and e.method == "exact"

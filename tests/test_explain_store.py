@@ -249,10 +249,26 @@ def test_cli_explain_and_explain_table(run_dir, capsys) -> None:
     assert "Fix:" in capsys.readouterr().err
 
 
-def test_build_explains_the_runs_that_matter(tiny_built) -> None:
+def test_build_explains_the_runs_that_matter(tiny_built, tmp_path, monkeypatch) -> None:
+    import argparse
+    import types
+
+    import core.cli as cli
+
     _, root = tiny_built
     chosen = select_build_runs(root / "tiny")
     assert 1 <= len(chosen) <= 3
     names = [p.name for p in chosen]
     assert all(not n.startswith("unimodal") for n in names)
     assert "multconcat-image+title+description" in names
+    copy = tmp_path / "runs"
+    shutil.copytree(root, copy)
+    assert cli._explain_after_build in cli.BUILD_HOOKS
+    monkeypatch.setattr(cli, "EXPLAIN_BUILD_SAMPLES", (3, 2))
+    exp = types.SimpleNamespace(name="tiny", seed=0)
+    cli._explain_after_build(exp, copy, argparse.Namespace(skip_precompute=True, quiet=True))
+    assert not list(copy.glob("tiny/*/explanations"))
+    cli._explain_after_build(exp, copy, argparse.Namespace(skip_precompute=False, quiet=True))
+    counts = {p.name: len(load_explanations(p)[0]) for p in select_build_runs(copy / "tiny")}
+    assert counts[names[0]] == 3 and all(c == 2 for n, c in counts.items() if n != names[0])
+    assert sorted(p.parent.name for p in copy.glob("tiny/*/explanations")) == sorted(names)

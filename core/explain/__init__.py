@@ -59,12 +59,13 @@ from core.explain._store import (
     explanation_for,
     explanation_status,
     load_explanations,
+    main_settings_hash,
     preferred_rows,
 )
 
 
 def load_explanation_summaries(run_dir):  # noqa: ANN001, ANN201 - the dashboard adapter's name
-    """One row per explained sample (preferred settings), or None when nothing is stored."""
+    """One row per explained sample (one settings hash, see :func:`preferred_rows`), or None."""
     samples, _ = load_explanations(run_dir)
     return None if samples.empty else preferred_rows(samples)
 
@@ -98,6 +99,7 @@ __all__ = [
     "load_explanation_summaries",
     "load_explanations",
     "parse_shard",
+    "main_settings_hash",
     "preferred_rows",
     "recombined_permutations",
     "select_build_runs",

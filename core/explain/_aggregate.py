@@ -6,8 +6,9 @@ incorrectly predicted samples of the class, with the sample counts:
 
 ``class, n_all, n_correct, n_incorrect, share_<m>_all, share_<m>_correct, share_<m>_incorrect ...``
 
-A mean over no samples is NaN. One setting per sample (see
-:func:`core.explain.preferred_rows`), so results of different settings never mix.
+A mean over no samples is NaN. Rows of one settings hash only (the given one,
+else :func:`core.explain.main_settings_hash`), so results of different settings
+never mix.
 """
 from __future__ import annotations
 

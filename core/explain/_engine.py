@@ -21,8 +21,8 @@ The game is factorised: a coalition mask splits into one sub-mask per
 modality; each modality's distinct sub-masks are encoded once (batched, cached
 by the sub-mask's bytes) and every coalition then costs one pass of the cheap
 fusion head (``model.forward_embeddings``) over cached embeddings. A model that
-cannot be factorised (no ``encode``/``forward_embeddings``, ``factorisable =
-False`` or an ``early`` run) is played unfactorised: every coalition runs the
+cannot be factorised (no ``encode``/``forward_embeddings``, ``factorisable`` or
+``factorizable = False``, or an ``early`` run) is played unfactorised: every coalition runs the
 whole model on the masked inputs, in batches.
 
 Methods (``method=``), on top of :func:`core.explain.shapley_values`:
@@ -48,9 +48,9 @@ Methods (``method=``), on top of :func:`core.explain.shapley_values`:
     while the encoders cost what ``P_m`` walks cost and every further walk only
     one head pass per step. The budget is the reference's counted FLOPs
     (``n_permutations (2n + 1)`` whole-model passes) divided by
-    :data:`RECOMBINED_BUDGET_DIVISOR`; up to :data:`HEAD_BUDGET_SHARE` of it
-    buys walks, the rest orders, ``P_m`` proportional to ``1/sqrt(cost of an
-    order of m)``, so cheap encoders get more orders (:func:`plan_recombined`).
+    :data:`RECOMBINED_BUDGET_DIVISOR`, split between orders and walks in
+    inverse proportion to the square root of their costs, so cheap encoders get
+    more orders (:func:`plan_recombined`).
     Measured on the emoji MultConcat run against exact values: about half the
     reference's share error on games of up to 20 players, about equal on 31-33
     players, at 30-70x less time (``benchmarks/bench_mmshap.py``).
@@ -90,7 +90,6 @@ from core.explain._result import OUTPUT_KINDS, Explanation
 from core.explain._shapley import (
     EXACT_MAX_FEATURES,
     MAX_PERMUTATIONS,
-    ShapleyValues,
     group_shapley_values,
     shapley_values,
 )
@@ -113,9 +112,10 @@ ENGINE_MAX_PERMUTATIONS = 1000
 #: "recombined" spends the reference's FLOPs divided by this (batched encoders then make the
 #: wall-clock ratio larger still; see docs/EXPLAIN.md for the measurement).
 RECOMBINED_BUDGET_DIVISOR = 12
-#: "recombined": share of its budget for head passes, and bounds on walks and orders per modality.
-HEAD_BUDGET_SHARE = 0.25
-MIN_WALKS, MAX_WALKS = 20, 1000
+#: "recombined": weight of the walks against the orders in its error model, and bounds on
+#: walks and orders per modality.
+WALK_WEIGHT = 2.0
+MIN_WALKS, MAX_WALKS = 50, 1000
 MIN_ORDERS, MAX_ORDERS = 2, 100
 #: "auto" picks "exact" when its counted cost is at most this times "recombined"'s.
 AUTO_EXACT_COST_RATIO = 1.0
@@ -201,15 +201,16 @@ class ExplainSettings:
             raise ConfigError(f"unknown method {self.method!r}", fix=f"use one of: {', '.join(ENGINE_METHODS)}")
         for name in ("n_permutations", "seed", "video_grid", "video_segments"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (0 if name == "seed" else 1):
-                raise ConfigError(f"{name}={value!r} is not a valid count", fix=f"pass a positive integer {name}")
+            low = 0 if name == "seed" else 1
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ConfigError(f"{name}={value!r} is not valid", fix=f"pass an integer {name} >= {low}")
             object.__setattr__(self, name, int(value))
         if self.n_permutations > ENGINE_MAX_PERMUTATIONS:
             raise ConfigError(
                 f"n_permutations={self.n_permutations} is more than sensible (limit {ENGINE_MAX_PERMUTATIONS}): "
                 "the sampling error only shrinks as 1/sqrt(permutations)",
                 fix="use method='exact' for zero sampling error (small games), method='recombined' "
-                    "(many cheap walks from few encoder passes), or n_permutations <= 100",
+                    f"(many cheap walks from few encoder passes), or n_permutations <= {ENGINE_MAX_PERMUTATIONS}",
             )
         if self.n_walks is not None:
             if isinstance(self.n_walks, bool) or not isinstance(self.n_walks, (int, np.integer)) \
@@ -244,6 +245,13 @@ class ExplainSettings:
         d = dataclasses.asdict(self)
         d["modalities"] = None if self.modalities is None else list(self.modalities)
         d["engine_version"] = ENGINE_VERSION
+        # the constants that shape sampled values and the auto choice: changing one changes the hash
+        d["engine"] = {
+            "budget_divisor": RECOMBINED_BUDGET_DIVISOR, "walk_weight": WALK_WEIGHT,
+            "walks": [MIN_WALKS, MAX_WALKS], "orders": [MIN_ORDERS, MAX_ORDERS],
+            "head_row_overhead_flops": HEAD_ROW_OVERHEAD_FLOPS, "auto_exact_cost_ratio": AUTO_EXACT_COST_RATIO,
+            "image_grid_without_text": DEFAULT_IMAGE_GRID,
+        }
         return d
 
     def hash(self) -> str:
@@ -381,7 +389,7 @@ def build_maskers(
 
 def is_factorisable(model: Any) -> bool:
     """Whether the model exposes per-modality ``encode`` and a head ``forward_embeddings``."""
-    if getattr(model, "factorisable", True) is False:
+    if getattr(model, "factorisable", True) is False or getattr(model, "factorizable", True) is False:
         return False
     return callable(getattr(model, "encode", None)) and callable(getattr(model, "forward_embeddings", None))
 
@@ -699,39 +707,53 @@ def plan_recombined(
     """Spend 1/RECOMBINED_BUDGET_DIVISOR of the reference's FLOPs (``n_permutations`` walks of the
     whole model) on ``"recombined"``.
 
-    The walks get up to HEAD_BUDGET_SHARE of the budget (at most MAX_WALKS, at least
-    MIN_WALKS); the rest buys orders, ``P_m`` proportional to ``1 / sqrt(cost of one order of
-    m)`` (the allocation that minimises ``sum_m 1/P_m`` at that cost); a modality whose orders
-    would visit as many sub-masks as it has is tabulated instead. Everything is counted,
-    nothing timed, so the plan is deterministic.
+    With the error modelled as ``sum_m 1/P_m + WALK_WEIGHT^2/Q`` (``P_m`` orders of modality
+    ``m``, ``Q`` walks) and the cost as ``sum_m P_m u_m + Q w`` (``u_m``: FLOPs of one order's
+    sub-masks, ``w``: FLOPs of one walk's head passes), the best split is ``P_m`` proportional
+    to ``1/sqrt(u_m)`` and ``Q`` to ``WALK_WEIGHT/sqrt(w)``: cheap encoders get more orders.
+    Counts are clamped to their bounds; a modality whose orders would visit as many
+    sub-masks as it has is tabulated whole instead. Everything is counted, nothing timed,
+    so the plan is deterministic.
     """
     sizes = [int(s) for s in sizes]
     n = sum(sizes)
     h = head_row_flops(head_flops)
     budget = reference_flops(sizes, model_flops, n_permutations) / RECOMBINED_BUDGET_DIVISOR
     walk_cost = max(1, 2 * n - 2) * h
-    if n_walks is None:
-        n_walks = int(min(MAX_WALKS, max(MIN_WALKS, HEAD_BUDGET_SHARE * budget // walk_cost)))
-    left = budget - n_walks * walk_cost
     tab = [2 ** s <= 2 for s in sizes]  # 0 or 1 feature: nothing to choose
     orders = [1] * len(sizes)
-    for _ in range(len(sizes) + 1):
-        free = [m for m in range(len(sizes)) if not tab[m]]
-        fixed = sum(2 ** sizes[m] * enc_flops[m] for m in range(len(sizes)) if tab[m])
-        unit = {m: _chain_rows(sizes[m]) * enc_flops[m] for m in free}
-        norm = sum(math.sqrt(u) for u in unit.values())
-        lam = max(0.0, left - fixed) / norm if norm > 0 else 0.0
+    walks = n_walks
+    fixed_walks = n_walks is not None
+    fixed_orders: set[int] = set()
+    for _ in range(2 * len(sizes) + 2):
+        free = [m for m in range(len(sizes)) if not tab[m] and m not in fixed_orders]
+        spent = sum(2 ** sizes[m] * enc_flops[m] for m in range(len(sizes)) if tab[m])
+        spent += sum(orders[m] * _chain_rows(sizes[m]) * enc_flops[m] for m in fixed_orders if not tab[m])
+        if fixed_walks:
+            spent += walks * walk_cost
+        weights = {m: math.sqrt(_chain_rows(sizes[m]) * enc_flops[m]) for m in free}
+        norm = sum(weights.values()) + (0.0 if fixed_walks else WALK_WEIGHT * math.sqrt(walk_cost))
+        lam = max(0.0, budget - spent) / norm if norm > 0 else 0.0
         changed = False
+        if not fixed_walks:
+            q = lam * WALK_WEIGHT / math.sqrt(walk_cost)
+            walks = int(min(MAX_WALKS, max(MIN_WALKS, round(q))))
+            if walks != round(q):
+                fixed_walks, changed = True, True
         for m in free:
-            p = lam / math.sqrt(unit[m]) if unit[m] > 0 else float(MAX_ORDERS)
+            p = lam / weights[m] if weights[m] > 0 else float(MAX_ORDERS)
             orders[m] = int(min(MAX_ORDERS, max(MIN_ORDERS, round(p))))
             if 2 ** sizes[m] <= orders[m] * _chain_rows(sizes[m]) + 2:
                 tab[m], changed = True, True
+            elif orders[m] != round(p):
+                fixed_orders.add(m)
+                changed = True
         if not changed:
             break
+    assert walks is not None
     cost = sum(_order_rows(s, o, t) * f for s, o, t, f in zip(sizes, orders, tab, enc_flops)) + \
-        (2 + n_walks * max(0, 2 * n - 2)) * h
-    return RecombinedPlan(tuple(orders), tuple(tab), int(n_walks), float(budget), float(cost))
+        (2 + walks * max(0, 2 * n - 2)) * h
+    return RecombinedPlan(tuple(orders), tuple(tab), int(walks), float(budget), float(cost))
 
 
 def exact_flops(sizes: Sequence[int], enc_flops: Sequence[float], head_flops: float) -> float:
@@ -770,7 +792,8 @@ def explain_inputs(
     classes = [str(c) for c in getattr(model, "classes", [])]
     for m in model.modalities:
         if m not in inputs:
-            raise DataError(f"no inputs for modality {m!r}", fix=f"pass inputs for every modality: {', '.join(model.modalities)}")
+            raise DataError(f"no inputs for modality {m!r}",
+                            fix=f"pass inputs for every modality: {', '.join(model.modalities)}")
     maskers, grid_info = build_maskers(model, inputs, players, settings)
     can_factorise = is_factorisable(model)
     if factorise and not can_factorise:

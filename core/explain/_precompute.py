@@ -118,8 +118,10 @@ def explain_run(
     done = stored_sample_ids(run.path, h)
     todo = [s for s in ids if s not in done]
     write_settings(run.path, settings)
-    write_request(run.path, settings, label, ids, {"n": n, "seed": seed, "shard": f"{i}/{k}",
-                                                   "command": command or f"python -m core explain {run.path}"})
+    if command is None:
+        command = f"python -m core explain {run.path}" + (f" --n {n}" if n is not None else "") + \
+            (f" --seed {seed}" if seed else "") + (f" --shard {i}/{k}" if k > 1 else "")
+    write_request(run.path, settings, label, ids, {"n": n, "seed": seed, "shard": f"{i}/{k}", "command": command})
     # rows this part already holds (from an earlier, interrupted run) are kept
     previous = read_part(run.path, h, label)
     kept_s = [previous[0]] if previous is not None else []

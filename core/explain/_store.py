@@ -222,7 +222,8 @@ def load_explanations(
     features = pd.concat(feature_parts, ignore_index=True)
     samples["sample_id"] = samples["sample_id"].astype(str)
     features["sample_id"] = features["sample_id"].astype(str)
-    order = samples["computed_at"].astype(str) if "computed_at" in samples.columns else pd.Series("", index=samples.index)
+    order = samples["computed_at"].astype(str) if "computed_at" in samples.columns \
+        else pd.Series("", index=samples.index)
     samples = samples.assign(_order=order).sort_values("_order", kind="stable").drop(columns="_order")
     samples = samples.drop_duplicates(["sample_id", "settings_hash"], keep="last")
     keep = samples[["sample_id", "settings_hash", "part"]]
@@ -244,35 +245,46 @@ def default_settings_hash() -> str:
     return ExplainSettings().hash()
 
 
+def main_settings_hash(samples: pd.DataFrame) -> str | None:
+    """The settings most stored samples were explained with (ties: the default settings, then
+    the latest); None for an empty frame."""
+    if samples is None or len(samples) == 0 or "settings_hash" not in samples.columns:
+        return None
+    default = default_settings_hash()
+    latest = samples.groupby("settings_hash")["computed_at"].max().astype(str) \
+        if "computed_at" in samples.columns else pd.Series(dtype=str)
+    counts = samples.groupby("settings_hash")["sample_id"].nunique()
+    return max(counts.index, key=lambda h: (int(counts[h]), h == default, str(latest.get(h, ""))))
+
+
 def preferred_rows(samples: pd.DataFrame) -> pd.DataFrame:
-    """One row per sample: the default settings where stored, else the settings most
-    samples were explained with, else the latest."""
+    """One row per sample without mixing settings: the rows of :func:`main_settings_hash`."""
     if samples is None or len(samples) == 0 or "settings_hash" not in samples.columns:
         return samples
-    counts = samples["settings_hash"].value_counts()
-    default = default_settings_hash()
-    rank = samples["settings_hash"].map(lambda h: (0 if h == default else 1, -int(counts.get(h, 0))))
-    order = samples.assign(
-        _r0=[r[0] for r in rank], _r1=[r[1] for r in rank],
-        _t=samples["computed_at"].astype(str) if "computed_at" in samples.columns else "",
-    ).sort_values(["_r0", "_r1", "_t"], ascending=[True, True, False], kind="stable")
-    return order.drop_duplicates("sample_id", keep="first").drop(columns=["_r0", "_r1", "_t"]) \
-        .sort_index().reset_index(drop=True)
+    rows = samples[samples["settings_hash"] == main_settings_hash(samples)]
+    return rows.drop_duplicates("sample_id", keep="last").reset_index(drop=True)
 
 
 def explanation_for(run_dir: str | Path, sample_id: str, *, settings_hash: str | None = None) -> Explanation | None:
     """The stored explanation of one sample (None when there is none).
 
-    Without ``settings_hash``: the default settings' result where stored, else
-    the settings most samples of the run use, else the latest.
+    Without ``settings_hash``: the sample's result with the default settings where
+    stored, else with the settings most samples of the run use
+    (:func:`main_settings_hash`), else its latest.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         samples, features = load_explanations(run_dir, settings_hash=settings_hash)
-    rows = samples[samples["sample_id"].astype(str) == str(sample_id)]
-    if rows.empty:
+    mine = samples["sample_id"].astype(str) == str(sample_id)
+    if not mine.any():
         return None
-    row = preferred_rows(rows).iloc[0]
+    main = main_settings_hash(samples)
+    rows = samples[mine]
+    default = default_settings_hash()
+    rank = np.where(rows["settings_hash"] == default, 0, np.where(rows["settings_hash"] == main, 1, 2))
+    order = rows.assign(_r=rank, _t=rows["computed_at"].astype(str)).sort_values(["_r", "_t"],
+                                                                                ascending=[True, False])
+    row = order.drop(columns=["_r", "_t"]).iloc[0]
     feats = features[(features["sample_id"] == str(sample_id)) & (features["settings_hash"] == row["settings_hash"])]
     exp = Explanation.from_rows(row.to_dict(), feats)
     for key in ("label", "pred", "correct", "settings_hash", "part", "computed_at"):
