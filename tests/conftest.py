@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny seeded image+text dataset and an experiment built from it."""
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
@@ -64,3 +65,15 @@ def tiny_built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = folder / "runs"
     train_experiment(load_experiment(exp_path), root, progress=False)
     return exp_path, root
+
+
+@pytest.fixture
+def shap_uncompiled(monkeypatch: pytest.MonkeyPatch):
+    """shap with its numba functions run as plain Python: the same code, without ~9 s of compilation."""
+    shap = pytest.importorskip("shap")
+    for name in ("shap.explainers._exact", "shap.utils._masked_model", "shap.maskers._tabular"):
+        module = importlib.import_module(name)
+        for attr, value in list(vars(module).items()):
+            if type(value).__name__.endswith("Dispatcher") and hasattr(value, "py_func"):
+                monkeypatch.setattr(module, attr, value.py_func)
+    return shap

@@ -1,7 +1,6 @@
 """The MM-SHAP engine: factorised games, estimators, known answers, shap as oracle, bad input."""
 from __future__ import annotations
 
-import importlib
 import itertools
 import math
 
@@ -295,18 +294,6 @@ def test_special_tokens_are_never_masked(tiny_built) -> None:
 
 
 # --------------------------------------------------------------------------- shap as oracle
-
-
-@pytest.fixture
-def shap_uncompiled(monkeypatch: pytest.MonkeyPatch):
-    """shap with its numba functions run as plain Python (no ~9 s of compilation)."""
-    shap = pytest.importorskip("shap")
-    for name in ("shap.explainers._exact", "shap.utils._masked_model", "shap.maskers._tabular"):
-        module = importlib.import_module(name)
-        for attr, value in list(vars(module).items()):
-            if type(value).__name__.endswith("Dispatcher") and hasattr(value, "py_func"):
-                monkeypatch.setattr(module, attr, value.py_func)
-    return shap
 
 
 def test_permutation_method_equals_shap_permutation_explainer_on_a_real_run(tiny_built, shap_uncompiled) -> None:

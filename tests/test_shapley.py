@@ -1,7 +1,6 @@
 """Shapley estimators: known-answer games, axioms, shap as oracle, the result object."""
 from __future__ import annotations
 
-import importlib
 import itertools
 import math
 
@@ -328,18 +327,6 @@ def _oracle_setup(n: int, seed: int):
     # masked feature = 0: the game shap plays with a single all-zero background row
     value_fn = lambda m: model(np.where(m, x, 0.0))
     return model, x, value_fn
-
-
-@pytest.fixture
-def shap_uncompiled(monkeypatch: pytest.MonkeyPatch):
-    """shap with its numba functions run as plain Python: the same code, without ~9 s of compilation."""
-    shap = pytest.importorskip("shap")
-    for name in ("shap.explainers._exact", "shap.utils._masked_model", "shap.maskers._tabular"):
-        module = importlib.import_module(name)
-        for attr, value in list(vars(module).items()):
-            if type(value).__name__.endswith("Dispatcher") and hasattr(value, "py_func"):
-                monkeypatch.setattr(module, attr, value.py_func)
-    return shap
 
 
 def test_exact_reproduces_shap_exact_explainer(shap_uncompiled) -> None:
