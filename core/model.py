@@ -156,13 +156,9 @@ class MultimodalClassifier(nn.Module):
         return self.head([self.encode(m, inputs[m]) for m in self.modalities])
 
     def owned_state_dict(self) -> dict[str, torch.Tensor]:
-        """Weights the run saves: the head and every encoder whose weights are not external."""
-        out = {f"head.{k}": v for k, v in self.head.state_dict().items()}
-        for m in self.modalities:
-            enc = self.encoders[m]
-            if enc.saves_weights:
-                out.update({f"encoders.{m}.{k}": v for k, v in enc.state_dict().items()})
-        return out
+        """Weights the run saves: all but those of encoders whose weights are external (frozen, pretrained)."""
+        external = tuple(f"encoders.{m}." for m in self.modalities if not self.encoders[m].saves_weights)
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(external)}
 
     def load_owned_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         expected = self.owned_state_dict()
@@ -173,11 +169,7 @@ class MultimodalClassifier(nn.Module):
         for k, v in state.items():
             if tuple(v.shape) != tuple(expected[k].shape):
                 raise ValueError(f"weight {k} has shape {tuple(v.shape)}, the model expects {tuple(expected[k].shape)}")
-        self.head.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")})
-        for m in self.modalities:
-            if self.encoders[m].saves_weights:
-                prefix = f"encoders.{m}."
-                self.encoders[m].load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        self.load_state_dict(state, strict=False)  # the key sets match; only external encoders are left out
 
     def n_params(self) -> int:
         seen: set[int] = set()
@@ -210,19 +202,14 @@ class EarlyFusionClassifier(MultimodalClassifier):
         from core.encoders._video import VideoEncoder
 
         views = {}
-        start = 0
         for m in modalities:
-            c = int(channels[m])
-            view = VideoEncoder(in_channels=c, num_frames=joint.num_frames, image_size=joint.image_size,
-                                out_dim=joint.out_dim)
-            view.mean.copy_(joint.mean[start:start + c])
-            view.std.copy_(joint.std[start:start + c])
-            view.saves_weights = False
-            views[m] = view
-            start += c
+            views[m] = VideoEncoder(in_channels=int(channels[m]), num_frames=joint.num_frames,
+                                    image_size=joint.image_size, out_dim=joint.out_dim)
+            views[m].saves_weights = False
         super().__init__(modalities, views, head, classes)
         self.joint = joint
         self.channels = {m: int(channels[m]) for m in modalities}
+        self.sync_views()
 
     def sync_views(self) -> None:
         """Copy the joint encoder's per-channel statistics into the per-modality views."""
@@ -249,21 +236,8 @@ class EarlyFusionClassifier(MultimodalClassifier):
     def forward(self, inputs: dict[str, dict[str, torch.Tensor]]) -> torch.Tensor:
         return self.head([self.joint_embedding(inputs)])
 
-    def owned_state_dict(self) -> dict[str, torch.Tensor]:
-        out = {f"head.{k}": v for k, v in self.head.state_dict().items()}
-        out.update({f"joint.{k}": v for k, v in self.joint.state_dict().items()})
-        return out
-
     def load_owned_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        expected = self.owned_state_dict()
-        if set(expected) != set(state):
-            raise ValueError(f"weights do not match the model: missing {sorted(set(expected) - set(state))[:5]}, "
-                             f"unexpected {sorted(set(state) - set(expected))[:5]}")
-        for k, v in state.items():
-            if tuple(v.shape) != tuple(expected[k].shape):
-                raise ValueError(f"weight {k} has shape {tuple(v.shape)}, the model expects {tuple(expected[k].shape)}")
-        self.head.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")})
-        self.joint.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("joint.")})
+        super().load_owned_state_dict(state)
         self.sync_views()
 
 

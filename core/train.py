@@ -24,12 +24,11 @@ from tqdm.auto import tqdm
 
 from core.bundle import is_complete, load_run, save_run
 from core.data import Dataset, load_manifest
-from core.errors import BundleError, ConfigError, DataError
+from core.errors import BundleError, ConfigError
 from core.experiment import EncoderSet, Experiment
 from core.io import read_json, read_parquet, read_tensors, write_json, write_parquet, write_tensors
 from core.metrics import classification_metrics, predictions_frame
-from core.model import (ClassifierHead, IntermediateHead, LateHead, MultimodalClassifier, UnimodalHead,
-                        build_encoder, build_head)
+from core.model import MultimodalClassifier, build_encoder, build_head
 
 EMBED_BATCH = 64
 
@@ -205,9 +204,14 @@ def resolve_spec(spec: dict[str, Any], ds: Dataset, modality: str) -> dict[str, 
     """Fill in what the data decides: a video encoder's ``in_channels`` (3 for RGB, 1 for depth)."""
     if ds.modalities[modality] != "video" or "in_channels" in spec.get("kwargs", {}):
         return spec
-    first = np.asarray(ds.items(modality, ds.ids("train")[:1])[0])
-    channels = 1 if first.ndim == 3 else int(first.shape[-1])
+    channels = clip_channels(ds.items(modality, ds.ids("train")[:1])[0])
     return {"name": spec["name"], "kwargs": {**spec.get("kwargs", {}), "in_channels": channels}}
+
+
+def clip_channels(clip: Any) -> int:
+    """Channels of a (T, H, W[, C]) clip: 1 for a bare depth clip."""
+    shape = np.shape(clip)
+    return 1 if len(shape) == 3 else int(shape[-1])
 
 
 def train_unimodal(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set: EncoderSet, modality: str,
@@ -224,18 +228,19 @@ def train_unimodal(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_se
     seed_everything(exp.seed + int(_hash(name)[:6], 16))
     t0 = time.perf_counter()
     encoder = build_encoder(spec)
-    ids = {s: ds.ids(s) for s in ("train", "val", "test")}
-    y = {s: torch.as_tensor(ds.label_indices(ids[s])) for s in ids}
-    n_classes = len(ds.classes)
-    load = lambda split: ds.items(modality, ids[split])  # noqa: E731
-    if encoder.trainable and encoder.saves_weights:
-        train_items = load("train")
-        encoder.fit_preprocessing(train_items)
-        x_train = encoder.prepare(train_items)
-        x_val = encoder.prepare(load("val"))
-        head = UnimodalHead([encoder.out_dim], n_classes, hidden=0, dropout=cfg["dropout"])
-        head_cfg = {"type": "unimodal", "in_dims": [encoder.out_dim], "n_classes": n_classes, "hidden": 0,
-                    "dropout": cfg["dropout"]}
+    splits = ("train", "val", "test")
+    ids = {s: ds.ids(s) for s in splits}
+    y = {s: torch.as_tensor(ds.label_indices(ids[s])) for s in splits}
+    items = {s: ds.items(modality, ids[s]) for s in splits}  # read every file once
+    end_to_end = encoder.trainable and encoder.saves_weights
+    hidden = 0 if end_to_end else int(cfg["hidden"])  # a frozen encoder gets an MLP on its embeddings
+    head_cfg = {"type": "unimodal", "in_dims": [encoder.out_dim], "n_classes": len(ds.classes), "hidden": hidden,
+                "dropout": cfg["dropout"]}
+    head = build_head(head_cfg)
+    if end_to_end:
+        encoder.fit_preprocessing(items["train"])
+        x_train = encoder.prepare(items["train"])
+        x_val = encoder.prepare(items["val"])
 
         def val_eval() -> float:
             with torch.no_grad():
@@ -245,34 +250,23 @@ def train_unimodal(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_se
 
         _fit_head(head, [*encoder.parameters(), *head.parameters()],
                   lambda idx: head([encoder(_index_inputs(x_train, torch.as_tensor(idx)))]),
-                  np.arange(len(y["train"])), y["train"], val_eval, cfg, f"{name}", progress, [encoder])
+                  np.arange(len(y["train"])), y["train"], val_eval, cfg, name, progress, [encoder])
         del x_train, x_val
-    else:
-        hidden = int(cfg["hidden"])
-        head = UnimodalHead([encoder.out_dim], n_classes, hidden=hidden, dropout=cfg["dropout"])
-        head_cfg = {"type": "unimodal", "in_dims": [encoder.out_dim], "n_classes": n_classes, "hidden": hidden,
-                    "dropout": cfg["dropout"]}
     encoder.eval()
-    # every sample's embedding, split by split in fixed batches
-    all_ids, all_emb = [], []
-    for split in ("train", "val", "test"):
-        items = load(split)
-        all_emb.append(encode_items(encoder, items))
-        all_ids += ids[split]
-    emb = torch.cat(all_emb)
-    pos = {i: k for k, i in enumerate(all_ids)}
-    sel = lambda split: emb[[pos[i] for i in ids[split]]]  # noqa: E731
-    if not (encoder.trainable and encoder.saves_weights):
-        e_train, e_val = sel("train"), sel("val")
+    # every sample's embedding, split by split in fixed batches (the stage-2 cache)
+    emb = {s: encode_items(encoder, items[s]) for s in splits}
+    del items
+    if not end_to_end:
 
         def val_eval() -> float:
             with torch.no_grad():
-                return float((head([e_val]).argmax(1) == y["val"]).float().mean())
+                return float((head([emb["val"]]).argmax(1) == y["val"]).float().mean())
 
-        _fit_head(head, list(head.parameters()), lambda idx: head([e_train[idx]]),
-                  np.arange(len(y["train"])), y["train"], val_eval, exp.train["unimodal"], name, progress)
+        _fit_head(head, list(head.parameters()), lambda idx: head([emb["train"][idx]]),
+                  np.arange(len(y["train"])), y["train"], val_eval, cfg, name, progress)
     train_seconds = time.perf_counter() - t0
-    write_tensors(cache_path(exp_dir, name), {"embeddings": emb}, metadata={"ids": json.dumps(all_ids)})
+    write_tensors(cache_path(exp_dir, name), {"embeddings": torch.cat([emb[s] for s in splits])},
+                  metadata={"ids": json.dumps([i for s in splits for i in ids[s]])})
     model = MultimodalClassifier([modality], {modality: encoder}, head, ds.classes).eval()
     config = {
         "experiment": exp.name, "run": name, "strategy": "unimodal", "fusion": "unimodal",
@@ -280,7 +274,7 @@ def train_unimodal(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_se
         "classes": ds.classes, "seed": exp.seed, "encoder_set": enc_set.tag, "fingerprint": fingerprint,
         "train": cfg, "dataset": {"name": ds.name, "fingerprint": ds_info["fingerprint"]},
     }
-    return _finish_run(run_dir, config, model, ds, {modality: sel("test")}, ids["test"], y["test"],
+    return _finish_run(run_dir, config, model, ds, {modality: emb["test"]}, ids["test"], y["test"],
                        train_seconds, head_params=sum(p.numel() for p in head.parameters()))
 
 
@@ -401,8 +395,7 @@ def train_early(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set: 
     ids = {s: ds.ids(s) for s in ("train", "val", "test")}
     y = {s: torch.as_tensor(ds.label_indices(ids[s])) for s in ids}
     raw = {s: {m: ds.items(m, ids[s]) for m in subset} for s in ("train", "val")}
-    channels = {m: (np.asarray(raw["train"][m][0]).shape[-1] if np.asarray(raw["train"][m][0]).ndim == 4 else 1)
-                for m in subset}
+    channels = {m: clip_channels(raw["train"][m][0]) for m in subset}
     joint_spec = {"name": base["name"], "kwargs": {**base["kwargs"], "in_channels": int(sum(channels.values()))}}
     joint = build_encoder(joint_spec)
     train_items = stack_channels([raw["train"][m] for m in subset])

@@ -83,13 +83,16 @@ class Dataset:
     #: on load; with ``repair_video`` mismatches are repaired (documented there), not refused.
     video_pairs: list[tuple[str, str]] = field(default_factory=list)
     repair_video: bool = False
+    _indexed: Any = field(default=None, init=False, repr=False, compare=False)  # (frame, frame by id)
 
     def ids(self, split: str | None = None) -> list[str]:
         f = self.frame if split is None else self.frame[self.frame["split"] == split]
         return f["id"].tolist()
 
     def rows(self, ids: Sequence[str]) -> pd.DataFrame:
-        f = self.frame.set_index("id", drop=False)
+        if self._indexed is None or self._indexed[0] is not self.frame:  # built once per frame
+            self._indexed = (self.frame, self.frame.set_index("id", drop=False))
+        f = self._indexed[1]
         missing = [i for i in ids if i not in f.index]
         if missing:
             raise DataError(f"sample id(s) not in dataset {self.name!r}: {_preview(missing)}",
@@ -106,27 +109,27 @@ class Dataset:
             raise DataError(f"dataset {self.name!r} has no modality {modality!r}",
                             fix=f"use one of: {', '.join(self.modalities)}")
         kind = self.modalities[modality]
-        cells = self.rows(ids)[modality].tolist()
+        rows = self.rows(ids)
+        cells = rows[modality].tolist()
         if kind == "text":
             return [str(c) for c in cells]
         if kind == "image":
             return [load_image(self.root / c) for c in cells]
         if kind == "video":
-            return self._video_items(modality, list(ids), cells)
+            return self._video_items(modality, rows)
         return [_load_vector(self.root / c) for c in cells]
 
-
-    def _video_items(self, modality: str, ids: list[str], cells: list[Any]) -> list[Any]:
+    def _video_items(self, modality: str, rows: pd.DataFrame) -> list[Any]:
         from core.data.video import load_clip, validate_pair
 
-        clips = [load_clip(self.root / c, modality, clip_id=i) for i, c in zip(ids, cells)]
+        ids = rows["id"].tolist()
+        clips = [load_clip(self.root / c, modality, clip_id=i) for i, c in zip(ids, rows[modality])]
         pair = next((p for p in self.video_pairs if modality in p), None)
         if pair is None:
             return clips
         other = pair[1] if modality == pair[0] else pair[0]
-        partner_cells = self.rows(ids)[other].tolist()
         out = []
-        for i, clip, cell in zip(ids, clips, partner_cells):
+        for i, clip, cell in zip(ids, clips, rows[other]):
             partner = load_clip(self.root / cell, other, clip_id=i)
             rgb, depth = (clip, partner) if modality == pair[0] else (partner, clip)
             rgb, depth = validate_pair(rgb, depth, i, repair=self.repair_video)
@@ -137,9 +140,10 @@ class Dataset:
         """Load every paired clip once and raise on the first mismatch (names the clip and the fix)."""
         from tqdm.auto import tqdm
 
+        ids = self.frame["id"].tolist()
         for rgb_m, _ in self.video_pairs:
-            for i in tqdm(self.frame["id"].tolist(), desc="checking RGB-D pairs", disable=not progress, leave=False):
-                self.items(rgb_m, [i])
+            for start in tqdm(range(0, len(ids), 64), desc="checking RGB-D pairs", disable=not progress, leave=False):
+                self.items(rgb_m, ids[start:start + 64])
 
 
 def _load_vector(path: Path) -> np.ndarray:

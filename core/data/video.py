@@ -175,6 +175,17 @@ def resize_nearest(clip: np.ndarray, height: int, width: int) -> np.ndarray:
     return clip[:, ys][:, :, xs]
 
 
+def _finite(arr: np.ndarray, name: str, who: str, repair: bool, fix: str) -> np.ndarray:
+    """``arr`` with NaN/inf set to 0 when repairing; otherwise a DataError if it holds any."""
+    if not np.issubdtype(arr.dtype, np.floating) or np.isfinite(arr).all():
+        return arr
+    n_bad = int((~np.isfinite(arr)).sum())
+    if not repair:
+        raise DataError(f"{who}: {name} holds {n_bad} NaN/inf values", fix=fix)
+    log.warning("%s: replaced %d NaN/inf %s values with 0", who, n_bad, name)
+    return np.where(np.isfinite(arr), arr, 0).astype(arr.dtype)
+
+
 def validate_pair(rgb: np.ndarray, depth: np.ndarray, clip_id: str, *,
                   repair: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Check an RGB clip (T,H,W,3) against its depth clip (T,H,W[,1]).
@@ -226,20 +237,8 @@ def validate_pair(rgb: np.ndarray, depth: np.ndarray, clip_id: str, *,
                             fix="save depth as a single-channel array")
 
     # non-finite values
-    if np.issubdtype(depth.dtype, np.floating) and not np.isfinite(depth).all():
-        n_bad = int((~np.isfinite(depth)).sum())
-        if not repair:
-            raise DataError(f"{who}: depth holds {n_bad} NaN/inf values",
-                            fix=f"fill the holes with 0 (no measurement), {again} replace them with 0")
-        depth = np.where(np.isfinite(depth), depth, 0).astype(depth.dtype)
-        log.warning("%s: replaced %d NaN/inf depth values with 0", who, n_bad)
-    if np.issubdtype(rgb.dtype, np.floating) and not np.isfinite(rgb).all():
-        n_bad = int((~np.isfinite(rgb)).sum())
-        if not repair:
-            raise DataError(f"{who}: RGB holds {n_bad} NaN/inf values",
-                            fix=f"re-export the frames, {again} replace them with 0")
-        rgb = np.where(np.isfinite(rgb), rgb, 0).astype(rgb.dtype)
-        log.warning("%s: replaced %d NaN/inf RGB values with 0", who, n_bad)
+    depth = _finite(depth, "depth", who, repair, f"fill the holes with 0 (no measurement), {again} replace them with 0")
+    rgb = _finite(rgb, "RGB", who, repair, f"re-export the frames, {again} replace them with 0")
 
     # frame count, then frame size
     if rgb.shape[0] != depth.shape[0]:

@@ -21,11 +21,6 @@ def list_encoders(kind: str | None = None) -> list[str]:
 
 
 # Importing the modules registers their encoders.
-from core.encoders import _image, _text  # noqa: E402,F401
-
-try:  # video encoders arrive with the RGB-D experiment
-    from core.encoders import _video  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
+from core.encoders import _image, _text, _video  # noqa: E402,F401
 
 __all__ = ["ENCODERS", "Encoder", "create_encoder", "list_encoders"]

@@ -202,8 +202,27 @@ class TextTokenMasker(Masker):
         ]
 
 
+class _RegionMasker(Masker):
+    """Shared part of the patch and tube maskers: ``feature_map`` gives each pixel (or
+    voxel) of ``inputs[key]`` (1, C, *spatial) its feature index; a masked one is set to ``fill``."""
+
+    key: str
+    ndim: int
+    fill: float
+    feature_map: torch.Tensor
+
+    def apply(self, inputs: dict[str, torch.Tensor], mask: Any) -> dict[str, torch.Tensor]:
+        x = _single(inputs, self.key, self.kind, self.ndim)
+        m = self._mask(mask, x.device)
+        keep = m[:, self.feature_map.to(x.device)]  # (B, *spatial)
+        out = self._repeat(inputs, m.shape[0], skip=(self.key,))
+        fill = torch.full((), self.fill, dtype=x.dtype, device=x.device)
+        out[self.key] = torch.where(keep[:, None], x, fill)
+        return out
+
+
 @MASKERS.register("image")
-class ImagePatchMasker(Masker):
+class ImagePatchMasker(_RegionMasker):
     """A ``grid x grid`` patch grid over ``pixels`` (1, C, H, W); a masked patch is set to ``fill``.
 
     Args:
@@ -217,6 +236,7 @@ class ImagePatchMasker(Masker):
     kind = "image"
     input_keys = ("pixels",)
     key = "pixels"
+    ndim = 4
 
     def __init__(
         self,
@@ -245,15 +265,6 @@ class ImagePatchMasker(Masker):
         cols = _part_index(width, self.grid)
         self.feature_map = torch.as_tensor(rows[:, None] * self.grid + cols[None, :])  # (H, W)
 
-    def apply(self, inputs: dict[str, torch.Tensor], mask: Any) -> dict[str, torch.Tensor]:
-        pixels = _single(inputs, self.key, self.kind, 4)
-        m = self._mask(mask, pixels.device)
-        keep = m[:, self.feature_map.to(pixels.device)]  # (B, H, W)
-        out = self._repeat(inputs, m.shape[0], skip=(self.key,))
-        fill = torch.full((), self.fill, dtype=pixels.dtype, device=pixels.device)
-        out[self.key] = torch.where(keep[:, None], pixels, fill)
-        return out
-
     def describe(self) -> list[dict[str, Any]]:
         info = []
         for r in range(self.grid):
@@ -267,7 +278,7 @@ class ImagePatchMasker(Masker):
 
 
 @MASKERS.register("video")
-class VideoTubeMasker(Masker):
+class VideoTubeMasker(_RegionMasker):
     """Patch tubes over ``clips`` (1, C, T, H, W): a ``grid x grid`` spatial grid times
     ``segments`` temporal segments; a masked tube is set to ``fill``.
 
@@ -280,6 +291,7 @@ class VideoTubeMasker(Masker):
     kind = "video"
     input_keys = ("clips",)
     key = "clips"
+    ndim = 5
 
     def __init__(
         self,
@@ -309,15 +321,6 @@ class VideoTubeMasker(Masker):
         cols = _part_index(width, self.grid)
         fmap = seg[:, None, None] * self.grid ** 2 + rows[None, :, None] * self.grid + cols[None, None, :]
         self.feature_map = torch.as_tensor(fmap)  # (T, H, W)
-
-    def apply(self, inputs: dict[str, torch.Tensor], mask: Any) -> dict[str, torch.Tensor]:
-        clips = _single(inputs, self.key, self.kind, 5)
-        m = self._mask(mask, clips.device)
-        keep = m[:, self.feature_map.to(clips.device)]  # (B, T, H, W)
-        out = self._repeat(inputs, m.shape[0], skip=(self.key,))
-        fill = torch.full((), self.fill, dtype=clips.dtype, device=clips.device)
-        out[self.key] = torch.where(keep[:, None], clips, fill)
-        return out
 
     def describe(self) -> list[dict[str, Any]]:
         info = []
