@@ -1,7 +1,8 @@
 """FusionLens dashboard: the frame (navigation, shared sidebar, URL state).
 
-Run with ``streamlit run app.py`` (``bash scripts/run.sh`` does it for you).
-The runs directory is ``$FUSIONLENS_RUNS`` or ``./runs``; the app reads only
+Run with ``fusionlens dashboard`` from any folder, or ``streamlit run app.py``
+(``bash scripts/run.sh`` does it for you). The runs directory is
+``$FUSIONLENS_RUNS`` or ``./runs`` of the current folder; the app reads only
 inside it. Pages live in ``views/`` and only call ``core`` and the figure
 builders of ``core.figures``. (Not ``pages/``: Streamlit treats a ``pages/``
 folder as a legacy multipage app on the first request after a start and in
@@ -9,11 +10,16 @@ AppTest, running a deep-linked page without this frame.)
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from views import _shared as S
 
-st.set_page_config(page_title="FusionLens", page_icon=":material/join_inner:", layout="wide")
+# A local favicon: a material-icon favicon is fetched from fonts.gstatic.com, which an offline
+# machine cannot resolve (the browser then logs net::ERR_NAME_NOT_RESOLVED on every page).
+FAVICON = Path(__file__).resolve().parent / "assets" / "favicon.svg"
+st.set_page_config(page_title="FusionLens", page_icon=str(FAVICON), layout="wide")
 
 pages = {spec.key: st.Page(spec.path, title=spec.title, icon=spec.icon, url_path=spec.key,
                            default=spec.key == "overview") for spec in S.PAGES}

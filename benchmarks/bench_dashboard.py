@@ -58,13 +58,13 @@ def build_experiment(folder: Path, n_samples: int, seed: int = 0) -> Path:
     from core.train import prepare_dataset
 
     n_classes = 6  # the synthetic shapes
-    # 90 % test (the dashboard shows the test split), a little train data the manifest check requires
-    per_class = int(np.ceil(n_samples / n_classes / 0.9))
+    # 85 % test (the dashboard shows the test split), a little train and val data the manifest check requires
+    per_class = int(np.ceil(n_samples / n_classes / 0.85))
     manifest = make_synthetic_manifest(folder / "data", n_classes=n_classes, per_class=per_class, seed=seed,
                                        image_size=16)
     raw = {
         "name": "bench", "seed": seed,
-        "dataset": {"source": "manifest", "manifest": str(manifest), "split": {"train": 0.1, "val": 0.0, "test": 0.9}},
+        "dataset": {"source": "manifest", "manifest": str(manifest), "split": {"train": 0.1, "val": 0.05, "test": 0.85}},
         "modalities": {"image": {"kind": "image", "encoder": "small-cnn"},
                        "title": {"kind": "text", "encoder": "minilm"},
                        "description": {"kind": "text", "encoder": "minilm"}},

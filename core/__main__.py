@@ -1,3 +1,3 @@
 from core.cli import main
 
-raise SystemExit(main())
+raise SystemExit(main(prog="python -m core"))

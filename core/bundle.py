@@ -2,9 +2,13 @@
 
 ``save_run`` writes the whole bundle into ``<run>.partial/`` and renames it to
 ``<run>/`` when complete, so a crash never leaves a run that looks finished.
-``load_run`` checks the format version and every file, and ``Run.model()``
-rebuilds the model from ``config.json`` (JSON) and ``model.safetensors``
-(safetensors): nothing is unpickled and no code from the bundle is executed.
+``load_run`` checks the format version, every file, and the keys and types of
+``config.json``, ``metrics.json`` and ``predictions.parquet``, so every reader
+can trust them; ``Run.model()`` rebuilds the model from ``config.json`` (JSON)
+and ``model.safetensors`` (safetensors): nothing is unpickled and no code from
+the bundle is executed. A pretrained model that ``config.json`` names loads
+under the rules of :mod:`core.model_sources`. Which runs exist, and in what
+state, is :mod:`core.catalog`'s job.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from core.errors import BundleError
+from core.errors import BundleError, FusionLensError, cli_command
 from core.io import read_json, read_parquet, read_tensors, write_json, write_parquet, write_tensors
 
 if TYPE_CHECKING:  # torch loads only when a model is rebuilt (keeps dashboard start-up fast)
@@ -25,6 +29,12 @@ if TYPE_CHECKING:  # torch loads only when a model is rebuilt (keeps dashboard s
 
 FORMAT_VERSION = 1
 REQUIRED_FILES = ("config.json", "model.safetensors", "predictions.parquet", "metrics.json", "embeddings.safetensors")
+#: What ``load_run`` requires of ``config.json``, ``metrics.json`` and ``predictions.parquet``.
+CONFIG_KEYS = ("experiment", "run", "strategy", "fusion", "modalities", "classes", "encoders", "head")
+STRATEGIES = ("unimodal", "early", "intermediate", "late")
+METRIC_KEYS = ("top1", "top3", "top5", "macro_f1", "n_params", "inference_ms_per_sample")
+SCORE_KEYS = ("top1", "top3", "top5", "macro_f1")
+PREDICTION_COLUMNS = ("id", "label", "pred", "correct", "confidence", "top1_label", "top1_prob")
 
 
 def save_run(run_dir: Path, config: dict[str, Any], weights: dict[str, torch.Tensor], predictions: pd.DataFrame,
@@ -101,9 +111,11 @@ class Run:
             model.load_owned_state_dict(state)
         except BundleError:
             raise
+        except FusionLensError as exc:  # e.g. a model folder that may not be loaded
+            raise BundleError(f"run {self.path.name} cannot be rebuilt: {exc.problem}", fix=exc.fix) from exc
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"run {self.path} cannot be rebuilt ({type(exc).__name__}: {exc})",
-                              fix="the bundle is corrupted or from another version; rerun `python -m core build` "
+                              fix=f"the bundle is corrupted or from another version; rerun `{cli_command()} build` "
                                   "with --force for this experiment") from exc
         model.eval()
         return model
@@ -113,32 +125,185 @@ class Run:
         return self._model
 
 
+def experiment_arg(exp_dir: str | Path) -> str:
+    """How a command names the experiment of ``exp_dir``: the experiment file recorded in its
+    ``dataset.json`` at prepare while that ``.toml`` still exists (a user's own ``my.toml``),
+    else the folder's name (a demo in ``experiments/``). Never raises: it only shapes messages."""
+    import json
+    import shlex
+
+    exp_dir = Path(exp_dir)
+    try:
+        info = json.loads((exp_dir / "dataset.json").read_text())
+        value = info.get("experiment_file") if isinstance(info, dict) else None
+        if isinstance(value, str) and value.endswith(".toml") and Path(value).is_absolute() and Path(value).is_file():
+            if Path(value).stem == exp_dir.name and Path(value).parent == Path.cwd():
+                return exp_dir.name
+            return shlex.quote(value)
+    except (OSError, ValueError):
+        pass
+    return exp_dir.name or "<experiment>"
+
+
+def _rebuild_fix(run_dir: Path, run: str) -> str:
+    exp = experiment_arg(Path(run_dir).parent)
+    cli = cli_command()
+    return f"rebuild it with `{cli} train {exp} --run {run} --force` (or `{cli} build {exp} --force`)"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) and v for v in value)
+
+
+def config_problems(config: Any) -> list[str]:
+    """What is wrong with a run's ``config.json`` (missing keys, wrong types); empty when valid."""
+    if not isinstance(config, dict):
+        return [f"config.json holds a {type(config).__name__}, not an object"]
+    out = []
+    for key in CONFIG_KEYS:
+        if key not in config:
+            out.append(f"config.json lacks {key!r}")
+    for key in ("experiment", "run", "fusion"):
+        if key in config and not (isinstance(config[key], str) and config[key]):
+            out.append(f"config.json {key!r} is {config[key]!r}, not a non-empty string")
+    if "strategy" in config and config["strategy"] not in STRATEGIES:
+        out.append(f"config.json 'strategy' is {config['strategy']!r}, not one of {', '.join(STRATEGIES)}")
+    for key in ("modalities", "classes"):
+        if key in config and not _is_str_list(config[key]):
+            out.append(f"config.json {key!r} is {config[key]!r}, not a non-empty list of names")
+    if "head" in config and not isinstance(config["head"], dict):
+        out.append(f"config.json 'head' is {config['head']!r}, not an object")
+    elif isinstance(config.get("head"), dict) and _is_str_list(config.get("classes")):
+        n_out = config["head"].get("n_classes")
+        if n_out is not None and n_out != len(config["classes"]):  # the weights could not fit the classes
+            out.append(f"config.json 'classes' has {len(config['classes'])} names but the head has "
+                       f"{n_out!r} outputs ('head.n_classes')")
+    encoders = config.get("encoders")
+    if "encoders" in config and not isinstance(encoders, dict):
+        out.append(f"config.json 'encoders' is {encoders!r}, not an object")
+    elif isinstance(encoders, dict) and _is_str_list(config.get("modalities")):
+        for m in config["modalities"]:
+            spec = encoders.get(m)
+            if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) \
+                    or not isinstance(spec.get("kwargs", {}), dict):
+                out.append(f"config.json 'encoders' has no valid spec for modality {m!r} ({spec!r})")
+    if config.get("strategy") == "early":
+        early = config.get("early")
+        if not isinstance(early, dict) or not isinstance(early.get("joint"), dict) \
+                or not isinstance(early.get("channels"), dict):
+            out.append("config.json of an early-fusion run lacks 'early' {'joint': ..., 'channels': ...}")
+    if "encoder_set" in config and not isinstance(config["encoder_set"], str):
+        out.append(f"config.json 'encoder_set' is {config['encoder_set']!r}, not a string")
+    return out
+
+
+def metrics_problems(metrics: Any) -> list[str]:
+    """What is wrong with a run's ``metrics.json``; empty when valid."""
+    if not isinstance(metrics, dict):
+        return [f"metrics.json holds a {type(metrics).__name__}, not an object"]
+    out = []
+    for key in METRIC_KEYS:
+        if key not in metrics:
+            out.append(f"metrics.json lacks {key!r}")
+        elif not _is_number(metrics[key]):
+            out.append(f"metrics.json {key!r} is {metrics[key]!r}, not a number")
+        elif key in SCORE_KEYS and np.isfinite(metrics[key]) and not 0.0 <= metrics[key] <= 1.0:
+            out.append(f"metrics.json {key!r} is {metrics[key]!r}, not between 0 and 1")
+    if "n_params" in metrics and _is_number(metrics["n_params"]) and metrics["n_params"] < 0:
+        out.append(f"metrics.json 'n_params' is {metrics['n_params']!r}, not a count")
+    per_class = metrics.get("per_class", {})
+    if not isinstance(per_class, dict) or not all(
+            isinstance(v, dict) and all(_is_number(v[k]) for k in ("precision", "recall", "f1", "support") if k in v)
+            for v in per_class.values()):
+        out.append("metrics.json 'per_class' is not an object of {class: {precision, recall, f1, support}} numbers")
+    confusion = metrics.get("confusion", {})
+    if confusion:
+        labels, matrix = (confusion.get("labels"), confusion.get("matrix")) if isinstance(confusion, dict) \
+            else (None, None)
+        square = (isinstance(labels, list) and isinstance(matrix, list) and len(matrix) == len(labels)
+                  and all(isinstance(r, list) and len(r) == len(labels) and all(_is_number(v) for v in r)
+                          for r in matrix))
+        if not square:
+            out.append("metrics.json 'confusion' is not {'labels': [...], 'matrix': a square table of counts}")
+    return out
+
+
+def predictions_problems(frame: pd.DataFrame) -> list[str]:
+    """What is wrong with a run's ``predictions.parquet`` (missing columns, wrong types)."""
+    out = []
+    missing = [c for c in PREDICTION_COLUMNS if c not in frame.columns]
+    if missing:
+        out.append(f"predictions.parquet lacks column(s) {', '.join(missing)}")
+    probs = ["confidence", *(c for c in frame.columns if c.startswith("top") and c.endswith("_prob"))]
+    for col in probs:
+        if col in frame.columns and not pd.api.types.is_numeric_dtype(frame[col]):
+            out.append(f"predictions.parquet column {col!r} is {frame[col].dtype}, not numeric")
+    unpaired = [c for c in frame.columns if c.startswith("top") and c.endswith("_label")
+                and c[:-len("_label")] + "_prob" not in frame.columns]
+    if unpaired:
+        out.append(f"predictions.parquet has {', '.join(unpaired)} without the matching _prob column(s)")
+    if "correct" in frame.columns and not pd.api.types.is_bool_dtype(frame["correct"]):
+        out.append(f"predictions.parquet column 'correct' is {frame['correct'].dtype}, not boolean")
+    if "id" in frame.columns and frame["id"].astype(str).duplicated().any():
+        out.append("predictions.parquet has duplicate ids")
+    return out
+
+
+def dataset_problems(info: Any, frame: pd.DataFrame | None = None) -> list[str]:
+    """What is wrong with an experiment's ``dataset.json`` (and ``dataset.parquet``); empty when valid."""
+    if not isinstance(info, dict):
+        return [f"dataset.json holds a {type(info).__name__}, not an object"]
+    out = []
+    for key in ("name", "root"):
+        if not (isinstance(info.get(key), str) and info.get(key)):
+            out.append(f"dataset.json {key!r} is {info.get(key)!r}, not a non-empty string")
+    modalities = info.get("modalities")
+    if not (isinstance(modalities, dict) and modalities
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in modalities.items())):
+        out.append(f"dataset.json 'modalities' is {modalities!r}, not an object of modality: kind")
+        modalities = {}
+    if not _is_str_list(info.get("classes")):
+        out.append(f"dataset.json 'classes' is {info.get('classes')!r}, not a non-empty list of names")
+    if frame is not None:
+        missing = [c for c in ("id", "label", "split", *modalities) if c not in frame.columns]
+        if missing:
+            out.append(f"dataset.parquet lacks column(s) {', '.join(missing)}")
+    return out
+
+
 def load_run(run_dir: str | Path) -> Run:
+    """Load and check a bundle: every required file, the format version, and the keys and
+    types of ``config.json``, ``metrics.json`` and ``predictions.parquet`` (so every reader
+    can trust them). A problem is a :class:`BundleError` naming the file and the fix."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise BundleError(f"run directory {run_dir} does not exist", fix="list runs with `python -m core list`")
+        raise BundleError(f"run directory {run_dir} does not exist", fix=f"list runs with `{cli_command()} list`")
     missing = [f for f in REQUIRED_FILES if not (run_dir / f).is_file()]
     if missing:
         raise BundleError(f"run {run_dir} is incomplete: missing {', '.join(missing)}",
-                          fix="rerun `python -m core build <experiment>` (finished runs are kept, this one is redone)")
+                          fix=f"rerun `{cli_command()} build {experiment_arg(run_dir.parent)}` (finished runs are kept, "
+                              "this one is redone)")
     config = read_json(run_dir / "config.json", what="run config")
-    version = config.get("format_version") if isinstance(config, dict) else None
+    if not isinstance(config, dict):
+        raise BundleError(f"run {run_dir.name}: {config_problems(config)[0]}",
+                          fix=f"rebuild it with `{cli_command()} build {experiment_arg(run_dir.parent)} --force`")
+    version = config.get("format_version")
     if version != FORMAT_VERSION:
         raise BundleError(f"run {run_dir} has format version {version!r}; this FusionLens reads version {FORMAT_VERSION}",
-                          fix="rebuild it with `python -m core build <experiment> --force`")
-    for key in ("experiment", "run", "modalities", "classes", "encoders", "head", "strategy"):
-        if key not in config:
-            raise BundleError(f"run config {run_dir / 'config.json'} lacks {key!r}",
-                              fix="the bundle is corrupted; rebuild it with `python -m core build <experiment> --force`")
+                          fix=f"rebuild it with `{cli_command()} build {experiment_arg(run_dir.parent)} --force`")
+    problems = config_problems(config)
+    if problems:
+        raise BundleError(f"run {run_dir.name}: {'; '.join(problems)}", fix=_rebuild_fix(run_dir, run_dir.name))
     metrics = read_json(run_dir / "metrics.json", what="run metrics")
+    problems = metrics_problems(metrics)
+    if problems:
+        raise BundleError(f"run {run_dir.name}: {'; '.join(problems)}", fix=_rebuild_fix(run_dir, run_dir.name))
     predictions = read_parquet(run_dir / "predictions.parquet", what="predictions")
+    problems = predictions_problems(predictions)
+    if problems:
+        raise BundleError(f"run {run_dir.name}: {'; '.join(problems)}", fix=_rebuild_fix(run_dir, run_dir.name))
     return Run(path=run_dir, config=config, metrics=metrics, predictions=predictions)
-
-
-def list_runs(experiment_dir: str | Path) -> list[Path]:
-    """Complete run directories of an experiment, sorted by name."""
-    d = Path(experiment_dir)
-    if not d.is_dir():
-        return []
-    return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))
-                  and not p.name.endswith((".partial", ".old")) and (p / "config.json").is_file())

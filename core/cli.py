@@ -1,17 +1,22 @@
-"""``python -m core <subcommand>``: every step of an experiment from the shell.
+"""``fusionlens <subcommand>`` (or ``python -m core <subcommand>``): every step of an experiment.
 
 Steps are resumable: finished runs, explanations and projections whose
 settings match are kept, so an interrupted command is simply run again.
+Global options (``--runs-dir``, ``--quiet``, ``--threads``) go before or
+after the subcommand. ``pip install -e .`` (``scripts/setup.sh``) installs the
+``fusionlens`` command, which works from any folder.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tomllib
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
-from core.errors import FusionLensError
+from core.errors import CLI_NAME, ConfigError, FusionLensError, cli_command
 
 
 def _root(args: argparse.Namespace) -> Path:
@@ -22,9 +27,10 @@ def _root(args: argparse.Namespace) -> Path:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from core.experiment import load_experiment
+
+    exp = load_experiment(args.experiment)  # validated before torch is imported: a bad file fails fast
     from core.train import prepare_dataset
 
-    exp = load_experiment(args.experiment)
     ds = prepare_dataset(exp, _root(args), progress=not args.quiet)
     counts = ds.frame.groupby("split").size().to_dict()
     print(f"{exp.name}: {len(ds.frame)} samples, {len(ds.classes)} classes, splits {counts}, "
@@ -37,8 +43,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from core.train import train_experiment
 
     exp = load_experiment(args.experiment)
-    dirs = train_experiment(exp, _root(args), force=args.force, progress=not args.quiet, only=args.run,
-                            stage=args.stage, full=args.full)
+    if args.force_deps and not args.run:
+        raise ConfigError("--force-deps names no runs", fix="add --run NAME, or use --force to retrain every run")
+    dirs = train_experiment(exp, _root(args), force=args.force, force_deps=args.force_deps, progress=not args.quiet,
+                            only=args.run, stage=args.stage, full=args.full)
     print(f"{len(dirs)} run(s) ready under {_root(args) / exp.name}")
     return 0
 
@@ -46,8 +54,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from core.train import reproduce_predictions
 
+    from core import catalog
+
     ok = True
     for run in args.run_dir:
+        entry = catalog.inspect_run(Path(run))  # refused (links outside) or broken: stop with the problem
+        if not entry.usable:
+            raise entry.error()
         report = reproduce_predictions(Path(run))
         ok &= report["same_topk_labels"] and report["max_abs_prob_diff"] < 1e-4
         print(json.dumps(report))
@@ -61,10 +74,8 @@ def cmd_results(args: argparse.Namespace) -> int:
     exp = load_experiment(args.experiment)
     frame, problems = save_results(_root(args) / exp.name)
     print(format_results(frame))
-    for p in problems:
-        print(f"skipped {p}", file=sys.stderr)
     print(f"saved {_root(args) / exp.name / 'results.csv'}")
-    return 0
+    return _report_skipped(problems)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -85,40 +96,121 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from core.bundle import list_runs
+    """Experiments and runs under the runs root, through the catalog: damaged and refused runs
+    are listed with their problem and fix, never as normal runs."""
+    from core import catalog
 
     root = _root(args)
-    exps = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    exps = catalog.scan_experiments(root)
     if not exps:
-        print(f"no experiments under {root}; build one with `python -m core build emoji`")
+        print(f"no experiments under {root}; build one with `{cli_command()} build emoji`")
     for e in exps:
-        runs = list_runs(e)
-        print(f"{e.name}: {len(runs)} run(s)")
-        for r in runs:
-            print(f"  {r.name}")
+        if e.state != "ok":
+            print(f"{e.name}: refused: {e.problem}")
+            continue
+        entries = catalog.scan_runs(e.path, root)
+        usable = sum(r.usable for r in entries)
+        damaged = len(entries) - usable
+        print(f"{e.name}: {usable} run(s)" + (f", {damaged} not usable" if damaged else ""))
+        for r in entries:
+            print(f"  {r.name}" if r.usable else f"  {r.name}  [{r.state}] {r.message}")
+    return 0
+
+
+def cmd_encoders(args: argparse.Namespace) -> int:
+    """The encoder registry: name, kind and what each encoder is."""
+    from core.encoders import ENCODERS, describe_encoder, encoders_markdown
+
+    if args.markdown:
+        print(encoders_markdown(), end="")
+        return 0
+    names = ENCODERS.names(kind=args.kind) if args.kind else ENCODERS.names()
+    if not names:
+        kinds = sorted({ENCODERS.meta(n)["kind"] for n in ENCODERS.names()})
+        raise ConfigError(f"no encoder for kind {args.kind!r}", fix=f"use one of: {', '.join(kinds)}")
+    for name in names:
+        print(f"{ENCODERS.meta(name)['kind']:6s} {name:12s} {describe_encoder(name)}")
     return 0
 
 
 #: Extra steps of ``build`` (projections, explanations) registered by their modules.
 BUILD_HOOKS: list = []
 
+#: Port of ``fusionlens dashboard`` (``$FUSIONLENS_PORT`` changes the default, as in scripts/run.sh).
+DEFAULT_PORT = 8501
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core", description="FusionLens: train, explain and explore "
+
+def dashboard_command(root: Path, port: int = DEFAULT_PORT, *,
+                      app: Path | None = None) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment that serve the dashboard for runs root ``root`` on 127.0.0.1:``port``.
+
+    ``app.py`` comes from the installed location (the checkout of an editable install). The
+    repository's ``.streamlit/config.toml`` is passed as flags, because Streamlit reads that file
+    only from the current folder, which is the user's data folder here.
+    """
+    from core.experiment import PROJECT_ROOT
+
+    app = app or PROJECT_ROOT / "app.py"
+    if not app.is_file():
+        raise ConfigError(f"the dashboard's app.py is not at {app} (FusionLens was installed without its checkout)",
+                          fix="install FusionLens editable from a checkout: pip install -e /path/to/fusionlens")
+    config: dict[str, dict[str, Any]] = {}
+    config_file = PROJECT_ROOT / ".streamlit" / "config.toml"
+    if config_file.is_file():
+        config = {k: dict(v) for k, v in tomllib.loads(config_file.read_text()).items() if isinstance(v, dict)}
+    config.setdefault("server", {}).update({"address": "127.0.0.1", "port": int(port), "headless": True})
+    config.setdefault("browser", {})["gatherUsageStats"] = False
+    flags = [f"--{section}.{key}={str(value).lower() if isinstance(value, bool) else value}"
+             for section, values in config.items() for key, value in values.items()]
+    argv = [sys.executable, "-m", "streamlit", "run", str(app), *flags]
+    return argv, {**os.environ, "FUSIONLENS_RUNS": str(root)}
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """Serve the Streamlit dashboard (replaces this process) against the runs root."""
+    root = _root(args)
+    argv, env = dashboard_command(root, args.port)
+    print(f"FusionLens dashboard on http://127.0.0.1:{args.port} for runs in {root} (Ctrl+C stops it)", flush=True)
+    os.execve(argv[0], argv, env)
+    return 0  # not reached
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, subcommand: bool) -> None:
+    """The options every command takes. On a subcommand their default is SUPPRESS, so a value
+    given before the subcommand is not overwritten by the subcommand's default."""
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if subcommand else value
+
+    group = parser.add_argument_group("global options (before or after the subcommand)")
+    group.add_argument("--runs-dir", default=default(None), metavar="DIR",
+                       help="runs root (default $FUSIONLENS_RUNS, else ./runs in the current folder)")
+    group.add_argument("--quiet", action="store_true", default=default(False), help="no progress bars")
+    group.add_argument("--threads", default=default(None), metavar="N|JOB=N,...",
+                       help="torch threads: N for every job, or per job (head, encoder, explain), e.g. "
+                            "head=1,encoder=4 (default: one for fusion heads and explanations, every core for "
+                            "encoders; also $FUSIONLENS_THREADS)")
+
+
+def build_parser(prog: str = CLI_NAME) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="FusionLens: train, explain and explore "
                                      "multimodal fusion classifiers.")
-    parser.add_argument("--runs-dir", help="runs root (default $FUSIONLENS_RUNS or ./runs)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    sub = parser.add_subparsers(dest="command", required=True)
+    _add_global_options(parser, subcommand=False)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
 
     p = sub.add_parser("prepare", help="fetch/generate and validate the dataset, fix the split")
-    p.add_argument("experiment", help="experiment name (experiments/<name>.toml) or path to a .toml")
+    p.add_argument("experiment", help="path to a .toml, or a name: ./<name>.toml, else experiments/<name>.toml")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("train", help="train unimodal models and fusion heads (missing ones only)")
     p.add_argument("experiment")
     p.add_argument("--run", action="append", help="only this run (and the unimodal runs it needs); repeatable")
     p.add_argument("--stage", choices=["unimodal", "fusion"], help="only one training stage")
-    p.add_argument("--force", action="store_true", help="retrain even if a matching bundle exists")
+    p.add_argument("--force", action="store_true",
+                   help="retrain the runs named by --run (every run without --run) even if up to date; "
+                        "the unimodal runs they need are kept when up to date")
+    p.add_argument("--force-deps", action="store_true",
+                   help="with --run: also retrain the unimodal runs the named runs depend on (implies --force)")
     p.add_argument("--full", action="store_true", help="every encoder set of the experiment's grid")
     p.set_defaults(func=cmd_train)
 
@@ -131,16 +223,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_results)
 
     p = sub.add_parser("build", help="run a whole experiment: prepare, train, results, precompute")
-    p.add_argument("experiment")
-    p.add_argument("--force", action="store_true")
+    p.add_argument("experiment", help="path to a .toml, or a name: ./<name>.toml, else experiments/<name>.toml")
+    p.add_argument("--force", action="store_true", help="retrain every run even if up to date")
     p.add_argument("--full", action="store_true", help="the whole grid where an experiment defines one")
     p.add_argument("--skip-precompute", action="store_true", help="no projections or explanations")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("list", help="list experiments and runs")
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("encoders", help="list the registered encoders by modality kind")
+    p.add_argument("--kind", help="only encoders of this kind (text, image, video, ...)")
+    p.add_argument("--markdown", action="store_true", help="as the README's table")
+    p.set_defaults(func=cmd_encoders)
+
+    p = sub.add_parser("dashboard", help="serve the dashboard on 127.0.0.1 for the runs root")
+    p.add_argument("--port", type=int, default=int(os.environ.get("FUSIONLENS_PORT") or DEFAULT_PORT),
+                   help=f"port (default $FUSIONLENS_PORT or {DEFAULT_PORT})")
+    p.set_defaults(func=cmd_dashboard)
     for register in SUBCOMMANDS:
         register(sub)
+    for p in sub.choices.values():
+        _add_global_options(p, subcommand=True)
     return parser
 
 
@@ -150,41 +254,68 @@ SUBCOMMANDS: list = []
 
 # --------------------------------------------------------------------------- project
 
-def _project_targets(target: str, root: Path, runs: Sequence[str] | None) -> list[Path]:
-    """Run folders named by an experiment (name, .toml, or folder under the runs root) or a run folder."""
-    from core.bundle import list_runs
+def _project_targets(target: str, root: Path, runs: Sequence[str] | None,
+                     skipped: list[str] | None = None) -> list[Path]:
+    """Run folders named by an experiment (name, .toml, or folder under the runs root) or a run folder.
+
+    Goes through the run catalog: a named run that is broken, incomplete or refused is an
+    error; of a whole experiment the usable runs are returned and the others are added to
+    ``skipped`` (reported by :func:`_report_skipped`).
+    """
+    from core import catalog
     from core.errors import ConfigError
 
     path = Path(target)
     if path.is_dir() and (path / "config.json").is_file():
+        entry = catalog.inspect_run(path)
+        if not entry.usable:
+            raise entry.error()
         return [path]
     exp_dir = root / target if "/" not in target and (root / target).is_dir() else None
     if exp_dir is None:
         from core.experiment import load_experiment
 
         exp_dir = root / load_experiment(target).name
-    found = list_runs(exp_dir)
+    entries = catalog.scan_runs(exp_dir, root)
     if runs:
-        by_name = {p.name: p for p in found}
+        by_name = {e.name: e for e in entries}
         unknown = [r for r in runs if r not in by_name]
         if unknown:
             raise ConfigError(f"unknown run(s) {unknown} in {exp_dir}",
                               fix=f"use names from: {', '.join(by_name) or '(none built yet)'}")
-        found = [by_name[r] for r in runs]
+        for r in runs:
+            if not by_name[r].usable:
+                raise by_name[r].error()
+        return [by_name[r].path for r in runs]
+    found = [e.path for e in entries if e.usable]
+    if skipped is not None:
+        skipped += [f"run {e.name} ({e.state}): {e.message}" for e in entries if not e.usable]
     if not found:
-        raise ConfigError(f"no built runs under {exp_dir}", fix=f"build them first: python -m core build {target}")
+        raise ConfigError(f"no usable runs under {exp_dir}" + (f" ({len(entries)} damaged or refused)" if entries
+                                                             else ""),
+                          fix=f"build them first: {cli_command()} build {target}"
+                              + (" --force" if entries else ""))
     return found
+
+
+def _report_skipped(skipped: Sequence[str]) -> int:
+    """Print the runs an experiment-wide command left out (damaged or refused) on stderr;
+    the exit status: 1 when there were any (the others were done), else 0."""
+    for line in skipped:
+        print(f"skipped {line}", file=sys.stderr)
+    return 1 if skipped else 0
 
 
 def cmd_project(args: argparse.Namespace) -> int:
     """PCA / t-SNE / UMAP of each run's per-modality and fused test embeddings, stored with the run."""
     from core.projection import project_runs
 
-    run_dirs = _project_targets(args.target, _root(args), args.run)
+    skipped: list[str] = []
+    run_dirs = _project_targets(args.target, _root(args), args.run, skipped)
     counts = project_runs(run_dirs, methods=args.methods, seed=args.seed, progress=not args.quiet)
     print(f"projections of {len(run_dirs)} run(s): {counts['computed']} computed, {counts['reused']} reused from "
           f"identical embeddings, {counts['kept']} already stored")
-    return 0
+    return _report_skipped(skipped)
 
 
 def _register_project(sub: argparse._SubParsersAction) -> None:
@@ -200,10 +331,10 @@ def _project_after_build(exp, root: Path, args: argparse.Namespace) -> None:
     """Build step: projections of every run (what the Embeddings page shows without computing)."""
     if getattr(args, "skip_precompute", False):
         return
-    from core.bundle import list_runs
+    from core.catalog import list_runs
     from core.projection import project_runs
 
-    run_dirs = list_runs(root / exp.name)
+    run_dirs = list_runs(root / exp.name, root)
     if run_dirs:
         project_runs(run_dirs, progress=not getattr(args, "quiet", False))
 
@@ -222,7 +353,7 @@ def _grid_arg(value: str | None) -> int | str | None:
 
 def _explain_command(args: argparse.Namespace, run_dir: Path) -> str:
     """The command that resumes this precompute (recorded with the shard's request)."""
-    parts = ["python -m core explain", str(run_dir)]
+    parts = [f"{cli_command()} explain", str(run_dir)]
     for flag, value, default in (("--n", args.n, None), ("--seed", args.seed, 0), ("--shard", args.shard, "0/1"),
                                  ("--method", args.method, "auto"), ("--output", args.output, "pred_prob"),
                                  ("--permutations", args.permutations, 10), ("--walks", args.walks, None),
@@ -237,33 +368,35 @@ def cmd_explain(args: argparse.Namespace) -> int:
     """MM-SHAP of (a seeded sample of) each run's test split, stored under <run>/explanations/."""
     from core.explain import explain_run
 
-    run_dirs = _project_targets(args.target, _root(args), args.run)
+    skipped: list[str] = []
+    run_dirs = _project_targets(args.target, _root(args), args.run, skipped)
     for run_dir in run_dirs:
         command = _explain_command(args, run_dir)
         report = explain_run(
             run_dir, n=args.n, seed=args.seed, shard=args.shard, method=args.method, output=args.output,
             n_permutations=args.permutations, grid=_grid_arg(args.grid), n_walks=args.walks,
-            modalities=args.modality, progress=not args.quiet, command=command,
+            modalities=args.modality, progress=not args.quiet, command=command, flush_every=args.flush_every,
         )
         print(f"{report['run']}: {report['computed']} sample(s) explained, {report['skipped']} already stored, "
               f"{report['remaining']} left (shard {report['part']}, settings {report['settings_hash']}, "
               f"{report['seconds']:.1f} s) -> {Path(run_dir) / 'explanations'}")
         if report["remaining"]:
             print("rerun the same command to finish", file=sys.stderr)
-    return 0
+    return _report_skipped(skipped)
 
 
 def cmd_explain_table(args: argparse.Namespace) -> int:
     """The per-class modality-share table of each run, printed and saved as CSV."""
     from core.explain import class_share_table, format_class_share_table
 
-    for run_dir in _project_targets(args.target, _root(args), args.run):
+    skipped: list[str] = []
+    for run_dir in _project_targets(args.target, _root(args), args.run, skipped):
         table = class_share_table(run_dir, args.modality, settings_hash=args.settings)
         print(f"{Path(run_dir).name}: mean modality share per class (all / correct / incorrect predictions)")
         print(format_class_share_table(table, args.modality))
         if "path" in table.attrs:
             print(f"saved {table.attrs['path']}")
-    return 0
+    return _report_skipped(skipped)
 
 
 def _register_explain(sub: argparse._SubParsersAction) -> None:
@@ -283,6 +416,9 @@ def _register_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grid", help="image patch grid: mean (default, reference rule on the mean text length), "
                                   "total, or an integer p")
     p.add_argument("--modality", action="append", help="explain only these modalities (others stay present)")
+    p.add_argument("--flush-every", type=int, default=10,
+                   help="store the samples explained so far every N samples (default 10; also every 30 s): "
+                        "a killed precompute loses at most that many")
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("explain-table", help="print and save the per-class modality-share table of a run")
@@ -308,28 +444,42 @@ def _explain_after_build(exp, root: Path, args: argparse.Namespace) -> None:
     from core.explain import explain_run, select_build_runs
 
     start = time.perf_counter()
+    cli = cli_command()
     for i, run_dir in enumerate(select_build_runs(root / exp.name)):
         left = EXPLAIN_BUILD_SECONDS - (time.perf_counter() - start)
         if left <= 0:
-            print(f"explanations: time budget spent; finish with `python -m core explain {run_dir} "
+            print(f"explanations: time budget spent; finish with `{cli} explain {run_dir} "
                   f"--n {EXPLAIN_BUILD_SAMPLES[min(i, 1)]} --seed {exp.seed}`", file=sys.stderr)
             continue
         n = EXPLAIN_BUILD_SAMPLES[min(i, 1)]
         report = explain_run(run_dir, n=n, seed=exp.seed, progress=not getattr(args, "quiet", False),
-                             time_limit=left, command=f"python -m core explain {run_dir} --n {n} --seed {exp.seed}")
+                             time_limit=left, command=f"{cli} explain {run_dir} --n {n} --seed {exp.seed}")
         if report["remaining"]:
             print(f"explanations of {report['run']}: {report['remaining']} left; finish with "
-                  f"`python -m core explain {run_dir} --n {n} --seed {exp.seed}`", file=sys.stderr)
+                  f"`{cli} explain {run_dir} --n {n} --seed {exp.seed}`", file=sys.stderr)
 
 
 SUBCOMMANDS.append(_register_explain)
 BUILD_HOOKS.append(_explain_after_build)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, prog: str = CLI_NAME) -> int:
+    """The ``fusionlens`` console command (``python -m core`` passes its own ``prog``)."""
+    from core.threads import ENV as THREADS_ENV, parse_threads
+
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
+    saved_threads = os.environ.get(THREADS_ENV)
+    # --quiet also silences transformers' own bars ("Loading weights"): they follow huggingface_hub's
+    # switch, read when transformers is imported (later, inside the command)
+    hf_bars = "HF_HUB_DISABLE_PROGRESS_BARS"
+    quiet_hf = bool(getattr(args, "quiet", False)) and hf_bars not in os.environ
+    if quiet_hf:
+        os.environ[hf_bars] = "1"
     try:
+        if args.threads is not None:
+            parse_threads(args.threads)  # a bad value fails here, before any work
+            os.environ[THREADS_ENV] = args.threads  # read by every job, and by worker processes
         return int(args.func(args) or 0)
     except FusionLensError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -337,3 +487,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; finished steps are kept, rerun the same command to resume", file=sys.stderr)
         return 130
+    finally:
+        if quiet_hf:
+            os.environ.pop(hf_bars, None)
+        if args.threads is not None:  # main() may be called in-process (tests): leave the environment as found
+            if saved_threads is None:
+                os.environ.pop(THREADS_ENV, None)
+            else:
+                os.environ[THREADS_ENV] = saved_threads

@@ -5,10 +5,12 @@ The pages stay thin: they pick names with widgets and call these functions
 so a rebuilt run is read again). Everything here is plain Python over the
 formats of ``docs/FORMATS.md`` and is tested without a server.
 
-Safety: the dashboard reads only inside its runs root. Every experiment or run
-name that comes from the URL or a widget goes through :func:`safe_join`, which
-refuses path separators, ``..``, absolute paths and anything that resolves
-(symlinks included) outside the root. Sample ids are looked up as keys in a
+Safety: the dashboard reads only inside its runs root. Experiments and runs
+come from the one run catalog (:mod:`core.catalog`, whose path checks are
+re-exported here), and every experiment or run name that comes from the URL
+or a widget goes through :func:`safe_join`, which refuses path separators,
+``..``, absolute paths and anything that resolves (symlinks included) outside
+the root. A bundle's model is rebuilt only under :func:`build_run_model`. Sample ids are looked up as keys in a
 run's tables, never used as paths; raw items are read from the data folder
 that the build recorded in ``dataset.json``, and only within it.
 """
@@ -24,7 +26,17 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from core.errors import BundleError, ConfigError, DataError, FusionLensError
+from core.bundle import REQUIRED_FILES, dataset_problems, is_complete
+from core.catalog import (  # the dashboard's paths and run lists come from the one run catalog
+    PathRefused,
+    check_name,
+    check_run_dir,
+    is_inside,
+    list_experiments,
+    list_run_names,
+    safe_join,
+)
+from core.errors import BundleError, ConfigError, DataError, FusionLensError, cli_command
 
 __all__ = [
     "PathRefused",
@@ -34,11 +46,14 @@ __all__ = [
     "list_experiments",
     "list_run_names",
     "run_state",
+    "model_roots",
+    "build_run_model",
     "path_stamp",
     "run_stamp",
     "bundle_stamp",
     "experiment_stamp",
     "best_run",
+    "explained_runs",
     "split_counts",
     "gallery_ids",
     "safe_items",
@@ -50,6 +65,7 @@ __all__ = [
     "projection_frame",
     "selected_ids",
     "precompute_status",
+    "explanation_plan",
     "expected_projections",
     "ExplanationStore",
     "explanation_store",
@@ -59,135 +75,42 @@ __all__ = [
     "token_values",
     "filter_results",
     "build_commands",
+    "experiment_file",
 ]
 
 BUILD_COMMAND = "bash scripts/run.sh"
-# Folders inside an experiment that are not runs.
-_NOT_RUNS = ("_cache",)
-_MAX_NAME = 200
-
-
-class PathRefused(ConfigError):
-    """A name from the URL or a widget would reach outside the runs directory."""
-
-
-# --------------------------------------------------------------------------- safe paths
-
-
-def check_name(name: Any, what: str = "name") -> str:
-    """``name`` if it is a plain file name (no separators, not ``.``/``..``, not hidden); else PathRefused."""
-    if not isinstance(name, str) or not name:
-        raise PathRefused(f"empty {what}", fix="pick one from the sidebar")
-    bad = (
-        len(name) > _MAX_NAME
-        or name in (".", "..")
-        or name.startswith(".")
-        or any(sep in name for sep in ("/", "\\", "\x00"))
-        or os.path.isabs(name)
-        or ".." in Path(name).parts
-    )
-    if bad:
-        shown = name if len(name) <= 80 else name[:77] + "..."
-        raise PathRefused(
-            f"refused {what} {shown!r}: it is not a plain name inside the runs directory",
-            fix="pick an experiment and a run from the sidebar",
-        )
-    return name
-
-
-def is_inside(path: Path, root: Path) -> bool:
-    """Whether ``path`` resolves (symlinks followed) to ``root`` or below it."""
-    try:
-        return Path(path).resolve().is_relative_to(Path(root).resolve())
-    except (OSError, RuntimeError):  # symlink loops
-        return False
-
-
-def safe_join(root: str | Path, *names: str, what: Sequence[str] = ("experiment", "run")) -> Path:
-    """``root / name / ...`` after checking every name and where the result really points.
-
-    Raises :class:`PathRefused` for separators, ``..``, absolute paths, hidden
-    names, or a symlink that leads outside ``root``.
-    """
-    root = Path(root).resolve()
-    path = root
-    for i, name in enumerate(names):
-        label = what[i] if i < len(what) else "name"
-        path = path / check_name(name, label)
-    if not is_inside(path, root):
-        raise PathRefused(
-            f"refused {'/'.join(names)!r}: it points outside the runs directory {root}",
-            fix="only runs inside the runs directory can be opened",
-        )
-    return path
-
-
-# --------------------------------------------------------------------------- discovery
-
-
-def list_experiments(root: str | Path) -> list[str]:
-    """Experiments under the runs root: folders (inside it) with a dataset or at least one run."""
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    out = []
-    for p in sorted(root.iterdir()):
-        if not p.is_dir() or p.name.startswith((".", "_")) or not is_inside(p, root):
-            continue
-        if (p / "dataset.json").is_file() or list_run_names(root, p.name):
-            out.append(p.name)
-    return out
-
-
-def list_run_names(root: str | Path, experiment: str) -> list[str]:
-    """Run folders of an experiment, complete or not (a broken run is shown with its problem).
-
-    Staging folders (``.partial``, ``.old``), hidden folders, ``_cache`` and
-    anything that resolves outside the root are left out.
-    """
-    exp_dir = safe_join(root, experiment)
-    if not exp_dir.is_dir():
-        return []
-    names = []
-    for p in sorted(exp_dir.iterdir()):
-        if (not p.is_dir() or p.name.startswith((".", "_")) or p.name in _NOT_RUNS
-                or p.name.endswith((".partial", ".old")) or not is_inside(p, root)):
-            continue
-        # a run folder has at least one bundle file; other folders are not runs
-        if any((p / f).exists() for f in ("config.json", "predictions.parquet", "metrics.json", "model.safetensors")):
-            names.append(p.name)
-    return names
 
 
 def run_state(run_dir: Path) -> str:
-    """``"complete"`` or ``"incomplete"`` from the files present (cheap; corruption shows on load)."""
-    from core.bundle import is_complete
-
+    """``"complete"`` or ``"incomplete"`` from the files present (cheap); the catalog's
+    :func:`core.catalog.scan_runs` gives the full state (broken, refused) with the problem."""
     return "complete" if is_complete(run_dir) else "incomplete"
 
 
-def _escapes(run_dir: Path, root: Path) -> list[str]:
-    """Entries of a run (and its projection/explanation folders) that resolve outside the root."""
-    bad = []
-    for folder in (run_dir, run_dir / "projections", run_dir / "explanations"):
-        if not folder.is_dir():
-            continue
-        for entry in folder.iterdir():
-            if entry.is_symlink() and not is_inside(entry, root):
-                bad.append(entry.name)
-    return bad
+# --------------------------------------------------------------------------- models of bundles
 
 
-def check_run_dir(root: str | Path, experiment: str, run: str) -> Path:
-    """The run folder, refused if a name or any file in it points outside the root."""
-    run_dir = safe_join(root, experiment, run)
-    bad = _escapes(run_dir, Path(root).resolve())
-    if bad:
-        raise PathRefused(
-            f"refused run {run!r}: {', '.join(bad)} link(s) outside the runs directory",
-            fix="replace the links with the files themselves, or rebuild the run",
-        )
-    return run_dir
+def model_roots(root: str | Path) -> list[Path]:
+    """Where a run bundle opened by the dashboard may name a local model folder: the project
+    and the runs root (plus ``$FUSIONLENS_ALLOW_MODEL_DIRS``, added by the check). Not the data
+    folder that ``dataset.json`` records: that file is no more trusted than ``config.json``."""
+    from core.experiment import PROJECT_ROOT
+
+    return [PROJECT_ROOT.resolve(), Path(root).resolve()]
+
+
+def build_run_model(run: Any, root: str | Path) -> Any:
+    """Rebuild the model of a bundle under the dashboard's rules: its local model folders must be
+    inside :func:`model_roots` and hold safetensors weights, and Hugging Face ids load from the
+    local cache only. Any refusal or failure is a :class:`BundleError` naming the model."""
+    from core.model_sources import check_bundle_models, hub_cache_only
+
+    try:
+        check_bundle_models(run.config, model_roots(root), run=f"run {Path(run.path).name}")
+    except ConfigError as exc:
+        raise BundleError(exc.problem, fix=exc.fix) from exc
+    with hub_cache_only():
+        return run.model()
 
 
 # --------------------------------------------------------------------------- cache keys
@@ -203,42 +126,71 @@ def path_stamp(path: Path) -> tuple[str, int, int]:
 
 
 def run_stamp(run_dir: str | Path) -> tuple:
-    """Cache key of a run's files: changes when the run is rebuilt or gains projections/explanations."""
-    from core.bundle import REQUIRED_FILES
-
+    """Cache key of a run's files: changes when the run is rebuilt, gains projections or
+    explanations, or one of their files is rewritten (a repaired or damaged file is read again)."""
     run_dir = Path(run_dir)
     stamps = [path_stamp(run_dir)] + [path_stamp(run_dir / f) for f in REQUIRED_FILES]
-    stamps += [path_stamp(run_dir / "projections"), path_stamp(run_dir / "explanations")]
+    for folder in (run_dir / "projections", run_dir / "explanations"):
+        stamps.append(path_stamp(folder))
+        try:
+            names = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+        except OSError:
+            continue
+        stamps += [path_stamp(folder / n) for n in names]
     return tuple(stamps)
 
 
 def bundle_stamp(run_dir: str | Path) -> tuple:
     """Cache key of the model files only (not projections or explanations): keys a rebuilt model."""
-    from core.bundle import REQUIRED_FILES
-
     return tuple(path_stamp(Path(run_dir) / f) for f in REQUIRED_FILES)
 
 
 def experiment_stamp(root: str | Path, experiment: str) -> tuple:
-    """Cache key of an experiment: its dataset files and every run's config and predictions."""
+    """Cache key of an experiment: its dataset files and every bundle file of every run."""
     exp_dir = safe_join(root, experiment)
     stamps = [path_stamp(exp_dir), path_stamp(exp_dir / "dataset.json"), path_stamp(exp_dir / "dataset.parquet")]
     for name in list_run_names(root, experiment):
-        stamps += [path_stamp(exp_dir / name / "config.json"), path_stamp(exp_dir / name / "metrics.json")]
+        stamps += [path_stamp(exp_dir / name)] + [path_stamp(exp_dir / name / f) for f in REQUIRED_FILES]
     return tuple(stamps)
 
 
 # --------------------------------------------------------------------------- overview
 
 
-def best_run(results: pd.DataFrame, metric: str = "top1") -> str | None:
-    """Name of the run with the highest ``metric`` (first one on ties), or None."""
+def best_run(results: pd.DataFrame, metric: str = "top1", explained: Iterable[str] = ()) -> str | None:
+    """Name of the run with the highest ``metric``, or None.
+
+    Ties follow :func:`core.ranking.run_rank_key` (the rule the build uses to pick the runs it
+    explains): more modalities first, then a run named in ``explained`` (it has stored
+    explanations), then the name.
+    """
+    from core.ranking import run_rank_key
+
     if results is None or results.empty or metric not in results.columns:
         return None
     values = pd.to_numeric(results[metric], errors="coerce")
     if values.notna().sum() == 0:
         return None
-    return str(results.loc[values.idxmax(), "run"])
+    explained = set(explained)
+    n_mods = (results["modalities"].astype(str).str.split("+").str.len() if "modalities" in results.columns
+              else pd.Series(1, index=results.index))
+    keys = {i: run_rank_key(str(results.at[i, "run"]), values[i], int(n_mods[i]), str(results.at[i, "run"]) in explained)
+            for i in results.index}
+    return str(results.at[min(keys, key=keys.get), "run"])
+
+
+def explained_runs(root: str | Path, experiment: str, runs: Iterable[str]) -> list[str]:
+    """The runs of ``runs`` that have stored explanations (a cheap look at their folders)."""
+    from core.ranking import has_explanations
+
+    out = []
+    for run in runs:
+        try:
+            if has_explanations(safe_join(root, experiment, run)):
+                out.append(run)
+        except PathRefused:
+            continue
+    return out
 
 
 def split_counts(frame: pd.DataFrame, classes: Sequence[str] | None = None) -> pd.DataFrame:
@@ -295,25 +247,56 @@ def safe_items(dataset: Any, modality: str, ids: Sequence[str]) -> list[Any]:
     return dataset.items(modality, list(ids))
 
 
-def build_commands(experiment: str | None, run: str | None = None, root: str | Path | None = None) -> dict[str, str]:
-    """Shell commands that produce what a page needs (for the runs root ``root``)."""
-    from core.experiment import PROJECT_ROOT
-
-    exp = experiment or "emoji"
-    root_path = Path(root).resolve() if root is not None else (PROJECT_ROOT / "runs").resolve()
-    default_root = root_path == (PROJECT_ROOT / "runs").resolve()
-    env = "" if default_root else f"FUSIONLENS_RUNS={root_path} "
-    run_arg = f" --run {run}" if run else ""
-    run_path = root_path / exp / (run or "<run>")
+def experiment_file(root: str | Path, experiment: str) -> Path | None:
+    """The experiment file recorded in the experiment's ``dataset.json`` at prepare, when it is
+    still an existing ``.toml`` file; None otherwise (not built yet, an older build, a damaged or
+    refused description). The path is only shown in commands, never read here."""
     try:
-        shown = run_path.relative_to(PROJECT_ROOT)
-    except ValueError:
-        shown = run_path
+        info = read_dataset_info(root, experiment)
+    except FusionLensError:
+        return None
+    value = info.get("experiment_file") if isinstance(info, dict) else None
+    if not isinstance(value, str) or not value:
+        return None
+    path = Path(value)
+    return path if path.is_absolute() and path.suffix == ".toml" and path.is_file() else None
+
+
+def build_commands(experiment: str | None, run: str | None = None, root: str | Path | None = None) -> dict[str, str]:
+    """Shell commands that produce what a page needs for the runs root ``root`` (default: this
+    process's runs root), to run from the current folder (where the dashboard was started).
+
+    CLI commands name ``--runs-dir`` unless ``root`` is ``./runs`` (the CLI's default there);
+    ``scripts/run.sh`` gets ``FUSIONLENS_RUNS`` unless ``root`` is the repository's ``runs/``.
+    ``build`` names the experiment file recorded at prepare (a user's own ``my.toml``) while it
+    exists, else the experiment's name (a demo in ``experiments/``).
+    """
+    import shlex
+
+    from core.experiment import EXPERIMENTS_DIR, PROJECT_ROOT, runs_root
+
+    def shown(path: Path) -> str:  # relative to the current folder when inside it; quoted if the shell needs it
+        try:
+            text = str(path.relative_to(cwd))
+        except ValueError:
+            text = str(path)
+        return text if re.fullmatch(r"[\w@%+=:,./<>-]+", text) else shlex.quote(text)
+
+    cwd = Path.cwd().resolve()
+    exp = experiment or "emoji"
+    root_path = Path(root).resolve() if root is not None else runs_root()
+    runs_arg = "" if root_path == cwd / "runs" else f" --runs-dir {shown(root_path)}"
+    env = "" if root_path == (PROJECT_ROOT / "runs").resolve() else f"FUSIONLENS_RUNS={shlex.quote(str(root_path))} "
+    script = BUILD_COMMAND if cwd == PROJECT_ROOT.resolve() else f"bash {shown(PROJECT_ROOT / 'scripts' / 'run.sh')}"
+    run_arg = f" --run {run}" if run else ""
+    cli = cli_command()
+    file = experiment_file(root_path, exp)
+    target = exp if file is None or file == (EXPERIMENTS_DIR / f"{exp}.toml").resolve() else shown(file)
     return {
-        "everything": f"{env}{BUILD_COMMAND}",
-        "build": f"{env}python -m core build {exp}",
-        "project": f"{env}python -m core project {exp}{run_arg}",
-        "explain": f"python -m core explain {shown}",
+        "everything": f"{env}{script}",
+        "build": f"{cli} build {target}{runs_arg}",
+        "project": f"{cli} project {exp}{run_arg}{runs_arg}",
+        "explain": f"{cli} explain {shown(root_path / exp / (run or '<run>'))}",
     }
 
 
@@ -461,7 +444,13 @@ def expected_projections(embeddings: Sequence[str],
 
 def precompute_status(run_dir: Path, modalities: Sequence[str],
                       store: "ExplanationStore | None" = None) -> dict[str, Any]:
-    """What is stored for a run: projections (frame + missing pairs) and explanations (count)."""
+    """What is stored for a run: projections (frame, missing pairs, damaged files) and
+    explanations (count, or the error that says which stored file is damaged).
+
+    Keys: ``projections``, ``missing_projections`` [(embedding, method)],
+    ``damaged_projections`` [error text], ``n_explained``, ``explain_error``
+    (a FusionLensError or None), ``explain_available``.
+    """
     from core.projection import list_projections
 
     stored = list_projections(run_dir)
@@ -469,12 +458,50 @@ def precompute_status(run_dir: Path, modalities: Sequence[str],
     usable = stored[stored["error"].isna()] if not stored.empty else stored
     have = set(zip(usable["embedding"], usable["method"])) if not usable.empty else set()
     missing = [p for p in expected_projections(embeddings) if p not in have]
-    n_expl = None
+    damaged = stored.loc[stored["error"].notna(), "error"].astype(str).tolist() if not stored.empty else []
+    n_expl, explain_error = None, None
     if store is not None and store.available:
-        frame = store.summaries(run_dir)
-        n_expl = 0 if frame is None else int(len(frame))
-    return {"projections": stored, "missing_projections": missing, "n_explained": n_expl,
+        try:
+            frame = store.summaries(run_dir)
+            n_expl = 0 if frame is None else int(len(frame))
+        except FusionLensError as exc:  # a damaged part: reported as damage, not as "nothing stored"
+            explain_error = exc
+    return {"projections": stored, "missing_projections": missing, "damaged_projections": damaged,
+            "n_explained": n_expl, "explain_error": explain_error,
             "explain_available": bool(store is not None and store.available)}
+
+
+PLAN_COLUMNS = ["run", "requested", "stored", "missing", "command"]
+
+
+def explanation_plan(root: str | Path, experiment: str, stored_ids: Any) -> pd.DataFrame:
+    """What the build explains in an experiment, and how much of it is stored.
+
+    One row per run the build's explain step picks (:func:`core.explain.select_build_runs`,
+    in its order, with its sample sizes ``core.cli.EXPLAIN_BUILD_SAMPLES`` and the run's seed):
+    ``run``, ``requested`` (samples in the build's seeded sample), ``stored`` (of those, how many
+    have stored explanations), ``missing`` and ``command`` (the build's own command for that run,
+    which skips what is stored). ``stored_ids(run_dir)`` gives the explained sample ids of a run.
+    A run whose explanations ran out of the build's time budget shows up with ``missing > 0``.
+    """
+    from core.bundle import load_run
+    from core.cli import EXPLAIN_BUILD_SAMPLES
+    from core.explain import select_build_runs, select_samples
+
+    rows = []
+    for i, run_dir in enumerate(select_build_runs(safe_join(root, experiment))):
+        try:
+            run = load_run(run_dir)
+        except BundleError:  # the catalog verified it a moment ago; a run rebuilt meanwhile is left out
+            continue
+        n = EXPLAIN_BUILD_SAMPLES[min(i, len(EXPLAIN_BUILD_SAMPLES) - 1)]
+        seed = int(run.config.get("seed", 0))
+        wanted = set(select_samples(run, n, seed))
+        have = len(wanted & {str(x) for x in (stored_ids(run_dir) or ())})
+        command = build_commands(experiment, run_dir.name, root=root)["explain"] + f" --n {n} --seed {seed}"
+        rows.append({"run": run_dir.name, "requested": len(wanted), "stored": have,
+                     "missing": len(wanted) - have, "command": command})
+    return pd.DataFrame(rows, columns=PLAN_COLUMNS)
 
 
 def projection_frame(ids: Sequence[Any], coords: np.ndarray, view: pd.DataFrame) -> pd.DataFrame:
@@ -639,15 +666,20 @@ def slug(text: str) -> str:
 
 
 def read_dataset_info(root: str | Path, experiment: str) -> dict[str, Any] | None:
-    """``dataset.json`` of an experiment, or None if it has none yet."""
+    """``dataset.json`` of an experiment (keys and types checked), or None if it has none yet."""
     path = safe_join(root, experiment) / "dataset.json"
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BundleError(f"dataset description {path} is corrupted ({exc})",
-                          fix=f"rerun `python -m core prepare {experiment}`") from exc
+        info = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8 text
+        raise BundleError(f"dataset description {path} is corrupted ({type(exc).__name__}: {exc})",
+                          fix=f"rerun `{cli_command()} prepare {experiment}`") from exc
+    problems = dataset_problems(info)
+    if problems:
+        raise BundleError(f"dataset description {path} is damaged: {'; '.join(problems)}",
+                          fix=f"rerun `{cli_command()} prepare {experiment}`")
+    return info
 
 
 def require_sample(predictions: pd.DataFrame, sample_id: str) -> pd.Series:

@@ -1,38 +1,54 @@
 """Experiment files (TOML): dataset, encoders, fusion methods, subsets, seed.
 
-An experiment is named by a file in ``experiments/`` (``emoji`` ->
-``experiments/emoji.toml``) or by a path. Validation happens here, before any
-training, so a typo in a fusion name fails in a second with the known names.
+An experiment is named by a path or by a name: ``./<name>.toml`` of the
+current folder (a user's own experiment), else ``experiments/<name>.toml``
+(``emoji`` -> ``experiments/emoji.toml``). Validation happens here, before any
+training: every key is checked against the schema in
+``core.experiment_schema`` (unknown keys, types, ranges), then against the
+registries (encoders, fusion methods) and against each other (subsets, grid
+tags); every problem found is reported at once, naming the key, the value,
+what is allowed and the fix.
 """
 from __future__ import annotations
 
 import copy
 import hashlib
+import inspect
 import json
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from core.errors import ConfigError
+from core.errors import ConfigError, choices, did_you_mean
+from core.experiment_schema import (
+    DATASET_SOURCES,
+    LATE_FUSIONS,
+    NAME_PATTERN,
+    SCHEMA,
+    Problem,
+    Table,
+    check_schema,
+    defaults,
+    toml_value,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS_DIR = PROJECT_ROOT / "experiments"
-LATE_FUSIONS = ("late-average", "late-weighted")
-DATASET_SOURCES = ("manifest", "emoji", "rgbd-sim")
-
-DEFAULT_TRAIN = {
-    "unimodal": {"epochs": 15, "lr": 2e-3, "batch_size": 64, "weight_decay": 1e-4, "hidden": 256, "dropout": 0.2,
-                 "patience": 5},
-    "fusion": {"epochs": 60, "lr": 2e-3, "batch_size": 128, "weight_decay": 1e-4, "dim": 128, "dropout": 0.2,
-               "patience": 10},
-}
+DEFAULT_SPLIT = {"train": 0.7, "val": 0.15, "test": 0.15}
+_TRAIN = SCHEMA.keys["train"]
+assert isinstance(_TRAIN, Table)
+#: per-stage training defaults, from the schema
+DEFAULT_TRAIN = {stage: defaults(table) for stage, table in _TRAIN.keys.items() if isinstance(table, Table)}
 
 
 def runs_root(override: str | Path | None = None) -> Path:
-    """The runs directory: ``--runs-dir``, else ``$FUSIONLENS_RUNS``, else ``./runs``."""
-    return Path(override or os.environ.get("FUSIONLENS_RUNS") or PROJECT_ROOT / "runs").resolve()
+    """The runs directory: ``--runs-dir``, else ``$FUSIONLENS_RUNS``, else ``runs/`` in the current
+    folder (so ``fusionlens build my.toml`` in a data folder writes there; ``scripts/run.sh`` runs
+    from the repository root and so uses the repository's ``runs/``)."""
+    return Path(override or os.environ.get("FUSIONLENS_RUNS") or "runs").resolve()
 
 
 @dataclass(frozen=True)
@@ -58,6 +74,8 @@ class Experiment:
     subsets: list[list[str]]
     train: dict[str, dict[str, Any]]
     raw: dict[str, Any] = field(default_factory=dict)
+    #: text modality -> rule for empty cells: "refuse", "drop" or "keep"
+    empty_text: dict[str, str] = field(default_factory=dict)
 
     def selected_sets(self, full: bool = False) -> list[EncoderSet]:
         return self.encoder_sets if full else [e for e in self.encoder_sets if e.tag in self.default_tags]
@@ -68,118 +86,293 @@ class Experiment:
     def run_dir(self, root: Path, run: str) -> Path:
         return root / self.name / run
 
+    def raster_sizes(self) -> dict[str, int]:
+        """Image modality -> the largest ``image_size`` its encoders use (over every encoder set):
+        the size vector images (SVG) are rasterised at."""
+        from core.encoders import ENCODERS
+
+        sizes: dict[str, int] = {}
+        for es in self.encoder_sets:
+            for m, spec in es.specs.items():
+                if self.modalities.get(m) != "image":
+                    continue
+                size = spec["kwargs"].get("image_size", _parameters(ENCODERS.get(spec["name"])).get("image_size"))
+                if isinstance(size, int) and not isinstance(size, bool):
+                    sizes[m] = max(sizes.get(m, 0), size)
+        return sizes
+
 
 def resolve_experiment_path(name_or_path: str | Path) -> Path:
+    """The experiment file of a path, or of a name: ``./<name>.toml`` in the current folder (a
+    user's own experiment, run from its data folder), else ``experiments/<name>.toml`` (a demo)."""
     p = Path(name_or_path)
     if p.suffix == ".toml" or p.exists():
         if not p.is_file():
             raise ConfigError(f"experiment file {p} does not exist", fix="check the path")
         return p.resolve()
-    candidate = EXPERIMENTS_DIR / f"{name_or_path}.toml"
-    if candidate.is_file():
-        return candidate
-    known = ", ".join(sorted(x.stem for x in EXPERIMENTS_DIR.glob("*.toml"))) or "(none)"
-    raise ConfigError(f"no experiment named {name_or_path!r}", fix=f"use one of: {known}, or a path to a .toml file")
+    for candidate in (Path.cwd() / f"{name_or_path}.toml", EXPERIMENTS_DIR / f"{name_or_path}.toml"):
+        if candidate.is_file():
+            return candidate.resolve()
+    known = sorted(x.stem for x in EXPERIMENTS_DIR.glob("*.toml"))
+    raise ConfigError(f"no experiment named {name_or_path!r} (neither ./{name_or_path}.toml nor "
+                      f"{EXPERIMENTS_DIR / f'{name_or_path}.toml'} exists)",
+                      fix=f"{did_you_mean(name_or_path, known)}use one of: {choices(known, '(none shipped)')}, "
+                          "or a path to a .toml file")
 
 
 def load_experiment(name_or_path: str | Path) -> Experiment:
     path = resolve_experiment_path(name_or_path)
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"experiment file {path} is not valid TOML ({exc})", fix="fix the syntax at that line") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"experiment file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})",
+                          fix="save it as UTF-8 text (TOML files are UTF-8)") from exc
+    except OSError as exc:
+        raise ConfigError(f"experiment file {path} cannot be read ({exc.strerror or exc})",
+                          fix="check the path and the file's permissions") from exc
     return parse_experiment(raw, path)
 
 
+def _parameters(factory: Callable[..., Any]) -> dict[str, Any]:
+    """Keyword parameters of an encoder factory -> default (``inspect.Parameter.empty`` when required)."""
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return {}
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {n: p.default for n, p in sig.parameters.items() if p.kind in kinds}
+
+
+def _takes_any(factory: Callable[..., Any]) -> bool:
+    try:
+        return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):
+        return True
+
+
+_KWARG_TYPES: dict[type, tuple[str, Callable[[Any], bool]]] = {
+    bool: ("true or false", lambda v: isinstance(v, bool)),
+    int: ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    float: ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)),
+    str: ("a string", lambda v: isinstance(v, str)),
+}
+
+
+def check_encoder_kwargs(encoder: str, kwargs: dict[str, Any], where: str) -> list[Problem]:
+    """``kwargs`` against the encoder's signature: unknown names, missing required ones, and the
+    type of each value against its default's (an integer whose default is positive must be >= 1)."""
+    from core.encoders import ENCODERS
+
+    factory = ENCODERS.get(encoder)
+    params = _parameters(factory)
+    problems: list[Problem] = []
+    if not _takes_any(factory):
+        for k in kwargs:
+            if k not in params:
+                problems.append(Problem(f"{where} has {k} = {toml_value(kwargs[k])}, which encoder {encoder!r} "
+                                        "does not take",
+                                        f"{did_you_mean(k, params)}remove it; {encoder!r} takes: "
+                                        f"{choices(params, '(no arguments)')}"))
+    for k, default in params.items():
+        if default is inspect.Parameter.empty and k not in kwargs:
+            problems.append(Problem(f"encoder {encoder!r} needs {k}, and {where} does not give it",
+                                    f"add {k} = ... to {where}"))
+    for k, v in kwargs.items():
+        default = params.get(k)
+        if default is None or default is inspect.Parameter.empty or type(default) not in _KWARG_TYPES:
+            continue
+        what, ok = _KWARG_TYPES[type(default)]
+        if not ok(v):
+            problems.append(Problem(f"{where} {k} = {toml_value(v)} is not {what} (encoder {encoder!r}, default "
+                                    f"{toml_value(default)})",
+                                    f"write {k} as {what}, e.g. {k} = {toml_value(default)}"))
+        elif type(default) is int and default > 0 and v < 1:
+            problems.append(Problem(f"{where} {k} = {v} is out of range (allowed: an integer >= 1)",
+                                    f"set {k} = {default} (the default)"))
+    model = kwargs.get("model")
+    if isinstance(model, str) and model:  # a local model folder: refused now if it holds no safetensors
+        from core.model_sources import check_model_folder, local_model_folder
+
+        folder = local_model_folder(model)
+        if folder is not None:
+            try:
+                check_model_folder(folder, model)
+            except ConfigError as exc:
+                problems.append(Problem(f"{where} model = {toml_value(model)}: {exc.problem}", exc.fix or ""))
+    return problems
+
+
+def _raise(where: str, problems: list[Problem]) -> None:
+    """One ConfigError for every problem found (each with its own fix); ``.problems`` lists them."""
+    unique = list(dict.fromkeys(problems))
+    if len(unique) == 1:
+        err = ConfigError(f"{where}: {unique[0].problem}", fix=unique[0].fix)
+    else:
+        lines = "\n".join(f"  - {p.problem}. Fix: {p.fix}" for p in unique)
+        err = ConfigError(f"{where} has {len(unique)} problems:\n{lines}")
+    err.problems = unique  # type: ignore[attr-defined]
+    raise err
+
+
 def parse_experiment(raw: dict[str, Any], path: Path | None = None) -> Experiment:
-    """Validate an experiment dict (the parsed TOML) and fill in defaults."""
+    """Validate an experiment dict (the parsed TOML) and fill in defaults.
+
+    Every key is checked against the schema first (unknown keys, types, ranges);
+    then names against the registries and keys against each other. All the
+    problems of a stage are reported in one :class:`ConfigError`.
+    """
+    where = f"experiment file {path}" if path else "experiment"
+    problems = check_schema(raw)
+    if problems:
+        _raise(where, problems)
+    from core.data.manifest import MODALITY_KINDS  # the registries import torch: only once the schema passed
     from core.encoders import ENCODERS
     from core.fusion import FUSIONS
 
-    where = f"experiment file {path}" if path else "experiment"
     name = raw.get("name") or (path.stem if path else None)
-    if not name or "/" in str(name) or str(name).startswith("."):
-        raise ConfigError(f"{where} needs a plain `name`", fix='add name = "my-experiment" at the top')
-    dataset = dict(raw.get("dataset") or {})
-    source = dataset.get("source", "manifest")
-    if source not in DATASET_SOURCES:
-        raise ConfigError(f"{where}: unknown dataset source {source!r}", fix=f"use one of: {', '.join(DATASET_SOURCES)}")
+    if not name or not NAME_PATTERN.match(str(name)):
+        problems.append(Problem(f"name = {toml_value(name)} is not a plain name" if name else "the experiment has "
+                                "no name", 'set name = "my-experiment" at the top (letters, digits, "_", "-", ".")'))
+
+    dataset = copy.deepcopy(dict(raw.get("dataset") or {}))
+    source = dataset.setdefault("source", "manifest")
     if source == "manifest":
         if "manifest" not in dataset:
-            raise ConfigError(f"{where}: [dataset] needs `manifest` (path to a CSV/Parquet table)",
-                              fix='add manifest = "data/manifest.csv" (relative to the experiment file)')
-        mp = Path(dataset["manifest"])
-        if not mp.is_absolute() and path is not None:
-            mp = path.parent / mp
-        dataset["manifest"] = str(mp)
-    dataset["source"] = source
+            demos = choices(s for s in DATASET_SOURCES if s != "manifest")
+            problems.append(Problem('[dataset] needs manifest (the path of your CSV/Parquet table), because source = '
+                                    '"manifest"', 'add manifest = "data/manifest.csv" (relative to the experiment '
+                                    f'file), or set source to a demo: {demos}'))
+        else:
+            mp = Path(dataset["manifest"])
+            if not mp.is_absolute() and path is not None:
+                mp = path.parent / mp
+            dataset["manifest"] = str(mp)
+    split = dataset.get("split")
+    if split is not None and set(split) == {"train", "val", "test"}:
+        total = sum(split.values())
+        if abs(total - 1.0) > 1e-6:
+            problems.append(Problem(f"[dataset] split = {toml_value(split)}: the fractions sum to {total:g}, not 1",
+                                    "make train + val + test = 1, e.g. "
+                                    "split = { train = 0.7, val = 0.15, test = 0.15 }"))
 
     mods = raw.get("modalities") or {}
     if not mods:
-        raise ConfigError(f"{where} declares no modalities", fix="add [modalities.<name>] tables with kind and encoder")
+        problems.append(Problem(f"{where} declares no modalities", "add [modalities.<name>] tables with kind and "
+                                "encoder (the name is the manifest column)"))
+    has_encoder = sorted({str(ENCODERS.meta(n).get("kind")) for n in ENCODERS})
     modalities: dict[str, str] = {}
     specs: dict[str, dict[str, Any]] = {}
+    empty_text: dict[str, str] = {}
     for m, table in mods.items():
-        kind = table.get("kind")
-        if kind not in ("text", "image", "video", "features"):
-            raise ConfigError(f"{where}: modality {m!r} has unknown kind {kind!r}",
-                              fix="use kind = one of text, image, video, features")
-        enc = table.get("encoder")
-        if enc is None:
-            raise ConfigError(f"{where}: modality {m!r} names no encoder",
-                              fix=f"add encoder = one of {', '.join(ENCODERS.names(kind=kind))}")
-        ENCODERS.get(enc)
-        if ENCODERS.meta(enc).get("kind") != kind:
-            raise ConfigError(f"{where}: encoder {enc!r} is not for {kind} data (modality {m!r})",
-                              fix=f"use one of {', '.join(ENCODERS.names(kind=kind))}")
+        kind = table["kind"]
         modalities[m] = kind
-        specs[m] = {"name": enc, "kwargs": dict(table.get("encoder_kwargs") or {})}
+        if kind == "text":
+            empty_text[m] = table.get("empty", "refuse")
+        names = ENCODERS.names(kind=kind)
+        enc = table.get("encoder")
+        if not names:
+            problems.append(Problem(f"[modalities.{m}] kind = {toml_value(kind)}: no encoder exists for {kind} data "
+                                    "yet, so this modality cannot be trained",
+                                    f"leave modality {m!r} out of the experiment for now, or give its data as a kind "
+                                    f"that has an encoder: {choices(has_encoder)}"))
+        elif enc is None:
+            problems.append(Problem(f"[modalities.{m}] names no encoder",
+                                    f"add encoder = {toml_value(names[0])} (the {kind} encoders: {choices(names)})"))
+        elif enc not in ENCODERS:
+            problems.append(Problem(f"[modalities.{m}] encoder = {toml_value(enc)} is not a registered encoder",
+                                    f"{did_you_mean(enc, names)}use one of the {kind} encoders: {choices(names)}"))
+        elif ENCODERS.meta(enc).get("kind") != kind:
+            problems.append(Problem(f"[modalities.{m}] encoder {enc!r} is not for {kind} data (it encodes "
+                                    f"{ENCODERS.meta(enc).get('kind')})", f"use one of {choices(names)}"))
+        else:
+            specs[m] = {"name": enc, "kwargs": dict(table.get("encoder_kwargs") or {})}
+            problems += check_encoder_kwargs(enc, specs[m]["kwargs"], f"[modalities.{m}] encoder_kwargs")
 
     encoder_sets = [EncoderSet("", specs)]
-    grid = raw.get("encoder_grid")
+    grid = raw.get("encoder_grid") or {}
     if grid:
         encoder_sets = []
-        for tag, per_kind in grid.items():
+        grid_keys = [*modalities, *MODALITY_KINDS, "kwargs"]
+        for tag, per in grid.items():
             set_specs = copy.deepcopy(specs)
+            extra = dict(per.get("kwargs") or {})
+            for key, enc in per.items():
+                want = modalities.get(key, key)
+                if key == "kwargs":
+                    continue
+                if key not in modalities and key not in MODALITY_KINDS:
+                    problems.append(Problem(f"[encoder_grid.{tag}] has an unknown key {key!r}",
+                                            f"{did_you_mean(key, grid_keys)}use a modality name "
+                                            f"({choices(modalities, '(none declared)')}), a kind "
+                                            f"({choices(MODALITY_KINDS)}) or kwargs"))
+                elif enc not in ENCODERS:
+                    problems.append(Problem(f"[encoder_grid.{tag}] {key} = {toml_value(enc)} is not a registered "
+                                            "encoder", f"{did_you_mean(enc, ENCODERS.names(kind=want))}use one of "
+                                            f"the {want} encoders: {choices(ENCODERS.names(kind=want))}"))
+                elif ENCODERS.meta(enc).get("kind") != want:
+                    problems.append(Problem(f"[encoder_grid.{tag}] {key} = {toml_value(enc)} is not an encoder for "
+                                            f"{want} data", f"use one of {choices(ENCODERS.names(kind=want))}"))
             for m, kind in modalities.items():
-                choice = per_kind.get(m) or per_kind.get(kind)
-                if choice:
-                    ENCODERS.get(choice)
-                    set_specs[m] = {"name": choice, "kwargs": {**specs[m]["kwargs"], **(per_kind.get("kwargs") or {})}}
+                choice = per.get(m) or per.get(kind)
+                if m in specs and choice in ENCODERS and ENCODERS.meta(choice).get("kind") == kind:
+                    set_specs[m] = {"name": choice, "kwargs": {**specs[m]["kwargs"], **extra}}
+                    problems += check_encoder_kwargs(
+                        choice, set_specs[m]["kwargs"],
+                        f"[modalities.{m}] encoder_kwargs" + (f" with [encoder_grid.{tag}] kwargs" if extra else ""))
             encoder_sets.append(EncoderSet(tag, set_specs))
-        default_tags = list(raw.get("grid_default") or [encoder_sets[0].tag])
+        default_tags = list(raw.get("grid_default") or [next(iter(grid))])
         unknown = [t for t in default_tags if t not in grid]
         if unknown:
-            raise ConfigError(f"{where}: grid_default names unknown encoder set(s) {unknown}",
-                              fix=f"use tags from [encoder_grid]: {', '.join(grid)}")
+            problems.append(Problem(f"grid_default names unknown encoder set(s) {unknown}",
+                                    f"{did_you_mean(unknown[0], grid)}use tags from [encoder_grid]: {choices(grid)}"))
     else:
+        if raw.get("grid_default"):
+            problems.append(Problem("grid_default is set, but the file has no [encoder_grid.<tag>] tables",
+                                    "remove grid_default, or add the encoder sets it names"))
         default_tags = [""]
 
     fusion = raw.get("fusion") or {}
+    known_fusions = FUSIONS.names()
     methods = list(fusion.get("methods", FUSIONS.names(strategy="intermediate")))
     for f in methods:
-        FUSIONS.get(f)
+        if f not in FUSIONS:
+            hint = "late fusions go in [fusion] late; " if f in LATE_FUSIONS else did_you_mean(f, known_fusions)
+            problems.append(Problem(f"[fusion] methods: unknown fusion method {f!r}",
+                                    f"{hint}use some of: {choices(known_fusions)}"))
     late = list(fusion.get("late", LATE_FUSIONS))
-    for f in late:
-        if f not in LATE_FUSIONS:
-            raise ConfigError(f"{where}: unknown late fusion {f!r}", fix=f"use one of: {', '.join(LATE_FUSIONS)}")
-    subsets = [list(s) for s in fusion.get("subsets", [list(modalities)])]
+    for key, values in (("methods", methods), ("late", late)):
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            problems.append(Problem(f"[fusion] {key} names {', '.join(map(repr, repeated))} more than once",
+                                    "list each method once"))
+    if not modalities:
+        subsets = []
+    elif "subsets" not in fusion and len(modalities) == 1:
+        problems.append(Problem(f"{where} declares one modality ({next(iter(modalities))}); fusion needs two or more",
+                                "declare another [modalities.<name>] table"))
+        subsets: list[list[str]] = []
+    else:
+        subsets = [list(s) for s in fusion.get("subsets", [list(modalities)])]
     for s in subsets:
         unknown = [m for m in s if m not in modalities]
         if unknown or len(s) < 2 or len(set(s)) != len(s):
-            raise ConfigError(f"{where}: fusion subset {s} must name two or more distinct declared modalities",
-                              fix=f"use names from: {', '.join(modalities)}")
+            problems.append(Problem(f"[fusion] subsets: fusion subset {s} must name two or more distinct declared "
+                                    "modalities", f"use names from: {choices(modalities, '(none declared)')}"))
+    early = bool(fusion.get("early", False))
+    if early and not any(s and all(modalities.get(m) == "video" for m in s) for s in subsets):
+        problems.append(Problem("[fusion] early = true, but no fusion subset holds only video modalities (early "
+                                "fusion stacks clips on the channel axis)",
+                                "set early = false, or add a subset of video modalities"))
+    if problems:
+        _raise(where, problems)
+
     train = copy.deepcopy(DEFAULT_TRAIN)
     for stage, values in (raw.get("train") or {}).items():
-        if stage not in train:
-            raise ConfigError(f"{where}: unknown [train.{stage}]", fix="use [train.unimodal] and [train.fusion]")
-        unknown = set(values) - set(train[stage]) - {"max_train_batches"}
-        if unknown:
-            raise ConfigError(f"{where}: unknown [train.{stage}] key(s) {sorted(unknown)}",
-                              fix=f"use: {', '.join(sorted(train[stage]))}")
         train[stage].update(values)
     return Experiment(
         name=str(name), path=path, seed=int(raw.get("seed", 0)), dataset=dataset, modalities=modalities,
         encoder_sets=encoder_sets, default_tags=default_tags, fusion_methods=methods, late_methods=late,
-        early=bool(fusion.get("early", False)), subsets=subsets, train=train, raw=raw,
+        early=early, subsets=subsets, train=train, raw=raw, empty_text=empty_text,
     )

@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from core.errors import cli_command
+
 __all__ = [
     "BASE_FONT_SIZE",
     "MODALITY_COLORS",
@@ -37,6 +39,12 @@ __all__ = [
     "modality_color",
     "modality_colors",
     "class_colors",
+    "class_pitch",
+    "class_font_size",
+    "class_ticks",
+    "short_label",
+    "top_error_classes",
+    "lowest_classes",
     "make_results_bar_figure",
     "make_per_class_heatmap_figure",
     "make_confusion_figure",
@@ -57,6 +65,8 @@ __all__ = [
     "per_class_recall_table",
     "confused_pairs_table",
     "best_rows",
+    "trivial_topk",
+    "INDICATIVE",
     "results_latex",
 ]
 
@@ -205,6 +215,55 @@ def _style(
     return fig
 
 
+# Class axes, 2 to 200+ classes: every class is named (explicit ticks, never plotly's "every
+# other label"); the pitch (pixels per class) and the label font shrink with the number of
+# classes down to floors that stay readable on a projector, and beyond that the figure grows
+# (the pages put tall or wide figures in a scrollable box). Long names are shortened on the
+# axis only; hovering always shows the full name.
+MIN_CLASS_FONT_SIZE = 12
+CLASS_LABEL_CHARS = 30
+#: A figure wider than this (pixels) gets an explicit width, to be scrolled sideways.
+MAX_FIT_WIDTH = 1000
+
+
+def class_pitch(n: int) -> int:
+    """Pixels per class on a class axis with ``n`` classes (a row of a heatmap, a bar group)."""
+    return 44 if n <= 8 else 32 if n <= 20 else 24 if n <= 40 else 18
+
+
+def class_font_size(n: int) -> int:
+    """Tick label size for ``n`` classes: never below :data:`MIN_CLASS_FONT_SIZE`."""
+    return BASE_FONT_SIZE - 1 if n <= 20 else 13 if n <= 40 else MIN_CLASS_FONT_SIZE
+
+
+def short_label(name: Any, limit: int = CLASS_LABEL_CHARS) -> str:
+    """``name`` as an axis label: at most ``limit`` characters, shortened with an ellipsis."""
+    text = str(name)
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def class_ticks(names: Sequence[Any]) -> dict[str, Any]:
+    """Axis settings that name every class: explicit tick values, shortened texts, a readable size."""
+    names = [str(n) for n in names]
+    return {"tickmode": "array", "tickvals": names, "ticktext": [_esc(short_label(n)) for n in names],
+            "tickfont": {"size": class_font_size(len(names))}}
+
+
+def _legend_under_title(fig: go.Figure, height: int) -> None:
+    """A one-line legend between the title and the plot, in pixels from the figure's top (a tall
+    figure that scrolls keeps title, legend and its top axis together where the view starts)."""
+    fig.update_layout(
+        title={"yref": "container", "y": 1.0, "yanchor": "top", "pad": {"t": 18}},
+        legend={"orientation": "h", "title": {"text": ""}, "xref": "container", "x": 0.01, "xanchor": "left",
+                "yref": "container", "y": 1.0 - 58 / max(height, 1), "yanchor": "top"})
+
+
+def _label_extent(names: Sequence[Any], font_size: int) -> int:
+    """Pixels the longest (shortened) label takes along its own direction."""
+    longest = max((len(short_label(n)) for n in names), default=4)
+    return int(0.52 * font_size * longest) + 14
+
+
 def _empty_figure(message: str, title: str | None = None) -> go.Figure:
     """A blank figure that says what is missing and what to do."""
     fig = go.Figure()
@@ -267,7 +326,7 @@ def make_results_bar_figure(
     y axis, first row on top, so long run names stay readable.
     """
     if results_df is None or len(results_df) == 0:
-        return _empty_figure("No runs yet: build the experiment with `python -m core build`.", title)
+        return _empty_figure(f"No runs yet: build the experiment with `{cli_command()} build`.", title)
     metrics = [m for m in metrics if m in results_df.columns]
     if not metrics:
         return _empty_figure("None of the requested metrics are in the results table.", title)
@@ -324,42 +383,98 @@ def per_class_recall_table(metrics_by_run: Mapping[str, Mapping[str, Any]], valu
     return table
 
 
-def make_per_class_heatmap_figure(per_class_acc_df: pd.DataFrame, *, title: str = "Per-class accuracy (recall) across runs") -> go.Figure:
-    """Heatmap of a runs x classes table (index: run names, columns: class names, values in [0, 1])."""
+def make_per_class_heatmap_figure(
+    per_class_acc_df: pd.DataFrame, *, title: str = "Per-class accuracy (recall) across runs",
+    classes: Sequence[Any] | None = None, transpose: bool | None = None,
+) -> go.Figure:
+    """Heatmap of a runs x classes table (index: run names, columns: class names, values in [0, 1]).
+
+    ``classes`` shows those classes in that order (default: all). ``transpose``
+    (default: more than 12 classes) puts one row per class and one column per
+    run, so the class axis grows downwards with every class named; the figure
+    gets an explicit width when its run columns do not fit :data:`MAX_FIT_WIDTH`.
+    """
     if per_class_acc_df is None or per_class_acc_df.size == 0:
         return _empty_figure("No per-class metrics yet: build at least one run.", title)
-    z = per_class_acc_df.to_numpy(dtype=float)
-    runs = [str(r) for r in per_class_acc_df.index]
-    classes = [str(c) for c in per_class_acc_df.columns]
-    show_text = z.size <= 400
+    table = per_class_acc_df
+    if classes is not None:
+        table = table[[c for c in table.columns if str(c) in {str(k) for k in classes}]]
+        order = {str(c): i for i, c in enumerate(classes)}
+        table = table[sorted(table.columns, key=lambda c: order[str(c)])]
+        if table.shape[1] == 0:
+            return _empty_figure("None of the selected classes is in these runs: pick other classes.", title)
+    runs = [str(r) for r in table.index]
+    names = [str(c) for c in table.columns]
+    transpose = len(names) > 12 if transpose is None else bool(transpose)
+    z = table.to_numpy(dtype=float)
+    if transpose:
+        z, x, y = z.T, runs, names
+        hover = "Class: <b>%{y}</b><br>Run: %{x}<br>Recall: %{z:.3f}<extra></extra>"
+        row_pitch, col_pitch = class_pitch(len(names)), 56
+    else:
+        x, y = names, runs
+        hover = "Run: <b>%{y}</b><br>Class: %{x}<br>Recall: %{z:.3f}<extra></extra>"
+        row_pitch, col_pitch = (40 if len(runs) <= 12 else 24), class_pitch(len(names)) + 12
+    show_text = z.size <= 600 and row_pitch >= 24
     fig = go.Figure(
         go.Heatmap(
-            z=z, x=classes, y=runs, zmin=0, zmax=1, colorscale="Viridis",
+            z=z, x=x, y=y, zmin=0, zmax=1, colorscale="Viridis",
             colorbar={"title": {"text": "Recall"}},
             text=np.vectorize(lambda v: "" if not np.isfinite(v) else f"{v:.2f}")(z) if show_text else None,
             texttemplate="%{text}" if show_text else None,
             textfont={"size": BASE_FONT_SIZE - 3},
-            hovertemplate="Run: %{y}<br>Class: %{x}<br>Recall: %{z:.3f}<extra></extra>",
-            xgap=1, ygap=1,
+            hovertemplate=hover, xgap=1, ygap=1,
         )
     )
-    row = 40 if len(runs) <= 12 else 24
-    _style(fig, title, "Class", "Run", height=max(320, 140 + row * len(runs)))
-    fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(tickangle=-35 if len(classes) > 6 else 0)
+    run_font = BASE_FONT_SIZE - 2
+    run_ticks = {"tickmode": "array", "tickvals": runs, "ticktext": [_esc(short_label(r, 40)) for r in runs],
+                 "tickfont": {"size": run_font}}
+    x_ticks, y_ticks = (run_ticks, class_ticks(names)) if transpose else (class_ticks(names), run_ticks)
+    x_font, y_font = x_ticks["tickfont"]["size"], y_ticks["tickfont"]["size"]
+    angle = 0 if len(x) <= 4 and not transpose else -45 if len(x) <= 20 else -90
+    x_labels = (_label_extent(x, x_font) if angle else x_font + 12) * (3 if angle == -45 else 4) // 4
+    # one row per class: the run names go on top, where the view of a tall (scrolled) figure starts
+    margin = {"l": _label_extent(y, y_font) + 50, "r": 120, "t": 80 + (x_labels + 40 if transpose else 0),
+              "b": 30 if transpose else x_labels + 50}
+    height = max(320, margin["t"] + margin["b"] + row_pitch * len(y))
+    width = margin["l"] + margin["r"] + col_pitch * len(x)
+    _style(fig, title, "Run" if transpose else "Class", "Class" if transpose else "Run", height=height)
+    fig.update_layout(margin=margin)
+    if width > MAX_FIT_WIDTH:
+        fig.update_layout(width=width)
+    fig.update_yaxes(autorange="reversed", **y_ticks)
+    fig.update_xaxes(tickangle=angle, side="top" if transpose else "bottom", **x_ticks)
+    if transpose:
+        fig.update_layout(title={"yref": "container", "y": 1.0, "yanchor": "top", "pad": {"t": 18}})
     return fig
 
 
-def best_rows(results_df: pd.DataFrame, columns: Sequence[str] | None = None) -> dict[str, list[Any]]:
+#: Columns that are measured, not scored: shown, never crowned "best" (a timing depends on the
+#: machine and its load; see core.train's inference timing).
+INDICATIVE: frozenset[str] = frozenset({"inference_ms", "inference_ms_per_sample", "train_seconds"})
+
+
+def trivial_topk(n_classes: int | None) -> list[str]:
+    """The top-k columns that say nothing with ``n_classes`` classes (k >= classes: always 1.0)."""
+    if not n_classes:
+        return []
+    return [f"top{k}" for k in (3, 5) if int(n_classes) <= k]
+
+
+def best_rows(results_df: pd.DataFrame, columns: Sequence[str] | None = None, *,
+              n_classes: int | None = None) -> dict[str, list[Any]]:
     """Index labels of the best row(s) per numeric metric column (ties all count).
 
-    Higher is better except for cost columns (:data:`LOWER_IS_BETTER`).
+    Higher is better except for cost columns (:data:`LOWER_IS_BETTER`). No row
+    wins an :data:`INDICATIVE` column (timings) or a top-k column that is
+    trivially 1.0 with ``n_classes`` classes (:func:`trivial_topk`).
     """
     if columns is None:
         columns = [c for c in results_df.columns if c in METRIC_LABELS or c in LOWER_IS_BETTER]
+    skip = INDICATIVE | set(trivial_topk(n_classes))
     out: dict[str, list[Any]] = {}
     for col in columns:
-        if col not in results_df.columns:
+        if col not in results_df.columns or col in skip:
             continue
         values = pd.to_numeric(results_df[col], errors="coerce")
         if values.notna().sum() == 0:
@@ -379,17 +494,19 @@ def _latex_escape(text: Any) -> str:
     return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in str(text))
 
 
-def results_latex(results_df: pd.DataFrame, *, caption: str | None = None, label: str | None = None) -> str:
+def results_latex(results_df: pd.DataFrame, *, caption: str | None = None, label: str | None = None,
+                  n_classes: int | None = None) -> str:
     """The results table as LaTeX (booktabs), best value per metric column in bold.
 
     Needs ``\\usepackage{booktabs}``. Accuracy-like columns are formatted with 3
-    decimals, parameter counts in millions.
+    decimals, parameter counts in millions. Timings and trivial top-k columns
+    (see :func:`best_rows`) are never bold.
     """
     df = results_df.reset_index(drop=True)
     text_cols = [c for c in ("run", "encoders", "fusion", "strategy", "modalities") if c in df.columns]
     num_cols = [c for c in df.columns if c not in text_cols and pd.api.types.is_numeric_dtype(df[c])]
     cols = text_cols + num_cols
-    best = best_rows(df, [c for c in num_cols if c in METRIC_LABELS or c in LOWER_IS_BETTER])
+    best = best_rows(df, [c for c in num_cols if c in METRIC_LABELS or c in LOWER_IS_BETTER], n_classes=n_classes)
     header_names = {
         "run": "Run", "encoders": "Encoders", "fusion": "Fusion", "strategy": "Strategy",
         "modalities": "Modalities", "top1": "Top-1", "top3": "Top-3", "top5": "Top-5",
@@ -446,81 +563,129 @@ def _confusion_array(labels: Sequence[Any], matrix: Any) -> tuple[list[str], np.
     return names, m
 
 
+#: The last column of a confusion matrix of some classes: predictions into the classes left out.
+OTHER_CLASSES = "(other classes)"
+
+
 def make_confusion_figure(
     labels: Sequence[Any], matrix: Any, normalize: bool = False, *, title: str | None = None,
-    hide_diagonal: bool = False,
+    hide_diagonal: bool = False, classes: Sequence[Any] | None = None,
 ) -> go.Figure:
     """Confusion matrix heatmap (rows: true class, columns: predicted class).
 
     ``normalize`` divides each row by its total (so the diagonal is recall).
     ``hide_diagonal`` leaves the correct predictions blank, so the colour scale
     spans the errors only (with many classes the diagonal otherwise hides them).
+    ``classes`` shows only those classes (rows and columns, in the run's class
+    order); predictions of their samples into the classes left out are summed in
+    a last column, :data:`OTHER_CLASSES`, so every row still accounts for all its
+    samples (and a row-normalised share stays a share of the whole class).
     Each cell's ``customdata`` is ``[true, predicted, count, share]``: a click
     on a cell gives the (true, predicted) pair.
+
+    Every class is named at any size: cells are :func:`class_pitch` pixels, so
+    the figure grows with the class count (it gets an explicit ``width`` when
+    it is wider than :data:`MAX_FIT_WIDTH`, to be scrolled); with more than 30
+    rows the predicted classes are labelled on top, where the view starts.
     """
     title = title or ("Confusion matrix (row-normalised)" if normalize else "Confusion matrix (counts)")
     if hide_diagonal:
         title += ", errors only"
-    names, counts = _confusion_array(labels, matrix)
-    if len(names) == 0:
+    all_names, all_counts = _confusion_array(labels, matrix)
+    if len(all_names) == 0:
         return _empty_figure("No confusion matrix: the run has no test predictions.", title)
-    totals = counts.sum(axis=1, keepdims=True)
+    keep = list(range(len(all_names)))
+    if classes is not None:
+        wanted = {str(c) for c in classes}
+        keep = [i for i, name in enumerate(all_names) if name in wanted]
+        if not keep:
+            return _empty_figure("None of the selected classes is in this run: pick other classes.", title)
+    names = [all_names[i] for i in keep]
+    counts = all_counts[np.ix_(keep, keep)]
+    totals = all_counts[keep].sum(axis=1, keepdims=True)
+    outside = totals[:, 0] - counts.sum(axis=1)
+    columns = list(names)
+    if len(keep) < len(all_names) and (outside > 0).any():
+        counts = np.hstack([counts, outside[:, None]])
+        columns.append(OTHER_CLASSES)
     share = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
     z = (share if normalize else counts).copy()
-    n = len(names)
+    n_rows, n_cols = counts.shape
     if hide_diagonal:  # correct predictions and empty cells stay blank: only the errors are coloured
-        np.fill_diagonal(z, np.nan)
+        diagonal = np.arange(n_rows)
+        z[diagonal, diagonal] = np.nan
         z[counts == 0] = np.nan
-    custom = np.empty((n, n, 4), dtype=object)
-    for i in range(n):
-        for j in range(n):
-            custom[i, j] = [names[i], names[j], int(counts[i, j]), float(share[i, j])]
+    custom = np.empty((n_rows, n_cols, 4), dtype=object)
+    for i in range(n_rows):
+        for j in range(n_cols):
+            custom[i, j] = [names[i], columns[j], int(counts[i, j]), float(share[i, j])]
+    n = max(n_rows, n_cols)
     show_text = n <= 25
     text = np.vectorize(lambda v: "" if not np.isfinite(v) else f"{v:.2f}" if normalize else f"{int(v)}")(z) \
         if show_text else None
     finite = z[np.isfinite(z)]
     zmax = (1.0 if not hide_diagonal else max(0.05, float(finite.max()) if finite.size else 1.0)) if normalize \
         else max(1.0, float(finite.max()) if finite.size else 1.0)
+    hover = ("True: <b>%{customdata[0]}</b><br>Predicted: <b>%{customdata[1]}</b>"
+             "<br>Count: %{customdata[2]}<br>Share of true class: %{customdata[3]:.1%}<extra></extra>")
     fig = go.Figure(
         go.Heatmap(
-            z=z, x=names, y=names, customdata=custom, colorscale="Blues" if not hide_diagonal else "Reds",
+            z=z, x=columns, y=names, customdata=custom, colorscale="Blues" if not hide_diagonal else "Reds",
             zmin=0, zmax=zmax, hoverongaps=False,
             colorbar={"title": {"text": "Share of true class" if normalize else "Samples"}},
             text=text, texttemplate="%{text}" if show_text else None,
             textfont={"size": max(10, BASE_FONT_SIZE - 2 - n // 8)},
-            hovertemplate=(
-                "True: <b>%{customdata[0]}</b><br>Predicted: <b>%{customdata[1]}</b>"
-                "<br>Count: %{customdata[2]}<br>Share of true class: %{customdata[3]:.1%}<extra></extra>"
-            ),
-            xgap=1, ygap=1, hoverinfo="skip",
+            hovertemplate=hover, xgap=1, ygap=1, hoverinfo="skip",
         )
     )
     # Heatmap cells cannot be selected by a click; an invisible marker on each cell can, and it
     # carries the hover label, so a click on a cell selects (true, predicted) like a point.
-    rows, cols = np.divmod(np.arange(n * n), n)
+    pitch = class_pitch(n)
+    rows, cols = np.divmod(np.arange(n_rows * n_cols), n_cols)
     fig.add_trace(go.Scatter(
-        x=[names[j] for j in cols], y=[names[i] for i in rows], mode="markers", showlegend=False,
-        marker={"symbol": "square", "size": max(6, min(40, 700 // max(n, 1))), "color": "rgba(0,0,0,0)"},
-        customdata=custom.reshape(n * n, 4), name="cells",
-        hovertemplate=(
-            "True: <b>%{customdata[0]}</b><br>Predicted: <b>%{customdata[1]}</b>"
-            "<br>Count: %{customdata[2]}<br>Share of true class: %{customdata[3]:.1%}<extra></extra>"
-        ),
+        x=[columns[j] for j in cols], y=[names[i] for i in rows], mode="markers", showlegend=False,
+        marker={"symbol": "square", "size": max(6, min(40, pitch - 2)), "color": "rgba(0,0,0,0)"},
+        customdata=custom.reshape(n_rows * n_cols, 4), name="cells", hovertemplate=hover,
         selected={"marker": {"opacity": 1}}, unselected={"marker": {"opacity": 1}},
     ))
-    side = max(420, min(1100, 160 + 38 * n))
-    _style(fig, title, "Predicted class", "True class", height=side)
-    fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(tickangle=-40 if n > 5 else 0)
-    if n <= 25:  # square cells; a large matrix fills the figure instead (its labels take the margins)
+    font = class_font_size(n)
+    angle = 0 if n <= 5 else -45 if n <= 20 else -90
+    x_labels = _label_extent(columns, font) if angle else font + 12
+    if angle == -45:
+        x_labels = int(x_labels * 0.75)
+    top = n_rows > 30  # the view starts at the top of a tall matrix: name the columns there
+    margin = {"l": _label_extent(names, font) + 50, "r": 130,
+              "t": 80 + (x_labels + 40 if top else 0), "b": 30 + (0 if top else x_labels + 40)}
+    height = max(420, margin["t"] + margin["b"] + n_rows * pitch)
+    width = margin["l"] + margin["r"] + n_cols * pitch
+    _style(fig, title, "Predicted class", "True class", height=height)
+    fig.update_layout(margin=margin, title={"yref": "container", "y": 1.0, "yanchor": "top", "pad": {"t": 18}})
+    if width > MAX_FIT_WIDTH:
+        fig.update_layout(width=width)
+    # explicit ranges: the invisible click markers would otherwise pad the axes
+    fig.update_yaxes(range=[n_rows - 0.5, -0.5], **class_ticks(names))
+    fig.update_xaxes(range=[-0.5, n_cols - 0.5], tickangle=angle, side="top" if top else "bottom",
+                     **class_ticks(columns))
+    if n <= 25:  # square cells; a large matrix fills its (explicitly sized) figure instead
         fig.update_yaxes(scaleanchor="x", constrain="domain")
         fig.update_xaxes(constrain="domain")
-    else:  # every class named, in a smaller font, instead of plotly skipping every other label
-        small = {"tickmode": "array", "tickvals": names, "ticktext": names, "tickfont": {"size": 11}}
-        fig.update_xaxes(**small, tickangle=-60)
-        fig.update_yaxes(**small)
     fig.update_layout(clickmode="event+select")
     return fig
+
+
+def top_error_classes(labels: Sequence[Any], matrix: Any, top: int | None = None) -> list[str]:
+    """Classes by the number of errors they take part in (as true or as predicted class), most first.
+
+    Ties keep the run's class order; classes without errors come last. ``top``
+    keeps the first ``top`` (the default view of a large confusion matrix).
+    """
+    names, counts = _confusion_array(labels, matrix)
+    errors = counts.copy()
+    np.fill_diagonal(errors, 0)
+    involved = errors.sum(axis=1) + errors.sum(axis=0)
+    order = sorted(range(len(names)), key=lambda i: (-involved[i], i))
+    ranked = [names[i] for i in order]
+    return ranked if top is None else ranked[: int(top)]
 
 
 def confused_pairs_table(labels: Sequence[Any], matrix: Any, top: int = 10) -> pd.DataFrame:
@@ -559,33 +724,73 @@ def make_confused_pairs_figure(labels: Sequence[Any], matrix: Any, top: int = 10
         )
     )
     _style(fig, title, "Misclassified samples", "True class → predicted class", height=max(320, 80 + 34 * len(table)))
+    fig.update_yaxes(tickmode="array", tickvals=ylabels, ticktext=[
+        _esc(f"{short_label(t, 22)} → {short_label(p, 22)}") for t, p in zip(table["true"], table["pred"])])
+    fig.update_xaxes(dtick=max(1, int(math.ceil(float(table["count"].max()) / 6))))  # whole samples
     return fig
 
 
-def make_precision_recall_figure(per_class_dict: Mapping[str, Mapping[str, Any]], *, title: str = "Per-class precision and recall") -> go.Figure:
-    """Grouped bars of precision, recall (and F1) per class, from metrics.json ``per_class``."""
+def make_precision_recall_figure(
+    per_class_dict: Mapping[str, Mapping[str, Any]], *, title: str = "Per-class precision and recall",
+    classes: Sequence[Any] | None = None, horizontal: bool | None = None,
+) -> go.Figure:
+    """Grouped bars of precision, recall (and F1) per class, from metrics.json ``per_class``.
+
+    ``classes`` shows those classes in that order (default: all, in the run's
+    order). ``horizontal`` (default: more than 12 classes) puts one row per class,
+    first on top, every class named; the figure grows with the class count.
+    """
     if not per_class_dict:
         return _empty_figure("No per-class metrics in this run.", title)
-    classes = [str(c) for c in per_class_dict]
-    support = [per_class_dict[c].get("support", "") for c in per_class_dict]
+    known = {str(c): v for c, v in per_class_dict.items()}
+    names = [str(c) for c in (classes if classes is not None else per_class_dict) if str(c) in known]
+    if not names:
+        return _empty_figure("None of the selected classes is in this run: pick other classes.", title)
+    rows = [known[c] for c in names]
+    support = [r.get("support", "") for r in rows]
+    horizontal = len(names) > 12 if horizontal is None else bool(horizontal)
     fig = go.Figure()
     for key, color in (("precision", "#2E86C1"), ("recall", "#E67E22"), ("f1", "#7F8C8D")):
-        values = [float(v.get(key, float("nan"))) for v in per_class_dict.values()]
+        values = [float(r.get(key, float("nan"))) for r in rows]
         if all(not np.isfinite(v) for v in values):
             continue
-        fig.add_trace(
-            go.Bar(
-                x=classes, y=values, name=key.upper() if key == "f1" else key.capitalize(),
-                marker_color=color, customdata=support,
-                hovertemplate="Class: <b>%{x}</b><br>" + (key.upper() if key == "f1" else key.capitalize())
-                + ": %{y:.3f}<br>Support: %{customdata}<extra></extra>",
-            )
-        )
-    _style(fig, title, "Class", "Score", legend_title="Metric")
+        label = key.upper() if key == "f1" else key.capitalize()
+        name_axis, value_axis = ("y", "x") if horizontal else ("x", "y")
+        bar = dict(name=label, marker_color=color, customdata=np.stack([names, support], axis=1),
+                   hovertemplate=f"Class: <b>%{{customdata[0]}}</b><br>{label}: %{{{value_axis}:.3f}}"
+                   "<br>Support: %{customdata[1]}<extra></extra>")
+        if horizontal:
+            fig.add_trace(go.Bar(y=names, x=values, orientation="h", **bar))
+        else:
+            fig.add_trace(go.Bar(x=names, y=values, **bar))
+    n = len(names)
+    if horizontal:
+        group = max(class_pitch(n), 9 * len(fig.data) + 6)
+        top = n > 30  # a tall figure scrolls: the score axis is where the view starts
+        margin = {"t": 70 + 36 + (56 if top else 0), "b": 20 if top else 70,
+                  "l": _label_extent(names, class_font_size(n)) + 50, "r": 30}
+        height = margin["t"] + margin["b"] + group * n
+        _style(fig, title, "Score", "Class", height=height)
+        fig.update_layout(margin=margin)
+        _legend_under_title(fig, height)
+        fig.update_xaxes(range=[0, 1.05], side="top" if top else "bottom")
+        fig.update_yaxes(autorange="reversed", **class_ticks(names))
+    else:
+        _style(fig, title, "Class", "Score", legend_title="Metric")
+        fig.update_yaxes(range=[0, 1.05])
+        fig.update_xaxes(tickangle=-35 if n > 6 else 0, **class_ticks(names))
     fig.update_layout(barmode="group")
-    fig.update_yaxes(range=[0, 1.05])
-    fig.update_xaxes(tickangle=-35 if len(classes) > 6 else 0)
     return fig
+
+
+def lowest_classes(per_class_dict: Mapping[str, Mapping[str, Any]], metric: str = "f1",
+                   top: int | None = None) -> list[str]:
+    """Classes by ``metric`` from metrics.json ``per_class``, lowest first (ties keep the class order)."""
+    names = [str(c) for c in per_class_dict]
+    values = [float((v or {}).get(metric, float("nan"))) for v in per_class_dict.values()]
+    order = sorted(range(len(names)), key=lambda i: (np.nan_to_num(values[i], nan=np.inf), i))
+    ranked = [names[i] for i in order]
+    return ranked if top is None else ranked[: int(top)]
 
 
 # --------------------------------------------------------------------------- modality shares
@@ -668,7 +873,7 @@ def make_modality_share_bar_figure(
     many classes readable, also in a half-width column.
     """
     if share_table is None or share_table.empty:
-        return _empty_figure("No explanations yet: run `python -m core explain` for this run.", title)
+        return _empty_figure(f"No explanations yet: run `{cli_command()} explain` for this run.", title)
     shares = _share_columns(modalities)
     _check_columns(share_table, ["class", "subset", "n", *shares], "share table")
     subsets = [s for s in subsets if s in set(share_table["subset"])]
@@ -721,7 +926,7 @@ def make_share_distribution_figure(
 ) -> go.Figure:
     """Per-class box (or violin) plots of per-sample shares, one colour per modality."""
     if samples_df is None or samples_df.empty:
-        return _empty_figure("No explanations yet: run `python -m core explain` for this run.", title)
+        return _empty_figure(f"No explanations yet: run `{cli_command()} explain` for this run.", title)
     shares = _share_columns(modalities)
     _check_columns(samples_df, [class_col, *shares], "per-sample shares")
     colors = modality_colors(modalities)
@@ -744,7 +949,11 @@ def make_share_distribution_figure(
         fig.add_trace(trace_cls(**kwargs))
     _style(fig, title, "Class", "Per-sample modality share", legend_title="Modality")
     fig.update_layout(**({"violinmode": "group"} if kind == "violin" else {"boxmode": "group"}))
-    fig.update_xaxes(categoryorder="array", categoryarray=classes, tickangle=-35 if len(classes) > 6 else 0)
+    angle = -90 if len(classes) > 20 else -35 if len(classes) > 6 else 0
+    fig.update_xaxes(categoryorder="array", categoryarray=classes, tickangle=angle, **class_ticks(classes))
+    width = 260 + len(classes) * max(44, 16 * len(modalities))
+    if width > MAX_FIT_WIDTH:  # a box per modality per class stays wide enough to read
+        fig.update_layout(width=width)
     fig.update_yaxes(range=[0, 1.0], tickformat=".0%")
     return fig
 
@@ -757,7 +966,7 @@ def make_share_correct_vs_incorrect_figure(
 ) -> go.Figure:
     """Box plots of per-sample shares for correct and incorrect predictions, per modality."""
     if samples_df is None or samples_df.empty:
-        return _empty_figure("No explanations yet: run `python -m core explain` for this run.", title)
+        return _empty_figure(f"No explanations yet: run `{cli_command()} explain` for this run.", title)
     shares = _share_columns(modalities)
     _check_columns(samples_df, shares, "per-sample shares")
     df = _with_correct(samples_df)
@@ -807,6 +1016,8 @@ def make_embedding_figure(
     highlight_id: str | None = None,
     category_colors: Mapping[Any, str] | None = None,
     category_order: Sequence[Any] | None = None,
+    colored: Sequence[Any] | None = None,
+    max_categories: int = 20,
 ) -> go.Figure:
     """WebGL scatter of a 2-D projection, coloured by a categorical or continuous column.
 
@@ -815,9 +1026,15 @@ def make_embedding_figure(
     click, box or lasso selection yields ids; hovering names the sample.
     ``correct`` (bool) is shown as Correct / Incorrect. ``highlight_id`` rings
     one sample (e.g. the one open in the sample explorer).
+
+    A legend stays readable above 20 categories: ``colored`` names the
+    categories that get a colour and a legend entry (default: the
+    ``max_categories - 1`` most frequent when there are more than
+    ``max_categories``); every other point is drawn in grey as one "Other"
+    entry, and its hover still names its category.
     """
     if coords_df is None or coords_df.empty:
-        return _empty_figure("No projection yet: compute it with `python -m core project` or the button above.", title)
+        return _empty_figure(f"No projection yet: compute it with `{cli_command()} project` or the button above.", title)
     _check_columns(coords_df, ["id", "x", "y"], "projection")
     n = len(coords_df)
     size = 4 if n > 20000 else 6 if n > 3000 else 8
@@ -856,14 +1073,36 @@ def make_embedding_figure(
         else:
             labels = values.astype(str)
             order = [str(c) for c in category_order] if category_order is not None else sorted(labels.unique())
+            order += sorted(set(labels.unique()) - set(order))  # a category missing from the given order
             palette = {str(k): v for k, v in (category_colors or class_colors(order)).items()}
+            present = [c for c in order if (labels == c).any()]
+            if colored is not None or len(present) > max_categories:
+                if colored is not None:
+                    keep = [str(c) for c in colored if str(c) in set(present)]
+                else:  # the most frequent categories, ties in the given order
+                    freq = labels.value_counts()
+                    keep = sorted(present, key=lambda c: (-int(freq.get(c, 0)), present.index(c)))
+                    keep = keep[: max(1, max_categories - 1)]
+                keep = [c for c in present if c in set(keep)]
+                rest = [c for c in present if c not in set(keep)]
+                if category_colors is None or len({palette.get(c) for c in keep}) < len(keep):
+                    palette = class_colors(keep)  # distinct colours for the coloured ones
+                mask = labels.isin(rest).to_numpy()
+                if mask.any():  # drawn first, under the coloured points
+                    fig.add_trace(go.Scattergl(
+                        x=coords_df["x"].to_numpy()[mask], y=coords_df["y"].to_numpy()[mask], mode="markers",
+                        name=f"Other ({len(rest)} {'classes' if color_by in ('label', 'pred') else 'values'})",
+                        customdata=ids[mask], text=hover[mask], hovertemplate=hovertemplate, legendrank=2000,
+                        marker={**marker_base, "color": "#B8BEC4", "opacity": 0.55},
+                    ))
+                order = keep
         for cat in order:
             mask = (labels == cat).to_numpy()
             if not mask.any():
                 continue
             fig.add_trace(go.Scattergl(
                 x=coords_df["x"].to_numpy()[mask], y=coords_df["y"].to_numpy()[mask], mode="markers",
-                name=str(cat), customdata=ids[mask], text=hover[mask], hovertemplate=hovertemplate,
+                name=_esc(short_label(cat, 20)), customdata=ids[mask], text=hover[mask], hovertemplate=hovertemplate,
                 marker={**marker_base, "color": palette.get(cat, "#7F8C8D")},
             ))
         legend_title = _pretty(color_by)
@@ -886,8 +1125,19 @@ def make_embedding_figure(
             text=[f"<b>{_esc(highlight_id)}</b> (selected)"], hovertemplate=hovertemplate,
             marker={"size": size + 10, "color": "rgba(0,0,0,0)", "line": {"width": 3, "color": "#111"}, "symbol": "circle"},
         ))
-    _style(fig, title, f"{axis_label} 1", f"{axis_label} 2", legend_title=legend_title, height=560)
-    fig.update_layout(dragmode="lasso", hovermode="closest", uirevision=title or "embedding", clickmode="event+select")
+    entries = sum(1 for t in fig.data if t.showlegend is not False)
+    below = entries > 8  # a long legend goes under the plot, in rows, so it never squeezes the plot
+    legend_rows = math.ceil(entries / 2) + 1  # two entries a row in a half-width column, and the title
+    _style(fig, title, f"{axis_label} 1", f"{axis_label} 2", legend_title=legend_title,
+           height=560 + (22 * legend_rows + 20 if below else 0))
+    fig.update_layout(dragmode="lasso", hovermode="closest", uirevision=title or "embedding", clickmode="event+select",
+                      legend={"itemsizing": "constant"})
+    if below:
+        fig.update_layout(
+            margin={"b": 22 * legend_rows + 90},
+            legend={"orientation": "h", "x": 0.0, "xanchor": "left", "yref": "container", "y": 0.0,
+                    "yanchor": "bottom", "entrywidth": 0.5, "entrywidthmode": "fraction", "title": {"side": "top"},
+                    "font": {"size": BASE_FONT_SIZE - 2}})
     fig.update_xaxes(zeroline=False, showticklabels=False)
     fig.update_yaxes(zeroline=False, showticklabels=False)
     return fig
@@ -1136,19 +1386,37 @@ def make_split_counts_figure(counts_df: pd.DataFrame, *, title: str = "Samples p
     columns ``train`` / ``val`` / ``test`` (and an ignored ``total``).
     """
     if counts_df is None or counts_df.empty:
-        return _empty_figure("No dataset yet: build the experiment with `python -m core build`.", title)
+        return _empty_figure(f"No dataset yet: build the experiment with `{cli_command()} build`.", title)
     splits = [c for c in counts_df.columns if c != "total"]
     classes = [str(c) for c in counts_df.index]
+    horizontal = len(classes) > 20  # one row per class, every class named, the figure grows downwards
     fig = go.Figure()
     for split in splits:
-        fig.add_trace(go.Bar(
-            x=classes, y=counts_df[split], name=str(split).capitalize(),
-            marker_color=SPLIT_COLORS.get(str(split), "#7F8C8D"),
-            hovertemplate="Class: <b>%{x}</b><br>" + _esc(str(split).capitalize()) + ": %{y}<extra></extra>",
-        ))
-    _style(fig, title, "Class", "Samples", legend_title="Split", height=420)
+        label = _esc(str(split).capitalize())
+        if horizontal:
+            fig.add_trace(go.Bar(
+                y=classes, x=counts_df[split], orientation="h", name=str(split).capitalize(),
+                marker_color=SPLIT_COLORS.get(str(split), "#7F8C8D"),
+                hovertemplate="Class: <b>%{y}</b><br>" + label + ": %{x}<extra></extra>",
+            ))
+        else:
+            fig.add_trace(go.Bar(
+                x=classes, y=counts_df[split], name=str(split).capitalize(),
+                marker_color=SPLIT_COLORS.get(str(split), "#7F8C8D"),
+                hovertemplate="Class: <b>%{x}</b><br>" + label + ": %{y}<extra></extra>",
+            ))
+    if horizontal:
+        rows = class_pitch(len(classes)) * len(classes)
+        margin = {"t": 70 + 36 + 56, "b": 20, "l": _label_extent(classes, class_font_size(len(classes))) + 50, "r": 30}
+        _style(fig, title, "Samples", "Class", height=margin["t"] + margin["b"] + rows)
+        fig.update_layout(margin=margin)
+        _legend_under_title(fig, margin["t"] + margin["b"] + rows)
+        fig.update_yaxes(autorange="reversed", **class_ticks(classes))
+        fig.update_xaxes(side="top")  # a tall figure scrolls: the count axis is where the view starts
+    else:
+        _style(fig, title, "Class", "Samples", legend_title="Split", height=420)
+        fig.update_xaxes(tickangle=-45 if len(classes) > 6 else 0, **class_ticks(classes))
     fig.update_layout(barmode="stack", bargap=0.15)
-    fig.update_xaxes(tickangle=-45 if len(classes) > 6 else 0)
     return fig
 
 

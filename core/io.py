@@ -2,7 +2,9 @@
 
 Every write goes to a temporary file in the destination folder and is renamed
 over the final name once complete, so a crash never leaves a half-written
-artifact that the dashboard or a resumed run would read.
+artifact that the dashboard or a resumed run would read. The temporary name is
+hidden and ends in ``.tmp`` (``.<name>.<host>-<pid>.<random>.tmp``), so readers
+never match it; :func:`remove_stale_tmp` deletes the ones a killed writer left.
 """
 from __future__ import annotations
 
@@ -10,14 +12,26 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
 
-from core.errors import BundleError
+from core.errors import BundleError, cli_command
+
+
+#: A temporary file no live writer has touched for this long is stale, whoever wrote it.
+STALE_TMP_SECONDS = 3600.0
+_TMP_NAME = re.compile(r"^\..+\.(?P<host>[0-9a-f]{8})-(?P<pid>\d+)\.[^.]+\.tmp$")
+
+
+def _host_tag() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
 @contextlib.contextmanager
@@ -25,7 +39,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it to ``path`` on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # host and pid in the name tell remove_stale_tmp whether the writer is still alive
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_host_tag()}-{os.getpid()}.", suffix=".tmp",
+                               dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -34,6 +50,42 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _writer_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # another user's process, or no signals here: assume alive
+        return True
+    return True
+
+
+def remove_stale_tmp(folder: str | os.PathLike, *, max_age: float = STALE_TMP_SECONDS) -> list[Path]:
+    """Delete the temporary files (``.*.tmp``) in ``folder`` that a killed writer left behind.
+
+    A file is stale when its writer (host and pid in the name) ran on this host and is
+    gone, or when nobody touched it for ``max_age`` seconds (a writer on another host,
+    or a name without a pid). Files of live writers stay: a concurrent run (another
+    shard, the dashboard) is still writing them. Returns the deleted paths.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    here, now, removed = _host_tag(), time.time(), []
+    for path in folder.glob(".*.tmp"):
+        match = _TMP_NAME.match(path.name)
+        try:
+            age = now - path.stat().st_mtime
+        except FileNotFoundError:  # renamed or removed meanwhile
+            continue
+        dead = match is not None and match["host"] == here and not _writer_alive(int(match["pid"]))
+        if dead or age > max_age:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def _json_default(obj: Any) -> Any:
@@ -54,7 +106,7 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
 def read_json(path: str | os.PathLike, *, what: str = "file") -> Any:
     path = Path(path)
     if not path.is_file():
-        raise BundleError(f"{what} {path} is missing", fix="rebuild it (see `python -m core --help`)")
+        raise BundleError(f"{what} {path} is missing", fix=f"rebuild it (see `{cli_command()} --help`)")
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -71,7 +123,7 @@ def write_parquet(path: str | os.PathLike, frame: pd.DataFrame) -> None:
 def read_parquet(path: str | os.PathLike, *, what: str = "table", columns: list[str] | None = None) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
-        raise BundleError(f"{what} {path} is missing", fix="rebuild it (see `python -m core --help`)")
+        raise BundleError(f"{what} {path} is missing", fix=f"rebuild it (see `{cli_command()} --help`)")
     try:
         return pd.read_parquet(path, columns=columns)
     except Exception as exc:  # pyarrow raises several types for corrupted files
@@ -100,13 +152,13 @@ def read_tensors(path: str | os.PathLike, *, what: str = "weights") -> dict[str,
 
     path = Path(path)
     if not path.is_file():
-        raise BundleError(f"{what} {path} is missing", fix="rebuild it (see `python -m core --help`)")
+        raise BundleError(f"{what} {path} is missing", fix=f"rebuild it (see `{cli_command()} --help`)")
     try:
         return load_file(str(path))
     except Exception as exc:
         raise BundleError(
             f"{what} {path} is corrupted ({type(exc).__name__}: {exc})",
-            fix="delete the run directory and rerun `python -m core build`",
+            fix=f"delete the run directory and rerun `{cli_command()} build`",
         ) from exc
 
 

@@ -257,6 +257,7 @@ def stack_channels(per_modality: Sequence[Sequence[Any]]) -> list[Any]:
             from core.errors import DataError
 
             raise DataError(f"clips to stack for early fusion differ in frames/size: {sorted(shapes)}",
-                            fix="give every modality the same frame count and size (or repair with core.data.video)")
+                            fix="give every modality the same frame count and size, or set repair_video = true in "
+                                "[dataset] of the experiment file")
         out.append(np.concatenate(parts, axis=-1))
     return out

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from core import io
-from core.errors import BundleError, ConfigError, DataError
+from core.errors import BundleError, ConfigError, DataError, cli_command
 
 __all__ = [
     "METHODS",
@@ -370,7 +370,10 @@ def projection_path(run_dir: str | Path, embedding: str, method: str, key: str) 
 def save_projection(run_dir: str | Path, embedding_name: str, ids: Iterable[Any], projection: Projection) -> Path:
     """Write the coordinates (parquet) and then the sidecar (JSON), both atomically.
 
-    The sidecar is written last, so its presence means the projection is complete.
+    The sidecar is written last, so its presence means the projection is complete;
+    it records the parquet's sha256, so a reader never pairs it with other
+    coordinates. Overwriting (a stale projection recomputed) deletes the old sidecar
+    first: a kill mid-way leaves the projection absent, never half old, half new.
     """
     ids_arr = np.asarray([str(i) for i in ids], dtype=object)
     if len(ids_arr) != projection.n:
@@ -383,6 +386,7 @@ def save_projection(run_dir: str | Path, embedding_name: str, ids: Iterable[Any]
     frame = pd.DataFrame(
         {"id": ids_arr, "x": projection.coords[:, 0].astype(np.float32), "y": projection.coords[:, 1].astype(np.float32)}
     )
+    path.with_suffix(".json").unlink(missing_ok=True)
     io.write_parquet(path, frame)
     io.write_json(
         path.with_suffix(".json"),
@@ -398,6 +402,7 @@ def save_projection(run_dir: str | Path, embedding_name: str, ids: Iterable[Any]
             "trustworthiness_k": projection.trustworthiness_k,
             "seconds": projection.seconds,
             "data_sha256": projection.meta.get("data_sha256"),
+            "parquet_sha256": io.file_sha256(path),
         },
     )
     return path
@@ -413,7 +418,16 @@ def _sidecars(run_dir: str | Path, embedding: str | None = None, method: str | N
 
 def _read_projection(sidecar: Path, meta: dict[str, Any] | None = None) -> tuple[np.ndarray, Projection]:
     meta = meta if meta is not None else io.read_json(sidecar, what="projection sidecar")
-    frame = io.read_parquet(sidecar.with_suffix(".parquet"), what="projection")
+    parquet = sidecar.with_suffix(".parquet")
+    frame = io.read_parquet(parquet, what="projection")
+    expected = meta.get("parquet_sha256") if isinstance(meta, dict) else None
+    if expected is not None and io.file_sha256(parquet) != expected:
+        # the pair disagrees: a concurrent rewrite replaced the parquet after its sidecar was read
+        raise BundleError(
+            f"projection {parquet} does not match its sidecar {sidecar.name} (another write replaced it, "
+            "or it was damaged)",
+            fix=f"rerun `{cli_command()} project` for this run, which recomputes it",
+        )
     missing = {"id", "x", "y"} - set(frame.columns)
     if missing:
         raise BundleError(
@@ -441,12 +455,13 @@ def _read_projection(sidecar: Path, meta: dict[str, Any] | None = None) -> tuple
 def _find(run_dir: str | Path, embedding: str, method: str, params: Mapping[str, Any] | None, seed: int, n: int | None) -> Path | None:
     """Sidecar of the stored projection matching the request, if any."""
     sizes: list[int] = []
+    unreadable: list[tuple[Path, str]] = []
     if n is None:
         for sidecar in _sidecars(run_dir, embedding, method):
             try:
                 sizes.append(int(io.read_json(sidecar, what="projection sidecar")["n"]))
-            except (BundleError, KeyError, TypeError, ValueError):
-                continue
+            except (BundleError, KeyError, TypeError, ValueError) as exc:
+                unreadable.append((sidecar, str(exc)))
     else:
         sizes = [int(n)]
     for size in dict.fromkeys(sizes):
@@ -456,9 +471,22 @@ def _find(run_dir: str | Path, embedding: str, method: str, params: Mapping[str,
             continue
         key = projection_key(embedding, method, resolved, seed)
         sidecar = projection_path(run_dir, embedding, method, key).with_suffix(".json")
-        if sidecar.is_file() and sidecar.with_suffix(".parquet").is_file():
+        if sidecar.is_file():  # the sidecar is written last: without its parquet the projection is damaged
             return sidecar
+    if unreadable:  # a damaged sidecar may be the requested projection: report it, never "absent"
+        sidecar, why = unreadable[0]
+        raise _damage(run_dir, embedding, method, sidecar, f"its sidecar {sidecar.name} is unreadable ({why})")
     return None
+
+
+def _damage(run_dir: str | Path, embedding: str, method: str, sidecar: Path, what: str) -> BundleError:
+    """The error of a damaged stored projection: which files, and the command that recomputes it."""
+    run_dir = Path(run_dir)
+    files = " and ".join(str(p) for p in (sidecar.with_suffix(".parquet"), sidecar) if p.exists()) or str(sidecar)
+    command = f"{cli_command()} project {run_dir} --methods {method}"
+    return BundleError(f"the stored {METHOD_LABELS.get(method, method)} projection of {embedding!r} in run "
+                       f"{run_dir.name} is damaged: {what}",
+                       fix=f"rerun `{command}` (it recomputes damaged projections in place), or delete {files}")
 
 
 def load_projection(
@@ -479,10 +507,30 @@ def load_projection(
     sidecar = _find(run_dir, embedding, method, params, int(seed), None)
     if sidecar is None:
         return None
-    return _read_projection(sidecar)
+    try:
+        return _read_projection(sidecar)
+    except BundleError as exc:
+        raise _damage(run_dir, embedding, method, sidecar, exc.problem) from exc
+    except (KeyError, TypeError, ValueError) as exc:  # a sidecar that lacks a key or has a wrong type
+        raise _damage(run_dir, embedding, method, sidecar,
+                      f"its sidecar {sidecar.name} is malformed ({type(exc).__name__}: {exc})") from exc
 
 
 _LIST_COLUMNS = ["embedding", "method", "params", "seed", "n", "trustworthiness", "seconds", "key", "path", "error"]
+
+
+def _parquet_problem(path: Path) -> str | None:
+    """Why a stored projection's parquet cannot be read (footer and columns only), or None."""
+    if not path.is_file():
+        return f"{path.name} is missing"
+    try:
+        import pyarrow.parquet as pq
+
+        names = set(pq.read_schema(path).names)
+    except Exception as exc:  # pyarrow raises several types for damaged files
+        return f"{path.name} is unreadable ({type(exc).__name__}: {exc})"
+    missing = {"id", "x", "y"} - names
+    return f"{path.name} lacks column(s) {sorted(missing)}" if missing else None
 
 
 def list_projections(run_dir: str | Path) -> pd.DataFrame:
@@ -506,7 +554,7 @@ def list_projections(run_dir: str | Path) -> pd.DataFrame:
                 "seconds": float(meta.get("seconds", float("nan"))),
                 "key": meta.get("key", ""),
                 "path": str(parquet),
-                "error": None if parquet.is_file() else f"{parquet.name} is missing",
+                "error": _parquet_problem(parquet),
             }
         except (BundleError, KeyError, TypeError, ValueError) as exc:
             emb, _, rest = sidecar.stem.partition("__")
@@ -540,6 +588,7 @@ def ensure_projections(
     ids_list = [str(i) for i in ids]
     methods = [_check_method(m) for m in methods]
     params = dict(params or {})
+    io.remove_stale_tmp(Path(run_dir) / PROJECTIONS_DIR)  # what a killed run was writing
     for name, arr in embeddings.items():
         _check_name(name)
         rows = np.shape(arr)[0] if np.ndim(arr) else 0
@@ -569,8 +618,8 @@ def ensure_projections(
             if sidecar is not None:
                 try:
                     stored_ids, stored = _read_projection(sidecar)
-                except BundleError:
-                    stored = None  # corrupted: recompute over it
+                except (BundleError, KeyError, TypeError, ValueError):
+                    stored = None  # damaged (unreadable, or a malformed sidecar): recompute over it
                 else:
                     # stale after a rebuild (other samples or other embeddings): recompute
                     fingerprint = stored.meta.get("data_sha256")
@@ -613,7 +662,7 @@ def load_run_embeddings(run_dir: str | Path) -> tuple[np.ndarray, dict[str, np.n
             raise BundleError(
                 f"embeddings {name!r} in {run_dir / EMBEDDINGS_FILE} have {arr.shape[0]} rows "
                 f"but predictions.parquet has {len(ids_arr)}",
-                fix="rerun `python -m core build` for this run",
+                fix=f"rerun `{cli_command()} build` for this run",
             )
         out[name] = arr
     return ids_arr, out

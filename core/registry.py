@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
-from core.errors import ConfigError
+from core.errors import ConfigError, choices, did_you_mean
 
 T = TypeVar("T")
 
@@ -37,10 +37,10 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> Callable[..., T]:
         if name not in self._entries:
-            known = ", ".join(sorted(self._entries)) or "(none)"
+            known = sorted(self._entries)
             raise ConfigError(
                 f"unknown {self.what} {name!r}",
-                fix=f"use one of: {known}",
+                fix=f"{did_you_mean(name, known)}use one of: {choices(known)}",
             )
         return self._entries[name]
 

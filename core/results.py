@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from core.bundle import list_runs, load_run
-from core.errors import BundleError
+from core.bundle import Run, experiment_arg
+from core.catalog import scan_runs
+from core.errors import cli_command
 from core.io import atomic_path
 
 COLUMNS = ["run", "encoders", "fusion", "strategy", "modalities", "top1", "top3", "top5", "macro_f1", "n_params",
@@ -14,24 +16,37 @@ COLUMNS = ["run", "encoders", "fusion", "strategy", "modalities", "top1", "top3"
 STRATEGY_ORDER = {"unimodal": 0, "early": 1, "intermediate": 2, "late": 3}
 
 
-def results_table(exp_dir: Path) -> tuple[pd.DataFrame, list[str]]:
-    """Rows for every readable run; also the list of runs that could not be read (with why)."""
+def _row(run: Run) -> dict[str, Any]:
+    cfg, met = run.config, run.metrics
+    return {
+        "run": run.path.name,
+        "encoders": ", ".join(f"{m}={cfg['encoders'][m]['name']}" for m in cfg["modalities"]),
+        "fusion": cfg["fusion"], "strategy": cfg["strategy"], "modalities": "+".join(cfg["modalities"]),
+        "n_modalities": len(cfg["modalities"]), "encoder_set": str(cfg.get("encoder_set", "")),
+        "top1": float(met["top1"]), "top3": float(met["top3"]), "top5": float(met["top5"]),
+        "macro_f1": float(met["macro_f1"]), "n_params": int(met["n_params"]),
+        "inference_ms": float(met["inference_ms_per_sample"]),
+    }
+
+
+def results_table(exp_dir: Path, root: Path | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Rows for every usable run; also the runs left out, each as ``run X (state): problem. Fix: ...``.
+
+    Runs come from :func:`core.catalog.scan_runs` (``root``: the runs root nothing may leave,
+    default the experiment folder's parent), so a refused run is never read, and one run's
+    bad data never takes the table down: it becomes a problem and the other rows stay.
+    """
     rows, problems = [], []
-    for run_dir in list_runs(exp_dir):
-        try:
-            run = load_run(run_dir)
-        except BundleError as exc:
-            problems.append(f"{run_dir.name}: {exc}")
+    for entry in scan_runs(exp_dir, root):
+        if not entry.usable or entry.run is None:
+            problems.append(f"run {entry.name} ({entry.state}): {entry.message}")
             continue
-        cfg, met = run.config, run.metrics
-        rows.append({
-            "run": run.name,
-            "encoders": ", ".join(f"{m}={cfg['encoders'][m]['name']}" for m in cfg["modalities"]),
-            "fusion": cfg["fusion"], "strategy": cfg["strategy"], "modalities": "+".join(cfg["modalities"]),
-            "n_modalities": len(cfg["modalities"]), "encoder_set": cfg.get("encoder_set", ""),
-            "top1": met["top1"], "top3": met["top3"], "top5": met["top5"], "macro_f1": met["macro_f1"],
-            "n_params": met["n_params"], "inference_ms": met["inference_ms_per_sample"],
-        })
+        try:
+            rows.append(_row(entry.run))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # load_run checks these; belt and braces
+            problems.append(f"run {entry.name} (broken): config.json or metrics.json cannot be read as a results "
+                            f"row ({type(exc).__name__}: {exc}). Fix: rebuild it with `{cli_command()} train "
+                            f"{experiment_arg(exp_dir)} --run {entry.name} --force`")
     frame = pd.DataFrame(rows, columns=[*COLUMNS, "n_modalities", "encoder_set"])
     if not frame.empty:
         frame = frame.assign(_s=frame["strategy"].map(STRATEGY_ORDER))
@@ -40,8 +55,8 @@ def results_table(exp_dir: Path) -> tuple[pd.DataFrame, list[str]]:
     return frame[COLUMNS].reset_index(drop=True), problems
 
 
-def save_results(exp_dir: Path) -> tuple[pd.DataFrame, list[str]]:
-    frame, problems = results_table(exp_dir)
+def save_results(exp_dir: Path, root: Path | None = None) -> tuple[pd.DataFrame, list[str]]:
+    frame, problems = results_table(exp_dir, root)
     with atomic_path(exp_dir / "results.csv") as tmp:
         frame.to_csv(tmp, index=False, float_format="%.4f")
     return frame, problems

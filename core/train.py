@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -22,13 +23,15 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from core.bundle import is_complete, load_run, save_run
+from core.bundle import dataset_problems, experiment_arg, is_complete, load_run, save_run
 from core.data import Dataset, load_manifest
-from core.errors import BundleError, ConfigError
+from core.data.manifest import describe_preparation
+from core.errors import BundleError, ConfigError, cli_command
 from core.experiment import EncoderSet, Experiment
 from core.io import read_json, read_parquet, read_tensors, write_json, write_parquet, write_tensors
 from core.metrics import classification_metrics, predictions_frame
 from core.model import MultimodalClassifier, build_encoder, build_head
+from core.threads import torch_threads
 
 EMBED_BATCH = 64
 
@@ -73,7 +76,8 @@ def prepare_dataset(exp: Experiment, root: Path, *, progress: bool = True) -> Da
         manifest = Path(ds_cfg["manifest"])
     fractions = ds_cfg.get("split") or {"train": 0.7, "val": 0.15, "test": 0.15}
     ds = load_manifest(manifest, exp.modalities, name=exp.name, fractions=fractions, seed=exp.seed,
-                       min_per_class=int(ds_cfg.get("min_per_class", 1)))
+                       min_per_class=int(ds_cfg.get("min_per_class", 1)), empty=exp.empty_text, progress=progress)
+    ds.raster_sizes = exp.raster_sizes()  # SVG images are rasterised at the encoder's size
     video = [m for m, k in exp.modalities.items() if k == "video"]
     if len(video) == 2 and source == "manifest":  # a user's RGB + depth pair: checked, or repaired on request
         ds.video_pairs = [(video[0], video[1])]
@@ -81,11 +85,18 @@ def prepare_dataset(exp: Experiment, root: Path, *, progress: bool = True) -> Da
         ds.check_video_pairs(progress=progress)
     limit = ds_cfg.get("max_per_class")
     if limit:  # tiny builds for tests and quick looks
+        before = len(ds.frame)
         ds.frame = ds.frame[ds.frame.groupby(["label", "split"]).cumcount() < int(limit)].reset_index(drop=True)
+        ds.report["max_per_class"] = {"limit": int(limit), "removed": before - len(ds.frame)}
+    for line in describe_preparation(ds.report):  # what preparation changed, also kept in dataset.json
+        print(f"prepare {exp.name}: {line}", file=sys.stderr)
     exp_dir = root / exp.name
+    # the experiment file, so that messages (the dashboard's commands) can name a user's own file
     info = {"name": exp.name, "root": str(ds.root.resolve()), "manifest": str(Path(manifest).resolve()),
+            "experiment_file": str(exp.path.resolve()) if exp.path is not None else None,
             "video_pairs": ds.video_pairs, "repair_video": ds.repair_video,
             "modalities": ds.modalities, "classes": ds.classes, "source": source,
+            "raster_sizes": ds.raster_sizes, "preparation": ds.report,
             "fingerprint": _hash({"frame": pd.util.hash_pandas_object(ds.frame, index=False).sum(),
                                   "classes": ds.classes})}
     write_parquet(exp_dir / "dataset.parquet", ds.frame)
@@ -93,14 +104,26 @@ def prepare_dataset(exp: Experiment, root: Path, *, progress: bool = True) -> Da
     return ds
 
 
+def _raster_sizes(info: dict[str, Any]) -> dict[str, int]:
+    sizes = info.get("raster_sizes")
+    if not isinstance(sizes, dict):
+        return {}
+    return {str(m): v for m, v in sizes.items() if isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 4096}
+
+
 def load_experiment_dataset(exp_dir: Path) -> tuple[Dataset, dict[str, Any]]:
     """The dataset a built experiment was trained on (as saved by ``prepare_dataset``)."""
     info = read_json(exp_dir / "dataset.json", what="dataset description")
     frame = read_parquet(exp_dir / "dataset.parquet", what="dataset table")
+    problems = dataset_problems(info, frame)
+    if problems:
+        raise BundleError(f"experiment {exp_dir.name}: {'; '.join(problems)}",
+                          fix=f"rerun `{cli_command()} prepare {experiment_arg(exp_dir)}` to write them again")
     frame["id"] = frame["id"].astype(str)
     ds = Dataset(name=info["name"], root=Path(info["root"]), frame=frame, modalities=info["modalities"],
                  classes=info["classes"], video_pairs=[tuple(p) for p in info.get("video_pairs", [])],
-                 repair_video=bool(info.get("repair_video", False)))
+                 repair_video=bool(info.get("repair_video", False)), raster_sizes=_raster_sizes(info),
+                 report=info["preparation"] if isinstance(info.get("preparation"), dict) else {})
     return ds, info
 
 
@@ -163,16 +186,33 @@ def _fit_head(head: torch.nn.Module, params: list[torch.nn.Parameter], forward: 
     return best_epoch, best
 
 
-def _timing_ms(model: MultimodalClassifier, items: dict[str, list[Any]], repeats: int = 2) -> float:
-    """End-to-end inference (preprocessing + encoders + head) per sample, best of ``repeats``."""
+#: Inference timing: passes over the fixed batch (at least 2, at most ``TIMING_REPEATS``, until
+#: ``TIMING_SECONDS`` are spent), on one torch thread, in CPU time.
+TIMING_REPEATS = 5
+TIMING_SECONDS = 2.0
+
+
+def _timing_ms(model: MultimodalClassifier, items: dict[str, list[Any]], repeats: int = TIMING_REPEATS) -> float:
+    """End-to-end inference (preprocessing + encoders + head) per sample: CPU milliseconds of
+    the fastest of several passes over the fixed batch ``items``, on one thread, after a warm-up.
+
+    Indicative only (it depends on the machine), but as stable as a timing on a shared machine
+    gets: with the default threads and wall-clock time, other processes' load made the same
+    encoders time 3-10x apart between runs. One thread does not spin waiting for busy cores;
+    the process's CPU time does not count the time it waited for a core; the minimum of the
+    repeats drops the passes that caches or the allocator slowed down.
+    """
     n = len(next(iter(items.values())))
     best = float("inf")
-    with torch.no_grad():
-        model(model.prepare({m: v[:2] for m, v in items.items()}))  # warm-up
-        for _ in range(repeats):
-            t0 = time.perf_counter()
+    with torch_threads("encoder", threads=1), torch.no_grad():  # the same single thread for every run
+        model(model.prepare({m: v[:4] for m, v in items.items()}))  # warm-up: lazy init, allocator
+        start = time.perf_counter()
+        for i in range(max(2, repeats)):
+            t0 = time.process_time()  # every thread of the process (a tokenizer may use its own)
             model(model.prepare(items))
-            best = min(best, time.perf_counter() - t0)
+            best = min(best, time.process_time() - t0)
+            if i >= 1 and time.perf_counter() - start > TIMING_SECONDS:
+                break
     return 1000.0 * best / max(n, 1)
 
 
@@ -214,6 +254,7 @@ def clip_channels(clip: Any) -> int:
     return 1 if len(shape) == 3 else int(shape[-1])
 
 
+@torch_threads("encoder")
 def train_unimodal(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set: EncoderSet, modality: str,
                    root: Path, *, force: bool = False, progress: bool = True) -> Path:
     name = unimodal_run_name(enc_set, modality)
@@ -262,8 +303,9 @@ def train_unimodal(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_se
             with torch.no_grad():
                 return float((head([emb["val"]]).argmax(1) == y["val"]).float().mean())
 
-        _fit_head(head, list(head.parameters()), lambda idx: head([emb["train"][idx]]),
-                  np.arange(len(y["train"])), y["train"], val_eval, cfg, name, progress)
+        with torch_threads("head"):  # a small MLP on cached embeddings
+            _fit_head(head, list(head.parameters()), lambda idx: head([emb["train"][idx]]),
+                      np.arange(len(y["train"])), y["train"], val_eval, cfg, name, progress)
     train_seconds = time.perf_counter() - t0
     write_tensors(cache_path(exp_dir, name), {"embeddings": torch.cat([emb[s] for s in splits])},
                   metadata={"ids": json.dumps([i for s in splits for i in ids[s]])})
@@ -302,6 +344,7 @@ def _finish_run(run_dir: Path, config: dict[str, Any], model: MultimodalClassifi
 
 # --------------------------------------------------------------------------- stage 2
 
+@torch_threads("head")
 def train_fusion(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set: EncoderSet, fusion: str,
                  subset: Sequence[str], root: Path, *, force: bool = False, progress: bool = True) -> Path:
     name = fusion_run_name(enc_set, fusion, subset)
@@ -326,7 +369,7 @@ def train_fusion(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set:
                 emb[s][m] = cached[[pos[i] for i in ids[s]]]
             except KeyError as exc:
                 raise BundleError(f"embedding cache of {m!r} lacks sample {exc}",
-                                  fix=f"rebuild with `python -m core build {exp.name} --force`") from exc
+                                  fix=f"rebuild with `{cli_command()} build {exp.name} --force`") from exc
     in_dims = [emb["train"][m].shape[1] for m in subset]
     n_classes = len(ds.classes)
     strategy = "late" if fusion.startswith("late-") else "intermediate"
@@ -377,6 +420,7 @@ def early_run_name(enc_set: EncoderSet, subset: Sequence[str]) -> str:
     return f"{enc_set.tag + '-' if enc_set.tag else ''}early-{'+'.join(subset)}"
 
 
+@torch_threads("encoder")
 def train_early(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set: EncoderSet, subset: Sequence[str],
                 root: Path, *, force: bool = False, progress: bool = True) -> Path:
     """Early fusion of video modalities: clips stacked on the channel axis into one encoder."""
@@ -457,8 +501,15 @@ def planned_runs(exp: Experiment, full: bool = False) -> list[tuple[str, Encoder
 
 
 def train_experiment(exp: Experiment, root: Path, *, force: bool = False, progress: bool = True,
-                     only: Sequence[str] | None = None, stage: str | None = None, full: bool = False) -> list[Path]:
-    """Train every planned run that is missing or out of date; returns the run directories."""
+                     only: Sequence[str] | None = None, stage: str | None = None, full: bool = False,
+                     force_deps: bool = False) -> list[Path]:
+    """Train every planned run that is missing or out of date; returns the run directories.
+
+    ``only`` names runs to train, together with the unimodal runs they depend on. ``force``
+    retrains the named runs (every planned run when ``only`` is not given) even if up to date;
+    their dependencies are still trained only when missing or out of date, unless
+    ``force_deps`` (which implies ``force``).
+    """
     exp_dir = root / exp.name
     if (exp_dir / "dataset.json").is_file() and (exp_dir / "dataset.parquet").is_file():
         ds, info = load_experiment_dataset(exp_dir)
@@ -478,16 +529,19 @@ def train_experiment(exp: Experiment, root: Path, *, force: bool = False, progre
         plan = [p for p in plan if p[0] in needed]
     if stage:
         plan = [p for p in plan if (p[2] == "unimodal") == (stage == "unimodal")]
+    force = force or force_deps
+    forced = {p[0] for p in plan} if force and (not only or force_deps) else set(only or ()) if force else set()
     done = []
     bar = tqdm(plan, desc=f"training {exp.name}", disable=not progress)
     for name, es, fusion, subset in bar:
         bar.set_postfix(run=name)
+        again = name in forced
         if fusion == "unimodal":
-            done.append(train_unimodal(exp, ds, info, es, subset[0], root, force=force, progress=progress))
+            done.append(train_unimodal(exp, ds, info, es, subset[0], root, force=again, progress=progress))
         elif fusion == "early":
-            done.append(train_early(exp, ds, info, es, subset, root, force=force, progress=progress))
+            done.append(train_early(exp, ds, info, es, subset, root, force=again, progress=progress))
         else:
-            done.append(train_fusion(exp, ds, info, es, fusion, subset, root, force=force, progress=progress))
+            done.append(train_fusion(exp, ds, info, es, fusion, subset, root, force=again, progress=progress))
     return done
 
 

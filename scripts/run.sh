@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set everything up, build the embedded demo experiments when missing, start the dashboard.
-#   FUSIONLENS_RUNS=...   runs directory (default ./runs)
+#   FUSIONLENS_RUNS=...   runs directory (default: runs/ of the repository, where this script runs)
 #   FUSIONLENS_PORT=...   port (default 8501); the server listens on 127.0.0.1 only
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Create .venv and install FusionLens's Python dependencies (idempotent).
+# Create .venv, install FusionLens's Python dependencies and FusionLens itself (editable, with
+# its console command .venv/bin/fusionlens). Idempotent: a stamp keyed on the requirements and
+# pyproject.toml skips what is installed.
 #   scripts/setup.sh          runtime dependencies
 #   scripts/setup.sh --dev    plus test dependencies and Chromium for browser tests
 set -euo pipefail
@@ -12,11 +14,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 REQ=requirements.txt
 [ "${1:-}" = "--dev" ] && REQ=requirements-dev.txt
-STAMP=".venv/.installed-$(sha256sum requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)-$(basename $REQ .txt)"
-if [ ! -f "$STAMP" ]; then
+STAMP=".venv/.installed-$(sha256sum requirements.txt requirements-dev.txt requirements-extra.txt pyproject.toml | sha256sum | cut -c1-12)-$(basename $REQ .txt)"
+if [ ! -f "$STAMP" ] || [ ! -x .venv/bin/fusionlens ]; then
   echo "[setup] installing $REQ (torch is pinned to the 2.13.0 CPU build)"
-  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet --upgrade pip "setuptools>=64"
   .venv/bin/python -m pip install --quiet -r "$REQ"
+  echo "[setup] installing FusionLens (editable) and its command .venv/bin/fusionlens"
+  .venv/bin/python -m pip install -qq --no-deps --no-build-isolation -e .  # -qq: no setuptools banner
   touch "$STAMP"
 fi
 if [ "${1:-}" = "--dev" ] && [ ! -x /usr/bin/chromium ]; then

@@ -16,6 +16,8 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from core.errors import cli_command  # noqa: E402
+
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = {
     "overview": ("views/1_overview.py", "Overview"),
@@ -105,10 +107,10 @@ def test_every_page_without_precomputed_results(monkeypatch, app_root, page):
     assert not at.error, texts(at.error)
     messages = texts(at.info) + texts(at.code)
     if page in ("contributions", "misclassifications"):
-        assert "No explanations yet" in messages and "python -m core explain" in messages
+        assert "No explanations yet" in messages and f"{cli_command()} explain" in messages
     if page == "embeddings":
         assert "No t-SNE projection yet" in messages or "No PCA projection yet" in messages
-        assert "python -m core project tiny" in messages
+        assert f"{cli_command()} project tiny" in messages
     if page == "explorer":
         assert "No sample selected" in messages
 
@@ -119,7 +121,7 @@ def test_empty_runs_root_says_what_to_run(monkeypatch, tmp_path, page):
     assert_ok(at, page)
     messages = texts(at.info) + texts(at.code)
     assert "No runs yet" in messages
-    assert "bash scripts/run.sh" in messages and "python -m core build emoji" in messages
+    assert "bash scripts/run.sh" in messages and f"{cli_command()} build emoji" in messages
 
 
 @pytest.mark.parametrize("broken", list(BROKEN))
@@ -304,3 +306,160 @@ def test_contributions_side_by_side(monkeypatch, app_root):
     assert f"#### `{RUN}`" in headers and f"#### `{BARE}`" in headers
     assert "No explanations yet" in texts(at.info)  # the second run is not explained
     assert len(at.get("plotly_chart")) >= 3
+
+
+# --------------------------------------------------------------------------- two experiments, ties, gaps
+
+
+def copy_experiment(root: Path, source: str, name: str, drop: tuple[str, ...] = ()) -> Path:
+    """A copy of experiment ``source`` under ``name`` (its runs' config names the new experiment)."""
+    target = root / name
+    shutil.copytree(root / source, target)
+    for run in drop:
+        shutil.rmtree(target / run)
+    for cfg_path in target.glob("*/config.json"):
+        cfg = json.loads(cfg_path.read_text())
+        cfg["experiment"] = name
+        cfg_path.write_text(json.dumps(cfg))
+    info = json.loads((target / "dataset.json").read_text())
+    (target / "dataset.json").write_text(json.dumps({**info, "name": name}))
+    return target
+
+
+ONLY_IN_A = ("late-weighted-image+title", "late-weighted-image+title+description")  # runs tiny-b lacks
+
+
+@pytest.fixture(scope="module")
+def two_experiments(tiny_built, tmp_path_factory) -> Path:
+    """A runs root with experiments ``tiny`` and ``tiny-b`` (a copy without the runs ``ONLY_IN_A``)."""
+    _, built = tiny_built
+    root = tmp_path_factory.mktemp("two") / "runs"
+    shutil.copytree(built, root)
+    copy_experiment(root, "tiny", "tiny-b", drop=ONLY_IN_A)
+    return root
+
+
+def test_open_in_explorer_keeps_the_experiment_run_and_sample(monkeypatch, two_experiments):
+    at = open_app(monkeypatch, two_experiments, None)
+    at.selectbox(key="fl_exp").select("tiny-b").run()
+    ctx = at.session_state["fl_last_ctx"]
+    run = next(r for r in reversed(ctx.runs) if r != ctx.run)  # not the default (best) run
+    at.selectbox(key="fl_run").select(run).run()
+    at.switch_page(PAGES["misclassifications"][0]).run()
+    assert_ok(at, "misclassifications")
+    preds = pd.read_parquet(two_experiments / "tiny-b" / run / "predictions.parquet")
+    sample, true, pred = preds[["id", "label", "pred"]].iloc[-1]
+    at.selectbox(key="mis_true").select(true).run()
+    at.selectbox(key="mis_pred").select(pred).run()
+    at.session_state["fl_sample"] = str(sample)  # what selecting the sample's row in the cell's table sets
+    at.run()
+    at.button(key="mis_open").click().run()  # S.open_in_explorer -> st.switch_page
+    assert_ok(at, "explorer")
+    assert not at.error and not at.warning, texts(at.error) + texts(at.warning)
+    ctx = at.session_state["fl_last_ctx"]
+    assert (ctx.experiment, ctx.run) == ("tiny-b", run)
+    assert f"Sample `{sample}`" in texts(at.subheader)
+    assert {k: at.query_params[k] for k in ("exp", "run", "sample")} in (
+        {"exp": "tiny-b", "run": run, "sample": str(sample)}, {"exp": ["tiny-b"], "run": [run], "sample": [str(sample)]})
+
+
+def test_switching_experiment_falls_back_silently(monkeypatch, two_experiments):
+    from core import dashboard as D
+    from core.results import results_table
+
+    at = open_app(monkeypatch, two_experiments, "compare", run=ONLY_IN_A[0], run2=ONLY_IN_A[1])
+    assert not at.error, texts(at.error)
+    ctx = at.session_state["fl_last_ctx"]
+    assert (ctx.experiment, ctx.run, ctx.run2) == ("tiny", *ONLY_IN_A)
+    at.selectbox(key="fl_exp").select("tiny-b").run()
+    assert not at.exception and not at.error, texts(at.error)  # a stale run is no security refusal
+    ctx = at.session_state["fl_last_ctx"]
+    best = D.best_run(results_table(two_experiments / "tiny-b")[0])  # nothing is explained here
+    assert (ctx.experiment, ctx.run, ctx.run2) == ("tiny-b", best, None)  # that experiment's default run
+    assert at.query_params["exp"] in ("tiny-b", ["tiny-b"]) and "run2" not in at.query_params
+    at.selectbox(key="fl_exp").select("tiny").run()
+    assert not at.error, texts(at.error)
+    # a name in a link that is not in the runs directory is still reported
+    at = open_app(monkeypatch, two_experiments, "explorer", exp="tiny-b", run=ONLY_IN_A[0])
+    assert ONLY_IN_A[0] in texts(at.error) and "Refused" in texts(at.error)
+
+
+@pytest.fixture(scope="module")
+def tied_and_half_explained(tiny_built, tmp_path_factory) -> dict:
+    """Every run ties on top-1; one fused run is explained for 3 of the build's 8 samples."""
+    from core.explain import explain_run, select_build_runs
+
+    _, built = tiny_built
+    root = tmp_path_factory.mktemp("gaps") / "runs"
+    shutil.copytree(built, root)
+    exp = root / "tiny"
+    for metrics_path in exp.glob("*/metrics.json"):
+        metrics = json.loads(metrics_path.read_text())
+        metrics_path.write_text(json.dumps({**metrics, "top1": 0.75}))
+    explained = "multconcat-image+title+description"
+    explain_run(exp / explained, n=3, seed=0, progress=False)
+    return {"root": root, "explained": explained, "plan": [p.name for p in select_build_runs(exp)]}
+
+
+def test_overview_says_what_explanations_are_missing_and_how_to_fill_them(monkeypatch, tied_and_half_explained):
+    root, explained, plan = (tied_and_half_explained[k] for k in ("root", "explained", "plan"))
+    assert plan[0] == explained  # the build explains the run the Overview calls best
+    at = open_app(monkeypatch, root, "overview")
+    assert_ok(at, "overview")
+    # a tie on top-1: the explained run over the most modalities, not the first (unimodal) row
+    assert f"### `{explained}`" in texts(at.markdown)
+    assert at.session_state["fl_last_ctx"].run == explained  # the sidebar's default run too
+    warnings = texts(at.warning)
+    assert "Explanations incomplete" in warnings and f"`{explained}` 3 of 8" in warnings
+    assert all(f"`{name}` 0 of 8" in warnings for name in plan[1:])
+    commands = texts(at.code)
+    assert f"explain {root / 'tiny' / explained} --n 100 --seed 0" in commands
+    assert all(f"explain {root / 'tiny' / name} --n 50 --seed 0" in commands for name in plan[1:])
+    assert "3 of the 8 samples the build explains" in warnings  # the selected run's own state
+    assert not any("test samples explained" in s.value for s in at.success)  # no green box while incomplete
+
+
+def test_compare_crowns_no_timing_and_no_trivial_topk(monkeypatch, app_root):
+    import re
+
+    at = open_app(monkeypatch, app_root["root"], "compare", run=RUN)
+    assert_ok(at, "compare")
+    table = at.dataframe[0]
+    columns = list(table.value.columns)
+    styles = table.proto.arrow_data.styler.styles
+    crowned = {columns[int(c)] for c in re.findall(r"_row\d+_col(\d+)", styles)}
+    assert "top1" in crowned and "top3" in crowned  # 4 classes: top-3 still says something
+    assert "top5" not in crowned and "inference_ms" not in crowned
+    config = json.loads(table.proto.columns)
+    assert config["top5"]["label"] == "Top-5 (not meaningful)" and "(indicative)" in config["inference_ms"]["label"]
+    assert "indicative" in texts(at.caption)
+
+
+@pytest.fixture(scope="module")
+def three_classes(tmp_path_factory) -> Path:
+    """A runs root with a 3-class experiment (top-3 and top-5 are trivially 1)."""
+    from core.experiment import load_experiment
+    from core.train import train_experiment
+
+    from tests.conftest import write_tiny_experiment
+
+    folder = tmp_path_factory.mktemp("three")
+    exp_path = write_tiny_experiment(folder, methods='["concat"]', n_classes=3, per_class=8)
+    train_experiment(load_experiment(exp_path), folder / "runs", progress=False)
+    return folder / "runs"
+
+
+def test_compare_with_three_classes_crowns_no_topk(monkeypatch, three_classes):
+    import re
+
+    at = open_app(monkeypatch, three_classes, "compare")
+    assert_ok(at, "compare")
+    table = at.dataframe[0]
+    columns = list(table.value.columns)
+    crowned = {columns[int(c)] for c in re.findall(r"_row\d+_col(\d+)", table.proto.arrow_data.styler.styles)}
+    assert "top1" in crowned and not crowned & {"top3", "top5", "inference_ms"}
+    config = json.loads(table.proto.columns)
+    assert config["top3"]["label"].endswith("(not meaningful)") and config["top5"]["label"].endswith("(not meaningful)")
+    at = open_app(monkeypatch, three_classes, "overview")
+    assert_ok(at, "overview")
+    assert any(m.label == "Top-5" and m.value == "n/a" for m in at.metric)

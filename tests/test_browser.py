@@ -9,68 +9,33 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from urllib.parse import quote
 from pathlib import Path
 
 import pytest
 
+from tests._browser import (
+    CHROMIUM,
+    SHOTS,
+    chromium_page,
+    click_heatmap_cell,
+    free_port,
+    lasso_whole_plot,
+    no_error_shown,
+    open_page,
+    select_row,
+    settle,
+    stop,
+    wait_healthy,
+)
+
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "test-output" / "screenshots"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 PAGES = [("", "Overview"), ("compare", "Compare fusion methods"), ("contributions", "Modality contributions"),
          ("explorer", "Sample explorer"), ("embeddings", "Embeddings"), ("misclassifications", "Misclassifications")]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"streamlit did not answer on {url} within {timeout:.0f} s")
-
-
-def _settle(page, quiet: float = 1.5, timeout: float = 120.0) -> None:
-    """Wait until the app's running indicator has been gone for ``quiet`` seconds."""
-    deadline = time.monotonic() + timeout
-    calm_since = None
-    while time.monotonic() < deadline:
-        if page.locator('[data-testid="stStatusWidget"]').count():
-            calm_since = None
-        elif calm_since is None:
-            calm_since = time.monotonic()
-        elif time.monotonic() - calm_since >= quiet:
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"the app was still running after {timeout:.0f} s")
-
-
-def _no_error_shown(page) -> None:
-    exceptions = page.locator('[data-testid="stException"]')
-    assert exceptions.count() == 0, exceptions.first.inner_text()
-    errors = page.locator('[data-testid="stAlertContentError"]')
-    assert errors.count() == 0, errors.first.inner_text()
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +52,9 @@ def server(tiny_built, tmp_path_factory):
     spec.loader.exec_module(app_tests)
     RUN, BARE = app_tests.RUN, app_tests.BARE
     root = app_tests.make_app_root(tiny_built, tmp_path_factory.mktemp("browser"))
-    port = _free_port()
+    # a second experiment (sorted after the first), for the "the view keeps its experiment" checks
+    app_tests.copy_experiment(root["root"], "tiny", "tiny-b")
+    port = free_port()
     env = {**os.environ, "FUSIONLENS_RUNS": str(root["root"]), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     log = open(tmp_path_factory.mktemp("browser-log") / "streamlit.log", "w")
     proc = subprocess.Popen(
@@ -96,37 +63,17 @@ def server(tiny_built, tmp_path_factory):
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, proc)
+        wait_healthy(url, proc)
         yield {"url": url, "run": RUN, "bare": BARE, **root}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
+        stop(proc)
         log.close()
 
 
 @pytest.fixture(scope="module")
 def browser_page(server):
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=60_000)
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1600})
-            page.set_default_timeout(60_000)
-            yield page
-        finally:
-            browser.close()
-
-
-def _open(page, url: str) -> None:
-    page.goto(url, timeout=60_000)
-    page.wait_for_selector('[data-testid="stMain"] h1', timeout=90_000)
-    _settle(page)
+    with chromium_page() as page:
+        yield page
 
 
 def test_server_listens_on_loopback_only(server):
@@ -141,9 +88,9 @@ def test_server_listens_on_loopback_only(server):
 def test_every_page_renders_without_error(server, browser_page):
     page = browser_page
     for path, title in PAGES:
-        _open(page, f"{server['url']}/{path}?run={quote(server['run'], safe='')}")
+        open_page(page, f"{server['url']}/{path}?run={quote(server['run'], safe='')}")
         assert page.locator('[data-testid="stMain"] h1').first.inner_text().strip() == title
-        _no_error_shown(page)
+        no_error_shown(page)
         if path in ("compare", "embeddings", "misclassifications", "contributions"):
             page.wait_for_selector(".js-plotly-plot", timeout=30_000)
         page.screenshot(path=str(SHOTS / f"{path or 'overview'}.png"), full_page=True)
@@ -151,46 +98,31 @@ def test_every_page_renders_without_error(server, browser_page):
 
 def test_selecting_a_row_opens_the_sample_and_the_url_follows(server, browser_page):
     page = browser_page
-    _open(page, f"{server['url']}/explorer?run={quote(server['run'], safe='')}")
+    open_page(page, f"{server['url']}/explorer?run={quote(server['run'], safe='')}")
     assert page.get_by_text("No sample selected").count() == 1
-    grid = page.locator('[data-testid="stDataFrame"]').first
-    grid.scroll_into_view_if_needed()
-    box = grid.bounding_box()
-    assert box is not None
-    # the first data row's selection checkbox: left edge, one header row down
-    page.mouse.click(box["x"] + 14, box["y"] + 35 + 17)
-    _settle(page)
+    select_row(page, page.locator('[data-testid="stDataFrame"]').first)
     heading = page.locator('[data-testid="stMain"] h3', has_text="Sample").first
     heading.wait_for(timeout=30_000)
     sample = re.search(r"Sample\s+(\S+)", heading.inner_text()).group(1)
     assert page.get_by_text("No sample selected").count() == 0
     assert f"sample={sample}" in page.url.replace("%2B", "+")
     page.wait_for_selector(".js-plotly-plot", timeout=30_000)  # top-5 (and contributions) figures
-    _no_error_shown(page)
+    no_error_shown(page)
     page.screenshot(path=str(SHOTS / "explorer-selected.png"), full_page=True)
 
     # the link reopens the same view in a fresh session
-    _open(page, page.url)
+    open_page(page, page.url)
     assert page.locator('[data-testid="stMain"] h3', has_text=f"Sample {sample}").count() == 1
-    _no_error_shown(page)
+    no_error_shown(page)
 
 
 def test_clicking_a_confusion_cell_lists_its_samples(server, browser_page):
     page = browser_page
-    _open(page, f"{server['url']}/misclassifications?run={quote(server['run'], safe='')}")
+    open_page(page, f"{server['url']}/misclassifications?run={quote(server['run'], safe='')}")
     classes = server["classes"]
-    plot = page.locator(".js-plotly-plot").first
-    plot.scroll_into_view_if_needed()
-    area = plot.locator(".nsewdrag").first.bounding_box()  # the heatmap's plotting area
-    assert area is not None
-    n = len(classes)
     # the cell (true = classes[1], predicted = classes[1]): rows top to bottom, columns left to right
-    x = area["x"] + 1.5 * area["width"] / n
-    y = area["y"] + 1.5 * area["height"] / n
-    page.mouse.move(x, y)
-    page.mouse.click(x, y)
-    _settle(page)
-    _no_error_shown(page)
+    click_heatmap_cell(page, 1, 1, len(classes))
+    no_error_shown(page)
     page.get_by_text(re.compile(rf"\d+ correct predictions: true {re.escape(classes[1])}")).first.wait_for(
         timeout=30_000)
     page.screenshot(path=str(SHOTS / "misclassifications-cell.png"), full_page=True)
@@ -198,41 +130,114 @@ def test_clicking_a_confusion_cell_lists_its_samples(server, browser_page):
 
 def test_a_lasso_on_an_embedding_lists_samples_and_opens_one(server, browser_page):
     page = browser_page
-    _open(page, f"{server['url']}/embeddings?run={quote(server['run'], safe='')}")
-    plot = page.locator(".js-plotly-plot").first
-    plot.scroll_into_view_if_needed()
-    a = plot.locator(".nsewdrag").first.bounding_box()
-    assert a is not None
-    # a lasso (the scatter's default drag mode) around the whole plotting area
-    corners = [(a["x"] + 4, a["y"] + 4), (a["x"] + a["width"] - 4, a["y"] + 4),
-               (a["x"] + a["width"] - 4, a["y"] + a["height"] - 4), (a["x"] + 4, a["y"] + a["height"] - 4),
-               (a["x"] + 4, a["y"] + 8)]
-    page.mouse.move(*corners[0])
-    page.mouse.down()
-    for x, y in corners[1:]:
-        page.mouse.move(x, y, steps=8)
-    page.mouse.up()
-    _settle(page)
+    open_page(page, f"{server['url']}/embeddings?run={quote(server['run'], safe='')}")
+    lasso_whole_plot(page)
     page.get_by_text(re.compile(r"\d+ selected · \d+ misclassified")).first.wait_for(timeout=30_000)
-    table = page.locator('[data-testid="stDataFrame"]').last
-    table.scroll_into_view_if_needed()
-    box = table.bounding_box()
-    page.mouse.click(box["x"] + 14, box["y"] + 35 + 17)  # first selected sample
-    _settle(page)
+    select_row(page, page.locator('[data-testid="stDataFrame"]').last)  # first selected sample
     button = page.get_by_role("button", name=re.compile("in the sample explorer"))
     button.wait_for(timeout=30_000)
     sample = re.search(r"Open (\S+) in the sample explorer", button.inner_text()).group(1)
     page.screenshot(path=str(SHOTS / "embeddings-lasso.png"), full_page=True)
     button.click()
     page.wait_for_selector('[data-testid="stMain"] h1:has-text("Sample explorer")', timeout=60_000)
-    _settle(page)
+    settle(page)
     assert page.locator('[data-testid="stMain"] h3', has_text=f"Sample {sample}").count() == 1
-    _no_error_shown(page)
+    no_error_shown(page)
 
 
 def test_a_path_traversal_link_is_refused_in_the_browser(server, browser_page):
     page = browser_page
-    _open(page, f"{server['url']}/explorer?run=..%2F..%2Fetc")
+    open_page(page, f"{server['url']}/explorer?run=..%2F..%2Fetc")
     refused = page.locator('[data-testid="stAlertContentError"]', has_text="Refused")
     assert refused.count() == 1
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def _sidebar_box(page, label: str):
+    return page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').filter(
+        has=page.get_by_text(label, exact=True)).first
+
+
+def _pick(page, label: str, option: str) -> None:
+    """Choose ``option`` in the sidebar selectbox labelled ``label``, as a user does."""
+    _sidebar_box(page, label).click()
+    page.get_by_role("option", name=option, exact=True).click()
+    settle(page)
+
+
+def _choice(page, label: str) -> str:
+    """The value the sidebar selectbox labelled ``label`` shows (Streamlit 1.67: a combobox input)."""
+    return _sidebar_box(page, label).locator("input").first.input_value()
+
+
+def test_open_in_explorer_keeps_the_sidebars_experiment_and_run(server, browser_page):
+    import pandas as pd
+
+    from core import dashboard as D
+    from core.results import results_table
+
+    page = browser_page
+    root = server["root"]
+    results, _ = results_table(root / "tiny-b")
+    best = D.best_run(results, explained=D.explained_runs(root, "tiny-b", results["run"]))
+    run = server["bare"] if server["bare"] != best else server["run"]  # not the run the sidebar defaults to
+    open_page(page, server["url"])
+    _pick(page, "Experiment", "tiny-b")
+    _pick(page, "Run", run)
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Misclassifications").click()
+    page.wait_for_selector('[data-testid="stMain"] h1:has-text("Misclassifications")', timeout=60_000)
+    settle(page)
+    assert "exp=tiny-b" in page.url and f"run={quote(run, safe='')}" in page.url
+    # a diagonal cell that holds samples
+    preds = pd.read_parquet(root / "tiny-b" / run / "predictions.parquet")
+    classes = server["classes"]
+    i = next(k for k, c in enumerate(classes) if ((preds["label"] == c) & preds["correct"]).any())
+    click_heatmap_cell(page, i, i, len(classes))
+    page.get_by_text(re.compile(rf"\d+ correct predictions: true {re.escape(classes[i])}")).first.wait_for(
+        timeout=30_000)
+    select_row(page, page.locator('[data-testid="stDataFrame"]').first)  # the cell's first sample
+    button = page.get_by_role("button", name=re.compile("Open in the sample explorer"))
+    button.wait_for(timeout=30_000)
+    sample = re.search(r"Selected\s+(\S+)", page.get_by_text(re.compile(r"^Selected")).first.inner_text()).group(1)
+    button.click()
+    page.wait_for_selector('[data-testid="stMain"] h1:has-text("Sample explorer")', timeout=60_000)
+    settle(page)
+    assert page.locator('[data-testid="stMain"] h3', has_text=f"Sample {sample}").count() == 1
+    assert f"Experiment tiny-b · run {run}" in page.locator('[data-testid="stMain"]').inner_text()
+    assert _choice(page, "Experiment") == "tiny-b" and _choice(page, "Run") == run
+    url = page.url.replace("%2B", "+")
+    assert "exp=tiny-b" in url and f"run={run}" in url and f"sample={sample}" in url
+    no_error_shown(page)
+    page.screenshot(path=str(SHOTS / "open-in-explorer-kept-run.png"), full_page=True)
+
+
+def test_no_request_leaves_the_machine(server, browser_page):
+    """A walk through every page (a sample open, figures drawn) asks nothing of any other host:
+    an offline machine must see no failed look-up (the favicon once came from fonts.gstatic.com)."""
+    from urllib.parse import urlparse
+
+    page = browser_page.context.browser.new_page(viewport={"width": 1440, "height": 1600})
+    page.set_default_timeout(60_000)
+    outside, failed = [], []
+
+    def record(request) -> None:
+        url = request.url
+        if not url.startswith(("data:", "blob:", "about:")) and urlparse(url).hostname != "127.0.0.1":
+            outside.append(url)
+
+    page.on("request", record)
+    page.on("requestfailed", lambda r: failed.append(f"{r.url}: {r.failure}"))
+    page.on("console", lambda m: failed.append(m.text) if "ERR_NAME_NOT_RESOLVED" in m.text else None)
+    try:
+        run = quote(server["run"], safe="")
+        for path, title in PAGES:
+            query = f"?run={run}" + (f"&sample={quote(server['sample'], safe='')}" if path == "explorer" else "")
+            open_page(page, f"{server['url']}/{path}{query}")
+            assert page.locator('[data-testid="stMain"] h1').first.inner_text().strip() == title
+            if path in ("compare", "embeddings", "misclassifications", "contributions", "explorer"):
+                page.wait_for_selector(".js-plotly-plot", timeout=30_000)
+        open_page(page, f"{server['url']}/?exp=tiny-b")
+    finally:
+        page.close()
+    assert outside == [], outside
+    assert not [f for f in failed if "127.0.0.1" not in f], failed

@@ -1,6 +1,7 @@
 """core.dashboard: safe paths, discovery, filters and explanation adapters (no server)."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -176,6 +177,52 @@ def test_best_run_split_counts_and_gallery():
     assert D.gallery_ids(frame, n=4) == picked  # seeded
 
 
+def test_best_run_breaks_ties_by_modalities_then_explanations_then_name():
+    from core.ranking import run_rank_key
+
+    results = pd.DataFrame({
+        "run": ["unimodal-title", "concat-image+title", "late-average-image+title", "gated-image+title+text",
+                "weak-image+title+text"],
+        "modalities": ["title", "image+title", "image+title", "image+title+text", "image+title+text"],
+        "top1": [0.9, 0.9, 0.9, 0.9, 0.5]})
+    # a tie on top-1: the run over more modalities, never the unimodal one that comes first
+    assert D.best_run(results) == "gated-image+title+text"
+    two = results.iloc[:3]
+    assert D.best_run(two) == "concat-image+title"  # same modalities: by name
+    assert D.best_run(two, explained=["late-average-image+title"]) == "late-average-image+title"
+    assert D.best_run(results.assign(top1=[0.95, 0.9, 0.9, 0.9, 0.5])) == "unimodal-title"  # higher top-1 wins
+    assert D.best_run(results.assign(top1=[float("nan")] * 5)) is None
+    assert run_rank_key("a", "not a number", 3, True) > run_rank_key("b", 0.0, 1, False)
+    assert run_rank_key("a", 0.1 + 0.2, 2, False) < run_rank_key("b", 0.3, 2, False)  # float noise is a tie
+
+
+def test_explained_runs_and_the_build_pick_the_same_run(tiny_built, tmp_path):
+    from core.explain import select_build_runs
+    from core.ranking import has_explanations
+
+    _, root = tiny_built
+    copy = tmp_path / "runs"
+    shutil.copytree(root, copy)
+    exp = copy / "tiny"
+    for run_dir in exp.iterdir():  # every run ties on top-1
+        if (run_dir / "metrics.json").is_file():
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+            (run_dir / "metrics.json").write_text(json.dumps({**metrics, "top1": 0.75}))
+    from core.results import results_table
+
+    results, _ = results_table(exp)
+    best = D.best_run(results, explained=D.explained_runs(copy, "tiny", results["run"]))
+    assert best == "concat-image+title+description"  # the most modalities, then the name
+    assert select_build_runs(exp)[0].name == best  # the build explains the run the Overview shows
+    # a stored explanation moves both to that run among the tied ones
+    target = exp / "multconcat-image+title+description"
+    (target / "explanations").mkdir(exist_ok=True)
+    (target / "explanations" / "samples-000000000000-part0of1.parquet").write_bytes(b"")
+    assert has_explanations(target) and D.explained_runs(copy, "tiny", results["run"]) == [target.name]
+    best = D.best_run(results, explained=D.explained_runs(copy, "tiny", results["run"]))
+    assert best == target.name and select_build_runs(exp)[0].name == best
+
+
 def test_filter_results():
     results = pd.DataFrame({"run": ["unimodal-image", "concat-image+title", "gated-image+title"],
                             "strategy": ["unimodal", "intermediate", "intermediate"],
@@ -222,8 +269,9 @@ def _explanation() -> Explanation:
 
 def test_explanation_views():
     exp = _explanation()
-    np.testing.assert_allclose(D.patch_grid(exp, "image"), [[0.1, -0.2], [0.3, 0.0]])
-    np.testing.assert_allclose(D.tube_values(exp, "rgb"), [[[1.0, 2.0]], [[3.0, 4.0]]])
+    # the values reshaped, not computed: equal bit for bit
+    np.testing.assert_array_equal(D.patch_grid(exp, "image"), [[0.1, -0.2], [0.3, 0.0]])
+    np.testing.assert_array_equal(D.tube_values(exp, "rgb"), [[[1.0, 2.0]], [[3.0, 4.0]]])
     assert D.token_values(exp, "title") == (["red", "circle"], [0.5, -0.5])
     assert D.token_values(exp, "image") is None
     assert D.patch_grid(exp, "title") is None
@@ -279,16 +327,56 @@ def test_project_runs_reuses_identical_embeddings(tiny_built, tmp_path):
     assert len(list_projections(runs[1])) == 3
 
 
-def test_build_commands_name_the_runs_root(tmp_path):
+def test_build_commands_name_the_runs_root(monkeypatch, tmp_path):
+    from core.errors import cli_command
     from core.experiment import PROJECT_ROOT
 
+    monkeypatch.chdir(PROJECT_ROOT)
+    cli = cli_command()
     default = D.build_commands("emoji", "concat-image+title", root=PROJECT_ROOT / "runs")
     assert default == {
         "everything": "bash scripts/run.sh",
-        "build": "python -m core build emoji",
-        "project": "python -m core project emoji --run concat-image+title",
-        "explain": "python -m core explain runs/emoji/concat-image+title",
+        "build": f"{cli} build emoji",
+        "project": f"{cli} project emoji --run concat-image+title",
+        "explain": f"{cli} explain runs/emoji/concat-image+title",
     }
     other = D.build_commands("tiny", None, root=tmp_path)
-    assert other["build"] == f"FUSIONLENS_RUNS={tmp_path.resolve()} python -m core build tiny"
-    assert other["explain"] == f"python -m core explain {tmp_path.resolve() / 'tiny' / '<run>'}"
+    assert other["everything"] == f"FUSIONLENS_RUNS={tmp_path.resolve()} bash scripts/run.sh"
+    assert other["build"] == f"{cli} build tiny --runs-dir {tmp_path.resolve()}"
+    assert other["explain"] == f"{cli} explain {tmp_path.resolve() / 'tiny' / '<run>'}"
+    # from a data folder (the dashboard started there): its ./runs is the CLI's default, paths are relative
+    monkeypatch.chdir(tmp_path)
+    here = D.build_commands("tiny", "concat-image+title", root=tmp_path / "runs")
+    assert here["build"] == f"{cli_command()} build tiny"
+    assert here["explain"] == f"{cli_command()} explain runs/tiny/concat-image+title"
+    assert here["everything"] == f"FUSIONLENS_RUNS={tmp_path.resolve() / 'runs'} bash {PROJECT_ROOT / 'scripts' / 'run.sh'}"
+
+
+def test_build_commands_name_a_users_experiment_file(monkeypatch, tmp_path):
+    from core.errors import cli_command
+    from core.experiment import EXPERIMENTS_DIR
+
+    data = tmp_path / "my data"
+    (data / "runs" / "my").mkdir(parents=True)
+    exp_file = data / "my.toml"
+    exp_file.write_text('[dataset]\nsource = "emoji"\n')
+    info = data / "runs" / "my" / "dataset.json"
+
+    def record(path):
+        info.write_text(json.dumps({"name": "my", "root": str(data), "modalities": {"image": "image"},
+                                    "classes": ["a", "b"], "experiment_file": str(path)}))
+
+    record(exp_file)
+    monkeypatch.chdir(data)  # the dashboard started from the data folder
+    assert D.build_commands("my", root=data / "runs")["build"] == f"{cli_command()} build my.toml"
+    monkeypatch.chdir(tmp_path)  # elsewhere: the path, quoted for the shell
+    assert D.build_commands("my", root=data / "runs")["build"] == \
+        f"{cli_command()} build 'my data/my.toml' --runs-dir 'my data/runs'"
+    # a demo experiment keeps its name; a file that is gone, or no record, falls back to the name
+    cli = cli_command()
+    record(EXPERIMENTS_DIR / "my.toml")
+    assert D.build_commands("my", root=data / "runs")["build"].startswith(f"{cli} build my ")
+    record(data / "gone.toml")
+    assert D.build_commands("my", root=data / "runs")["build"].startswith(f"{cli} build my ")
+    info.write_text("{not json")
+    assert D.build_commands("my", root=data / "runs")["build"].startswith(f"{cli} build my ")

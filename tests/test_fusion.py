@@ -63,7 +63,7 @@ def test_gradients_reach_every_parameter_and_input(name: str, in_dims: list[int]
 def test_deterministic_under_seed(name: str, in_dims: list[int]) -> None:
     a = _build(name, in_dims, seed=3)(_inputs(in_dims))
     b = _build(name, in_dims, seed=3)(_inputs(in_dims))
-    assert torch.equal(a, b)
+    assert torch.equal(a, b)     # same seed, inputs and process: bit for bit
 
 
 @pytest.mark.parametrize("in_dims", IN_DIMS, ids=lambda d: f"{len(d)}mod")
@@ -120,7 +120,7 @@ def test_multconcat_known_answer_two_modalities() -> None:
     x1 = torch.tensor([[1.0, -2.0, 3.0]])
     x2 = torch.tensor([[2.0, 5.0, -1.0]])
     # ReLU: [1, 0, 3] and [2, 5, 0]; product [2, 0, 0].
-    expected = torch.tensor([[1.0, 0.0, 3.0, 2.0, 5.0, 0.0, 2.0, 0.0, 0.0]])
+    expected = torch.tensor([[1.0, 0.0, 3.0, 2.0, 5.0, 0.0, 2.0, 0.0, 0.0]])   # small integers: exact in float32
     assert fusion.out_dim == 9
     assert torch.equal(fusion([x1, x2]), expected)
 
@@ -129,7 +129,7 @@ def test_multconcat_known_answer_three_modalities() -> None:
     fusion = _identity_multconcat(3, 2)
     xs = [torch.tensor([[2.0, -1.0]]), torch.tensor([[3.0, 4.0]]), torch.tensor([[0.5, 2.0]])]
     # ReLU: [2, 0], [3, 4], [0.5, 2]; product [3, 0].
-    expected = torch.tensor([[2.0, 0.0, 3.0, 4.0, 0.5, 2.0, 3.0, 0.0]])
+    expected = torch.tensor([[2.0, 0.0, 3.0, 4.0, 0.5, 2.0, 3.0, 0.0]])   # exact in float32
     assert fusion.out_dim == 8
     assert torch.equal(fusion(xs), expected)
 

@@ -8,11 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.bundle import list_runs, load_run
+from core.bundle import load_run
+from core.catalog import list_runs
 from core.cli import main
 from core.experiment import load_experiment
 from core.results import save_results
 from core.train import planned_runs, reproduce_predictions, train_experiment
+from tests._tolerance import f32_atol, longest_reduction
 
 
 def test_every_planned_run_is_built(tiny_built):
@@ -30,13 +32,14 @@ def test_bundle_contents(tiny_built):
     assert run.config["strategy"] == "intermediate" and run.config["fusion"] == "multconcat"
     preds = run.predictions
     assert {"id", "label", "pred", "correct", "confidence", "top1_label", "top4_label", "top4_prob"} <= set(preds.columns)
-    assert np.allclose(preds[[f"top{k}_prob" for k in range(1, 5)]].sum(axis=1), 1.0, atol=1e-5)
+    # 4 float32 probabilities (one softmax, each rounded once) add up to 1
+    assert np.allclose(preds[[f"top{k}_prob" for k in range(1, 5)]].sum(axis=1), 1.0, rtol=0, atol=f32_atol(1.0, 4))
     assert (preds["top1_label"] == preds["pred"]).all()
     m = run.metrics
     for key in ("top1", "top3", "top5", "macro_f1", "per_class", "confusion", "n_params", "train_seconds",
                 "inference_ms_per_sample"):
         assert key in m
-    assert m["top1"] <= m["top3"] <= m["top5"] == pytest.approx(1.0)  # 4 classes: top-5 covers all
+    assert m["top1"] <= m["top3"] <= m["top5"] == 1.0  # 4 classes: top-5 covers all (a ratio of equal counts)
     assert np.asarray(m["confusion"]["matrix"]).sum() == len(preds)
     emb = run.embeddings()
     assert set(emb) == {"image", "title", "description", "fused"}
@@ -60,7 +63,8 @@ def test_reload_reproduces_predictions(tiny_built, run):
     _, root = tiny_built
     report = reproduce_predictions(root / "tiny" / run)
     assert report["same_topk_labels"]
-    assert report["max_abs_prob_diff"] < 1e-5
+    # probabilities (scale 1) of the network rebuilt and rerun, maybe in other batches and threads
+    assert report["max_abs_prob_diff"] <= f32_atol(1.0, longest_reduction(load_run(root / "tiny" / run).model()))
 
 
 def test_rerun_skips_finished_runs(tiny_built):

@@ -6,10 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.bundle import list_runs, load_run
+from core.bundle import load_run
+from core.catalog import list_runs
 from core.experiment import load_experiment
 from core.results import save_results
 from core.train import reproduce_predictions, train_experiment
+from tests._tolerance import f32_atol, longest_reduction
 
 TINY_RGBD = """
 name = "tiny-rgbd"
@@ -79,7 +81,8 @@ def test_early_fusion_bundle_round_trip(tiny_rgbd):
     model = run.model()
     assert not model.factorizable
     report = reproduce_predictions(run.path)
-    assert report["same_topk_labels"] and report["max_abs_prob_diff"] < 1e-5
+    # probabilities (scale 1) of the rebuilt network, maybe in other batches and threads
+    assert report["same_topk_labels"] and report["max_abs_prob_diff"] <= f32_atol(1.0, longest_reduction(model))
     assert set(run.embeddings()) == {"fused"}
 
 
@@ -87,7 +90,8 @@ def test_early_fusion_bundle_round_trip(tiny_rgbd):
 def test_video_bundles_reproduce_predictions(tiny_rgbd, name):
     _, root = tiny_rgbd
     report = reproduce_predictions(root / "tiny-rgbd" / name)
-    assert report["same_topk_labels"] and report["max_abs_prob_diff"] < 1e-5
+    tol = f32_atol(1.0, longest_reduction(load_run(root / "tiny-rgbd" / name).model()))
+    assert report["same_topk_labels"] and report["max_abs_prob_diff"] <= tol
 
 
 def test_full_grid_adds_the_other_encoders(tiny_rgbd):

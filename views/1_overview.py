@@ -5,6 +5,8 @@ import streamlit as st
 
 from core import dashboard as D
 from core import figures as F
+from core.data.manifest import describe_preparation
+from core.errors import cli_command
 from core.projection import METHOD_LABELS
 from views import _shared as S
 
@@ -32,9 +34,11 @@ if loaded is not None:
         for m, k in ds.modalities.items()), unsafe_allow_html=True)
 else:
     st.info("The dataset description of this experiment is missing: it is written by "
-            f"`python -m core prepare {ctx.experiment}` (part of `build`).")
+            f"`{cli_command()} prepare {ctx.experiment}` (part of `build`).")
 
-best = D.best_run(results) if results is not None else None
+best = S.best_run(ctx, results)
+n_classes = len(ds.classes) if loaded is not None else S.n_classes(ctx)
+trivial = F.trivial_topk(n_classes)
 if best is not None:
     row = results.set_index("run").loc[best]
     st.subheader("Best run")
@@ -46,8 +50,25 @@ if best is not None:
             st.button("Show this run", key="ov_best", icon=":material/arrow_forward:",
                       on_click=lambda: st.session_state.__setitem__(S.K_RUN, best))
     b2.metric("Top-1", f"{row['top1']:.1%}")
-    b3.metric("Top-5", f"{row['top5']:.1%}")
+    if "top5" in trivial:  # with 5 classes or fewer every run has top-5 = 100 %
+        b3.metric("Top-5", "n/a", help=f"Not meaningful with {n_classes} classes: every prediction's top 5 "
+                  "holds the true class.")
+    else:
+        b3.metric("Top-5", f"{row['top5']:.1%}")
     b4.metric("Macro-F1", f"{row['macro_f1']:.3f}")
+    st.caption("Best = highest top-1; a tie goes to the run over more modalities, then to a run with stored "
+               "explanations, then by name (the build explains the same run).")
+
+plan = S.explanation_plan(ctx)
+if plan is not None and (plan["missing"] > 0).any():
+    gaps = plan[plan["missing"] > 0]
+    st.warning(
+        f"**Explanations incomplete:** the build explains a seeded sample of the test split for "
+        f"{len(plan)} run(s) and stopped before finishing (its time budget ran out, or it was "
+        f"interrupted). Missing: " + "; ".join(
+            f"`{r.run}` {r.stored:,} of {r.requested:,}" for r in gaps.itertuples()) + ". "
+        "Fill them with (each command skips the samples already stored):", icon=":material/warning:")
+    S.show_commands(*gaps["command"].tolist())
 
 tab_data, tab_runs, tab_pre = st.tabs(["Dataset", "Runs", f"Precomputed for {ctx.run or 'the run'}"])
 
@@ -55,9 +76,13 @@ with tab_data:
     if loaded is None:
         st.info("No dataset to show yet.")
     else:
-        st.plotly_chart(F.make_split_counts_figure(counts), key="split_counts")
+        S.show_figure(F.make_split_counts_figure(counts), key="split_counts")  # scrolls with many classes
         with st.expander("Counts per class and split (table)"):
             st.dataframe(counts, width="stretch")
+        notes = describe_preparation(ds.report)  # empty-text rule, classes dropped by min_per_class, ...
+        if notes:
+            with st.expander(f"What preparation changed ({len(notes)})", icon=":material/filter_alt:"):
+                st.markdown("\n".join(f"- {line}" for line in notes))
         st.markdown("#### A few test samples")
         ids = D.gallery_ids(ds.frame, n=8, seed=0)
         cols = st.columns(4)
@@ -88,7 +113,9 @@ with tab_runs:
                 shown, hide_index=True, width="stretch",
                 column_config={
                     "top1": st.column_config.ProgressColumn("Top-1", format="%.3f", min_value=0, max_value=1),
-                    "top5": st.column_config.NumberColumn("Top-5", format="%.3f"),
+                    "top5": st.column_config.NumberColumn(
+                        "Top-5" + (" (not meaningful)" if "top5" in trivial else ""), format="%.3f",
+                        help=f"Always 1 with {n_classes} classes" if "top5" in trivial else None),
                     "macro_f1": st.column_config.NumberColumn("Macro-F1", format="%.3f"),
                 },
             )
@@ -108,12 +135,25 @@ with tab_pre:
         if not status["explain_available"]:
             st.info("The MM-SHAP engine's stored-explanation loader is not available in this version of "
                     "FusionLens, so no explanations can be shown yet.", icon=":material/info:")
-        elif status["n_explained"]:
-            st.success(f"{status['n_explained']:,} of {len(run.predictions):,} test samples explained.")
+        elif status["explain_error"] is not None:
+            S.show_error(status["explain_error"], "Stored explanations cannot be read")
         else:
-            st.info(f"**No explanations yet** for `{ctx.run}`. Compute them with:", icon=":material/info:")
-        if not status["n_explained"]:
-            S.show_commands(cmds["explain"])
+            n_test, n_done = len(run.predictions), status["n_explained"] or 0
+            mine = plan[plan["run"] == run.name] if plan is not None else None
+            planned = mine.iloc[0] if mine is not None and len(mine) else None
+            if planned is not None and planned["missing"] > 0:
+                st.warning(f"**{planned['stored']:,} of the {planned['requested']:,} samples the build explains** "
+                           f"for `{run.name}` are stored ({n_done:,} of {n_test:,} test samples in all). "
+                           "Finish them with:", icon=":material/warning:")
+                S.show_commands(planned["command"])
+            elif n_done:
+                st.success(f"{n_done:,} of {n_test:,} test samples explained.")
+                if n_done < n_test:
+                    S.show_commands(cmds["explain"], intro="The build explains a seeded sample; explain every "
+                                    "test sample (the stored ones are skipped) with:")
+            else:
+                st.info(f"**No explanations yet** for `{ctx.run}`. Compute them with:", icon=":material/info:")
+                S.show_commands(planned["command"] if planned is not None else cmds["explain"])
         st.markdown("#### Embedding projections")
         stored = status["projections"]
         if not stored.empty:
@@ -129,6 +169,9 @@ with tab_pre:
                     "seconds": st.column_config.NumberColumn("Seconds", format="%.1f"),
                 },
             )
+        for problem in status["damaged_projections"]:
+            st.warning(f"**Damaged projection file:** {problem}. It is recomputed over by the command or the "
+                       "buttons below.", icon=":material/warning:")
         missing = status["missing_projections"]
         if missing:
             names = ", ".join(f"{e} {METHOD_LABELS[m]}" for e, m in missing)

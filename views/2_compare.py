@@ -59,7 +59,10 @@ if shown.empty:
     st.stop()
 
 # ---------------------------------------------------------------- table
-best = F.best_rows(shown, ["top1", "top3", "top5", "macro_f1", "n_params", "inference_ms"])
+n_classes = S.n_classes(ctx)
+trivial = F.trivial_topk(n_classes)  # top-k with k >= classes is 1.0 for every run
+# inference time is indicative (it depends on the build machine and its load): never crowned
+best = F.best_rows(shown, ["top1", "top3", "top5", "macro_f1", "n_params", "inference_ms"], n_classes=n_classes)
 
 
 def _highlight(column: pd.Series) -> list[str]:
@@ -72,6 +75,14 @@ styled = shown.style.apply(_highlight, subset=[c for c in best]).format(
      "inference_ms": "{:.2f}"})
 st.markdown(f"**{len(shown)} of {len(results)} runs** · best value per column in green · click a header to sort · "
             "select a row to make it the sidebar run")
+st.caption("Inference ms/sample is indicative: CPU time per sample on one thread, measured once when the run was "
+           "built, so it depends on that machine; no run is marked best on it."
+           + (f" {' and '.join(F.METRIC_LABELS[k] for k in trivial)} say nothing with {n_classes} classes "
+              "(every run scores 1): not marked." if trivial else ""))
+
+
+def _topk_label(k: str) -> str:
+    return {"top3": "Top-3", "top5": "Top-5"}[k] + (" (not meaningful)" if k in trivial else "")
 
 
 def _make_current(run: str) -> None:
@@ -83,10 +94,13 @@ event = st.dataframe(
     on_select=S.on_row_select("cmp_table", shown["run"].tolist(), _make_current), selection_mode="single-row",
     column_config={
         "run": st.column_config.TextColumn("Run", width="medium"),
-        "top1": st.column_config.NumberColumn("Top-1"), "top3": st.column_config.NumberColumn("Top-3"),
-        "top5": st.column_config.NumberColumn("Top-5"), "macro_f1": st.column_config.NumberColumn("Macro-F1"),
+        "top1": st.column_config.NumberColumn("Top-1"), "top3": st.column_config.NumberColumn(_topk_label("top3")),
+        "top5": st.column_config.NumberColumn(_topk_label("top5")),
+        "macro_f1": st.column_config.NumberColumn("Macro-F1"),
         "n_params": st.column_config.NumberColumn("Parameters"),
-        "inference_ms": st.column_config.NumberColumn("Inference ms/sample"),
+        "inference_ms": st.column_config.NumberColumn(
+            "Inference ms/sample (indicative)", help="CPU ms per sample on one thread at build time; "
+            "depends on the machine, so it is not ranked"),
     },
 )
 
@@ -96,13 +110,14 @@ d1.download_button("Download CSV", shown.to_csv(index=False).encode(), f"{name}.
                    icon=":material/download:")
 d2.download_button("Download LaTeX", F.results_latex(
     shown.drop(columns=["encoders"], errors="ignore"), caption=f"Fusion methods on {ctx.experiment}",
-    label=f"tab:{name}").encode(),
+    label=f"tab:{name}", n_classes=n_classes).encode(),
     f"{name}.tex", "text/x-tex", icon=":material/download:", help="booktabs table, best value per column in bold")
 
 # ---------------------------------------------------------------- charts
 st.subheader("Accuracy per run")
+useful = [m for m in ("top1", "top3", "top5") if m not in trivial] + ["macro_f1"]
 metrics = st.multiselect("Metrics", ["top1", "top3", "top5", "macro_f1"],
-                         default=["top1", "top3", "top5"] if len(shown) <= 12 else ["top1", "macro_f1"],
+                         default=useful[:3] if len(shown) <= 12 else ["top1", "macro_f1"],
                          format_func=lambda m: F.METRIC_LABELS[m], key="cmp_metrics")
 ordered = shown.sort_values("top1", ascending=False)
 fig = F.make_results_bar_figure(ordered, metrics or ["top1"], title="Accuracy per run (sorted by top-1)")
@@ -114,4 +129,9 @@ table = F.per_class_recall_table({r: metrics_by_run[r] for r in ordered["run"] i
 if table.empty:
     st.info("No per-class metrics in these runs.")
 else:
-    st.plotly_chart(F.make_per_class_heatmap_figure(table), key="cmp_heatmap")
+    # hardest classes first (lowest mean recall over the shown runs), ties in class order
+    mean_recall = table.mean(axis=0, skipna=True).fillna(float("inf"))
+    ranked = sorted(table.columns, key=lambda c: (mean_recall[c], list(table.columns).index(c)))
+    picked = S.class_filter("cmp_classes", [str(c) for c in ranked], default_n=30,
+                            ranking="hardest (lowest mean recall)")
+    S.show_figure(F.make_per_class_heatmap_figure(table, classes=picked), key="cmp_heatmap")

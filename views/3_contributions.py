@@ -24,6 +24,8 @@ if ctx.run2:
 
 
 def _no_explanations(r) -> None:
+    if S.explanation_problem(ctx, r.path.name) is not None:
+        return  # damaged, not absent: the error with its fix is already on the page
     cmd = D.build_commands(ctx.experiment, r.name, root=ctx.root)["explain"]
     st.info(f"**No explanations yet** for `{r.name}`: compute them with", icon=":material/info:")
     st.code(cmd, language="bash")
@@ -76,6 +78,6 @@ for col, r in zip(columns, runs):
             if c[1] != "n":
                 wide[c] = [("/" if pd.isna(v) else f"{v:.1%}") for v in wide[c]]
         st.dataframe(wide, width="stretch")
-        st.plotly_chart(F.make_share_distribution_figure(joined_shown, r.modalities, kind=kind),
-                        key=f"dist_{r.name}")
+        S.show_figure(F.make_share_distribution_figure(joined_shown, r.modalities, kind=kind),
+                      key=f"dist_{r.name}")
         st.plotly_chart(F.make_share_correct_vs_incorrect_figure(joined, r.modalities), key=f"cvi_{r.name}")

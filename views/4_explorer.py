@@ -140,12 +140,12 @@ with right:
     verdict = ":green[correct]" if bool(row["correct"]) else ":red[wrong]"
     st.subheader(f"Sample `{sample_id}`")
     st.markdown(f"True class **{row['label']}** · predicted **{row['pred']}** ({row['confidence']:.1%}) · {verdict}")
-    explanation = None
+    explanation, damaged = None, None
     if store.available:
         try:
             explanation = store.one(run.path, sample_id)
-        except FusionLensError as exc:
-            S.show_error(exc, "The stored explanation of this sample cannot be read")
+        except FusionLensError as exc:  # damaged stored explanations: say so, never "not explained yet"
+            damaged = exc
     if loaded is None:
         st.info("The dataset of this experiment is not available, so the inputs cannot be shown.")
     else:
@@ -156,6 +156,8 @@ with right:
         st.plotly_chart(F.make_sample_share_figure(explanation.shares, run.modalities), key="sample_shares")
         st.caption(f"Explained class: {explanation.explained_class} · output {explanation.output_kind} · "
                    f"method {explanation.method}")
+    elif damaged is not None:
+        S.show_error(damaged, "The stored explanation of this sample cannot be read")
     else:
         st.info("**No explanation for this sample yet.**", icon=":material/info:")
         if store.can_explain:
@@ -172,13 +174,20 @@ with right:
 
     st.plotly_chart(F.make_topk_figure(row), key="sample_topk")
 
-    st.markdown("**The same sample under the other runs**")
-    others = {r: p for r, p in S.all_predictions(ctx).items() if r != run.name}
-    across = D.sample_across_runs(others, sample_id)
-    if across.empty:
-        st.caption("No other run has this sample.")
-    else:
-        st.dataframe(across, hide_index=True, width="stretch", column_config={
-            "confidence": st.column_config.ProgressColumn("Confidence", format="%.2f", min_value=0, max_value=1),
-            "correct": st.column_config.CheckboxColumn("Correct"),
-        })
+# the page's full width: in the detail column, long run names pushed columns out of view
+st.markdown(f"**The same sample under the other runs** · `{sample_id}`")
+others = {r: p for r, p in S.all_predictions(ctx).items() if r != run.name}
+across = D.sample_across_runs(others, sample_id)
+if across.empty:
+    st.caption("No other run has this sample.")
+else:
+    st.dataframe(across, hide_index=True, width="stretch", height=min(600, 38 + 35 * len(across)), column_config={
+        "run": st.column_config.TextColumn("Run", width="large"),
+        "pred": st.column_config.TextColumn("Predicted", width="medium"),
+        "confidence": st.column_config.ProgressColumn("Confidence", format="%.2f", min_value=0, max_value=1,
+                                                      width="medium"),
+        "correct": st.column_config.CheckboxColumn("Correct", width="small"),
+        "true class rank": st.column_config.NumberColumn(
+            "True class rank", format="%d", width="small",
+            help="Where the true class is in the run's top 5 (1 = predicted); empty: not in the top 5"),
+    })

@@ -20,13 +20,14 @@ has_shares = view["dominant"].notna().any()
 embeddings = [*run.modalities, "fused"]
 
 COLOR_BY = {"label": "True class", "pred": "Predicted class", "correct": "Correctness"}
+MAX_COLORED = 20  # classes with a colour and a legend entry of their own (the rest: one grey "Other")
 if has_shares:
     COLOR_BY.update({f"share_{m}": f"{m} share (MM-SHAP)" for m in run.modalities})
     COLOR_BY["dominant"] = "Dominant modality"
 
 with st.container(border=True):
     c1, c2, c3 = st.columns([1.1, 1.4, 2])
-    stored = [m for m in METHODS if S.projection(run.path, "fused", m) is not None]
+    stored = [m for m in METHODS if S.projection_or_problem(run.path, "fused", m)[0] is not None]
     default = "tsne" if "tsne" in stored else (stored[0] if stored else "pca")
     method = c1.radio("Projection", list(METHODS), index=list(METHODS).index(default), format_func=METHOD_LABELS.get,
                       horizontal=True, key="emb_method")
@@ -39,12 +40,22 @@ if not picked:
     st.warning("**No embedding selected.** Pick at least one above.", icon=":material/filter_alt_off:")
     st.stop()
 
-found = {e: S.projection(run.path, e, method) for e in picked}
+found, damaged = {}, {}
+for e in picked:
+    found[e], problem = S.projection_or_problem(run.path, e, method)
+    if problem is not None:
+        damaged[e] = problem
+for e, problem in damaged.items():  # a damaged file is reported as damage, never as "not computed yet"
+    S.show_error(problem, f"The stored {METHOD_LABELS[method]} projection of `{e}` cannot be read")
 missing = [e for e, p in found.items() if p is None]
 if missing:
     label = METHOD_LABELS[method]
-    st.info(f"**No {label} projection yet** of {', '.join(missing)}. It is computed by the build, or now:",
-            icon=":material/info:")
+    absent = [e for e in missing if e not in damaged]
+    if absent:
+        st.info(f"**No {label} projection yet** of {', '.join(absent)}. It is computed by the build, or now:",
+                icon=":material/info:")
+    else:
+        st.caption(f"Recompute the damaged {label} projection(s) with:")
     st.code(D.build_commands(ctx.experiment, ctx.run, root=ctx.root)["project"] + f" --methods {method}",
             language="bash")
     help_text = ("The first UMAP in a session compiles numba code (about a minute); later ones take seconds."
@@ -62,20 +73,30 @@ elif color_by in ("label", "pred"):
     colors, order = F.class_colors(run.classes), list(run.classes)
 else:
     colors, order = None, None
+colored: tuple[str, ...] | None = None
+if color_by in ("label", "pred") and len(run.classes) > MAX_COLORED:
+    # more classes than distinguishable colours: the most frequent get one, the rest are grey "Other"
+    freq = view[color_by].astype(str).value_counts()
+    by_size = sorted(map(str, run.classes), key=lambda c: (-int(freq.get(c, 0)), run.classes.index(c)))
+    picked_classes = st.multiselect(
+        "Classes in colour", by_size, key=f"emb_colored_{color_by}", max_selections=MAX_COLORED,
+        placeholder=f"the {MAX_COLORED - 1} largest classes",
+        help=f"At most {MAX_COLORED} classes get a colour of their own; every other point is grey (\"Other\"), "
+             "and hovering a point names its class.")
+    colored = tuple(picked_classes or by_size[: MAX_COLORED - 1])
 
 hover = ["label", "pred", "confidence", "correct", *[f"share_{m}" for m in run.modalities if has_shares]]
 
 
 @st.cache_resource(show_spinner=False, max_entries=48)
-def _figure(run_dir: str, stamp: tuple, emb: str, method: str, color_by: str, highlight: str | None):
+def _figure(run_dir: str, stamp: tuple, emb: str, method: str, color_by: str, highlight: str | None,
+            colored: tuple[str, ...] | None):
     """The scatter of one embedding: built once per (run files, colouring, ringed sample), never mutated."""
     proj = found[emb]
     coords = D.projection_frame(proj["ids"], proj["coords"], view)
     fig = F.make_embedding_figure(
         coords, color_by, hover, f"{emb} · {proj['label']}", axis_label=proj["label"], highlight_id=highlight,
-        category_colors=colors, category_order=order)
-    if color_by in ("label", "pred") and len(run.classes) > 20:
-        fig.update_layout(showlegend=False)  # hovering names the class; 50 legend entries hide the plot
+        category_colors=colors, category_order=order, colored=colored, max_categories=MAX_COLORED)
     return fig, len(coords)
 
 
@@ -85,7 +106,7 @@ grid = st.columns(2) if len(shown) > 1 else [st.container()]
 stamp = D.run_stamp(run.path) + D.experiment_stamp(ctx.root, ctx.experiment)[:3]
 for i, emb in enumerate(shown):
     proj = found[emb]
-    fig, n_points = _figure(str(run.path), stamp, emb, method, color_by, ctx.sample)
+    fig, n_points = _figure(str(run.path), stamp, emb, method, color_by, ctx.sample, colored)
     with grid[i % len(grid)]:
         event = st.plotly_chart(fig, key=f"emb_{emb}_{method}_{color_by}", on_select="rerun",
                                 selection_mode=("points", "box", "lasso"))

@@ -29,16 +29,25 @@ errors_only = t2.toggle("Errors only (leave the diagonal blank)", value=many, ke
                         help="With many classes the correct predictions dominate the colour scale.")
 left, right = (st.container(), st.container()) if many else st.columns([1.35, 1], gap="large")
 with left:
+    shown_classes: list[str] | None = None
     try:
-        fig = F.make_confusion_figure(labels, matrix, normalize=normalize, hide_diagonal=errors_only)
+        # many classes: the 40 taking part in the most errors first, "show all" and a search for the rest
+        shown_classes = S.class_filter("mis_classes", F.top_error_classes(labels, matrix), default_n=40,
+                                       ranking="most confused (most errors as true or predicted class)")
+        fig = F.make_confusion_figure(labels, matrix, normalize=normalize, hide_diagonal=errors_only,
+                                      classes=shown_classes)
     except Exception as exc:  # a matrix from another format version
         S.show_error(exc, "The confusion matrix of this run cannot be drawn")
         fig = None
     cell_event = None
     if fig is not None:
-        cell_event = st.plotly_chart(fig, key=f"mis_confusion_{normalize}_{errors_only}", on_select="rerun",
-                                     selection_mode="points")
-        st.caption("Click a cell to list its samples.")
+        subset = "" if shown_classes is None or len(shown_classes) == len(labels) else \
+            f"_{abs(hash(tuple(shown_classes)))}"
+        cell_event = S.show_figure(fig, key=f"mis_confusion_{normalize}_{errors_only}{subset}", on_select="rerun",
+                                   selection_mode="points")
+        st.caption("Click a cell to list its samples." + (
+            f" The last column, {F.OTHER_CLASSES}, counts predictions into the classes not shown."
+            if F.OTHER_CLASSES in (fig.data[0].x or ()) else ""))
 
 # which cell: a click on the matrix, else the pickers (also reachable without a mouse)
 clicked = None
@@ -90,12 +99,22 @@ with a:
     if labels:
         st.plotly_chart(F.make_confused_pairs_figure(labels, matrix, top=12), key="mis_pairs")
 with b:
-    st.plotly_chart(F.make_precision_recall_figure(run.metrics.get("per_class", {})), key="mis_pr")
+    per_class = run.metrics.get("per_class", {}) or {}
+    if len(per_class) > 12:  # worst first, the same classes as the matrix
+        keep = set(shown_classes) if shown_classes else set(map(str, per_class))
+        order = [c for c in F.lowest_classes(per_class, "f1") if c in keep]
+        pr_fig = F.make_precision_recall_figure(per_class, classes=order,
+                                                title="Per-class precision and recall (lowest F1 first)")
+    else:
+        pr_fig = F.make_precision_recall_figure(per_class)
+    S.show_figure(pr_fig, key="mis_pr")
 
 st.subheader("Modality shares: correct vs incorrect predictions")
 if view["dominant"].notna().any():
     explained = view[view["dominant"].notna()]
     st.plotly_chart(F.make_share_correct_vs_incorrect_figure(explained, run.modalities), key="mis_shares")
+elif S.explanation_problem(ctx, run.path.name) is not None:
+    st.caption("The stored explanations of this run are damaged (see the message at the top of the page).")
 else:
     from core import dashboard as D
 

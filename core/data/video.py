@@ -198,7 +198,7 @@ def validate_pair(rgb: np.ndarray, depth: np.ndarray, clip_id: str, *,
     rgb = np.asarray(rgb)
     depth = np.asarray(depth)
     who = f"clip {clip_id!r}"
-    again = "or pass repair=True to"
+    again = "or set repair_video = true in [dataset] of the experiment file (repair=True from Python) to"
     if rgb.ndim == 3:
         rgb = rgb[..., None]
     if depth.ndim == 3:

@@ -1,6 +1,8 @@
 """Encoders, one registry for every modality kind."""
 from __future__ import annotations
 
+import inspect
+import re
 from typing import Any
 
 from core.encoders._base import Encoder
@@ -20,7 +22,25 @@ def list_encoders(kind: str | None = None) -> list[str]:
     return ENCODERS.names(kind=kind) if kind else ENCODERS.names()
 
 
+def describe_encoder(name: str) -> str:
+    """One sentence on what a registered encoder is: the first sentence of its docstring."""
+    doc = inspect.getdoc(ENCODERS.get(name)) or ""
+    first = " ".join(doc.split("\n\n")[0].split())
+    return re.split(r"(?<=\.)\s", first, maxsplit=1)[0].replace("``", "`")
+
+
+def encoders_markdown() -> str:
+    """The README's encoder list: every registered encoder with its kind, grouped by kind."""
+    names = ENCODERS.names()
+    kinds = list(dict.fromkeys(ENCODERS.meta(n)["kind"] for n in names))
+    lines = ["| kind | encoder | what it is |", "|---|---|---|"]
+    for kind in kinds:
+        for name in ENCODERS.names(kind=kind):
+            lines.append(f"| {kind} | `{name}` | {describe_encoder(name).replace('|', '/')} |")
+    return "\n".join(lines) + "\n"
+
+
 # Importing the modules registers their encoders.
 from core.encoders import _image, _text, _video  # noqa: E402,F401
 
-__all__ = ["ENCODERS", "Encoder", "create_encoder", "list_encoders"]
+__all__ = ["ENCODERS", "Encoder", "create_encoder", "describe_encoder", "encoders_markdown", "list_encoders"]

@@ -1,5 +1,5 @@
 """Image encoders: a small CNN and a small ViT trained from scratch on CPU, and
-any Hugging Face vision model (id or local path).
+any Hugging Face vision model (id or local folder with safetensors weights).
 
 All take ``HxWx3`` uint8 arrays, resize them to ``image_size`` and normalise
 with per-channel mean/std buffers learnt from the training images, so that 0
@@ -16,6 +16,7 @@ from torch import nn
 
 from core.encoders import ENCODERS
 from core.encoders._base import Encoder
+from core.model_sources import load_pretrained
 from core.errors import ConfigError, DataError
 
 
@@ -114,7 +115,8 @@ class SmallViTEncoder(ImageEncoder):
 
         if image_size % patch_size:
             raise ConfigError(f"image_size {image_size} is not a multiple of patch_size {patch_size}",
-                              fix="pick sizes such as image_size=48, patch_size=8")
+                              fix="pick sizes such as image_size = 48, patch_size = 8 (encoder_kwargs in the "
+                                  "experiment file)")
         self.patch_size, self.hidden_size, self.layers, self.heads = patch_size, hidden_size, layers, heads
         cfg = ViTConfig(image_size=image_size, patch_size=patch_size, num_channels=3, hidden_size=hidden_size,
                         num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=2 * hidden_size,
@@ -151,11 +153,10 @@ class HFVisionEncoder(ImageEncoder):
 
         self.model_name, self.trainable = model, bool(trainable)
         self.saves_weights = True
-        try:
-            self.backbone = AutoModel.from_pretrained(model)
-        except OSError as exc:
-            raise ConfigError(f"cannot load the vision model {model!r} ({exc})",
-                              fix="give a local model folder, or a Hugging Face id where the network allows") from exc
+        if not isinstance(model, str) or not model:
+            raise ConfigError(f"vision model {model!r} is not a name",
+                              fix="use a Hugging Face id or a local folder with safetensors weights")
+        self.backbone = load_pretrained(AutoModel, model, model, what="vision model")
         cfg = self.backbone.config
         self.out_dim = int(getattr(cfg, "hidden_size", None) or cfg.hidden_sizes[-1])
         if not self.trainable:

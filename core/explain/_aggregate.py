@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from core.errors import ConfigError
+from core.errors import ConfigError, cli_command
 from core.explain._store import (
     _run_modalities,
     check_modalities,
@@ -122,7 +122,7 @@ def _correct(samples: pd.DataFrame) -> np.ndarray:
 def format_class_share_table(table: pd.DataFrame, modalities: Sequence[str] | None = None) -> str:
     """The table as text: one line per class, shares in percent, counts in brackets."""
     if table.empty:
-        return "no explanations stored yet: run `python -m core explain <run>`"
+        return f"no explanations stored yet: run `{cli_command()} explain <run>`"
     if modalities is None:
         modalities = list(dict.fromkeys(c[len("share_"):].rsplit("_", 1)[0] for c in table.columns
                                         if c.startswith("share_")))

@@ -74,8 +74,6 @@ import functools
 import hashlib
 import json
 import math
-import os
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +82,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from core.errors import ConfigError, DataError
+from core.bundle import experiment_arg
+from core.errors import ConfigError, DataError, cli_command
 from core.explain._maskers import Masker, create_masker, patch_grid_for_tokens
 from core.explain._result import OUTPUT_KINDS, Explanation
 from core.explain._shapley import (
@@ -93,6 +92,7 @@ from core.explain._shapley import (
     group_shapley_values,
     shapley_values,
 )
+from core.threads import torch_threads
 
 #: Bumped when a change alters stored values; part of the settings hash.
 ENGINE_VERSION = 1
@@ -121,12 +121,6 @@ MIN_ORDERS, MAX_ORDERS = 2, 100
 AUTO_EXACT_COST_RATIO = 1.0
 #: Per-row overhead of a head pass, in FLOPs (indexing, softmax, Python), added to the counted FLOPs.
 HEAD_ROW_OVERHEAD_FLOPS = 200_000
-
-#: torch threads while explaining runs (``FUSIONLENS_EXPLAIN_THREADS``, default 1). Explaining
-#: is many small batches: on the shared 2-core build machine one thread took 0.11 s per emoji
-#: sample and two threads 1.39 s (OpenMP threads spinning against other processes). Use
-#: ``--shard i/n`` processes to use more cores.
-EXPLAIN_THREADS = int(os.environ.get("FUSIONLENS_EXPLAIN_THREADS", "1") or 1)
 
 ENGINE_METHODS = ("auto", "exact", "permutation", "kernel", "recombined")
 GRID_RULES = ("mean", "total")
@@ -919,31 +913,15 @@ def _class_index(label: str | int, classes: Sequence[str]) -> int:
 
 # --------------------------------------------------------------------------- runs
 
-_THREADS_LOCK = threading.Lock()
-_THREADS_STATE = {"depth": 0, "saved": 0}
+def explain_threads(threads: int | None = None) -> contextlib.AbstractContextManager[int]:
+    """Run with the ``explain`` job's torch threads (or ``threads``), restored afterwards.
 
-
-@contextlib.contextmanager
-def explain_threads(threads: int | None = None):
-    """Run with ``threads`` torch threads (default :data:`EXPLAIN_THREADS`), restored afterwards;
-    nested and concurrent uses share one saved value."""
-    threads = EXPLAIN_THREADS if threads is None else int(threads)
-    if threads < 1:
-        yield
-        return
-    with _THREADS_LOCK:
-        if _THREADS_STATE["depth"] == 0:
-            _THREADS_STATE["saved"] = torch.get_num_threads()
-            torch.set_num_threads(threads)
-        _THREADS_STATE["depth"] += 1
-    try:
-        yield
-    finally:
-        with _THREADS_LOCK:
-            _THREADS_STATE["depth"] -= 1
-            if _THREADS_STATE["depth"] == 0:
-                torch.set_num_threads(_THREADS_STATE["saved"])
-
+    The job defaults to one thread (``FUSIONLENS_THREADS=explain=N`` or
+    ``FUSIONLENS_EXPLAIN_THREADS`` change it). Explaining is many small batches: on the shared
+    2-core build machine one thread took 0.11 s per emoji sample and two threads 1.39 s (OpenMP
+    threads spinning against other processes). Use ``--shard i/n`` processes to use more cores.
+    """
+    return torch_threads("explain", threads)
 
 
 @functools.lru_cache(maxsize=8)
@@ -1010,7 +988,7 @@ def run_inputs(run: Any, sample_id: str) -> dict[str, dict[str, torch.Tensor]]:
     missing = [m for m in model.modalities if m not in ds.modalities]
     if missing:
         raise DataError(f"the dataset of run {run.name!r} lacks modality {', '.join(missing)}",
-                        fix="rebuild the experiment (`python -m core build <experiment> --force`)")
+                        fix=f"rebuild the experiment (`{cli_command()} build {experiment_arg(Path(run.path).parent)} --force`)")
     items = {m: ds.items(m, [str(sample_id)]) for m in model.modalities}
     with torch.inference_mode():
         return model.prepare(items)

@@ -1,6 +1,6 @@
 """Precompute: explain a run's test split (or a seeded sample of it), resumably and in shards.
 
-``python -m core explain <run> [--n N] [--seed S] [--shard i/n] ...`` calls
+``fusionlens explain <run> [--n N] [--seed S] [--shard i/n] ...`` calls
 :func:`explain_run`. The sample list is the test split in the order of the
 run's ``predictions.parquet`` or, with ``n``, the first ``n`` ids of a shuffle by
 ``numpy.random.default_rng(seed)`` (kept in prediction order; a larger ``n``
@@ -10,7 +10,9 @@ values depend only on the sample and the settings, so shards and reruns give
 identical rows. Samples already stored with the same settings hash (in any
 part) are skipped; the shard's part is rewritten atomically every
 ``flush_every`` samples or ``flush_seconds`` seconds and on interruption, so
-an interrupted precompute loses at most the samples in flight.
+an interrupted precompute loses at most the samples in flight; a killed one
+(``kill -9``, power loss) loses at most the samples since the last flush, and
+every file it leaves is complete (see :mod:`core.explain._store`).
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from core.errors import ConfigError
+from core.catalog import scan_runs
+from core.errors import ConfigError, cli_command
 from core.explain._engine import (
     ExplainSettings,
     _Progress,
@@ -32,6 +35,7 @@ from core.explain._engine import (
     run_settings,
 )
 from core.explain._store import (
+    explanations_dir,
     features_frame,
     part_label,
     read_part,
@@ -41,6 +45,8 @@ from core.explain._store import (
     write_request,
     write_settings,
 )
+from core.io import remove_stale_tmp
+from core.ranking import has_explanations, run_rank_key
 
 
 def parse_shard(shard: Any) -> tuple[int, int]:
@@ -111,15 +117,19 @@ def explain_run(
     settings: ExplainSettings = run_settings(output=output, method=method, n_permutations=n_permutations, seed=seed,
                                              grid=grid, n_walks=n_walks, modalities=modalities)
     check_run_modalities(run, settings)
+    if isinstance(flush_every, bool) or not isinstance(flush_every, (int, np.integer)) or flush_every < 1:
+        raise ConfigError(f"flush_every={flush_every!r} is not a positive sample count",
+                          fix="store every N >= 1 samples, for example --flush-every 10")
     i, k = parse_shard(shard)
     ids = select_samples(run, n, seed)[i::k]
     h = settings.hash()
     label = part_label(i, k)
+    remove_stale_tmp(explanations_dir(run.path))  # what a killed precompute was writing
     done = stored_sample_ids(run.path, h)
     todo = [s for s in ids if s not in done]
     write_settings(run.path, settings)
     if command is None:
-        command = f"python -m core explain {run.path}" + (f" --n {n}" if n is not None else "") + \
+        command = f"{cli_command()} explain {run.path}" + (f" --n {n}" if n is not None else "") + \
             (f" --seed {seed}" if seed else "") + (f" --shard {i}/{k}" if k > 1 else "")
     write_request(run.path, settings, label, ids, {"n": n, "seed": seed, "shard": f"{i}/{k}", "command": command})
     # rows this part already holds (from an earlier, interrupted run) are kept
@@ -167,26 +177,25 @@ def explain_run(
 def select_build_runs(exp_dir: Any, max_runs: int = 3) -> list[Any]:
     """Runs the build explains: the best fused run (top-1), then MultConcat and late-average
     over the most modalities (the reference's fusion and its simplest vote), then the best
-    intermediate fusion over the most modalities; at most ``max_runs``."""
-    from pathlib import Path
-
-    from core.bundle import list_runs
-    from core.io import read_json
-
+    intermediate fusion over the most modalities; at most ``max_runs``. "Best" breaks top-1
+    ties like the dashboard's Overview (:func:`core.ranking.run_rank_key`): more modalities,
+    then a run with stored explanations, then the name."""
     fused = []
-    for run_dir in list_runs(Path(exp_dir)):
-        try:
-            cfg = read_json(run_dir / "config.json", what="run config")
-            top1 = float(read_json(run_dir / "metrics.json", what="run metrics").get("top1", float("nan")))
-        except Exception:  # an unreadable run is reported by the pages, not here
+    for entry in scan_runs(exp_dir):
+        if not entry.usable or entry.run is None:  # a damaged run is reported by `list` and the pages
             continue
-        if cfg.get("strategy") == "unimodal" or len(cfg.get("modalities", [])) < 2:
+        cfg, top1 = entry.run.config, float(entry.run.metrics["top1"])
+        if cfg["strategy"] == "unimodal" or len(cfg["modalities"]) < 2:
             continue
-        fused.append((run_dir, cfg, top1))
+        fused.append((entry.path, cfg, top1))
     if not fused:
         return []
     most = max(len(c["modalities"]) for _, c, _ in fused)
-    chosen = [max(fused, key=lambda r: (np.nan_to_num(r[2], nan=-1.0), -len(r[0].name)))[0]]
+
+    def rank(r: tuple) -> tuple:  # the Overview's "best run" rule, so the build explains the run it shows
+        return run_rank_key(r[0].name, r[2], len(r[1]["modalities"]), has_explanations(r[0]))
+
+    chosen = [min(fused, key=rank)[0]]
     for fusion in ("multconcat", "late-average"):
         for run_dir, cfg, _ in fused:
             if cfg.get("fusion") == fusion and len(cfg["modalities"]) == most and run_dir not in chosen:
@@ -196,5 +205,5 @@ def select_build_runs(exp_dir: Any, max_runs: int = 3) -> list[Any]:
     rest = [r for r in fused if r[0] not in chosen and r[1].get("strategy") == "intermediate"
             and len(r[1]["modalities"]) == most]
     if rest:
-        chosen.append(max(rest, key=lambda r: (np.nan_to_num(r[2], nan=-1.0), -len(r[0].name)))[0])
+        chosen.append(min(rest, key=rank)[0])
     return chosen[:max_runs]

@@ -4,7 +4,7 @@ Files (``<hash>`` = :meth:`ExplainSettings.hash`, 12 hex digits, so results
 with different settings never mix):
 
 * ``samples-<hash>-part<i>of<n>.parquet`` / ``features-<hash>-part<i>of<n>.parquet``:
-  the rows of one precompute shard (``python -m core explain --shard i/n``),
+  the rows of one precompute shard (``fusionlens explain --shard i/n``),
   rewritten atomically every few samples while it runs (features first, then
   samples, so every stored sample has its features);
 * ``samples-<hash>-one-<id hash>.parquet`` / ``features-...``: one sample
@@ -13,6 +13,14 @@ with different settings never mix):
 * ``request-<hash>-part<i>of<n>.json``: the sample ids a shard was asked for,
   so :func:`explanation_status` can tell an interrupted precompute;
 * ``class_shares-<hash>.csv``: :func:`core.explain.class_share_table`.
+
+Crash safety: every file is written to a hidden ``.<name>...tmp`` and renamed
+when complete (:mod:`core.io`), and a part's features are written before its
+samples, so the samples file only lists samples whose features are stored.
+``kill -9`` between the two writes leaves feature rows of unlisted samples,
+which readers (an inner join on the listed samples) and a resumed precompute
+(:func:`read_part`) ignore; the resumed precompute also deletes the
+temporary files the killed one left (:func:`core.io.remove_stale_tmp`).
 
 Per-sample rows are :meth:`Explanation.summary_row` plus ``label``, ``pred``,
 ``correct``, ``settings_hash``, ``output``, ``run``, ``computed_at``,
@@ -25,6 +33,7 @@ import functools
 import hashlib
 import json
 import re
+import shlex
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,7 +42,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from core.errors import BundleError, ConfigError
+from core.errors import BundleError, ConfigError, cli_command
 from core.explain._result import FEATURE_COLUMNS, Explanation
 from core.io import read_json, write_json, write_parquet
 
@@ -171,6 +180,44 @@ def _run_modalities(run_dir: str | Path) -> list[str]:
         return []
 
 
+def _part_command(run_dir: Path, settings_hash: str, label: str) -> str:
+    """The command that recomputes a part: the one its request recorded, else a plain precompute."""
+    request = explanations_dir(run_dir) / f"request-{settings_hash}-{label}.json"
+    try:
+        command = json.loads(request.read_text()).get("command")
+    except (OSError, ValueError, AttributeError):
+        command = None
+    return _safe_command(command, run_dir)
+
+
+_RECORDED = re.compile(r"^(?:\S*fusionlens|python -m core) explain \S+((?: --[a-z][a-z-]* [A-Za-z0-9_.:/+=-]+)*)$")
+
+
+def _safe_command(command: Any, run_dir: Path) -> str:
+    """The recorded command rebuilt for this machine: its options only when they are plain
+    ``--flag value`` pairs (a tampered request file cannot put a shell command in a message),
+    with today's CLI name and the run's current path (a runs root may have moved)."""
+    base = f"{cli_command()} explain {shlex.quote(str(run_dir))}"
+    match = _RECORDED.match(command) if isinstance(command, str) and len(command) < 2000 else None
+    return base + (match.group(1) if match else "")
+
+
+def damage_error(run_dir: str | Path, damaged: Sequence[tuple[str, str, Path, Path, str]]) -> BundleError:
+    """One error for the damaged parts ``(hash, label, samples path, features path, what)`` of a run."""
+    run_dir = Path(run_dir)
+    what = "; ".join(d[4] for d in damaged)
+    files = list(dict.fromkeys(str(p) for d in damaged for p in (d[2], d[3]) if p.exists()))
+    commands = list(dict.fromkeys(_part_command(run_dir, h, label) for h, label, *_ in damaged
+                                  if not label.startswith("one-")))
+    redo = []
+    if commands:
+        redo.append(f"rerun `{'` and `'.join(commands)}`, which recomputes only the samples those files held")
+    if any(label.startswith("one-") for _, label, *_ in damaged):
+        redo.append("explain a sample explained on demand again (\"Explain this sample now\" in the sample explorer)")
+    return BundleError(f"stored explanations of run {run_dir.name} are damaged: {what}",
+                       fix=f"delete {' and '.join(files) or 'the damaged files'}, then {'; '.join(redo)}")
+
+
 def load_explanations(
     run_dir: str | Path, *, settings_hash: str | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -179,11 +226,13 @@ def load_explanations(
     One row per (sample, settings) in ``samples_df`` (the latest where several
     parts hold it) and its feature rows in ``features_df``. ``settings_hash``
     keeps one setting only. With nothing stored both frames are empty but have
-    the stored columns. A corrupted or unreadable part is skipped; the skipped
-    files are listed in ``samples_df.attrs["warnings"]`` (and warned about).
+    the stored columns (genuinely absent). A part that is present but damaged
+    (unreadable, its features file missing, no ``sample_id`` column) is a
+    :class:`BundleError` naming every damaged file and the repair: delete the
+    files and rerun the precompute, which recomputes only their samples.
     """
     modalities = _run_modalities(run_dir)
-    problems: list[str] = []
+    damaged: list[tuple[str, str, Path, Path, str]] = []
     samples_parts, feature_parts = [], []
     for h, label, s_path, f_path in _parts(run_dir):
         if settings_hash is not None and h != settings_hash:
@@ -191,20 +240,19 @@ def load_explanations(
         try:
             s = _read(s_path)
         except Exception as exc:  # pyarrow raises several types for corrupted files
-            problems.append(f"{s_path.name}: unreadable ({type(exc).__name__}); delete it and rerun "
-                            "`python -m core explain` to recompute its samples")
+            damaged.append((h, label, s_path, f_path, f"{s_path.name} is corrupted or unreadable ({type(exc).__name__})"))
             continue
         try:
             f = _read(f_path)
-        except FileNotFoundError:
-            problems.append(f"{f_path.name}: missing; its samples are skipped (rerun `python -m core explain`)")
+        except FileNotFoundError:  # features are written before samples: a listed sample lost its features
+            damaged.append((h, label, s_path, f_path, f"{f_path.name} is missing while {s_path.name} lists samples"))
             continue
         except Exception as exc:
-            problems.append(f"{f_path.name}: unreadable ({type(exc).__name__}); its samples are skipped "
-                            "(delete both files of the part and rerun `python -m core explain`)")
+            damaged.append((h, label, s_path, f_path, f"{f_path.name} is corrupted or unreadable ({type(exc).__name__})"))
             continue
         if "sample_id" not in s.columns or "sample_id" not in f.columns:
-            problems.append(f"{s_path.name}: not an explanation part (no sample_id column); skipped")
+            bad = s_path if "sample_id" not in s.columns else f_path
+            damaged.append((h, label, s_path, f_path, f"{bad.name} is not an explanation part (no sample_id column)"))
             continue
         s["part"] = label
         s["settings_hash"] = h
@@ -212,8 +260,9 @@ def load_explanations(
         f["settings_hash"] = h
         samples_parts.append(s)
         feature_parts.append(f)
-    if problems:
-        warnings.warn("skipped explanation files: " + "; ".join(problems), RuntimeWarning, stacklevel=2)
+    if damaged:
+        raise damage_error(run_dir, damaged)
+    problems: list[str] = []
     if not samples_parts:
         samples, features = empty_frames(modalities)
         samples.attrs["warnings"] = problems
@@ -303,14 +352,24 @@ def stored_sample_ids(run_dir: str | Path, settings_hash: str) -> set[str]:
 
 
 def read_part(run_dir: str | Path, settings_hash: str, label: str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
-    """The rows of one part, or None when it is missing or unreadable."""
+    """The rows of one part, or None when it is missing or unreadable.
+
+    The feature rows are those of the samples the samples file lists: a precompute
+    killed between the two writes of :func:`write_part` leaves features of samples
+    that are not stored yet, which a resumed run computes again and must not keep twice.
+    """
     s_path, f_path = part_paths(run_dir, settings_hash, label)
     if not s_path.is_file() or not f_path.is_file():
         return None
     try:
-        return _read(s_path), _read(f_path)
+        samples, features = _read(s_path), _read(f_path)
     except Exception:
         return None
+    if "sample_id" not in samples.columns or "sample_id" not in features.columns:
+        return None
+    stored = set(samples["sample_id"].astype(str))
+    features = features[features["sample_id"].astype(str).isin(stored)].reset_index(drop=True)
+    return samples, features
 
 
 def write_request(run_dir: str | Path, settings: Any, label: str, ids: Sequence[str], meta: dict[str, Any]) -> None:

@@ -1,0 +1,41 @@
+"""Which run is "best": one rule for the dashboard's Overview and the runs the build explains.
+
+The highest top-1 wins. A tie (common on small test splits, where several runs
+get the same number of samples right) goes to the run that uses more
+modalities, then to a run that has stored explanations (so the Overview points
+at a run whose contributions it can show), then to the first name in
+alphabetical order. :func:`core.dashboard.best_run` (the Overview and the
+sidebar's default run) and :func:`core.explain.select_build_runs` (what the
+build explains) both sort by :func:`run_rank_key`, so the build explains the
+run the Overview shows.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+__all__ = ["run_rank_key", "has_explanations"]
+
+# top-1 values closer than this are a tie (the same count of correct samples, computed twice)
+_TIE_DECIMALS = 9
+
+
+def run_rank_key(name: str, top1: Any, n_modalities: int, explained: bool) -> tuple:
+    """Sort key of a run: ``min(runs, key=...)`` (or ``sorted``) puts the best run first.
+
+    A missing or non-numeric ``top1`` ranks below every number.
+    """
+    try:
+        value = float(top1)
+    except (TypeError, ValueError):
+        value = math.nan
+    score = round(value, _TIE_DECIMALS) if math.isfinite(value) else -math.inf
+    return (-score, -int(n_modalities), not bool(explained), str(name))
+
+
+def has_explanations(run_dir: str | Path) -> bool:
+    """Whether a run has stored per-sample explanations (``explanations/samples-*.parquet``,
+    the layout of docs/FORMATS.md), without reading them."""
+    folder = Path(run_dir) / "explanations"
+    return folder.is_dir() and any(folder.glob("samples-*.parquet"))
