@@ -3,10 +3,11 @@
 Run with ``fusionlens dashboard`` from any folder, or ``streamlit run app.py``
 (``bash scripts/run.sh`` does it for you). The runs directory is
 ``$FUSIONLENS_RUNS`` or ``./runs`` of the current folder; the app reads only
-inside it. Pages live in ``views/`` and only call ``core`` and the figure
-builders of ``core.figures``. (Not ``pages/``: Streamlit treats a ``pages/``
-folder as a legacy multipage app on the first request after a start and in
-AppTest, running a deep-linked page without this frame.)
+inside it. Pages live in ``views/`` and call the dashboard package ``ui``
+(cached loaders, queries, figure builders, sample viewers), which reads what
+``core`` produced. (Not ``pages/``: Streamlit treats a ``pages/`` folder as a
+legacy multipage app on the first request after a start and in AppTest,
+running a deep-linked page without this frame.)
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from views import _shared as S
+from ui.context import CTX, LAST_CTX, PAGES, WRITTEN
+from ui.sidebar import sidebar
 
 # A local favicon: a material-icon favicon is fetched from fonts.gstatic.com, which an offline
 # machine cannot resolve (the browser then logs net::ERR_NAME_NOT_RESOLVED on every page).
@@ -22,25 +24,25 @@ FAVICON = Path(__file__).resolve().parent / "assets" / "favicon.svg"
 st.set_page_config(page_title="FusionLens", page_icon=str(FAVICON), layout="wide")
 
 pages = {spec.key: st.Page(spec.path, title=spec.title, icon=spec.icon, url_path=spec.key,
-                           default=spec.key == "overview") for spec in S.PAGES}
+                           default=spec.key == "overview") for spec in PAGES}
 current = st.navigation(list(pages.values()))
 page_key = next((k for k, p in pages.items() if p.title == current.title), "overview")
 
 # A link with ?page=... opens that page (the URL path does the same for links copied from the browser).
 wanted = st.query_params.get("page")
 if (wanted in pages and wanted != page_key
-        and st.session_state.get(S.WRITTEN, {}).get("page") != wanted):
-    st.session_state.setdefault(S.WRITTEN, {})["page"] = wanted
+        and st.session_state.get(WRITTEN, {}).get("page") != wanted):
+    st.session_state.setdefault(WRITTEN, {})["page"] = wanted
     st.switch_page(pages[wanted], query_params=st.query_params.to_dict())
 
-ctx = S.sidebar(page_key)
+ctx = sidebar(page_key)
 for message in ctx.refused:
     st.error(f"**Refused:** {message}. Only experiments and runs inside the runs directory can be opened.",
              icon=":material/block:")
-# The page names itself (S.context(key)), which also writes the URL. The context lives only
-# while this frame runs, so a page script started without it (see S.context) is noticed.
-st.session_state[S.CTX] = st.session_state[S.LAST_CTX] = ctx
+# The page names itself (ui.context.context(key)), which also writes the URL. The context lives only
+# while this frame runs, so a page script started without it (see ui.context.context) is noticed.
+st.session_state[CTX] = st.session_state[LAST_CTX] = ctx
 try:
     current.run()
 finally:
-    st.session_state.pop(S.CTX, None)
+    st.session_state.pop(CTX, None)

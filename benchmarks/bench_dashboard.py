@@ -55,7 +55,7 @@ def build_experiment(folder: Path, n_samples: int, seed: int = 0) -> Path:
     from core.metrics import classification_metrics, predictions_frame
     from core.projection import project_runs
     from core.results import save_results
-    from core.train import prepare_dataset
+    from core.data import prepare_dataset
 
     n_classes = 6  # the synthetic shapes
     # 85 % test (the dashboard shows the test split), a little train and val data the manifest check requires
@@ -221,7 +221,8 @@ def main() -> None:
     import torch  # noqa: F401
 
     import core.explain  # noqa: F401
-    import core.figures  # noqa: F401
+    import ui.figures  # noqa: F401
+    import ui.loaders  # noqa: F401
     import core.train  # noqa: F401
     t_import = time.perf_counter() - t0
 

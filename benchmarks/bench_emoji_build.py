@@ -33,7 +33,8 @@ def main() -> None:
     from core.bundle import load_run
     from core.experiment import load_experiment
     from core.results import format_results, save_results
-    from core.train import encode_items, load_experiment_dataset, prepare_dataset, train_experiment
+    from core.data import load_experiment_dataset, prepare_dataset
+    from core.train import encode_items, train_experiment
 
     exp = load_experiment(args.experiment)
     root = tmp / "runs"

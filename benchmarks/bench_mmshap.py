@@ -60,8 +60,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     import shap
 
-    from core.explain import ExplainSettings, explain_inputs, modality_shares, recombined_permutations, shapley_values
-    from core.explain._engine import SampleGame, _output_fn, build_maskers, resolve_run, run_inputs
+    from core.explain import (ExplainSettings, SampleGame, build_maskers, explain_inputs, modality_shares,
+                              output_function, recombined_permutations, resolve_run, run_dataset, run_inputs,
+                              shapley_values)
 
     run_dir = Path(args.runs_dir) / args.experiment / args.run
     if not (run_dir / "config.json").is_file():
@@ -72,8 +73,6 @@ def main() -> None:
     test_ids = run.predictions["id"].astype(str).tolist()
 
     # token counts of every test sample (maskable tokens over all text modalities)
-    from core.explain._engine import run_dataset
-
     ds = run_dataset(run)
     counts = np.zeros(len(test_ids), dtype=int)
     for m in text_mods:
@@ -90,7 +89,7 @@ def main() -> None:
         game = SampleGame(model, inputs, maskers, list(model.modalities), factorised=False, encoder_batch=1)
         n = game.n_features
         c = int(game.logits(np.ones((1, n), dtype=bool))[0].argmax())
-        game.set_output(_output_fn("pred_prob", c))
+        game.set_output(output_function("pred_prob", c))
         return game
 
     # warm-up (not timed): shap's numba kernels, model, tokenizer
@@ -152,7 +151,7 @@ def main() -> None:
             full = np.ones((1, n), dtype=bool)
             fac = SampleGame(model, inputs, game.maskers, game.players, factorised=True)
             c = int(fac.logits(full)[0].argmax())
-            fac.set_output(_output_fn("pred_prob", c))
+            fac.set_output(output_function("pred_prob", c))
             vals = [shapley_values(fac, n, method="permutation", permutations=recombined_permutations(
                 fac.sizes, [300] * len(fac.sizes), args.truth_walks, 1000 + s, [False] * len(fac.sizes))).values
                 for s in range(2)]

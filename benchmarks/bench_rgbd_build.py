@@ -35,7 +35,8 @@ def main() -> None:
     from core.encoders import create_encoder, list_encoders
     from core.experiment import load_experiment
     from core.results import format_results, save_results
-    from core.train import prepare_dataset, train_experiment
+    from core.data import prepare_dataset
+    from core.train import train_experiment
 
     exp = load_experiment("rgbd")
     if not args.skip_build:

@@ -253,28 +253,6 @@ def predictions_problems(frame: pd.DataFrame) -> list[str]:
     return out
 
 
-def dataset_problems(info: Any, frame: pd.DataFrame | None = None) -> list[str]:
-    """What is wrong with an experiment's ``dataset.json`` (and ``dataset.parquet``); empty when valid."""
-    if not isinstance(info, dict):
-        return [f"dataset.json holds a {type(info).__name__}, not an object"]
-    out = []
-    for key in ("name", "root"):
-        if not (isinstance(info.get(key), str) and info.get(key)):
-            out.append(f"dataset.json {key!r} is {info.get(key)!r}, not a non-empty string")
-    modalities = info.get("modalities")
-    if not (isinstance(modalities, dict) and modalities
-            and all(isinstance(k, str) and isinstance(v, str) for k, v in modalities.items())):
-        out.append(f"dataset.json 'modalities' is {modalities!r}, not an object of modality: kind")
-        modalities = {}
-    if not _is_str_list(info.get("classes")):
-        out.append(f"dataset.json 'classes' is {info.get('classes')!r}, not a non-empty list of names")
-    if frame is not None:
-        missing = [c for c in ("id", "label", "split", *modalities) if c not in frame.columns]
-        if missing:
-            out.append(f"dataset.parquet lacks column(s) {', '.join(missing)}")
-    return out
-
-
 def load_run(run_dir: str | Path) -> Run:
     """Load and check a bundle: every required file, the format version, and the keys and
     types of ``config.json``, ``metrics.json`` and ``predictions.parquet`` (so every reader

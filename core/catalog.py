@@ -17,7 +17,8 @@ explanations and the dashboard make them the same way:
 
 :func:`scan_runs` returns a :class:`RunEntry` per run with its state;
 :func:`list_runs` the complete ones only; :func:`list_experiments` and
-:func:`list_run_names` the names the dashboard offers.
+:func:`list_run_names` the names the dashboard offers; :func:`resolve_runs` the
+runs a command names (a run folder, or an experiment and ``--run`` names).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from typing import Any, Sequence
 
 from core.bundle import REQUIRED_FILES, Run, experiment_arg, load_run
 from core.errors import BundleError, ConfigError, FusionLensError, cli_command
+from core.experiment import load_experiment
 
 __all__ = [
     "BROKEN",
@@ -45,6 +47,7 @@ __all__ = [
     "list_experiments",
     "list_run_names",
     "list_runs",
+    "resolve_runs",
     "run_entry",
     "safe_join",
     "scan_experiments",
@@ -342,3 +345,43 @@ def list_run_names(root: str | Path, experiment: str) -> list[str]:
     (a broken or incomplete run is offered and shows its problem)."""
     exp_dir = safe_join(root, experiment)
     return [e.name for e in scan_runs(exp_dir, root, verify=False) if e.state != REFUSED]
+
+
+def resolve_runs(target: str | Path, root: str | Path, runs: Sequence[str] | None = None,
+                 skipped: list[str] | None = None) -> list[Path]:
+    """The run folders a command names: a run folder, or an experiment (a name, a ``.toml``, or a
+    folder under the runs root) with optionally the names of some of its runs.
+
+    A named run (a folder, or one of ``runs``) that is broken, incomplete or refused is an
+    error; of a whole experiment the usable runs are returned and the others are added to
+    ``skipped`` as ``run X (state): problem. Fix: ...`` lines. An experiment with no usable
+    run is a ConfigError naming the build command.
+    """
+    root = Path(root)
+    path = Path(target)
+    if path.is_dir() and (path / "config.json").is_file():
+        entry = inspect_run(path)
+        if not entry.usable:
+            raise entry.error()
+        return [path]
+    name = str(target)
+    exp_dir = root / name if "/" not in name and (root / name).is_dir() else root / load_experiment(target).name
+    entries = scan_runs(exp_dir, root)
+    if runs:
+        by_name = {e.name: e for e in entries}
+        unknown = [r for r in runs if r not in by_name]
+        if unknown:
+            raise ConfigError(f"unknown run(s) {unknown} in {exp_dir}",
+                              fix=f"use names from: {', '.join(by_name) or '(none built yet)'}")
+        for r in runs:
+            if not by_name[r].usable:
+                raise by_name[r].error()
+        return [by_name[r].path for r in runs]
+    found = [e.path for e in entries if e.usable]
+    if skipped is not None:
+        skipped += [f"run {e.name} ({e.state}): {e.message}" for e in entries if not e.usable]
+    if not found:
+        raise ConfigError(f"no usable runs under {exp_dir}" + (f" ({len(entries)} damaged or refused)" if entries
+                                                             else ""),
+                          fix=f"build them first: {cli_command()} build {target}" + (" --force" if entries else ""))
+    return found

@@ -1,10 +1,15 @@
 """``fusionlens <subcommand>`` (or ``python -m core <subcommand>``): every step of an experiment.
 
+This module only parses the command line and dispatches: each subcommand calls
+the module that owns the step (``core.data``, ``core.train``, ``core.results``,
+``core.projection``, ``core.explain``; ``build`` runs :mod:`core.pipeline`;
+the runs a command names come from :func:`core.catalog.resolve_runs`).
 Steps are resumable: finished runs, explanations and projections whose
 settings match are kept, so an interrupted command is simply run again.
 Global options (``--runs-dir``, ``--quiet``, ``--threads``) go before or
 after the subcommand. ``pip install -e .`` (``scripts/setup.sh``) installs the
-``fusionlens`` command, which works from any folder.
+``fusionlens`` command, which works from any folder. torch loads only in the
+commands that train or explain.
 """
 from __future__ import annotations
 
@@ -16,21 +21,23 @@ import tomllib
 from pathlib import Path
 from typing import Any, Sequence
 
+from core import catalog
+from core.data import prepare_dataset
 from core.errors import CLI_NAME, ConfigError, FusionLensError, cli_command
+from core.experiment import PROJECT_ROOT, load_experiment, runs_root
+from core.explain import add_explain_arguments, settings_from_args
+from core.pipeline import run_build
+from core.projection import METHODS as PROJECTION_METHODS
+from core.projection import project_runs
+from core.results import format_results, save_results
 
 
 def _root(args: argparse.Namespace) -> Path:
-    from core.experiment import runs_root
-
     return runs_root(args.runs_dir)
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from core.experiment import load_experiment
-
-    exp = load_experiment(args.experiment)  # validated before torch is imported: a bad file fails fast
-    from core.train import prepare_dataset
-
+    exp = load_experiment(args.experiment)
     ds = prepare_dataset(exp, _root(args), progress=not args.quiet)
     counts = ds.frame.groupby("split").size().to_dict()
     print(f"{exp.name}: {len(ds.frame)} samples, {len(ds.classes)} classes, splits {counts}, "
@@ -39,8 +46,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from core.experiment import load_experiment
-    from core.train import train_experiment
+    from core.train import train_experiment  # imports torch
 
     exp = load_experiment(args.experiment)
     if args.force_deps and not args.run:
@@ -52,9 +58,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from core.train import reproduce_predictions
-
-    from core import catalog
+    from core.train import reproduce_predictions  # imports torch
 
     ok = True
     for run in args.run_dir:
@@ -68,9 +72,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    from core.experiment import load_experiment
-    from core.results import format_results, save_results
-
     exp = load_experiment(args.experiment)
     frame, problems = save_results(_root(args) / exp.name)
     print(format_results(frame))
@@ -79,27 +80,20 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    """prepare + train + results (+ projections and explanations where available)."""
-    from core.experiment import load_experiment
-    from core.results import format_results, save_results
-    from core.train import prepare_dataset, train_experiment
+    """The build pipeline (:func:`core.pipeline.run_build`), then the results table.
 
+    Runs a step left out (damaged or refused) are printed on stderr; the build itself succeeded."""
     exp = load_experiment(args.experiment)
-    root = _root(args)
-    prepare_dataset(exp, root, progress=not args.quiet)
-    train_experiment(exp, root, force=args.force, progress=not args.quiet, full=args.full)
-    frame, _ = save_results(root / exp.name)
-    for hook in BUILD_HOOKS:
-        hook(exp, root, args)
-    print(format_results(frame))
+    ctx = run_build(exp, _root(args), force=args.force, full=args.full, skip_precompute=args.skip_precompute,
+                    progress=not args.quiet)
+    _report_skipped(ctx.skipped)
+    print(format_results(ctx.results))
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     """Experiments and runs under the runs root, through the catalog: damaged and refused runs
     are listed with their problem and fix, never as normal runs."""
-    from core import catalog
-
     root = _root(args)
     exps = catalog.scan_experiments(root)
     if not exps:
@@ -119,7 +113,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_encoders(args: argparse.Namespace) -> int:
     """The encoder registry: name, kind and what each encoder is."""
-    from core.encoders import ENCODERS, describe_encoder, encoders_markdown
+    from core.encoders import ENCODERS, describe_encoder, encoders_markdown  # imports torch
 
     if args.markdown:
         print(encoders_markdown(), end="")
@@ -133,9 +127,6 @@ def cmd_encoders(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Extra steps of ``build`` (projections, explanations) registered by their modules.
-BUILD_HOOKS: list = []
-
 #: Port of ``fusionlens dashboard`` (``$FUSIONLENS_PORT`` changes the default, as in scripts/run.sh).
 DEFAULT_PORT = 8501
 
@@ -148,8 +139,6 @@ def dashboard_command(root: Path, port: int = DEFAULT_PORT, *,
     repository's ``.streamlit/config.toml`` is passed as flags, because Streamlit reads that file
     only from the current folder, which is the user's data folder here.
     """
-    from core.experiment import PROJECT_ROOT
-
     app = app or PROJECT_ROOT / "app.py"
     if not app.is_file():
         raise ConfigError(f"the dashboard's app.py is not at {app} (FusionLens was installed without its checkout)",
@@ -241,62 +230,14 @@ def build_parser(prog: str = CLI_NAME) -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=int(os.environ.get("FUSIONLENS_PORT") or DEFAULT_PORT),
                    help=f"port (default $FUSIONLENS_PORT or {DEFAULT_PORT})")
     p.set_defaults(func=cmd_dashboard)
-    for register in SUBCOMMANDS:
-        register(sub)
+    _register_project(sub)
+    _register_explain(sub)
     for p in sub.choices.values():
         _add_global_options(p, subcommand=True)
     return parser
 
 
-#: Subcommands contributed by other modules (explain, project): callables taking the subparsers.
-SUBCOMMANDS: list = []
-
-
 # --------------------------------------------------------------------------- project
-
-def _project_targets(target: str, root: Path, runs: Sequence[str] | None,
-                     skipped: list[str] | None = None) -> list[Path]:
-    """Run folders named by an experiment (name, .toml, or folder under the runs root) or a run folder.
-
-    Goes through the run catalog: a named run that is broken, incomplete or refused is an
-    error; of a whole experiment the usable runs are returned and the others are added to
-    ``skipped`` (reported by :func:`_report_skipped`).
-    """
-    from core import catalog
-    from core.errors import ConfigError
-
-    path = Path(target)
-    if path.is_dir() and (path / "config.json").is_file():
-        entry = catalog.inspect_run(path)
-        if not entry.usable:
-            raise entry.error()
-        return [path]
-    exp_dir = root / target if "/" not in target and (root / target).is_dir() else None
-    if exp_dir is None:
-        from core.experiment import load_experiment
-
-        exp_dir = root / load_experiment(target).name
-    entries = catalog.scan_runs(exp_dir, root)
-    if runs:
-        by_name = {e.name: e for e in entries}
-        unknown = [r for r in runs if r not in by_name]
-        if unknown:
-            raise ConfigError(f"unknown run(s) {unknown} in {exp_dir}",
-                              fix=f"use names from: {', '.join(by_name) or '(none built yet)'}")
-        for r in runs:
-            if not by_name[r].usable:
-                raise by_name[r].error()
-        return [by_name[r].path for r in runs]
-    found = [e.path for e in entries if e.usable]
-    if skipped is not None:
-        skipped += [f"run {e.name} ({e.state}): {e.message}" for e in entries if not e.usable]
-    if not found:
-        raise ConfigError(f"no usable runs under {exp_dir}" + (f" ({len(entries)} damaged or refused)" if entries
-                                                             else ""),
-                          fix=f"build them first: {cli_command()} build {target}"
-                              + (" --force" if entries else ""))
-    return found
-
 
 def _report_skipped(skipped: Sequence[str]) -> int:
     """Print the runs an experiment-wide command left out (damaged or refused) on stderr;
@@ -308,10 +249,8 @@ def _report_skipped(skipped: Sequence[str]) -> int:
 
 def cmd_project(args: argparse.Namespace) -> int:
     """PCA / t-SNE / UMAP of each run's per-modality and fused test embeddings, stored with the run."""
-    from core.projection import project_runs
-
     skipped: list[str] = []
-    run_dirs = _project_targets(args.target, _root(args), args.run, skipped)
+    run_dirs = catalog.resolve_runs(args.target, _root(args), args.run, skipped)
     counts = project_runs(run_dirs, methods=args.methods, seed=args.seed, progress=not args.quiet)
     print(f"projections of {len(run_dirs)} run(s): {counts['computed']} computed, {counts['reused']} reused from "
           f"identical embeddings, {counts['kept']} already stored")
@@ -322,61 +261,23 @@ def _register_project(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("project", help="store PCA / t-SNE / UMAP projections of each run's embeddings")
     p.add_argument("target", help="experiment name, .toml, experiment folder under the runs root, or a run folder")
     p.add_argument("--run", action="append", help="only this run of the experiment; repeatable")
-    p.add_argument("--methods", nargs="+", default=["pca", "tsne", "umap"], choices=["pca", "tsne", "umap"])
+    p.add_argument("--methods", nargs="+", default=list(PROJECTION_METHODS), choices=PROJECTION_METHODS)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_project)
 
 
-def _project_after_build(exp, root: Path, args: argparse.Namespace) -> None:
-    """Build step: projections of every run (what the Embeddings page shows without computing)."""
-    if getattr(args, "skip_precompute", False):
-        return
-    from core.catalog import list_runs
-    from core.projection import project_runs
-
-    run_dirs = list_runs(root / exp.name, root)
-    if run_dirs:
-        project_runs(run_dirs, progress=not getattr(args, "quiet", False))
-
-
-SUBCOMMANDS.append(_register_project)
-BUILD_HOOKS.append(_project_after_build)
-
-
 # --------------------------------------------------------------------------- explain
-
-def _grid_arg(value: str | None) -> int | str | None:
-    if value is None:
-        return None
-    return int(value) if value.isdigit() else value
-
-
-def _explain_command(args: argparse.Namespace, run_dir: Path) -> str:
-    """The command that resumes this precompute (recorded with the shard's request)."""
-    parts = [f"{cli_command()} explain", str(run_dir)]
-    for flag, value, default in (("--n", args.n, None), ("--seed", args.seed, 0), ("--shard", args.shard, "0/1"),
-                                 ("--method", args.method, "auto"), ("--output", args.output, "pred_prob"),
-                                 ("--permutations", args.permutations, 10), ("--walks", args.walks, None),
-                                 ("--grid", args.grid, None)):
-        if value != default:
-            parts.append(f"{flag} {value}")
-    parts += [f"--modality {m}" for m in args.modality or []]
-    return " ".join(parts)
-
 
 def cmd_explain(args: argparse.Namespace) -> int:
     """MM-SHAP of (a seeded sample of) each run's test split, stored under <run>/explanations/."""
-    from core.explain import explain_run
+    from core.explain import explain_run  # imports torch
 
+    settings, options = settings_from_args(args)
     skipped: list[str] = []
-    run_dirs = _project_targets(args.target, _root(args), args.run, skipped)
+    run_dirs = catalog.resolve_runs(args.target, _root(args), args.run, skipped)
     for run_dir in run_dirs:
-        command = _explain_command(args, run_dir)
-        report = explain_run(
-            run_dir, n=args.n, seed=args.seed, shard=args.shard, method=args.method, output=args.output,
-            n_permutations=args.permutations, grid=_grid_arg(args.grid), n_walks=args.walks,
-            modalities=args.modality, progress=not args.quiet, command=command, flush_every=args.flush_every,
-        )
+        # the command that resumes it is recorded from the same settings (core.explain.precompute_command)
+        report = explain_run(run_dir, settings, options, progress=not args.quiet)
         print(f"{report['run']}: {report['computed']} sample(s) explained, {report['skipped']} already stored, "
               f"{report['remaining']} left (shard {report['part']}, settings {report['settings_hash']}, "
               f"{report['seconds']:.1f} s) -> {Path(run_dir) / 'explanations'}")
@@ -390,7 +291,7 @@ def cmd_explain_table(args: argparse.Namespace) -> int:
     from core.explain import class_share_table, format_class_share_table
 
     skipped: list[str] = []
-    for run_dir in _project_targets(args.target, _root(args), args.run, skipped):
+    for run_dir in catalog.resolve_runs(args.target, _root(args), args.run, skipped):
         table = class_share_table(run_dir, args.modality, settings_hash=args.settings)
         print(f"{Path(run_dir).name}: mean modality share per class (all / correct / incorrect predictions)")
         print(format_class_share_table(table, args.modality))
@@ -403,22 +304,7 @@ def _register_explain(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("explain", help="MM-SHAP explanations of a run's test split (resumable, shardable)")
     p.add_argument("target", help="run folder, or experiment name / .toml / folder (with --run)")
     p.add_argument("--run", action="append", help="only this run of the experiment; repeatable")
-    p.add_argument("--n", type=int, help="explain a seeded sample of N test samples (default: all)")
-    p.add_argument("--seed", type=int, default=0, help="draws the sample and seeds the estimator (default 0)")
-    p.add_argument("--shard", default="0/1", help="i/n: explain every n-th sample from position i (default 0/1)")
-    p.add_argument("--method", default="auto", choices=["auto", "exact", "permutation", "kernel", "recombined"],
-                   help="auto (default): exact by factorised tables where cheaper, else recombined; "
-                        "permutation = the reference MM-SHAP estimator")
-    p.add_argument("--output", default="pred_prob",
-                   help="pred_prob (default), true_prob, logit, or class:NAME")
-    p.add_argument("--permutations", type=int, default=10, help="permutations of the reference estimator (10)")
-    p.add_argument("--walks", type=int, help="walks of the recombined estimator (default: from its budget)")
-    p.add_argument("--grid", help="image patch grid: mean (default, reference rule on the mean text length), "
-                                  "total, or an integer p")
-    p.add_argument("--modality", action="append", help="explain only these modalities (others stay present)")
-    p.add_argument("--flush-every", type=int, default=10,
-                   help="store the samples explained so far every N samples (default 10; also every 30 s): "
-                        "a killed precompute loses at most that many")
+    add_explain_arguments(p)  # one flag per field of ExplainSettings and PrecomputeOptions
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("explain-table", help="print and save the per-class modality-share table of a run")
@@ -427,40 +313,6 @@ def _register_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--modality", action="append", help="only these modalities")
     p.add_argument("--settings", help="settings hash (default: the default settings where stored)")
     p.set_defaults(func=cmd_explain_table)
-
-
-#: Samples the build explains: the best fused run gets the first count, up to two
-#: representative fusion runs the second; the whole step stops after the seconds.
-EXPLAIN_BUILD_SAMPLES = (100, 50)
-EXPLAIN_BUILD_SECONDS = 120.0
-
-
-def _explain_after_build(exp, root: Path, args: argparse.Namespace) -> None:
-    """Build step: MM-SHAP of a seeded sample of the test split on the fused runs that matter."""
-    if getattr(args, "skip_precompute", False):
-        return
-    import time
-
-    from core.explain import explain_run, select_build_runs
-
-    start = time.perf_counter()
-    cli = cli_command()
-    for i, run_dir in enumerate(select_build_runs(root / exp.name)):
-        left = EXPLAIN_BUILD_SECONDS - (time.perf_counter() - start)
-        if left <= 0:
-            print(f"explanations: time budget spent; finish with `{cli} explain {run_dir} "
-                  f"--n {EXPLAIN_BUILD_SAMPLES[min(i, 1)]} --seed {exp.seed}`", file=sys.stderr)
-            continue
-        n = EXPLAIN_BUILD_SAMPLES[min(i, 1)]
-        report = explain_run(run_dir, n=n, seed=exp.seed, progress=not getattr(args, "quiet", False),
-                             time_limit=left, command=f"{cli} explain {run_dir} --n {n} --seed {exp.seed}")
-        if report["remaining"]:
-            print(f"explanations of {report['run']}: {report['remaining']} left; finish with "
-                  f"`{cli} explain {run_dir} --n {n} --seed {exp.seed}`", file=sys.stderr)
-
-
-SUBCOMMANDS.append(_register_explain)
-BUILD_HOOKS.append(_explain_after_build)
 
 
 def main(argv: Sequence[str] | None = None, prog: str = CLI_NAME) -> int:

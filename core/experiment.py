@@ -17,12 +17,14 @@ import inspect
 import json
 import math
 import os
+import logging
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from core.errors import ConfigError, choices, did_you_mean
+from core.kinds import KINDS, canonical_kind, get_kind, kind_alias_note, list_kinds
 from core.experiment_schema import (
     DATASET_SOURCES,
     LATE_FUSIONS,
@@ -35,13 +37,18 @@ from core.experiment_schema import (
     toml_value,
 )
 
+log = logging.getLogger(__name__)
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS_DIR = PROJECT_ROOT / "experiments"
-DEFAULT_SPLIT = {"train": 0.7, "val": 0.15, "test": 0.15}
 _TRAIN = SCHEMA.keys["train"]
 assert isinstance(_TRAIN, Table)
 #: per-stage training defaults, from the schema
 DEFAULT_TRAIN = {stage: defaults(table) for stage, table in _TRAIN.keys.items() if isinstance(table, Table)}
+_PRECOMPUTE = SCHEMA.keys["precompute"]
+assert isinstance(_PRECOMPUTE, Table)
+#: what ``build`` precomputes when the file has no ``[precompute]`` table, from the schema
+DEFAULT_PRECOMPUTE = defaults(_PRECOMPUTE)
 
 
 def runs_root(override: str | Path | None = None) -> Path:
@@ -74,8 +81,12 @@ class Experiment:
     subsets: list[list[str]]
     train: dict[str, dict[str, Any]]
     raw: dict[str, Any] = field(default_factory=dict)
-    #: text modality -> rule for empty cells: "refuse", "drop" or "keep"
+    #: modality -> its kind's keys of ``[modalities.<name>]`` with their defaults (``empty``, ``columns``)
+    modality_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: text modality -> rule for empty cells: "refuse", "drop" or "keep" (also in ``modality_options``)
     empty_text: dict[str, str] = field(default_factory=dict)
+    #: ``[precompute]`` with its defaults: what ``build`` computes after training (see core.pipeline)
+    precompute: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(DEFAULT_PRECOMPUTE))
 
     def selected_sets(self, full: bool = False) -> list[EncoderSet]:
         return self.encoder_sets if full else [e for e in self.encoder_sets if e.tag in self.default_tags]
@@ -133,6 +144,30 @@ def load_experiment(name_or_path: str | Path) -> Experiment:
         raise ConfigError(f"experiment file {path} cannot be read ({exc.strerror or exc})",
                           fix="check the path and the file's permissions") from exc
     return parse_experiment(raw, path)
+
+
+def _current_kind_names(raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """``raw`` with old kind names replaced by their current ones (``features`` -> ``tabular``), each
+    replacement logged as a warning saying what to write instead."""
+    mods = raw.get("modalities")
+    if not isinstance(mods, dict):
+        return raw
+    renamed = {m: t["kind"] for m, t in mods.items()
+               if isinstance(t, dict) and isinstance(t.get("kind"), str) and kind_alias_note(t["kind"])}
+    if not renamed:
+        return raw
+    raw = copy.deepcopy(raw)
+    for m, old in renamed.items():
+        new = canonical_kind(old)
+        raw["modalities"][m]["kind"] = new
+        log.warning('%s: [modalities.%s] kind = "%s" is the old name of kind "%s" and is read as "%s". '
+                    'Fix: write kind = "%s"', where, m, old, new, new, new)
+    return raw
+
+
+def early_fusable(kind: str | None) -> bool:
+    """Whether modalities of ``kind`` can be stacked into one encoder (early fusion)."""
+    return kind is not None and kind in KINDS and get_kind(kind).early_fusion
 
 
 def _parameters(factory: Callable[..., Any]) -> dict[str, Any]:
@@ -224,11 +259,11 @@ def parse_experiment(raw: dict[str, Any], path: Path | None = None) -> Experimen
     problems of a stage are reported in one :class:`ConfigError`.
     """
     where = f"experiment file {path}" if path else "experiment"
+    raw = _current_kind_names(raw, where)
     problems = check_schema(raw)
     if problems:
         _raise(where, problems)
-    from core.data.manifest import MODALITY_KINDS  # the registries import torch: only once the schema passed
-    from core.encoders import ENCODERS
+    from core.encoders import ENCODERS  # the registries import torch: only once the schema passed
     from core.fusion import FUSIONS
 
     name = raw.get("name") or (path.stem if path else None)
@@ -263,13 +298,14 @@ def parse_experiment(raw: dict[str, Any], path: Path | None = None) -> Experimen
                                 "encoder (the name is the manifest column)"))
     has_encoder = sorted({str(ENCODERS.meta(n).get("kind")) for n in ENCODERS})
     modalities: dict[str, str] = {}
+    modality_options: dict[str, dict[str, Any]] = {}
     specs: dict[str, dict[str, Any]] = {}
-    empty_text: dict[str, str] = {}
     for m, table in mods.items():
         kind = table["kind"]
         modalities[m] = kind
-        if kind == "text":
-            empty_text[m] = table.get("empty", "refuse")
+        options = get_kind(kind).options  # the kind's keys of [modalities.<m>], with their defaults
+        modality_options[m] = {k: table.get(k, o.default) for k, o in options.items()
+                               if table.get(k, o.default) is not None}
         names = ENCODERS.names(kind=kind)
         enc = table.get("encoder")
         if not names:
@@ -278,8 +314,10 @@ def parse_experiment(raw: dict[str, Any], path: Path | None = None) -> Experimen
                                     f"leave modality {m!r} out of the experiment for now, or give its data as a kind "
                                     f"that has an encoder: {choices(has_encoder)}"))
         elif enc is None:
+            default = get_kind(kind).default_encoder
+            suggest = default if default in names else names[0]
             problems.append(Problem(f"[modalities.{m}] names no encoder",
-                                    f"add encoder = {toml_value(names[0])} (the {kind} encoders: {choices(names)})"))
+                                    f"add encoder = {toml_value(suggest)} (the {kind} encoders: {choices(names)})"))
         elif enc not in ENCODERS:
             problems.append(Problem(f"[modalities.{m}] encoder = {toml_value(enc)} is not a registered encoder",
                                     f"{did_you_mean(enc, names)}use one of the {kind} encoders: {choices(names)}"))
@@ -294,19 +332,20 @@ def parse_experiment(raw: dict[str, Any], path: Path | None = None) -> Experimen
     grid = raw.get("encoder_grid") or {}
     if grid:
         encoder_sets = []
-        grid_keys = [*modalities, *MODALITY_KINDS, "kwargs"]
+        kind_names = list_kinds()
+        grid_keys = [*modalities, *kind_names, "kwargs"]
         for tag, per in grid.items():
             set_specs = copy.deepcopy(specs)
             extra = dict(per.get("kwargs") or {})
             for key, enc in per.items():
-                want = modalities.get(key, key)
+                want = modalities.get(key, canonical_kind(key))
                 if key == "kwargs":
                     continue
-                if key not in modalities and key not in MODALITY_KINDS:
+                if key not in modalities and key not in KINDS:
                     problems.append(Problem(f"[encoder_grid.{tag}] has an unknown key {key!r}",
                                             f"{did_you_mean(key, grid_keys)}use a modality name "
                                             f"({choices(modalities, '(none declared)')}), a kind "
-                                            f"({choices(MODALITY_KINDS)}) or kwargs"))
+                                            f"({choices(kind_names)}) or kwargs"))
                 elif enc not in ENCODERS:
                     problems.append(Problem(f"[encoder_grid.{tag}] {key} = {toml_value(enc)} is not a registered "
                                             "encoder", f"{did_you_mean(enc, ENCODERS.names(kind=want))}use one of "
@@ -315,7 +354,7 @@ def parse_experiment(raw: dict[str, Any], path: Path | None = None) -> Experimen
                     problems.append(Problem(f"[encoder_grid.{tag}] {key} = {toml_value(enc)} is not an encoder for "
                                             f"{want} data", f"use one of {choices(ENCODERS.names(kind=want))}"))
             for m, kind in modalities.items():
-                choice = per.get(m) or per.get(kind)
+                choice = per.get(m) or next((per[k] for k in per if k in KINDS and canonical_kind(k) == kind), None)
                 if m in specs and choice in ENCODERS and ENCODERS.meta(choice).get("kind") == kind:
                     set_specs[m] = {"name": choice, "kwargs": {**specs[m]["kwargs"], **extra}}
                     problems += check_encoder_kwargs(
@@ -361,10 +400,13 @@ def parse_experiment(raw: dict[str, Any], path: Path | None = None) -> Experimen
             problems.append(Problem(f"[fusion] subsets: fusion subset {s} must name two or more distinct declared "
                                     "modalities", f"use names from: {choices(modalities, '(none declared)')}"))
     early = bool(fusion.get("early", False))
-    if early and not any(s and all(modalities.get(m) == "video" for m in s) for s in subsets):
-        problems.append(Problem("[fusion] early = true, but no fusion subset holds only video modalities (early "
-                                "fusion stacks clips on the channel axis)",
-                                "set early = false, or add a subset of video modalities"))
+    if early and not any(s and all(early_fusable(modalities.get(m)) for m in s) for s in subsets):
+        stackable = " or ".join(k for k in list_kinds() if get_kind(k).early_fusion) or "(no kind)"
+        problems.append(Problem(f"[fusion] early = true, but no fusion subset holds only {stackable} modalities "
+                                "(early fusion stacks clips on the channel axis)",
+                                f"set early = false, or add a subset of {stackable} modalities"))
+    precompute = {**copy.deepcopy(DEFAULT_PRECOMPUTE), **copy.deepcopy(raw.get("precompute") or {})}
+    problems += _precompute_problems(precompute)
     if problems:
         _raise(where, problems)
 
@@ -374,5 +416,23 @@ def parse_experiment(raw: dict[str, Any], path: Path | None = None) -> Experimen
     return Experiment(
         name=str(name), path=path, seed=int(raw.get("seed", 0)), dataset=dataset, modalities=modalities,
         encoder_sets=encoder_sets, default_tags=default_tags, fusion_methods=methods, late_methods=late,
-        early=early, subsets=subsets, train=train, raw=raw, empty_text=empty_text,
+        early=early, subsets=subsets, train=train, raw=raw, modality_options=modality_options,
+        empty_text={m: o["empty"] for m, o in modality_options.items() if "empty" in o}, precompute=precompute,
     )
+
+
+def _precompute_problems(precompute: dict[str, Any]) -> list[Problem]:
+    """``[precompute]`` keys against each other (run names are checked against the build's plan
+    by ``core.pipeline``, which knows them)."""
+    problems = []
+    if not precompute["explain_samples"]:
+        problems.append(Problem("[precompute] explain_samples = [] gives no sample count",
+                                "give one count per explained run, e.g. explain_samples = [100, 50]; explain no run "
+                                "with explain_runs = []"))
+    for key in ("projections", "explain_runs"):
+        values = precompute.get(key) or []
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            problems.append(Problem(f"[precompute] {key} names {', '.join(map(repr, repeated))} more than once",
+                                    "list each once"))
+    return problems

@@ -15,16 +15,18 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple, Union
 
-from core.data.manifest import MODALITY_KINDS
+from core.data.sources import DATA_SOURCES
 from core.errors import choices, did_you_mean
+from core.kinds import KINDS, get_kind, list_kinds
+from core.projection import METHODS as PROJECTION_METHODS
 
-DATASET_SOURCES = ("manifest", "emoji", "rgbd-sim")
+#: ``[dataset] source``: the registered data sources (:data:`core.data.sources.DATA_SOURCES`)
+DATASET_SOURCES = tuple(DATA_SOURCES.names())
 LATE_FUSIONS = ("late-average", "late-weighted")
-EMPTY_TEXT_RULES = ("refuse", "drop", "keep")
 #: Allowed experiment and modality names: they become folder and run names.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
@@ -41,9 +43,9 @@ class Key:
     """One value of the file.
 
     ``type``: ``int``, ``float`` (an integer is accepted), ``str``, ``bool``,
-    ``list[str]`` or ``list[list[str]]``. ``min``/``max`` bound numbers
-    (``*_open``: the bound itself is excluded); ``choices`` bound strings (for
-    a list: each element). ``when = (sibling, values)``: the key applies only
+    ``list[str]``, ``list[int]`` or ``list[list[str]]``. ``min``/``max`` bound
+    numbers (``*_open``: the bound itself is excluded; for a list: each element);
+    ``choices`` bound strings (for a list: each element). ``when = (sibling, values)``: the key applies only
     when the sibling key of the same table has one of ``values``.
     """
 
@@ -102,6 +104,32 @@ def _train_stage(doc: str, width_key: str, width_doc: str, defaults: dict[str, A
     })
 
 
+def modalities_table() -> TableOf:
+    """``[modalities.<name>]`` from the kinds registered now (:mod:`core.kinds`): the allowed kinds, and
+    the keys each kind adds (``empty``, ``columns``, ...), applying only when ``kind`` is one that
+    declares them (:attr:`core.kinds.ModalityKind.options`)."""
+    first: dict[str, Any] = {}
+    owners: dict[str, list[str]] = {}
+    for name in list_kinds():
+        for key, option in get_kind(name).options.items():
+            first.setdefault(key, option)
+            owners.setdefault(key, []).append(name)
+    per_kind = {key: Key(o.type, o.doc, o.default, default_doc=o.default_doc, choices=o.choices,
+                         when=("kind", tuple(owners[key]))) for key, o in first.items()}
+    return TableOf(doc="one table per modality; its name is the manifest column", name="<modality>",
+                   item=Table(doc="", keys={
+        "kind": Key("str", "the modality kind (`core/kinds/`): what its manifest cells hold, how they are checked, "
+                    "encoded and explained"
+                    + "".join(f"; `{old}` is the old name of `{new}`" for old, new in KINDS.aliases().items()),
+                    required=True, choices=tuple(list_kinds())),
+        "encoder": Key("str", "a registered encoder of that kind (an unknown name is answered with the list)",
+                       default_doc="(required)"),
+        "encoder_kwargs": Table(doc="keyword arguments of the encoder, checked against its signature", open=True,
+                                default_doc="the encoder's defaults"),
+        **per_kind,
+    }))
+
+
 _RGBD = ("source", ("rgbd-sim",))
 _MANIFEST = ("source", ("manifest",))
 
@@ -112,7 +140,8 @@ SCHEMA = Table(doc="top level", keys={
     "grid_default": Key("list[str]", "the `[encoder_grid]` tags a plain build trains (`--full` trains every tag)",
                         default_doc="the first tag"),
     "dataset": Table(doc="where the samples come from", keys={
-        "source": Key("str", "`manifest` (your own data), or an embedded demo", "manifest", choices=DATASET_SOURCES),
+        "source": Key("str", "; ".join(f"`{s}` ({DATA_SOURCES.meta(s).get('doc', s)})" for s in DATASET_SOURCES),
+                      "manifest", choices=DATASET_SOURCES),
         "manifest": Key("str", "path of the CSV/TSV/Parquet manifest, relative to the experiment file",
                         default_doc="(required)", when=_MANIFEST),
         "split": Table(doc="fractions of the seeded, stratified, group-aware split made when the manifest has no "
@@ -130,18 +159,7 @@ SCHEMA = Table(doc="top level", keys={
         "size": Key("int", "rendered frame side in pixels", 64, min=16, max=512, when=_RGBD),
         "degrade": Key("bool", "degrade depth like a monocular estimate", True, when=_RGBD),
     }),
-    "modalities": TableOf(doc="one table per modality; its name is the manifest column", name="<modality>",
-                          item=Table(doc="", keys={
-        "kind": Key("str", "what the column holds (`features` has no encoder yet)", required=True,
-                    choices=MODALITY_KINDS),
-        "encoder": Key("str", "a registered encoder of that kind (an unknown name is answered with the list)",
-                       default_doc="(required)"),
-        "encoder_kwargs": Table(doc="keyword arguments of the encoder, checked against its signature", open=True,
-                                default_doc="the encoder's defaults"),
-        "empty": Key("str", "rule for empty text cells: `refuse` (an error naming the samples), `drop` (remove "
-                     "those samples) or `keep` (the encoder sees an empty string); prepare reports the count",
-                     "refuse", choices=EMPTY_TEXT_RULES, when=("kind", ("text",))),
-    })),
+    "modalities": modalities_table(),
     "encoder_grid": TableOf(doc="encoder sets to compare; run names get the tag as a prefix", name="<tag>",
                             item=Table(doc="", keys={
         "kwargs": Table(doc="keyword arguments merged over each modality's `encoder_kwargs`", open=True),
@@ -164,6 +182,21 @@ SCHEMA = Table(doc="top level", keys={
             "epochs": 60, "lr": 2e-3, "batch_size": 128, "weight_decay": 1e-4, "dim": 128, "dropout": 0.2,
             "patience": 10}),
     }),
+    "precompute": Table(doc="what `build` computes after training, so the dashboard shows it without computing "
+                        "(`build --skip-precompute` skips all of it)", keys={
+        "projections": Key("list[str]", "2-D projections of every run's embeddings (the Embeddings page); `[]` for "
+                           "none", list(PROJECTION_METHODS), choices=PROJECTION_METHODS),
+        "explain_runs": Key("list[str]", "runs to explain with MM-SHAP, in this order (run names as `fusionlens "
+                            "list` prints them); `[]` for none",
+                            default_doc="the automatic pick: the best fused run, then MultConcat and late-average "
+                                        "over the most modalities, then the best intermediate fusion"),
+        "explain_max_runs": Key("int", "how many runs the automatic pick explains (0: none); unused when "
+                                "`explain_runs` is given", 3, min=0),
+        "explain_samples": Key("list[int]", "seeded test samples explained per run: the first run gets the first "
+                               "count, the next the next, the last count repeating", [100, 50], min=1),
+        "explain_seconds": Key("float", "time budget of the explanations in seconds; what it leaves is printed with "
+                               "the command that finishes it", 120.0, min=0, min_open=True),
+    }),
 })
 
 
@@ -175,7 +208,8 @@ def defaults(table: Table) -> dict[str, Any]:
 # --------------------------------------------------------------------------- describing values
 
 _TYPE_NAMES = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
-               "list[str]": "a list of strings", "list[list[str]]": "a list of lists of strings"}
+               "list[str]": "a list of strings", "list[int]": "a list of integers",
+               "list[list[str]]": "a list of lists of strings"}
 
 
 def toml_value(value: Any) -> str:
@@ -225,6 +259,8 @@ def allowed(key: Key) -> str:
         listed = ", ".join(json.dumps(c) for c in key.choices)
         return f"{_TYPE_NAMES[key.type]}, each one of {listed}" if key.type.startswith("list") else f"one of {listed}"
     rng = _range(key)
+    if rng and key.type.startswith("list"):
+        return f"{_TYPE_NAMES[key.type]}, each {rng}"
     return f"{_TYPE_NAMES[key.type]} {rng}" if rng else _TYPE_NAMES[key.type]
 
 
@@ -239,6 +275,8 @@ def _example(key: Key) -> Any:
         if key.max is not None and value >= key.max:
             value = (lo + key.max) / 2
         return int(value) if key.type == "int" else float(value)
+    if key.type == "list[int]":
+        return [int(key.min) + 1 if key.min is not None else 1]
     return {"str": "...", "bool": True, "list[str]": ["..."], "list[list[str]]": [["...", "..."]]}[key.type]
 
 
@@ -260,6 +298,8 @@ def _type_ok(kind: str, value: Any) -> bool:
         return isinstance(value, bool)
     if kind == "list[str]":
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if kind == "list[int]":
+        return isinstance(value, list) and all(_type_ok("int", v) for v in value)
     if kind == "list[list[str]]":
         return isinstance(value, list) and all(isinstance(s, list) and all(isinstance(v, str) for v in s)
                                                for s in value)
@@ -294,13 +334,14 @@ def check_value(key: Key, value: Any, path: tuple[str, ...], name: str) -> list[
         elif key.type == "int" and isinstance(value, float) and value.is_integer():
             fix = f"write {name} = {int(value)} (a whole number, no decimal point){table}"
         return [Problem(f"{where} = {_shown(value)} is {_what(value)}, not {_TYPE_NAMES[key.type]}", fix)]
-    if key.type in ("int", "float"):
-        number = float(value)
-        bad = not math.isfinite(number)
-        if key.min is not None:
-            bad |= number <= key.min if key.min_open else number < key.min
-        if key.max is not None:
-            bad |= number >= key.max if key.max_open else number > key.max
+    if key.type in ("int", "float", "list[int]"):
+        bad = False
+        for number in map(float, value if isinstance(value, list) else [value]):
+            bad |= not math.isfinite(number)
+            if key.min is not None:
+                bad |= number <= key.min if key.min_open else number < key.min
+            if key.max is not None:
+                bad |= number >= key.max if key.max_open else number > key.max
         if bad:
             return [Problem(f"{where} = {_shown(value)} is out of range (allowed: {allowed(key)})",
                             f"set {example}{table}" + (" (the default)" if key.default is not None else ""))]
@@ -388,8 +429,9 @@ def check_table_of(spec: TableOf, values: Any, path: tuple[str, ...]) -> list[Pr
 
 
 def check_schema(raw: dict[str, Any]) -> list[Problem]:
-    """Every unknown key, wrong type and out-of-range value of a parsed experiment file."""
-    return check_table(SCHEMA, raw)
+    """Every unknown key, wrong type and out-of-range value of a parsed experiment file (the
+    modality table as the kinds registered now make it, so a kind added after import is known)."""
+    return check_table(replace(SCHEMA, keys={**SCHEMA.keys, "modalities": modalities_table()}), raw)
 
 
 # --------------------------------------------------------------------------- documentation

@@ -168,3 +168,9 @@ def file_sha256(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def stable_hash(obj: Any, length: int = 16) -> str:
+    """A short SHA-256 of ``obj`` as sorted JSON: the same value gives the same hash in every
+    process and version (fingerprints of settings, data and runs; cache folder names)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:length]

@@ -4,18 +4,20 @@ The highest top-1 wins. A tie (common on small test splits, where several runs
 get the same number of samples right) goes to the run that uses more
 modalities, then to a run that has stored explanations (so the Overview points
 at a run whose contributions it can show), then to the first name in
-alphabetical order. :func:`core.dashboard.best_run` (the Overview and the
-sidebar's default run) and :func:`core.explain.select_build_runs` (what the
-build explains) both sort by :func:`run_rank_key`, so the build explains the
-run the Overview shows.
+alphabetical order. :func:`best_run` (the Overview and the dashboard
+sidebar's default run, over a results table) and
+:func:`core.explain.select_build_runs` (what the build explains) both sort by
+:func:`run_rank_key`, so the build explains the run the Overview shows.
 """
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
-__all__ = ["run_rank_key", "has_explanations"]
+import pandas as pd
+
+__all__ = ["run_rank_key", "has_explanations", "best_run"]
 
 # top-1 values closer than this are a tie (the same count of correct samples, computed twice)
 _TIE_DECIMALS = 9
@@ -39,3 +41,20 @@ def has_explanations(run_dir: str | Path) -> bool:
     the layout of docs/FORMATS.md), without reading them."""
     folder = Path(run_dir) / "explanations"
     return folder.is_dir() and any(folder.glob("samples-*.parquet"))
+
+
+def best_run(results: pd.DataFrame | None, metric: str = "top1", explained: Iterable[str] = ()) -> str | None:
+    """Name of the run of a results table (:func:`core.results.results_table`) with the highest
+    ``metric``, ties broken by :func:`run_rank_key` (``explained``: the runs with stored
+    explanations); None when no row has a number in ``metric``."""
+    if results is None or results.empty or metric not in results.columns:
+        return None
+    values = pd.to_numeric(results[metric], errors="coerce")
+    if values.notna().sum() == 0:
+        return None
+    explained = set(explained)
+    n_mods = (results["modalities"].astype(str).str.split("+").str.len() if "modalities" in results.columns
+              else pd.Series(1, index=results.index))
+    keys = {i: run_rank_key(str(results.at[i, "run"]), values[i], int(n_mods[i]), str(results.at[i, "run"]) in explained)
+            for i in results.index}
+    return str(results.at[min(keys, key=keys.get), "run"])

@@ -1,7 +1,7 @@
 """A tiny name -> factory registry (the timm pattern).
 
-Fusion methods, encoders and maskers each live in one registry, so adding one
-is one file plus one decorator, and tests loop over ``registry.names()``.
+Fusion methods, encoders, maskers, modality kinds and data sources each live in
+one registry, so adding one is one file plus one decorator, and tests loop over ``registry.names()``.
 """
 from __future__ import annotations
 
@@ -31,6 +31,12 @@ class Registry(Generic[T]):
             return factory
 
         return decorator
+
+    def unregister(self, name: str) -> None:
+        """Remove an entry (tests that register a throw-away entry clean up with this)."""
+        self.get(name)
+        del self._entries[name]
+        del self._meta[name]
 
     def create(self, name: str, *args: Any, **kwargs: Any) -> T:
         return self.get(name)(*args, **kwargs)

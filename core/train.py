@@ -10,34 +10,30 @@ run bundle; a bundle whose fingerprint matches the experiment is not redone.
 from __future__ import annotations
 
 import copy
-import hashlib
+import inspect
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from core.bundle import dataset_problems, experiment_arg, is_complete, load_run, save_run
-from core.data import Dataset, load_manifest
-from core.data.manifest import describe_preparation
+from core.bundle import is_complete, load_run, save_run
+from core.data import Dataset, has_dataset, load_experiment_dataset, prepare_dataset
 from core.errors import BundleError, ConfigError, cli_command
-from core.experiment import EncoderSet, Experiment
-from core.io import read_json, read_parquet, read_tensors, write_json, write_parquet, write_tensors
+from core.encoders import ENCODERS
+from core.experiment import EncoderSet, Experiment, early_fusable
+from core.io import read_tensors, stable_hash, write_tensors
+from core.kinds import get_kind
+from core.kinds.video import clip_channels
 from core.metrics import classification_metrics, predictions_frame
 from core.model import MultimodalClassifier, build_encoder, build_head
 from core.threads import torch_threads
 
 EMBED_BATCH = 64
-
-
-def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def is_up_to_date(run_dir: Path, fingerprint: str) -> bool:
@@ -53,78 +49,6 @@ def is_up_to_date(run_dir: Path, fingerprint: str) -> bool:
 def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % (2**32))
-
-
-# --------------------------------------------------------------------------- dataset
-
-def prepare_dataset(exp: Experiment, root: Path, *, progress: bool = True) -> Dataset:
-    """Fetch or generate the data, validate the manifest, fix the split; saved under ``runs/<exp>/``."""
-    ds_cfg = exp.dataset
-    source = ds_cfg["source"]
-    if source == "emoji":
-        from core.data.emoji import build_emoji_manifest
-
-        manifest = build_emoji_manifest()
-    elif source == "rgbd-sim":
-        from core.data.emoji import cache_root
-        from core.data.rgbd_sim import generate_dataset
-
-        opts = {k: ds_cfg[k] for k in ("n_clips", "frames", "size", "degrade") if k in ds_cfg}
-        folder = cache_root() / f"rgbd-sim-{_hash({**opts, 'seed': exp.seed})}"
-        manifest = generate_dataset(folder, seed=exp.seed, progress=progress, **opts)
-    else:
-        manifest = Path(ds_cfg["manifest"])
-    fractions = ds_cfg.get("split") or {"train": 0.7, "val": 0.15, "test": 0.15}
-    ds = load_manifest(manifest, exp.modalities, name=exp.name, fractions=fractions, seed=exp.seed,
-                       min_per_class=int(ds_cfg.get("min_per_class", 1)), empty=exp.empty_text, progress=progress)
-    ds.raster_sizes = exp.raster_sizes()  # SVG images are rasterised at the encoder's size
-    video = [m for m, k in exp.modalities.items() if k == "video"]
-    if len(video) == 2 and source == "manifest":  # a user's RGB + depth pair: checked, or repaired on request
-        ds.video_pairs = [(video[0], video[1])]
-        ds.repair_video = bool(ds_cfg.get("repair_video", False))
-        ds.check_video_pairs(progress=progress)
-    limit = ds_cfg.get("max_per_class")
-    if limit:  # tiny builds for tests and quick looks
-        before = len(ds.frame)
-        ds.frame = ds.frame[ds.frame.groupby(["label", "split"]).cumcount() < int(limit)].reset_index(drop=True)
-        ds.report["max_per_class"] = {"limit": int(limit), "removed": before - len(ds.frame)}
-    for line in describe_preparation(ds.report):  # what preparation changed, also kept in dataset.json
-        print(f"prepare {exp.name}: {line}", file=sys.stderr)
-    exp_dir = root / exp.name
-    # the experiment file, so that messages (the dashboard's commands) can name a user's own file
-    info = {"name": exp.name, "root": str(ds.root.resolve()), "manifest": str(Path(manifest).resolve()),
-            "experiment_file": str(exp.path.resolve()) if exp.path is not None else None,
-            "video_pairs": ds.video_pairs, "repair_video": ds.repair_video,
-            "modalities": ds.modalities, "classes": ds.classes, "source": source,
-            "raster_sizes": ds.raster_sizes, "preparation": ds.report,
-            "fingerprint": _hash({"frame": pd.util.hash_pandas_object(ds.frame, index=False).sum(),
-                                  "classes": ds.classes})}
-    write_parquet(exp_dir / "dataset.parquet", ds.frame)
-    write_json(exp_dir / "dataset.json", info)
-    return ds
-
-
-def _raster_sizes(info: dict[str, Any]) -> dict[str, int]:
-    sizes = info.get("raster_sizes")
-    if not isinstance(sizes, dict):
-        return {}
-    return {str(m): v for m, v in sizes.items() if isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 4096}
-
-
-def load_experiment_dataset(exp_dir: Path) -> tuple[Dataset, dict[str, Any]]:
-    """The dataset a built experiment was trained on (as saved by ``prepare_dataset``)."""
-    info = read_json(exp_dir / "dataset.json", what="dataset description")
-    frame = read_parquet(exp_dir / "dataset.parquet", what="dataset table")
-    problems = dataset_problems(info, frame)
-    if problems:
-        raise BundleError(f"experiment {exp_dir.name}: {'; '.join(problems)}",
-                          fix=f"rerun `{cli_command()} prepare {experiment_arg(exp_dir)}` to write them again")
-    frame["id"] = frame["id"].astype(str)
-    ds = Dataset(name=info["name"], root=Path(info["root"]), frame=frame, modalities=info["modalities"],
-                 classes=info["classes"], video_pairs=[tuple(p) for p in info.get("video_pairs", [])],
-                 repair_video=bool(info.get("repair_video", False)), raster_sizes=_raster_sizes(info),
-                 report=info["preparation"] if isinstance(info.get("preparation"), dict) else {})
-    return ds, info
 
 
 # --------------------------------------------------------------------------- helpers
@@ -241,17 +165,16 @@ def load_cached_embeddings(exp_dir: Path, run_name: str) -> tuple[list[str], tor
 
 
 def resolve_spec(spec: dict[str, Any], ds: Dataset, modality: str) -> dict[str, Any]:
-    """Fill in what the data decides: a video encoder's ``in_channels`` (3 for RGB, 1 for depth)."""
-    if ds.modalities[modality] != "video" or "in_channels" in spec.get("kwargs", {}):
-        return spec
-    channels = clip_channels(ds.items(modality, ds.ids("train")[:1])[0])
-    return {"name": spec["name"], "kwargs": {**spec.get("kwargs", {}), "in_channels": channels}}
-
-
-def clip_channels(clip: Any) -> int:
-    """Channels of a (T, H, W[, C]) clip: 1 for a bare depth clip."""
-    shape = np.shape(clip)
-    return 1 if len(shape) == 3 else int(shape[-1])
+    """Fill in the encoder arguments the data decides, as the modality's kind says (a video
+    encoder's ``in_channels``: 3 for RGB, 1 for depth; a tabular encoder's ``in_features`` and
+    column names), unless the experiment file gives them or the encoder does not take them."""
+    given = dict(spec.get("kwargs", {}))
+    first = ds.items(modality, ds.ids("train")[:1])[0]
+    decided = get_kind(ds.modalities[modality]).encoder_kwargs(first, modality, ds.options.get(modality, {}))
+    params = inspect.signature(ENCODERS.get(spec["name"])).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    extra = {k: v for k, v in decided.items() if k not in given and (takes_any or k in params)}
+    return {"name": spec["name"], "kwargs": {**given, **extra}} if extra else spec
 
 
 @torch_threads("encoder")
@@ -262,11 +185,11 @@ def train_unimodal(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_se
     run_dir = exp_dir / name
     cfg = exp.train["unimodal"]
     spec = resolve_spec(enc_set.specs[modality], ds, modality)
-    fingerprint = _hash({"spec": spec, "train": cfg, "data": ds_info["fingerprint"], "seed": exp.seed,
+    fingerprint = stable_hash({"spec": spec, "train": cfg, "data": ds_info["fingerprint"], "seed": exp.seed,
                          "modality": modality})
     if not force and cache_path(exp_dir, name).is_file() and is_up_to_date(run_dir, fingerprint):
         return run_dir
-    seed_everything(exp.seed + int(_hash(name)[:6], 16))
+    seed_everything(exp.seed + int(stable_hash(name)[:6], 16))
     t0 = time.perf_counter()
     encoder = build_encoder(spec)
     splits = ("train", "val", "test")
@@ -352,11 +275,11 @@ def train_fusion(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set:
     run_dir = exp_dir / name
     cfg = exp.train["fusion"]
     uni = {m: load_run(exp_dir / unimodal_run_name(enc_set, m)) for m in subset}
-    fingerprint = _hash({"fusion": fusion, "subset": list(subset), "train": cfg, "seed": exp.seed,
+    fingerprint = stable_hash({"fusion": fusion, "subset": list(subset), "train": cfg, "seed": exp.seed,
                          "unimodal": {m: uni[m].config["fingerprint"] for m in subset}})
     if not force and is_up_to_date(run_dir, fingerprint):
         return run_dir
-    seed_everything(exp.seed + int(_hash(name)[:6], 16))
+    seed_everything(exp.seed + int(stable_hash(name)[:6], 16))
     t0 = time.perf_counter()
     ids = {s: ds.ids(s) for s in ("train", "val", "test")}
     y = {s: torch.as_tensor(ds.label_indices(ids[s])) for s in ids}
@@ -430,16 +353,16 @@ def train_early(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set: 
     run_dir = root / exp.name / name
     cfg = exp.train["unimodal"]
     base = enc_set.specs[subset[0]]
-    fingerprint = _hash({"early": base, "subset": list(subset), "train": cfg, "data": ds_info["fingerprint"],
+    fingerprint = stable_hash({"early": base, "subset": list(subset), "train": cfg, "data": ds_info["fingerprint"],
                          "seed": exp.seed})
     if not force and is_up_to_date(run_dir, fingerprint):
         return run_dir
-    seed_everything(exp.seed + int(_hash(name)[:6], 16))
+    seed_everything(exp.seed + int(stable_hash(name)[:6], 16))
     t0 = time.perf_counter()
     ids = {s: ds.ids(s) for s in ("train", "val", "test")}
     y = {s: torch.as_tensor(ds.label_indices(ids[s])) for s in ids}
     raw = {s: {m: ds.items(m, ids[s]) for m in subset} for s in ("train", "val")}
-    channels = {m: clip_channels(raw["train"][m][0]) for m in subset}
+    channels = {m: clip_channels(raw["train"][m][0]) for m in subset}  # early fusion stacks video clips
     joint_spec = {"name": base["name"], "kwargs": {**base["kwargs"], "in_channels": int(sum(channels.values()))}}
     joint = build_encoder(joint_spec)
     train_items = stack_channels([raw["train"][m] for m in subset])
@@ -493,7 +416,7 @@ def planned_runs(exp: Experiment, full: bool = False) -> list[tuple[str, Encoder
         for m in exp.modalities:
             plan.append((unimodal_run_name(es, m), es, "unimodal", [m]))
         for subset in exp.subsets:
-            if exp.early and all(exp.modalities[m] == "video" for m in subset):
+            if exp.early and all(early_fusable(exp.modalities[m]) for m in subset):
                 plan.append((early_run_name(es, subset), es, "early", subset))
             for f in [*exp.fusion_methods, *exp.late_methods]:
                 plan.append((fusion_run_name(es, f, subset), es, f, subset))
@@ -511,11 +434,9 @@ def train_experiment(exp: Experiment, root: Path, *, force: bool = False, progre
     ``force_deps`` (which implies ``force``).
     """
     exp_dir = root / exp.name
-    if (exp_dir / "dataset.json").is_file() and (exp_dir / "dataset.parquet").is_file():
-        ds, info = load_experiment_dataset(exp_dir)
-    else:
-        ds = prepare_dataset(exp, root, progress=progress)
-        ds, info = load_experiment_dataset(exp_dir)
+    if not has_dataset(exp_dir):
+        prepare_dataset(exp, root, progress=progress)
+    ds, info = load_experiment_dataset(exp_dir)
     plan = planned_runs(exp, full=full or bool(only))
     if only:
         unknown = [o for o in only if o not in {p[0] for p in plan}]

@@ -276,6 +276,10 @@ def _train(ws: Workspace) -> list[str]:
     return ["--runs-dir", str(ws.root), "--quiet", "train", str(ws.exp)]
 
 
+def _build(ws: Workspace) -> list[str]:
+    return ["--runs-dir", str(ws.root), "--quiet", "build", str(ws.exp)]
+
+
 def _evaluate(ws: Workspace) -> list[str]:
     return ["--runs-dir", str(ws.root), "--quiet", "evaluate", str(ws.run(RUN))]
 
@@ -388,6 +392,43 @@ def _traversal_image(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _tabular(columns: list[str], values: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+             npy: Callable[[Workspace], None] | None = None) -> Callable[[Workspace], None]:
+    """Add a tabular modality ``worker`` (numeric ``columns``, or a ``.npy`` path per sample when
+    ``columns`` is empty), then damage its cells with ``values`` or its files with ``npy``."""
+    def damage(ws: Workspace) -> None:
+        table: dict[str, Any] = {"kind": "tabular", "encoder": "mlp"}
+        if columns:
+            table["columns"] = columns
+        ws.edit_experiment(_set("modalities.worker", table))
+        frame = pd.read_csv(ws.manifest, dtype=str, keep_default_na=False)
+        frame["age"] = [str(20 + i % 40) for i in range(len(frame))]
+        frame["zone"] = [str(i % 3) for i in range(len(frame))]
+        if not columns:
+            (ws.data / "vec").mkdir(exist_ok=True)
+            frame["worker"] = [f"vec/{i}.npy" for i in frame["id"]]
+            for i in frame["id"]:
+                (ws.data / "vec" / f"{i}.npy").write_bytes(b"")
+        (values or (lambda f: f))(frame).to_csv(ws.manifest, index=False)
+        if npy is not None:
+            npy(ws)
+    return damage
+
+
+def _not_a_number(frame: pd.DataFrame) -> pd.DataFrame:
+    frame.loc[frame.index[1], "age"] = "4O"
+    return frame
+
+
+def _pickled_vector(ws: Workspace) -> None:
+    import numpy as np
+
+    for path in (ws.data / "vec").glob("*.npy"):
+        np.save(path, np.arange(3, dtype=np.float64))
+    frame = pd.read_csv(ws.manifest, dtype=str)
+    write_poisoned_pickle(ws.data / frame["worker"].iloc[0], ws.marker)
+
+
 def _explanation_part(ws: Workspace) -> Path:
     return first_part(ws.run(RUN), "explanations", "samples-")
 
@@ -441,12 +482,17 @@ def cases() -> list[Case]:
           expect=("kaggle", "manifest")),
         C("exp-repair-video-string", "experiment", _exp(_set("dataset.repair_video", "yes")), _prepare,
           expect=("repair_video",)),
+        C("exp-precompute-samples-zero", "experiment", _exp(_set("precompute.explain_samples", [100, 0])),
+          _prepare, expect=("explain_samples", ">= 1")),
+        C("exp-precompute-unknown-run", "experiment", _exp(_set("precompute.explain_runs", ["concat-image+titel"])),
+          _build, expect=("explain_runs", "concat-image+titel", "concat-image+title")),
         C("exp-poisoned-model-folder", "pickle", _poison_model_folder_in_experiment, _prepare,
           expect=("evil-model", "safetensors"), pickles=True),
         C("exp-via-subprocess", "experiment", _exp(_set("train.unimodal.epochs", "ten")), _prepare,
           expect=("epochs",), subprocess=True),
         # ---- the user's data (manifest and files)
         C("data-manifest-missing", "data", lambda ws: ws.manifest.unlink(), _prepare, expect=("manifest.csv",)),
+        C("data-manifest-missing-build", "data", lambda ws: ws.manifest.unlink(), _build, expect=("manifest.csv",)),
         C("data-manifest-binary", "data", lambda ws: garbage(ws.manifest), _prepare, expect=("manifest",)),
         C("data-column-missing", "data", _manifest(lambda f: f.drop(columns=["title"])), _prepare,
           expect=("title",)),
@@ -460,6 +506,12 @@ def cases() -> list[Case]:
         C("data-bad-split-value", "data", _manifest(_bad_split_value), _prepare, expect=("training",)),
         C("data-label-unseen-in-train", "data", _manifest(_unseen_label), _prepare,
           expect=("never-trained-class",)),
+        C("data-tabular-not-a-number", "data", _tabular(["age", "zone"], _not_a_number), _prepare,
+          expect=("age", "not a number", "4O")),
+        C("data-tabular-column-missing", "data", _tabular(["age", "zone", "height"]), _prepare,
+          expect=("height", "columns = [...] in [modalities.worker]")),
+        C("data-tabular-vector-is-a-pickle", "pickle", _tabular([], npy=_pickled_vector), _prepare,
+          expect=("worker", "not a plain .npy array"), pickles=True),
         # ---- run bundles on disk: the CLI (class 1, 4, 5)
         C("bundle-config-not-json", "bundle", lambda ws: garbage(ws.run(RUN) / "config.json"), _evaluate,
           expect=("config.json",)),

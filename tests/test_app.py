@@ -353,7 +353,7 @@ def test_open_in_explorer_keeps_the_experiment_run_and_sample(monkeypatch, two_e
     at.selectbox(key="mis_pred").select(pred).run()
     at.session_state["fl_sample"] = str(sample)  # what selecting the sample's row in the cell's table sets
     at.run()
-    at.button(key="mis_open").click().run()  # S.open_in_explorer -> st.switch_page
+    at.button(key="mis_open").click().run()  # ui.context.open_in_explorer -> st.switch_page
     assert_ok(at, "explorer")
     assert not at.error and not at.warning, texts(at.error) + texts(at.warning)
     ctx = at.session_state["fl_last_ctx"]
@@ -364,7 +364,7 @@ def test_open_in_explorer_keeps_the_experiment_run_and_sample(monkeypatch, two_e
 
 
 def test_switching_experiment_falls_back_silently(monkeypatch, two_experiments):
-    from core import dashboard as D
+    from core.ranking import best_run
     from core.results import results_table
 
     at = open_app(monkeypatch, two_experiments, "compare", run=ONLY_IN_A[0], run2=ONLY_IN_A[1])
@@ -374,7 +374,7 @@ def test_switching_experiment_falls_back_silently(monkeypatch, two_experiments):
     at.selectbox(key="fl_exp").select("tiny-b").run()
     assert not at.exception and not at.error, texts(at.error)  # a stale run is no security refusal
     ctx = at.session_state["fl_last_ctx"]
-    best = D.best_run(results_table(two_experiments / "tiny-b")[0])  # nothing is explained here
+    best = best_run(results_table(two_experiments / "tiny-b")[0])  # nothing is explained here
     assert (ctx.experiment, ctx.run, ctx.run2) == ("tiny-b", best, None)  # that experiment's default run
     assert at.query_params["exp"] in ("tiny-b", ["tiny-b"]) and "run2" not in at.query_params
     at.selectbox(key="fl_exp").select("tiny").run()

@@ -173,13 +173,14 @@ def _choice(page, label: str) -> str:
 def test_open_in_explorer_keeps_the_sidebars_experiment_and_run(server, browser_page):
     import pandas as pd
 
-    from core import dashboard as D
+    from core.ranking import best_run
     from core.results import results_table
+    from ui.queries import explained_runs
 
     page = browser_page
     root = server["root"]
     results, _ = results_table(root / "tiny-b")
-    best = D.best_run(results, explained=D.explained_runs(root, "tiny-b", results["run"]))
+    best = best_run(results, explained=explained_runs(root, "tiny-b", results["run"]))
     run = server["bare"] if server["bare"] != best else server["run"]  # not the run the sidebar defaults to
     open_page(page, server["url"])
     _pick(page, "Experiment", "tiny-b")

@@ -298,7 +298,7 @@ def _minilm_copy(folder: Path) -> Path:
 
 
 def test_a_bundle_may_not_make_the_dashboard_open_a_model_folder_elsewhere(root, tmp_path, monkeypatch):
-    from core import dashboard as D
+    from ui.models import build_run_model
 
     folder = _minilm_copy(tmp_path / "models-elsewhere" / "minilm-copy")
     run_dir = root / "tiny" / "unimodal-title"
@@ -306,15 +306,15 @@ def test_a_bundle_may_not_make_the_dashboard_open_a_model_folder_elsewhere(root,
         "name": "hf-text", "kwargs": {"model": str(folder), "max_length": 12, "trainable": False}}}})
     monkeypatch.delenv("FUSIONLENS_ALLOW_MODEL_DIRS", raising=False)
     with pytest.raises(BundleError) as info:
-        D.build_run_model(load_run(run_dir), root)
+        build_run_model(load_run(run_dir), root)
     assert str(folder) in info.value.problem and "FUSIONLENS_ALLOW_MODEL_DIRS" in info.value.fix
     # the user opts in for that folder: it loads
     monkeypatch.setenv("FUSIONLENS_ALLOW_MODEL_DIRS", str(folder.parent))
-    model = D.build_run_model(load_run(run_dir), root)
+    model = build_run_model(load_run(run_dir), root)
     assert model.modalities == ["title"]
     # a folder inside the runs root needs no opt-in
     monkeypatch.delenv("FUSIONLENS_ALLOW_MODEL_DIRS")
     inside = _minilm_copy(root / "models" / "minilm-copy")
     _edit_json(run_dir / "config.json", lambda c: {**c, "encoders": {"title": {
         "name": "hf-text", "kwargs": {"model": str(inside), "max_length": 12, "trainable": False}}}})
-    assert D.build_run_model(load_run(run_dir), root).modalities == ["title"]
+    assert build_run_model(load_run(run_dir), root).modalities == ["title"]

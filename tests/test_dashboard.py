@@ -1,4 +1,6 @@
-"""core.dashboard: safe paths, discovery, filters and explanation adapters (no server)."""
+"""The dashboard's plain-Python side (no server): safe paths, discovery, cache keys, page queries,
+precomputed status and the viewers' value extractors (ui.queries, ui.stamps, ui.precomputed, ui.commands,
+ui.viewers, over core.catalog)."""
 from __future__ import annotations
 
 import json
@@ -9,8 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import dashboard as D
+from core import catalog
+from core.bundle import is_complete
 from core.explain import Explanation
+from core.kinds import get_kind, list_kinds
+from core.ranking import best_run
+from ui import commands, precomputed, queries, stamps, viewers
 
 
 # --------------------------------------------------------------------------- safe paths
@@ -19,14 +25,14 @@ from core.explain import Explanation
 @pytest.mark.parametrize("name", ["..", ".", "../x", "a/b", "/etc", "/etc/passwd", "a\\b", ".hidden", "", "x\x00y",
                                   "a" * 300])
 def test_check_name_refuses_anything_but_a_plain_name(name):
-    with pytest.raises(D.PathRefused) as info:
-        D.check_name(name, "run")
+    with pytest.raises(catalog.PathRefused) as info:
+        catalog.check_name(name, "run")
     assert "Fix:" in str(info.value)
 
 
 @pytest.mark.parametrize("name", ["emoji", "concat-image+title", "late-average-image+title+description", "r_1.v2"])
 def test_check_name_accepts_run_names(name):
-    assert D.check_name(name) == name
+    assert catalog.check_name(name) == name
 
 
 def test_safe_join_refuses_symlinks_out_of_the_root(tmp_path):
@@ -35,11 +41,11 @@ def test_safe_join_refuses_symlinks_out_of_the_root(tmp_path):
     outside = tmp_path / "secret"
     outside.mkdir()
     (root / "exp" / "link").symlink_to(outside, target_is_directory=True)
-    assert D.safe_join(root, "exp", "run") == (root / "exp" / "run").resolve()
-    with pytest.raises(D.PathRefused, match="outside the runs directory"):
-        D.safe_join(root, "exp", "link")
-    with pytest.raises(D.PathRefused):
-        D.safe_join(root, "exp", "../../secret")
+    assert catalog.safe_join(root, "exp", "run") == (root / "exp" / "run").resolve()
+    with pytest.raises(catalog.PathRefused, match="outside the runs directory"):
+        catalog.safe_join(root, "exp", "link")
+    with pytest.raises(catalog.PathRefused):
+        catalog.safe_join(root, "exp", "../../secret")
 
 
 def test_check_run_dir_refuses_a_run_whose_files_link_outside(tmp_path):
@@ -48,8 +54,8 @@ def test_check_run_dir_refuses_a_run_whose_files_link_outside(tmp_path):
     run.mkdir(parents=True)
     (tmp_path / "passwd").write_text("secret")
     (run / "predictions.parquet").symlink_to(tmp_path / "passwd")
-    with pytest.raises(D.PathRefused, match="predictions.parquet"):
-        D.check_run_dir(root, "exp", "run")
+    with pytest.raises(catalog.PathRefused, match="predictions.parquet"):
+        catalog.check_run_dir(root, "exp", "run")
 
 
 def test_discovery_lists_runs_inside_the_root_only(tmp_path):
@@ -65,10 +71,10 @@ def test_discovery_lists_runs_inside_the_root_only(tmp_path):
     (exp / "linked-run").symlink_to(outside, target_is_directory=True)
     (root / "linked-exp").symlink_to(exp, target_is_directory=True)  # inside: allowed
     (root / "_private").mkdir()
-    assert D.list_run_names(root, "exp") == ["a-run", "b-run"]
-    assert D.list_experiments(root) == ["exp", "linked-exp"]
-    assert D.list_experiments(tmp_path / "missing") == []
-    assert D.run_state(exp / "a-run") == "incomplete"
+    assert catalog.list_run_names(root, "exp") == ["a-run", "b-run"]
+    assert catalog.list_experiments(root) == ["exp", "linked-exp"]
+    assert catalog.list_experiments(tmp_path / "missing") == []
+    assert not is_complete(exp / "a-run")  # listed, and shown as incomplete
 
 
 def test_safe_items_refuse_paths_outside_the_data_folder(tmp_path):
@@ -79,23 +85,29 @@ def test_safe_items_refuse_paths_outside_the_data_folder(tmp_path):
     frame = pd.DataFrame({"id": ["a", "b"], "label": ["x", "y"], "split": ["test", "test"],
                           "image": ["../outside.png", "ok.png"], "title": ["t1", "t2"]})
     ds = Dataset(name="d", root=data, frame=frame, modalities={"image": "image", "title": "text"}, classes=["x", "y"])
-    with pytest.raises(D.PathRefused, match="outside the data folder"):
-        D.safe_items(ds, "image", ["a"])
-    assert D.safe_items(ds, "title", ["a", "b"]) == ["t1", "t2"]
+    with pytest.raises(catalog.PathRefused, match="outside the data folder"):
+        queries.safe_items(ds, "image", ["a"])
+    assert queries.safe_items(ds, "title", ["a", "b"]) == ["t1", "t2"]
+    # which cells are paths is the kind's to say: a vector file (old kind name too) is checked the same way
+    for kind in ("tabular", "features"):
+        vectors = Dataset(name="d", root=data, frame=frame.assign(vec=["/etc/x.npy", "v.npy"]),
+                          modalities={"vec": kind}, classes=["x", "y"])
+        with pytest.raises(catalog.PathRefused, match="outside the data folder"):
+            queries.safe_items(vectors, "vec", ["a"])
 
 
 def test_run_stamp_changes_when_a_run_gains_files(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text("{}")
-    before = D.run_stamp(run)
-    assert D.run_stamp(run) == before
+    before = stamps.run_stamp(run)
+    assert stamps.run_stamp(run) == before
     (run / "projections").mkdir()
-    assert D.run_stamp(run) != before
-    stamp = D.run_stamp(run)
+    assert stamps.run_stamp(run) != before
+    stamp = stamps.run_stamp(run)
     (run / "config.json").write_text('{"x": 1}')
     os.utime(run / "config.json", ns=(1, 1))
-    assert D.run_stamp(run) != stamp
+    assert stamps.run_stamp(run) != stamp
 
 
 # --------------------------------------------------------------------------- tables
@@ -118,28 +130,28 @@ def summaries() -> pd.DataFrame:
 
 
 def test_share_frame_renames_sample_id_to_id(summaries):
-    frame = D.share_frame(summaries, ["image", "title"])
+    frame = queries.share_frame(summaries, ["image", "title"])
     assert list(frame.columns) == ["id", "share_image", "share_title"]
     assert frame["id"].tolist() == ["a", "b", "c"]
-    assert D.share_frame(None, ["image"]).empty
+    assert queries.share_frame(None, ["image"]).empty
 
 
 def test_predictions_view_joins_shares_and_texts(predictions, summaries):
-    shares = D.share_frame(summaries, ["image", "title"])
+    shares = queries.share_frame(summaries, ["image", "title"])
     texts = pd.DataFrame({"id": ["a", "b", "c", "d"], "title": ["a cat", "tabby", "a dog", "puppy"]})
-    view = D.predictions_view(predictions, ["image", "title"], shares, texts)
+    view = queries.predictions_view(predictions, ["image", "title"], shares, texts)
     assert view["dominant"].tolist() == ["image", "title", None, None]
     assert view["title"].tolist() == ["a cat", "tabby", "a dog", "puppy"]
-    bare = D.predictions_view(predictions, ["image", "title"])
+    bare = queries.predictions_view(predictions, ["image", "title"])
     assert bare["dominant"].isna().all() and bare["share_image"].isna().all()
 
 
 def test_filter_predictions(predictions, summaries):
     texts = pd.DataFrame({"id": ["a", "b", "c", "d"], "title": ["a cat", "tabby", "a dog", "puppy"]})
-    view = D.predictions_view(predictions, ["image", "title"], D.share_frame(summaries, ["image", "title"]), texts)
+    view = queries.predictions_view(predictions, ["image", "title"], queries.share_frame(summaries, ["image", "title"]), texts)
 
     def ids(**kw):
-        return D.filter_predictions(view, search_columns=["id", "label", "pred", "title"], **kw)["id"].tolist()
+        return queries.filter_predictions(view, search_columns=["id", "label", "pred", "title"], **kw)["id"].tolist()
 
     assert ids() == ["a", "b", "c", "d"]
     assert ids(true_classes=["dog"]) == ["c", "d"]
@@ -154,27 +166,27 @@ def test_filter_predictions(predictions, summaries):
 
 def test_sample_across_runs(predictions):
     other = predictions.assign(pred=predictions["label"], correct=True, confidence=0.99)
-    table = D.sample_across_runs({"r1": predictions, "r2": other, "r3": predictions.iloc[:0]}, "b")
+    table = queries.sample_across_runs({"r1": predictions, "r2": other, "r3": predictions.iloc[:0]}, "b")
     assert table["run"].tolist() == ["r2", "r1"]  # correct first
     assert table.loc[table["run"] == "r1", "true class rank"].item() == 2
-    assert D.sample_across_runs({"r1": predictions}, "zzz").empty
+    assert queries.sample_across_runs({"r1": predictions}, "zzz").empty
 
 
 def test_best_run_split_counts_and_gallery():
     results = pd.DataFrame({"run": ["x", "y", "z"], "top1": [0.5, 0.9, 0.9]})
-    assert D.best_run(results) == "y"
-    assert D.best_run(results.iloc[:0]) is None
+    assert best_run(results) == "y"
+    assert best_run(results.iloc[:0]) is None
     frame = pd.DataFrame({"id": [f"s{i}" for i in range(12)], "label": ["a"] * 6 + ["b"] * 6,
                           "split": ["train", "train", "val", "test", "test", "test"] * 2})
-    counts = D.split_counts(frame, ["b", "a"])
+    counts = queries.split_counts(frame, ["b", "a"])
     assert list(counts.index) == ["b", "a"]
     assert list(counts.columns) == ["train", "val", "test", "total"]
     assert counts.loc["a"].tolist() == [2, 1, 3, 6]
-    picked = D.gallery_ids(frame, n=4)
+    picked = queries.gallery_ids(frame, n=4)
     assert len(picked) == 4 and len(set(picked)) == 4
     assert {frame.set_index("id").loc[i, "split"] for i in picked} == {"test"}
     assert {frame.set_index("id").loc[i, "label"] for i in picked[:2]} == {"a", "b"}  # one per class first
-    assert D.gallery_ids(frame, n=4) == picked  # seeded
+    assert queries.gallery_ids(frame, n=4) == picked  # seeded
 
 
 def test_best_run_breaks_ties_by_modalities_then_explanations_then_name():
@@ -186,12 +198,12 @@ def test_best_run_breaks_ties_by_modalities_then_explanations_then_name():
         "modalities": ["title", "image+title", "image+title", "image+title+text", "image+title+text"],
         "top1": [0.9, 0.9, 0.9, 0.9, 0.5]})
     # a tie on top-1: the run over more modalities, never the unimodal one that comes first
-    assert D.best_run(results) == "gated-image+title+text"
+    assert best_run(results) == "gated-image+title+text"
     two = results.iloc[:3]
-    assert D.best_run(two) == "concat-image+title"  # same modalities: by name
-    assert D.best_run(two, explained=["late-average-image+title"]) == "late-average-image+title"
-    assert D.best_run(results.assign(top1=[0.95, 0.9, 0.9, 0.9, 0.5])) == "unimodal-title"  # higher top-1 wins
-    assert D.best_run(results.assign(top1=[float("nan")] * 5)) is None
+    assert best_run(two) == "concat-image+title"  # same modalities: by name
+    assert best_run(two, explained=["late-average-image+title"]) == "late-average-image+title"
+    assert best_run(results.assign(top1=[0.95, 0.9, 0.9, 0.9, 0.5])) == "unimodal-title"  # higher top-1 wins
+    assert best_run(results.assign(top1=[float("nan")] * 5)) is None
     assert run_rank_key("a", "not a number", 3, True) > run_rank_key("b", 0.0, 1, False)
     assert run_rank_key("a", 0.1 + 0.2, 2, False) < run_rank_key("b", 0.3, 2, False)  # float noise is a tie
 
@@ -211,15 +223,15 @@ def test_explained_runs_and_the_build_pick_the_same_run(tiny_built, tmp_path):
     from core.results import results_table
 
     results, _ = results_table(exp)
-    best = D.best_run(results, explained=D.explained_runs(copy, "tiny", results["run"]))
+    best = best_run(results, explained=queries.explained_runs(copy, "tiny", results["run"]))
     assert best == "concat-image+title+description"  # the most modalities, then the name
     assert select_build_runs(exp)[0].name == best  # the build explains the run the Overview shows
     # a stored explanation moves both to that run among the tied ones
     target = exp / "multconcat-image+title+description"
     (target / "explanations").mkdir(exist_ok=True)
     (target / "explanations" / "samples-000000000000-part0of1.parquet").write_bytes(b"")
-    assert has_explanations(target) and D.explained_runs(copy, "tiny", results["run"]) == [target.name]
-    best = D.best_run(results, explained=D.explained_runs(copy, "tiny", results["run"]))
+    assert has_explanations(target) and queries.explained_runs(copy, "tiny", results["run"]) == [target.name]
+    best = best_run(results, explained=queries.explained_runs(copy, "tiny", results["run"]))
     assert best == target.name and select_build_runs(exp)[0].name == best
 
 
@@ -229,22 +241,22 @@ def test_filter_results():
                             "fusion": ["unimodal", "concat", "gated"], "modalities": ["image", "image+title",
                                                                                     "image+title"],
                             "encoders": ["e", "e", "e"]})
-    assert D.filter_results(results, strategies=["intermediate"])["run"].tolist() == ["concat-image+title",
+    assert queries.filter_results(results, strategies=["intermediate"])["run"].tolist() == ["concat-image+title",
                                                                                       "gated-image+title"]
-    assert D.filter_results(results, fusions=["gated"], search="GATED")["run"].tolist() == ["gated-image+title"]
-    assert D.filter_results(results, fusions=["gated"], modalities=["image"]).empty
+    assert queries.filter_results(results, fusions=["gated"], search="GATED")["run"].tolist() == ["gated-image+title"]
+    assert queries.filter_results(results, fusions=["gated"], modalities=["image"]).empty
 
 
 def test_selected_ids_from_plotly_events():
     event = {"selection": {"points": [{"customdata": "a"}, {"customdata": ["b", 1]}, {"customdata": "a"}, {"x": 1}]}}
-    assert D.selected_ids(event) == ["a", "b"]
-    assert D.selected_ids(None) == []
-    assert D.selected_ids({"selection": {"points": []}}) == []
+    assert queries.selected_ids(event) == ["a", "b"]
+    assert queries.selected_ids(None) == []
+    assert queries.selected_ids({"selection": {"points": []}}) == []
 
 
 def test_projection_frame_joins_view(predictions):
-    view = D.predictions_view(predictions, ["image"])
-    frame = D.projection_frame(np.array(["d", "a"], dtype=object), np.array([[0.0, 1.0], [2.0, 3.0]]), view)
+    view = queries.predictions_view(predictions, ["image"])
+    frame = queries.projection_frame(np.array(["d", "a"], dtype=object), np.array([[0.0, 1.0], [2.0, 3.0]]), view)
     assert frame["id"].tolist() == ["d", "a"]
     assert frame["label"].tolist() == ["dog", "cat"]
     assert frame[["x", "y"]].to_numpy().tolist() == [[0.0, 1.0], [2.0, 3.0]]
@@ -270,23 +282,33 @@ def _explanation() -> Explanation:
 def test_explanation_views():
     exp = _explanation()
     # the values reshaped, not computed: equal bit for bit
-    np.testing.assert_array_equal(D.patch_grid(exp, "image"), [[0.1, -0.2], [0.3, 0.0]])
-    np.testing.assert_array_equal(D.tube_values(exp, "rgb"), [[[1.0, 2.0]], [[3.0, 4.0]]])
-    assert D.token_values(exp, "title") == (["red", "circle"], [0.5, -0.5])
-    assert D.token_values(exp, "image") is None
-    assert D.patch_grid(exp, "title") is None
+    np.testing.assert_array_equal(viewers.patch_grid(exp, "image"), [[0.1, -0.2], [0.3, 0.0]])
+    np.testing.assert_array_equal(viewers.tube_values(exp, "rgb"), [[[1.0, 2.0]], [[3.0, 4.0]]])
+    assert viewers.token_values(exp, "title") == (["red", "circle"], [0.5, -0.5])
+    assert viewers.token_values(exp, "image") is None
+    assert viewers.patch_grid(exp, "title") is None
 
 
-def test_explanation_store_uses_core_explain():
-    store = D.explanation_store()
-    assert store.available and store.can_explain and store.load_one is not None
-    assert store.missing == []
+@pytest.mark.parametrize("kind", list_kinds())
+def test_every_modality_kind_has_a_viewer(kind):
+    viewer = viewers.registered_viewer(kind)
+    assert viewer is not None and callable(viewer.show)
+    assert viewers.VIEWERS[get_kind(kind).viewer] is viewer
 
 
-def test_explanation_store_without_the_engine_is_an_empty_state(tmp_path):
-    store = D.ExplanationStore(missing=["core.explain.load_explanation_summaries(run_dir)"])
-    assert not store.available and not store.can_explain
-    assert store.summaries(tmp_path) is None and store.one(tmp_path, "a") is None
+def test_old_and_unknown_kinds_find_a_viewer():
+    assert viewers.registered_viewer("features") is viewers.VIEWERS["tabular"]  # the old name of tabular
+    assert viewers.registered_viewer("no-such-kind") is None
+    assert viewers.viewer_for("no-such-kind") is viewers.VIEWERS["text"]  # shown as its text
+    assert viewers.first_frame(np.zeros((4, 8, 8, 3))).shape == (8, 8, 3)  # a clip's gallery picture
+    assert viewers.first_frame(np.zeros((8, 8, 3))).shape == (8, 8, 3)
+
+
+def test_precomputed_reads_explanations_through_core_explain(tmp_path):
+    # a run folder with nothing stored: no rows, no explanation (never an error)
+    assert precomputed.explanation_summaries(tmp_path) is None
+    assert precomputed.stored_explanation(tmp_path, "a") is None
+    assert precomputed.expected_projections(["image"], ["pca", "tsne"]) == [("image", "pca"), ("image", "tsne")]
 
 
 # --------------------------------------------------------------------------- with a built experiment
@@ -299,12 +321,12 @@ def test_precompute_status_and_project_cli(tiny_built, tmp_path, capsys):
     copy = tmp_path / "runs"
     shutil.copytree(root / "tiny" / "concat-image+title", copy / "tiny" / "concat-image+title")
     run_dir = copy / "tiny" / "concat-image+title"
-    status = D.precompute_status(run_dir, ["image", "title"], D.explanation_store())
+    status = precomputed.precompute_status(run_dir, ["image", "title"])
     assert len(status["missing_projections"]) == 9 and status["projections"].empty
     assert status["n_explained"] == 0
     assert main(["--runs-dir", str(copy), "--quiet", "project", "tiny", "--methods", "pca"]) == 0
     assert "3 computed" in capsys.readouterr().out
-    status = D.precompute_status(run_dir, ["image", "title"])
+    status = precomputed.precompute_status(run_dir, ["image", "title"])
     assert sorted(status["projections"]["embedding"]) == ["fused", "image", "title"]
     assert {m for _, m in status["missing_projections"]} == {"tsne", "umap"}
     # resumable: a second call keeps what is stored
@@ -333,20 +355,20 @@ def test_build_commands_name_the_runs_root(monkeypatch, tmp_path):
 
     monkeypatch.chdir(PROJECT_ROOT)
     cli = cli_command()
-    default = D.build_commands("emoji", "concat-image+title", root=PROJECT_ROOT / "runs")
+    default = commands.build_commands("emoji", "concat-image+title", root=PROJECT_ROOT / "runs")
     assert default == {
         "everything": "bash scripts/run.sh",
         "build": f"{cli} build emoji",
         "project": f"{cli} project emoji --run concat-image+title",
         "explain": f"{cli} explain runs/emoji/concat-image+title",
     }
-    other = D.build_commands("tiny", None, root=tmp_path)
+    other = commands.build_commands("tiny", None, root=tmp_path)
     assert other["everything"] == f"FUSIONLENS_RUNS={tmp_path.resolve()} bash scripts/run.sh"
     assert other["build"] == f"{cli} build tiny --runs-dir {tmp_path.resolve()}"
     assert other["explain"] == f"{cli} explain {tmp_path.resolve() / 'tiny' / '<run>'}"
     # from a data folder (the dashboard started there): its ./runs is the CLI's default, paths are relative
     monkeypatch.chdir(tmp_path)
-    here = D.build_commands("tiny", "concat-image+title", root=tmp_path / "runs")
+    here = commands.build_commands("tiny", "concat-image+title", root=tmp_path / "runs")
     assert here["build"] == f"{cli_command()} build tiny"
     assert here["explain"] == f"{cli_command()} explain runs/tiny/concat-image+title"
     assert here["everything"] == f"FUSIONLENS_RUNS={tmp_path.resolve() / 'runs'} bash {PROJECT_ROOT / 'scripts' / 'run.sh'}"
@@ -368,15 +390,15 @@ def test_build_commands_name_a_users_experiment_file(monkeypatch, tmp_path):
 
     record(exp_file)
     monkeypatch.chdir(data)  # the dashboard started from the data folder
-    assert D.build_commands("my", root=data / "runs")["build"] == f"{cli_command()} build my.toml"
+    assert commands.build_commands("my", root=data / "runs")["build"] == f"{cli_command()} build my.toml"
     monkeypatch.chdir(tmp_path)  # elsewhere: the path, quoted for the shell
-    assert D.build_commands("my", root=data / "runs")["build"] == \
+    assert commands.build_commands("my", root=data / "runs")["build"] == \
         f"{cli_command()} build 'my data/my.toml' --runs-dir 'my data/runs'"
     # a demo experiment keeps its name; a file that is gone, or no record, falls back to the name
     cli = cli_command()
     record(EXPERIMENTS_DIR / "my.toml")
-    assert D.build_commands("my", root=data / "runs")["build"].startswith(f"{cli} build my ")
+    assert commands.build_commands("my", root=data / "runs")["build"].startswith(f"{cli} build my ")
     record(data / "gone.toml")
-    assert D.build_commands("my", root=data / "runs")["build"].startswith(f"{cli} build my ")
+    assert commands.build_commands("my", root=data / "runs")["build"].startswith(f"{cli} build my ")
     info.write_text("{not json")
-    assert D.build_commands("my", root=data / "runs")["build"].startswith(f"{cli} build my ")
+    assert commands.build_commands("my", root=data / "runs")["build"].startswith(f"{cli} build my ")

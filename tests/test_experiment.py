@@ -171,13 +171,34 @@ def test_every_problem_is_reported_at_once():
     assert "seed (top level) = -1" in text and "[train.unimodal] epochs" in text and "min_per_clas" in text
 
 
-def test_features_kind_says_no_encoder_exists_yet():
-    raw = _with(modalities__vec={"kind": "features", "encoder": "mlp"})
-    with pytest.raises(ConfigError) as info:
-        parse_experiment(raw)
+def test_features_is_read_as_tabular_with_a_warning_saying_what_to_write(caplog):
+    raw = _with(modalities__vec={"kind": "features", "encoder": "mlp", "columns": ["a", "b"]})
+    with caplog.at_level("WARNING", logger="core.experiment"):
+        exp = parse_experiment(raw)
+    assert re.search(r'\[modalities.vec\] kind = "features" is the old name of kind "tabular" and is read as '
+                     r'"tabular". Fix: write kind = "tabular"', caplog.text), caplog.text
+    assert exp.modalities["vec"] == "tabular" and exp.modality_options["vec"] == {"columns": ["a", "b"]}
+    assert raw["modalities"]["vec"]["kind"] == "features"  # the caller's dict is left as it was
+    assert exp.fingerprint() == parse_experiment(_with(modalities__vec={"kind": "tabular", "encoder": "mlp",
+                                                                        "columns": ["a", "b"]})).fingerprint()
+
+
+def test_a_kind_without_an_encoder_says_so():
+    from core.kinds import KINDS, ModalityKind
+
+    @KINDS.register("sound-test")
+    class SoundKind(ModalityKind):  # registered here only: a kind no encoder exists for
+        name = "sound-test"
+        default_encoder = "none"
+
+    try:
+        with pytest.raises(ConfigError) as info:
+            parse_experiment(_with(modalities__hum={"kind": "sound-test", "encoder": "x"}))
+    finally:
+        KINDS.unregister("sound-test")
     text = str(info.value)
-    assert "[modalities.vec] kind = \"features\": no encoder exists for features data yet" in text
-    assert "leave modality 'vec' out" in text and "image, text, video" in text
+    assert "[modalities.hum] kind = \"sound-test\": no encoder exists for sound-test data yet" in text
+    assert "leave modality 'hum' out" in text and "image, tabular, text, video" in text
 
 
 def test_choices_never_prints_an_empty_list():
@@ -232,7 +253,7 @@ def test_readme_key_reference_is_generated_from_the_schema():
         assert f"`{key}`" in section
     assert len(schema_keys()) > 40 and "[train.unimodal] epochs" in schema_keys()
     assert set(SCHEMA.keys) == {"name", "seed", "grid_default", "dataset", "modalities", "encoder_grid", "fusion",
-                                "train"}
+                                "train", "precompute"}
 
 
 # The same files through the CLI, as a user meets them: exit 2, the problem and the fix, no traceback.
@@ -240,7 +261,8 @@ CLI_BAD = {
     "string-for-number": '[train.unimodal]\nepochs = "ten"\n',
     "negative-epochs": "[train.unimodal]\nepochs = -3\n",
     "unknown-key": "[fusion]\nmethod = [\"concat\"]\n",
-    "features-kind": '[modalities.vec]\nkind = "features"\nencoder = "mlp"\n',
+    "tabular-columns-string": '[modalities.vec]\nkind = "tabular"\nencoder = "mlp"\ncolumns = "age"\n',
+    "columns-on-text": '[modalities.vec]\nkind = "text"\nencoder = "minilm"\ncolumns = ["age"]\n',
 }
 CLI_HEAD = """name = "bad"
 [dataset]

@@ -15,15 +15,18 @@ from core.explain import (
     ExplainSettings,
     OutputSpec,
     SampleGame,
+    build_maskers,
+    encoder_batch_size,
     explain_inputs,
     explain_sample,
     is_factorisable,
     modality_shares,
     plan_recombined,
     recombined_permutations,
+    resolve_run,
+    run_inputs,
     shap_permutations,
 )
-from core.explain._engine import build_maskers, encoder_batch_size, resolve_run, run_inputs
 from core.fusion import list_fusions
 from core.model import IntermediateHead, LateHead, MultimodalClassifier
 from tests._tolerance import f64_atol, output_atol, shapley_atol

@@ -1,6 +1,7 @@
 """Stored explanations: precompute (seeded, sharded, resumable), loading, the per-class table, the CLI."""
 from __future__ import annotations
 
+import shlex
 import shutil
 import warnings
 from pathlib import Path
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.cli import main
+from core.cli import build_parser, main
 from core.errors import ConfigError, cli_command
 from core.explain import (
     ALL_CLASSES,
@@ -22,10 +23,11 @@ from core.explain import (
     load_explanation_summaries,
     load_explanations,
     parse_shard,
+    resolve_run,
     select_build_runs,
     select_samples,
+    settings_from_args,
 )
-from core.explain._engine import resolve_run
 from tests._tolerance import f64_atol
 
 RUN = "multconcat-image+title+description"
@@ -99,25 +101,16 @@ def test_resume_skips_stored_samples_and_keeps_settings_apart(run_dir) -> None:
     assert len(summaries) == 5 and set(summaries["settings_hash"]) == {first["settings_hash"]}
 
 
-def test_an_interrupted_precompute_keeps_its_rows_and_resumes(run_dir, monkeypatch) -> None:
-    import core.explain._precompute as P
-
-    real = P.explain_with_settings
-    calls = {"n": 0}
-
-    def flaky(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
+def test_an_interrupted_precompute_keeps_its_rows_and_resumes(run_dir) -> None:
+    def interrupt_after_two(done: int, total: int) -> None:   # Ctrl-C while the third sample is explained
+        if done == 2 and total == 4:
             raise KeyboardInterrupt
-        return real(*args, **kwargs)
 
-    monkeypatch.setattr(P, "explain_with_settings", flaky)
     with pytest.raises(KeyboardInterrupt):
-        explain_run(run_dir, n=4, progress=False, flush_every=100)
+        explain_run(run_dir, n=4, progress=interrupt_after_two, flush_every=100)
     status = explanation_status(run_dir)
     assert status[["requested", "stored", "complete"]].values.tolist() == [[4, 2, False]]
     assert f"{cli_command()} explain" in status["command"].iloc[0]
-    monkeypatch.setattr(P, "explain_with_settings", real)
     report = explain_run(run_dir, n=4, progress=False)
     assert (report["skipped"], report["computed"]) == (2, 2)
     assert explanation_status(run_dir)["complete"].tolist() == [True]
@@ -272,13 +265,31 @@ def test_cli_explain_and_explain_table(run_dir, capsys) -> None:
     assert "Fix:" in capsys.readouterr().err
 
 
-def test_build_explains_the_runs_that_matter(tiny_built, tmp_path, monkeypatch) -> None:
-    import argparse
-    import types
+def test_the_recorded_command_resumes_with_the_same_settings(run_dir, capsys) -> None:
+    """Every setting given on the CLI (also the video tube grid) is recorded in the resume command."""
+    root = run_dir.parents[1]
+    flags = ["--n", "2", "--grid", "2", "--video-grid", "2", "--video-segments", "3", "--walks", "60"]
+    assert main(["--runs-dir", str(root), "--quiet", "explain", str(run_dir), *flags]) == 0
+    (command,) = explanation_status(run_dir)["command"]
+    words = shlex.split(command)
+    resumed = words[words.index("explain") + 1:]
+    assert resumed == [str(run_dir), *flags]
+    explain = next(a for a in build_parser()._actions if a.dest == "command").choices["explain"]
+    settings, options = settings_from_args(explain.parse_args(resumed))
+    assert (settings.video_grid, settings.video_segments, settings.n_walks, options.n) == (2, 3, 60, 2)
+    assert set(load_explanations(run_dir)[0]["settings_hash"]) == {settings.hash()}
+    capsys.readouterr()
+    assert main(["--runs-dir", str(root), "--quiet", "explain", *resumed]) == 0
+    assert "0 sample(s) explained, 2 already stored" in capsys.readouterr().out
 
-    import core.cli as cli
 
-    _, root = tiny_built
+def test_build_explains_the_runs_that_matter(tiny_built, tmp_path) -> None:
+    import dataclasses
+
+    from core.experiment import load_experiment
+    from core.pipeline import STEPS, run_build
+
+    exp_path, root = tiny_built
     chosen = select_build_runs(root / "tiny")
     assert 1 <= len(chosen) <= 3
     names = [p.name for p in chosen]
@@ -286,12 +297,12 @@ def test_build_explains_the_runs_that_matter(tiny_built, tmp_path, monkeypatch) 
     assert "multconcat-image+title+description" in names
     copy = tmp_path / "runs"
     shutil.copytree(root, copy)
-    assert cli._explain_after_build in cli.BUILD_HOOKS
-    monkeypatch.setattr(cli, "EXPLAIN_BUILD_SAMPLES", (3, 2))
-    exp = types.SimpleNamespace(name="tiny", seed=0)
-    cli._explain_after_build(exp, copy, argparse.Namespace(skip_precompute=True, quiet=True))
+    exp = load_experiment(exp_path)
+    exp = dataclasses.replace(exp, precompute={**exp.precompute, "explain_samples": [3, 2]})
+    explain_only = [s for s in STEPS if s.name == "explain"]
+    run_build(exp, copy, steps=explain_only, skip_precompute=True, progress=False)
     assert not list(copy.glob("tiny/*/explanations"))
-    cli._explain_after_build(exp, copy, argparse.Namespace(skip_precompute=False, quiet=True))
+    run_build(exp, copy, steps=explain_only, progress=False)
     counts = {p.name: len(load_explanations(p)[0]) for p in select_build_runs(copy / "tiny")}
     assert counts[names[0]] == 3 and all(c == 2 for n, c in counts.items() if n != names[0])
     assert sorted(p.parent.name for p in copy.glob("tiny/*/explanations")) == sorted(names)

@@ -1,4 +1,5 @@
-"""Figure builders: demo conventions (titled axes, class names, modality colours) and table helpers."""
+"""Figure builders (ui.figures): demo conventions (titled axes, class names, modality colours), and the
+tables the pages format (ui.tables) over core's per-class share table."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +7,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from core import figures as F
-from core.errors import DataError
+from core.errors import ConfigError, DataError
+from core.explain import class_share_table
+from ui import figures as F
+from ui import tables as T
 from tests._tolerance import f64_atol
 
 CLASSES = ["Bucket-Worker", "Cabin-Worker", "Safe action"]
@@ -46,7 +49,7 @@ def results_df() -> pd.DataFrame:
 
 @pytest.fixture
 def samples_df() -> pd.DataFrame:
-    # hand-made: means below are computed by hand in test_per_class_share_table
+    # hand-made: means below are computed by hand in test_per_class_share_table_is_cores_and_the_page_lays_it_out
     return pd.DataFrame(
         {
             "id": ["a", "b", "c", "d", "e", "f"],
@@ -80,7 +83,7 @@ def test_modality_colours_are_fixed_and_distinct():
 
 
 def test_modality_colour_consistent_between_builders(samples_df):
-    table = F.per_class_share_table(samples_df, MODS)
+    table = class_share_table(samples_df, MODS, overall=False)
     bars = F.make_modality_share_bar_figure(table, MODS)
     boxes = F.make_share_distribution_figure(samples_df, MODS)
     civ = F.make_share_correct_vs_incorrect_figure(samples_df, MODS)
@@ -107,7 +110,7 @@ def test_per_class_heatmap_figure():
         "run_a": {"per_class": {c: {"recall": r, "precision": 0.5} for c, r in zip(CLASSES, (0.9, 0.5, 1.0))}},
         "run_b": {"per_class": {c: {"recall": r} for c, r in zip(CLASSES, (0.7, 0.6, 0.8))}},
     }
-    table = F.per_class_recall_table(metrics)
+    table = T.per_class_recall_table(metrics)
     assert list(table.index) == ["run_a", "run_b"] and list(table.columns) == CLASSES
     assert table.loc["run_b", "Cabin-Worker"] == 0.6
     fig = F.make_per_class_heatmap_figure(table)
@@ -117,30 +120,30 @@ def test_per_class_heatmap_figure():
 
 
 def test_best_rows_and_latex(results_df):
-    best = F.best_rows(results_df)
+    best = T.best_rows(results_df)
     assert best["top1"] == [1] and best["top5"] == [0, 1, 2]
     assert best["n_params"] == [2]  # lower is better for cost
     assert "inference_ms" not in best  # a timing is indicative: never crowned
-    tex = F.results_latex(results_df)
+    tex = T.results_latex(results_df)
     assert tex.startswith(r"\begin{tabular}") and r"\toprule" in tex and r"\bottomrule" in tex
     assert r"\textbf{0.893}" in tex and "0.800" in tex and r"\textbf{0.800}" not in tex
     assert r"concat\_rgb+depth" in tex  # underscores escaped
     assert r"\textbf{0.06}" in tex  # 60k params = 0.06 M, the fewest
     assert tex.count(r"\\") == len(results_df) + 1
-    wrapped = F.results_latex(results_df, caption="Results & more", label="tab:res")
+    wrapped = T.results_latex(results_df, caption="Results & more", label="tab:res")
     assert r"\caption{Results \& more}" in wrapped and r"\label{tab:res}" in wrapped
 
 
 def test_trivial_topk_columns_are_not_crowned(results_df):
-    assert F.trivial_topk(3) == ["top3", "top5"] and F.trivial_topk(5) == ["top5"] and F.trivial_topk(6) == []
-    assert F.trivial_topk(None) == []
-    best = F.best_rows(results_df, n_classes=3)
+    assert T.trivial_topk(3) == ["top3", "top5"] and T.trivial_topk(5) == ["top5"] and T.trivial_topk(6) == []
+    assert T.trivial_topk(None) == []
+    best = T.best_rows(results_df, n_classes=3)
     assert "top3" not in best and "top5" not in best and best["top1"] == [1]
-    assert set(F.best_rows(results_df, n_classes=4)) >= {"top3"} and "top5" not in F.best_rows(results_df, n_classes=5)
-    assert "top5" in F.best_rows(results_df, n_classes=6)
-    tex = F.results_latex(results_df, n_classes=3)
+    assert set(T.best_rows(results_df, n_classes=4)) >= {"top3"} and "top5" not in T.best_rows(results_df, n_classes=5)
+    assert "top5" in T.best_rows(results_df, n_classes=6)
+    tex = T.results_latex(results_df, n_classes=3)
     assert r"\textbf{0.990}" not in tex and r"\textbf{1.000}" not in tex and r"\textbf{0.893}" in tex
-    assert r"\textbf{0.990}" in F.results_latex(results_df, n_classes=10)
+    assert r"\textbf{0.990}" in T.results_latex(results_df, n_classes=10)
 
 
 # --------------------------------------------------------------------------- many classes (2 to 200)
@@ -182,7 +185,7 @@ def test_confusion_figure_heights_grow_with_classes():
 
 def test_confusion_figure_of_some_classes_keeps_row_totals():
     names, matrix = _many(82)
-    top = F.top_error_classes(names, matrix, top=10)
+    top = T.top_error_classes(names, matrix, top=10)
     errors = matrix.copy()
     np.fill_diagonal(errors, 0)
     involved = errors.sum(axis=0) + errors.sum(axis=1)
@@ -208,7 +211,7 @@ def test_precision_recall_figure_names_every_class(n):
     assert _ticks(axis) == names and axis.tickfont.size >= F.MIN_CLASS_FONT_SIZE
     if n > 12:
         assert fig.data[0].orientation == "h" and (fig.layout.height - 150) / n >= 18
-    worst = F.lowest_classes(per_class, "f1", top=5)
+    worst = T.lowest_classes(per_class, "f1", top=5)
     assert [per_class[c]["f1"] for c in worst] == sorted(per_class[c]["f1"] for c in per_class)[:5]
     sub = F.make_precision_recall_figure(per_class, classes=worst[::-1])
     assert list(sub.data[0].x if sub.data[0].orientation != "h" else sub.data[0].y) == worst[::-1]
@@ -297,7 +300,7 @@ def test_confusion_figure_rejects_bad_shape():
 
 
 def test_confused_pairs():
-    table = F.confused_pairs_table(CLASSES, CONFUSION, top=2)
+    table = T.confused_pairs_table(CLASSES, CONFUSION, top=2)
     assert list(table.itertuples(index=False, name=None)) == [
         ("Cabin-Worker", "Safe action", 3, 0.3),
         ("Bucket-Worker", "Cabin-Worker", 2, 0.25),
@@ -322,38 +325,46 @@ def test_precision_recall_figure():
 # --------------------------------------------------------------------------- modality shares
 
 
-def test_per_class_share_table(samples_df):
-    table = F.per_class_share_table(samples_df, MODS)
-    assert list(table.columns) == ["class", "subset", "n", "share_rgb", "share_depth"]
-    assert len(table) == 3 * len(CLASSES)
-    row = table.set_index(["class", "subset"])
+def test_per_class_share_table_is_cores_and_the_page_lays_it_out(samples_df):
+    # the one per-class share table (core.explain, also the CLI's explain-table), in the page's class order
+    table = class_share_table(samples_df, MODS, classes=CLASSES, overall=False)
+    assert list(table.columns) == ["class", "n_all", "n_correct", "n_incorrect", "share_rgb_all", "share_rgb_correct",
+                                   "share_rgb_incorrect", "share_depth_all", "share_depth_correct",
+                                   "share_depth_incorrect"]
+    assert table["class"].tolist() == CLASSES
+    row = table.set_index("class")
     tol = f64_atol(1.0, len(samples_df))     # float64 means of shares in [0, 1]
     # Bucket-Worker: rgb 0.6, 0.4 (correct) and 0.8 (incorrect)
-    assert row.loc[("Bucket-Worker", "all"), "share_rgb"] == pytest.approx((0.6 + 0.4 + 0.8) / 3, abs=tol)
-    assert row.loc[("Bucket-Worker", "correct"), "share_rgb"] == pytest.approx(0.5, abs=tol)
-    assert row.loc[("Bucket-Worker", "incorrect"), "share_depth"] == pytest.approx(0.2, abs=tol)
-    assert row.loc[("Bucket-Worker", "all"), "n"] == 3
-    assert row.loc[("Bucket-Worker", "incorrect"), "n"] == 1
-    assert row.loc[("Cabin-Worker", "correct"), "share_depth"] == pytest.approx(0.4, abs=tol)
+    assert row.loc["Bucket-Worker", "share_rgb_all"] == pytest.approx((0.6 + 0.4 + 0.8) / 3, abs=tol)
+    assert row.loc["Bucket-Worker", "share_rgb_correct"] == pytest.approx(0.5, abs=tol)
+    assert row.loc["Bucket-Worker", "share_depth_incorrect"] == pytest.approx(0.2, abs=tol)
+    assert row.loc["Bucket-Worker", "n_all"] == 3
+    assert row.loc["Bucket-Worker", "n_incorrect"] == 1
+    assert row.loc["Cabin-Worker", "share_depth_correct"] == pytest.approx(0.4, abs=tol)
     # no incorrect Safe action: n = 0 and NaN, shown as "/" in the reference
-    assert row.loc[("Safe action", "incorrect"), "n"] == 0
-    assert np.isnan(row.loc[("Safe action", "incorrect"), "share_rgb"])
+    assert row.loc["Safe action", "n_incorrect"] == 0
+    assert np.isnan(row.loc["Safe action", "share_rgb_incorrect"])
+    # a class asked for that has no explained sample: a row of counts 0 and NaN shares
+    more = class_share_table(samples_df, MODS, classes=["Empty", *CLASSES], overall=False).set_index("class")
+    assert list(more.index) == ["Empty", *CLASSES] and more.loc["Empty", "n_all"] == 0
+    assert np.isnan(more.loc["Empty", "share_depth_all"])
 
-    wide = F.pivot_share_table(table, MODS)
+    wide = T.share_table_display(table, MODS)
     assert list(wide.index) == CLASSES
-    assert wide.loc["Bucket-Worker", ("Correct", "RGB")] == pytest.approx(0.5, abs=tol)
+    assert wide.loc["Bucket-Worker", ("Correct", "RGB")] == "50.0%"
     assert wide.loc["Cabin-Worker", ("All", "n")] == 2
+    assert wide.loc["Safe action", ("Incorrect", "Depth")] == "/"
     assert wide.columns[0] == ("All", "n")
 
     # 'correct' is derived from label/pred when absent
-    derived = F.per_class_share_table(samples_df.drop(columns="correct"), MODS)
+    derived = class_share_table(samples_df.drop(columns="correct"), MODS, classes=CLASSES, overall=False)
     pd.testing.assert_frame_equal(derived, table, check_exact=True)   # the same means of the same rows
-    with pytest.raises(DataError, match="share_audio"):
-        F.per_class_share_table(samples_df, ["rgb", "audio"])
+    with pytest.raises(ConfigError, match="audio"):
+        class_share_table(samples_df, ["rgb", "audio"])
 
 
 def test_modality_share_bar_figure(samples_df):
-    table = F.per_class_share_table(samples_df, MODS)
+    table = class_share_table(samples_df, MODS, overall=False)
     fig = F.make_modality_share_bar_figure(table, MODS)
     _assert_titled(fig)
     assert fig.layout.barmode == "stack"
@@ -365,6 +376,9 @@ def test_modality_share_bar_figure(samples_df):
     np.testing.assert_allclose(np.asarray(one.data[0].y) + np.asarray(one.data[1].y), 1.0, rtol=0,
                                atol=f64_atol(1.0, len(samples_df)))
     assert F.make_modality_share_bar_figure(table.iloc[:0], MODS).layout.annotations
+    picked = F.make_modality_share_bar_figure(table, MODS, subsets=("incorrect", "all"))  # the order picked
+    assert list(picked.data[0].x[0])[:3] == ["Bucket-Worker", "Bucket-Worker", "Cabin-Worker"]
+    assert list(picked.data[0].x[1])[:3] == ["Incorrect", "All", "All"]  # Cabin-Worker has no incorrect one
 
 
 @pytest.mark.parametrize("kind", ["box", "violin"])

@@ -171,7 +171,7 @@ def test_svg_images_are_rasterised_at_the_encoder_size(manifest):
     assert (img[:, :14] == [208, 32, 32]).all() and (img[:, 18:] == 255).all()
     tall = load_image(manifest.parent / "images" / "square-001.svg", 24)
     assert tall.shape == (12, 24, 3)
-    from core.data.manifest import DEFAULT_SVG_SIZE
+    from core.kinds.image_files import DEFAULT_SVG_SIZE
 
     assert load_image(manifest.parent / "images" / "square-001.svg").shape[1] == DEFAULT_SVG_SIZE
 
@@ -190,7 +190,7 @@ def test_broken_svg_is_named_at_prepare(manifest):
 
 
 def test_svg_without_the_optional_rasteriser_says_how_to_install_or_convert(manifest, monkeypatch):
-    import core.data.manifest as M
+    import core.kinds.image_files as M
 
     _svg_manifest(manifest, ["square-000"])
     monkeypatch.setattr(M, "svg_support", lambda: False)

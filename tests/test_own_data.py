@@ -275,8 +275,9 @@ def test_walk_the_dashboard_in_chromium(built):
 
 
 def _walk(page, url: str, root: Path) -> None:
-    from core import dashboard as D
+    from core.ranking import best_run
     from core.results import results_table
+    from ui.queries import explained_runs
 
     shot = lambda name: page.screenshot(path=str(SHOTS / f"own-data-{name}.png"), full_page=True)  # noqa: E731
 
@@ -294,7 +295,7 @@ def _walk(page, url: str, root: Path) -> None:
     # a run that is not the sidebar's default, with correct predictions to click on
     results, _ = results_table(root / "my")
     default = sidebar_choice(page, "Run")
-    assert default == D.best_run(results, explained=D.explained_runs(root, "my", results["run"].tolist()))
+    assert default == best_run(results, explained=explained_runs(root, "my", results["run"].tolist()))
     classes = json.loads((root / "my" / "dataset.json").read_text())["classes"]
 
     def diagonal(run: str) -> int | None:

@@ -1,7 +1,10 @@
-"""The whole pipeline on a tiny seeded dataset: build, results, reload, resume, determinism."""
+"""The whole pipeline on a tiny seeded dataset: build, results, reload, resume, determinism; and the
+build as one pipeline of steps (core.pipeline): order, --skip-precompute, [precompute] choices."""
 from __future__ import annotations
 
 import json
+import shutil
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +14,10 @@ import pytest
 from core.bundle import load_run
 from core.catalog import list_runs
 from core.cli import main
-from core.experiment import load_experiment
+from core.errors import BundleError, ConfigError
+from core.experiment import DEFAULT_PRECOMPUTE, load_experiment, parse_experiment
+from core.explain import load_explanation_summaries, select_build_runs
+from core.pipeline import STEPS, PrecomputeChoices, explain_plan, read_precompute_choices, run_build
 from core.results import save_results
 from core.train import planned_runs, reproduce_predictions, train_experiment
 from tests._tolerance import f32_atol, longest_reduction
@@ -103,3 +109,156 @@ def test_cli_reports_bad_experiment_cleanly(tmp_path, capsys):
     assert main(["--runs-dir", str(tmp_path), "train", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "multconact" in err and "multconcat" in err and "Fix:" in err
+
+
+# --------------------------------------------------------------------------- the build pipeline
+
+def _built_copy(tiny_built, tmp_path: Path) -> Path:
+    """A copy of the tiny experiment's runs root without anything precomputed."""
+    _, root = tiny_built
+    copy = tmp_path / "runs"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("explanations", "projections", "precompute.json"))
+    return copy
+
+
+def _with_precompute(exp_path: Path, table: str):
+    """The tiny experiment with a [precompute] table, parsed as the file would be."""
+    return parse_experiment(tomllib.loads(exp_path.read_text() + "\n[precompute]\n" + table), exp_path)
+
+
+def _stored(root: Path) -> tuple[set[str], set[str]]:
+    return ({p.name for p in root.glob("tiny/*/projections/*.json")},
+            {p.parent.name for p in root.glob("tiny/*/explanations")})
+
+
+def test_build_steps_in_order():
+    assert [s.name for s in STEPS] == ["prepare", "train", "results", "project", "explain"]
+    assert [s.name for s in STEPS if s.precompute] == ["project", "explain"]
+
+
+def test_skip_precompute_runs_the_first_three_steps(tiny_built, tmp_path, capsys):
+    exp_path, _ = tiny_built
+    root = _built_copy(tiny_built, tmp_path)
+    ctx = run_build(load_experiment(exp_path), root, skip_precompute=True)
+    assert [(name, status) for name, status, *_ in ctx.log] == [
+        ("prepare", "done"), ("train", "done"), ("results", "done"), ("project", "skipped"), ("explain", "skipped")]
+    assert len(ctx.results) == 3 + 2 * 4 and ctx.skipped == []
+    assert _stored(root) == (set(), set())
+    err = capsys.readouterr().err
+    assert "build tiny [2/5] train: 11 run(s) ready" in err and "build tiny [5/5] explain: --skip-precompute" in err
+    # the choices are recorded all the same (the dashboard shows what the build would compute)
+    assert read_precompute_choices(root / "tiny") == PrecomputeChoices()
+
+
+def test_cli_build_skip_precompute(tiny_built, tmp_path, capsys):
+    exp_path, _ = tiny_built
+    root = _built_copy(tiny_built, tmp_path)
+    assert main(["--runs-dir", str(root), "--quiet", "build", str(exp_path), "--skip-precompute"]) == 0
+    captured = capsys.readouterr()
+    assert "multconcat-image+title+description" in captured.out and captured.err == ""
+    assert _stored(root) == (set(), set()) and (root / "tiny" / "results.csv").is_file()
+
+
+def test_precompute_choices_are_honoured(tiny_built, tmp_path):
+    exp_path, _ = tiny_built
+    root = _built_copy(tiny_built, tmp_path)
+    runs = ["concat-image+title", "late-average-image+title+description"]
+    exp = _with_precompute(exp_path, f'projections = ["pca"]\nexplain_runs = {json.dumps(runs)}\n'
+                                     "explain_samples = [3, 2]\n")
+    ctx = run_build(exp, root, progress=False)
+    assert [status for _, status, *_ in ctx.log] == ["done"] * 5
+    projections, explained = _stored(root)
+    assert {name.split("__")[1] for name in projections} == {"pca"}  # <embedding>__<method>__<key>.json
+    assert {name.split("__")[0] for name in projections} >= {"image", "title", "fused"}
+    assert {p.parent.parent.name for p in root.glob("tiny/*/projections/*.json")} == set(ctx.results["run"])
+    assert explained == set(runs)
+    counts = {r: len(load_explanation_summaries(root / "tiny" / r)) for r in runs}
+    assert counts == {runs[0]: 3, runs[1]: 2}
+    # the dashboard reads the same plan back without the experiment file
+    assert explain_plan(root / "tiny") == [(root / "tiny" / runs[0], 3), (root / "tiny" / runs[1], 2)]
+
+
+def test_precompute_nothing(tiny_built, tmp_path):
+    exp_path, _ = tiny_built
+    root = _built_copy(tiny_built, tmp_path)
+    ctx = run_build(_with_precompute(exp_path, "projections = []\nexplain_runs = []\n"), root, progress=False)
+    summaries = {name: summary for name, _, summary, _ in ctx.log}
+    assert summaries["project"].startswith("none asked") and summaries["explain"] == "no runs to explain"
+    assert _stored(root) == (set(), set())
+
+
+def test_default_plan_is_the_automatic_pick(tiny_built):
+    _, root = tiny_built
+    plan = explain_plan(root / "tiny", PrecomputeChoices())
+    assert [p for p, _ in plan] == select_build_runs(root / "tiny") and 1 <= len(plan) <= 3
+    assert [n for _, n in plan] == [100, 50, 50][:len(plan)]  # the defaults: today's build
+    assert explain_plan(root / "tiny", PrecomputeChoices(explain_max_runs=1)) == plan[:1]
+    assert explain_plan(root / "tiny", PrecomputeChoices(explain_max_runs=0)) == []
+    assert PrecomputeChoices.from_table(DEFAULT_PRECOMPUTE) == PrecomputeChoices()
+
+
+def test_the_plan_reads_without_torch(tiny_built):
+    """The dashboard's Overview shows the build's plan: reading it must not import torch."""
+    import os
+    import subprocess
+    import sys
+
+    from core.experiment import PROJECT_ROOT
+
+    _, root = tiny_built
+    code = ("import sys\nfrom pathlib import Path\nfrom core.pipeline import explain_plan\n"
+            f"plan = explain_plan(Path({str(root / 'tiny')!r}))\n"
+            "assert plan and 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)[:5]\n"
+            "print([(p.name, n) for p, n in plan])\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert "multconcat-image+title+description" in done.stdout
+
+
+def test_explain_runs_are_checked_before_any_work(tiny_built, tmp_path):
+    exp_path, _ = tiny_built
+    root = tmp_path / "fresh"
+    with pytest.raises(ConfigError) as info:
+        run_build(_with_precompute(exp_path, 'explain_runs = ["concat-image+titel"]\n'), root, progress=False)
+    assert "explain_runs names run(s) 'concat-image+titel'" in info.value.problem
+    assert "concat-image+title" in info.value.fix
+    assert not root.exists()
+
+
+def test_listed_run_that_is_not_usable_is_skipped_with_its_problem(tiny_built, tmp_path):
+    _, root = tiny_built
+    copy = _built_copy(tiny_built, tmp_path)
+    shutil.rmtree(copy / "tiny" / "concat-image+title")
+    skipped: list[str] = []
+    choices = PrecomputeChoices(explain_runs=("concat-image+title", "concat-image+title+description"))
+    plan = explain_plan(copy / "tiny", choices, copy, skipped)
+    assert plan == [(copy / "tiny" / "concat-image+title+description", 100)]
+    assert len(skipped) == 1 and skipped[0].startswith("run concat-image+title (incomplete)")
+
+
+@pytest.mark.parametrize("table, message", [
+    ("explain_samples = [0]\n", "[precompute] explain_samples = [0] is out of range (allowed: a list of integers, "
+                                "each >= 1)"),
+    ("explain_samples = []\n", "[precompute] explain_samples = [] gives no sample count"),
+    ("explain_samples = [10, 2.5]\n", "[precompute] explain_samples = [10, 2.5] is a list, not a list of integers"),
+    ('projections = ["pcaa"]\n', '[precompute] projections = ["pcaa"] holds "pcaa", which is not allowed'),
+    ("explain_seconds = 0\n", "[precompute] explain_seconds = 0 is out of range (allowed: a number > 0)"),
+    ('explain_runs = ["a", "a"]\n', "[precompute] explain_runs names 'a' more than once"),
+    ("explain_max_runs = -1\n", "[precompute] explain_max_runs = -1 is out of range"),
+    ('explain = "all"\n', "[precompute] has an unknown key 'explain'"),
+])
+def test_bad_precompute_tables_are_refused(tiny_built, table, message):
+    exp_path, _ = tiny_built
+    with pytest.raises(ConfigError) as info:
+        _with_precompute(exp_path, table)
+    assert message in str(info.value) and "Fix:" in str(info.value)
+
+
+def test_precompute_record_read_back(tmp_path):
+    assert read_precompute_choices(tmp_path) == PrecomputeChoices()  # a build from before the record
+    (tmp_path / "precompute.json").write_text('{"explain_samples": "many"}')
+    with pytest.raises(BundleError, match="precompute.json is damaged.*Fix: rerun .* build"):
+        read_precompute_choices(tmp_path)
+    (tmp_path / "precompute.json").write_text('{"explain_max_runs": 1, "projections": ["umap"]}')
+    assert read_precompute_choices(tmp_path) == PrecomputeChoices(projections=("umap",), explain_max_runs=1)

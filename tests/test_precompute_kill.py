@@ -246,7 +246,7 @@ def test_explain_killed_between_the_two_files_of_a_part(tiny_built, tmp_path) ->
     explain_run(ref_root / "tiny" / run, flush_every=2, progress=False)
     ref = explanation_rows(ref_root / "tiny" / run)
     # killed on the second flush, after its features file (4 samples), before its samples file (still 2)
-    kill_at(root, ["explain", str(root / "tiny" / run), *args], "core.explain._store", "write_parquet", "samples-", 2)
+    kill_at(root, ["explain", str(root / "tiny" / run), *args], "core.io", "write_parquet", "samples-", 2)
     (features_path,) = (root / "tiny" / run / "explanations").glob("features-*.parquet")
     assert pd.read_parquet(features_path)["sample_id"].nunique() == 4
     assert assert_rows_are_the_references(root / "tiny" / run, ref) and \

@@ -30,7 +30,7 @@ def _set_rule(exp_path: Path, modality: str, rule: str) -> None:
 
 
 def test_prepare_reports_what_it_changed(tmp_path, capsys):
-    from core.train import load_experiment_dataset, prepare_dataset
+    from core.data import load_experiment_dataset, prepare_dataset
 
     exp_path = write_tiny_experiment(tmp_path, n_classes=4, per_class=12)
     _set_rule(exp_path, "description", "drop")
@@ -56,7 +56,7 @@ def test_prepare_reports_what_it_changed(tmp_path, capsys):
 
 def test_svg_manifest_prepares_and_loads_at_the_encoder_size(tmp_path):
     pytest.importorskip("resvg_py")
-    from core.train import load_experiment_dataset, prepare_dataset
+    from core.data import load_experiment_dataset, prepare_dataset
 
     exp_path = write_tiny_experiment(tmp_path, n_classes=3, per_class=10)
     images = tmp_path / "data" / "images"
@@ -78,8 +78,9 @@ def test_svg_manifest_prepares_and_loads_at_the_encoder_size(tmp_path):
 def test_empty_text_kept_trains_and_explains_with_no_text_players(tmp_path):
     """Rule "keep": the encoder sees "" (special tokens only); MM-SHAP gives that modality no players,
     a zero share, and the explanation still adds up."""
+    from core.data import prepare_dataset
     from core.explain import explain_sample
-    from core.train import prepare_dataset, train_experiment
+    from core.train import train_experiment
 
     exp_path = write_tiny_experiment(tmp_path, methods='["concat"]')
     _set_rule(exp_path, "description", "keep")
@@ -130,7 +131,7 @@ def test_overview_shows_what_preparation_changed(tmp_path, monkeypatch):
     pytest.importorskip("streamlit")
     from streamlit.testing.v1 import AppTest
 
-    from core.train import prepare_dataset
+    from core.data import prepare_dataset
 
     exp_path = write_tiny_experiment(tmp_path, n_classes=3, per_class=10)
     _set_rule(exp_path, "title", "drop")

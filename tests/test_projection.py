@@ -271,7 +271,7 @@ def test_module_does_not_import_umap_or_streamlit():
     import sys
 
     code = (
-        "import sys, core.projection, core.figures; "
+        "import sys, core.projection, ui.figures; "
         "assert 'umap' not in sys.modules and 'streamlit' not in sys.modules and 'numba' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(__import__("pathlib").Path(__file__).parents[1]))

@@ -144,7 +144,7 @@ late = []
 
 def test_user_rgbd_mismatch_names_the_clip(tmp_path):
     from core.errors import DataError
-    from core.train import prepare_dataset
+    from core.data import prepare_dataset
 
     exp = load_experiment(_user_rgbd(tmp_path, repair=False))
     with pytest.raises(DataError, match="c5.*frame"):
@@ -152,7 +152,7 @@ def test_user_rgbd_mismatch_names_the_clip(tmp_path):
 
 
 def test_user_rgbd_mismatch_is_repaired_on_request(tmp_path):
-    from core.train import prepare_dataset
+    from core.data import prepare_dataset
 
     exp = load_experiment(_user_rgbd(tmp_path, repair=True))
     ds = prepare_dataset(exp, tmp_path / "runs", progress=False)

@@ -8,7 +8,7 @@ import pytest
 from core.data import rgbd_sim as sim
 from core.data.rgbd_sim import (CLASSES, MAX_DEPTH, PARTS, Box, Camera, degrade_depth, generate_dataset,
                                 render_boxes, simulate_clip)
-from core.data.video import load_clip
+from core.kinds.video_files import load_clip
 from core.errors import ConfigError, DataError
 from tests._tolerance import f32_atol, f32_rtol, f64_atol
 

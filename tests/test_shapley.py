@@ -379,7 +379,7 @@ def test_permutation_reproduces_shap_permutation_explainer(
 
     # the same orders passed explicitly: identical values
     ours = shapley_values(value_fn, n, method="permutation", permutations=np.array(walked))
-    # the same outputs added in shap's order (core.explain._shapley._permutation): bit-identical
+    # the same outputs added in shap's order (core/explain/_estimators/permutation.py): bit-identical
     np.testing.assert_array_equal(ours.values, ref.values[0])
     assert ours.base_value == float(np.ravel(ref.base_values)[0])
     # the same seed draws the same orders

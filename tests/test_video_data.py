@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.data.video import load_clip, resample_frames, resize_nearest, validate_pair
+from core.kinds.video_files import load_clip, resample_frames, resize_nearest, validate_pair
 from core.errors import DataError
 from tests._tolerance import EPS32
 
@@ -127,7 +127,7 @@ def test_repair_resamples_resizes_and_fills(caplog):
     depth = _depth(t=8, h=16, w=20)
     depth[0, 0, 0] = np.nan
     depth[3, 1, 1] = np.inf
-    with caplog.at_level(logging.WARNING, logger="core.data.video"):
+    with caplog.at_level(logging.WARNING, logger="core.kinds.video_files"):
         rgb, fixed = validate_pair(_rgb(t=4)[..., :1], depth, "c9", repair=True)
     assert rgb.shape == (4, 8, 10, 3) and fixed.shape == (4, 8, 10, 1)
     assert np.isfinite(fixed).all()

@@ -3,27 +3,33 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import dashboard as D
-from core import figures as F
 from core.data.manifest import describe_preparation
 from core.errors import cli_command
 from core.projection import METHOD_LABELS
-from views import _shared as S
+from ui import figures as F
+from ui import loaders as L
+from ui import precomputed as P
+from ui import queries as Q
+from ui import tables as T
+from ui import widgets as W
+from ui.commands import build_commands
+from ui.context import K_RUN, context
+from ui.viewers import registered_viewer
 
-ctx = S.context("overview")
-S.page_header("Overview", ctx)
+ctx = context("overview")
+W.page_header("Overview", ctx)
 
 if not ctx.experiment:
-    S.empty_no_runs(ctx)
+    W.empty_no_runs(ctx)
     st.stop()
 
-loaded = S.dataset(ctx, quiet=not (ctx.exp_dir / "dataset.json").exists())
-results, problems = S.results_table(ctx) if ctx.runs else (None, [])
+loaded = L.dataset(ctx, quiet=not (ctx.exp_dir / "dataset.json").exists())
+results, problems = L.results_table(ctx) if ctx.runs else (None, [])
 
 # ---------------------------------------------------------------- headline numbers
 if loaded is not None:
     ds, info = loaded
-    counts = D.split_counts(ds.frame, ds.classes)
+    counts = Q.split_counts(ds.frame, ds.classes)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Samples", f"{len(ds.frame):,}")
     c2.metric("Classes", len(ds.classes))
@@ -36,9 +42,9 @@ else:
     st.info("The dataset description of this experiment is missing: it is written by "
             f"`{cli_command()} prepare {ctx.experiment}` (part of `build`).")
 
-best = S.best_run(ctx, results)
-n_classes = len(ds.classes) if loaded is not None else S.n_classes(ctx)
-trivial = F.trivial_topk(n_classes)
+best = L.best_run(ctx, results)
+n_classes = len(ds.classes) if loaded is not None else L.n_classes(ctx)
+trivial = T.trivial_topk(n_classes)
 if best is not None:
     row = results.set_index("run").loc[best]
     st.subheader("Best run")
@@ -48,7 +54,7 @@ if best is not None:
         st.caption(f"{row['strategy']} fusion · {row['fusion']} · {row['modalities']}")
         if ctx.run != best:
             st.button("Show this run", key="ov_best", icon=":material/arrow_forward:",
-                      on_click=lambda: st.session_state.__setitem__(S.K_RUN, best))
+                      on_click=lambda: st.session_state.__setitem__(K_RUN, best))
     b2.metric("Top-1", f"{row['top1']:.1%}")
     if "top5" in trivial:  # with 5 classes or fewer every run has top-5 = 100 %
         b3.metric("Top-5", "n/a", help=f"Not meaningful with {n_classes} classes: every prediction's top 5 "
@@ -59,7 +65,7 @@ if best is not None:
     st.caption("Best = highest top-1; a tie goes to the run over more modalities, then to a run with stored "
                "explanations, then by name (the build explains the same run).")
 
-plan = S.explanation_plan(ctx)
+plan = L.explanation_plan(ctx)
 if plan is not None and (plan["missing"] > 0).any():
     gaps = plan[plan["missing"] > 0]
     st.warning(
@@ -68,7 +74,7 @@ if plan is not None and (plan["missing"] > 0).any():
         f"interrupted). Missing: " + "; ".join(
             f"`{r.run}` {r.stored:,} of {r.requested:,}" for r in gaps.itertuples()) + ". "
         "Fill them with (each command skips the samples already stored):", icon=":material/warning:")
-    S.show_commands(*gaps["command"].tolist())
+    W.show_commands(*gaps["command"].tolist())
 
 tab_data, tab_runs, tab_pre = st.tabs(["Dataset", "Runs", f"Precomputed for {ctx.run or 'the run'}"])
 
@@ -76,7 +82,7 @@ with tab_data:
     if loaded is None:
         st.info("No dataset to show yet.")
     else:
-        S.show_figure(F.make_split_counts_figure(counts), key="split_counts")  # scrolls with many classes
+        W.show_figure(F.make_split_counts_figure(counts), key="split_counts")  # scrolls with many classes
         with st.expander("Counts per class and split (table)"):
             st.dataframe(counts, width="stretch")
         notes = describe_preparation(ds.report)  # empty-text rule, classes dropped by min_per_class, ...
@@ -84,28 +90,28 @@ with tab_data:
             with st.expander(f"What preparation changed ({len(notes)})", icon=":material/filter_alt:"):
                 st.markdown("\n".join(f"- {line}" for line in notes))
         st.markdown("#### A few test samples")
-        ids = D.gallery_ids(ds.frame, n=8, seed=0)
+        ids = Q.gallery_ids(ds.frame, n=8, seed=0)
         cols = st.columns(4)
         labels = ds.frame.set_index("id").loc[ids, "label"].astype(str).tolist() if ids else []
-        image_mod = next((m for m, k in ds.modalities.items() if k in ("image", "video")), None)
-        text_mods = [m for m, k in ds.modalities.items() if k == "text"]
-        images = S.items(ctx, image_mod, ids) if image_mod and ids else None
-        texts = {m: S.items(ctx, m, ids) for m in text_mods} if ids else {}
+        # each modality's kind says how it shows in the gallery: one picture, then lines of text
+        viewers = {m: registered_viewer(k) for m, k in ds.modalities.items()}
+        image_mod = next((m for m, v in viewers.items() if v is not None and v.picture is not None), None)
+        text_mods = [m for m, v in viewers.items() if v is not None and v.caption is not None]
+        images = L.items(ctx, image_mod, ids) if image_mod and ids else None
+        texts = {m: L.items(ctx, m, ids) for m in text_mods} if ids else {}
         for i, sid in enumerate(ids):
             with cols[i % 4].container(border=True):
                 if images is not None:
-                    item = images[i]
-                    frame = item if item.ndim == 3 and item.shape[-1] in (1, 3, 4) else item[0]
-                    st.image(frame, width=96 if ds.modalities[image_mod] == "image" else 160)
+                    st.image(viewers[image_mod].picture(images[i]), width=viewers[image_mod].picture_width)
                 st.markdown(f"**{labels[i]}**")
                 for m in text_mods:
                     if texts.get(m) is not None:
-                        st.caption(f"{m}: {texts[m][i]}")
+                        st.caption(f"{m}: {viewers[m].caption(texts[m][i])}")
                 st.caption(f"id `{sid}`")
 
 with tab_runs:
     if not ctx.runs:
-        S.empty_no_runs(ctx)
+        W.empty_no_runs(ctx)
     else:
         if results is not None and not results.empty:
             shown = results[["run", "strategy", "fusion", "modalities", "top1", "top5", "macro_f1"]]
@@ -126,17 +132,13 @@ with tab_runs:
                 st.markdown(f"- {p}")
 
 with tab_pre:
-    run = S.need_run(ctx)
+    run = L.need_run(ctx)
     if run is not None:
-        store = S.explanation_store()
-        status = D.precompute_status(run.path, run.modalities, store)
-        cmds = D.build_commands(ctx.experiment, ctx.run, root=ctx.root)
+        status = P.precompute_status(run.path, run.modalities)
+        cmds = build_commands(ctx.experiment, ctx.run, root=ctx.root)
         st.markdown("#### Explanations (MM-SHAP)")
-        if not status["explain_available"]:
-            st.info("The MM-SHAP engine's stored-explanation loader is not available in this version of "
-                    "FusionLens, so no explanations can be shown yet.", icon=":material/info:")
-        elif status["explain_error"] is not None:
-            S.show_error(status["explain_error"], "Stored explanations cannot be read")
+        if status["explain_error"] is not None:
+            W.show_error(status["explain_error"], "Stored explanations cannot be read")
         else:
             n_test, n_done = len(run.predictions), status["n_explained"] or 0
             mine = plan[plan["run"] == run.name] if plan is not None else None
@@ -145,15 +147,15 @@ with tab_pre:
                 st.warning(f"**{planned['stored']:,} of the {planned['requested']:,} samples the build explains** "
                            f"for `{run.name}` are stored ({n_done:,} of {n_test:,} test samples in all). "
                            "Finish them with:", icon=":material/warning:")
-                S.show_commands(planned["command"])
+                W.show_commands(planned["command"])
             elif n_done:
                 st.success(f"{n_done:,} of {n_test:,} test samples explained.")
                 if n_done < n_test:
-                    S.show_commands(cmds["explain"], intro="The build explains a seeded sample; explain every "
+                    W.show_commands(cmds["explain"], intro="The build explains a seeded sample; explain every "
                                     "test sample (the stored ones are skipped) with:")
             else:
                 st.info(f"**No explanations yet** for `{ctx.run}`. Compute them with:", icon=":material/info:")
-                S.show_commands(planned["command"] if planned is not None else cmds["explain"])
+                W.show_commands(planned["command"] if planned is not None else cmds["explain"])
         st.markdown("#### Embedding projections")
         stored = status["projections"]
         if not stored.empty:
@@ -176,17 +178,17 @@ with tab_pre:
         if missing:
             names = ", ".join(f"{e} {METHOD_LABELS[m]}" for e, m in missing)
             st.info(f"**Missing projections:** {names}.", icon=":material/info:")
-            S.show_commands(cmds["project"], intro="Compute them all from the shell:")
+            W.show_commands(cmds["project"], intro="Compute them all from the shell:")
             cheap = sorted({m for _, m in missing if m != "umap"})
             if cheap and st.button(f"Compute {' and '.join(METHOD_LABELS[m] for m in cheap)} now",
                                    key="compute_cheap",
                                    help="Seconds for a few thousand samples; stored with the run."):
-                S.compute_projections(run, cheap)
+                L.compute_projections(run, cheap)
                 st.rerun()
             if any(m == "umap" for _, m in missing) and st.button(
                     "Compute UMAP now", key="compute_umap",
                     help="The first UMAP in a session compiles numba code (about a minute)."):
-                S.compute_projections(run, ["umap"])
+                L.compute_projections(run, ["umap"])
                 st.rerun()
         else:
             st.success("Every PCA, t-SNE and UMAP projection of this run is stored.")

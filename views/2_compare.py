@@ -4,25 +4,30 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import dashboard as D
-from core import figures as F
-from views import _shared as S
+from ui import figures as F
+from ui import loaders as L
+from ui import queries as Q
+from ui import tables as T
+from ui import widgets as W
+from ui.commands import build_commands
+from ui.context import K_RUN, context
+from ui.labels import METRIC_LABELS
 
-ctx = S.context("compare")
-S.page_header("Compare fusion methods", ctx, "top-1/3/5, macro-F1 and cost of every run")
+ctx = context("compare")
+W.page_header("Compare fusion methods", ctx, "top-1/3/5, macro-F1 and cost of every run")
 
 if not ctx.experiment or not ctx.runs:
-    S.empty_no_runs(ctx)
+    W.empty_no_runs(ctx)
     st.stop()
 
-results, problems = S.results_table(ctx)
+results, problems = L.results_table(ctx)
 if problems:
     with st.expander(f"{len(problems)} run(s) could not be read and are left out", icon=":material/warning:"):
         for p in problems:
             st.markdown(f"- {p}")
 if results.empty:
     st.info("No run of this experiment could be read. Rebuild it with:", icon=":material/info:")
-    S.show_commands(D.build_commands(ctx.experiment, root=ctx.root)["build"] + " --force")
+    W.show_commands(build_commands(ctx.experiment, root=ctx.root)["build"] + " --force")
     st.stop()
 
 def _encoders_per_modality(frame: pd.DataFrame) -> dict[str, list[str]]:
@@ -49,7 +54,7 @@ with st.container(border=True):
         encoders = st.multiselect("Encoders", sorted(results["encoders"].unique()), key="cmp_encoders",
                                   placeholder="all")
 
-shown = D.filter_results(results, strategies=strategies, fusions=fusions, modalities=subsets, encoders=encoders,
+shown = Q.filter_results(results, strategies=strategies, fusions=fusions, modalities=subsets, encoders=encoders,
                          search=search).reset_index(drop=True)
 if not several_encoders:
     shown = shown.drop(columns=["encoders"])  # one encoder per modality: the column says nothing
@@ -59,10 +64,10 @@ if shown.empty:
     st.stop()
 
 # ---------------------------------------------------------------- table
-n_classes = S.n_classes(ctx)
-trivial = F.trivial_topk(n_classes)  # top-k with k >= classes is 1.0 for every run
+n_classes = L.n_classes(ctx)
+trivial = T.trivial_topk(n_classes)  # top-k with k >= classes is 1.0 for every run
 # inference time is indicative (it depends on the build machine and its load): never crowned
-best = F.best_rows(shown, ["top1", "top3", "top5", "macro_f1", "n_params", "inference_ms"], n_classes=n_classes)
+best = T.best_rows(shown, ["top1", "top3", "top5", "macro_f1", "n_params", "inference_ms"], n_classes=n_classes)
 
 
 def _highlight(column: pd.Series) -> list[str]:
@@ -77,7 +82,7 @@ st.markdown(f"**{len(shown)} of {len(results)} runs** · best value per column i
             "select a row to make it the sidebar run")
 st.caption("Inference ms/sample is indicative: CPU time per sample on one thread, measured once when the run was "
            "built, so it depends on that machine; no run is marked best on it."
-           + (f" {' and '.join(F.METRIC_LABELS[k] for k in trivial)} say nothing with {n_classes} classes "
+           + (f" {' and '.join(METRIC_LABELS[k] for k in trivial)} say nothing with {n_classes} classes "
               "(every run scores 1): not marked." if trivial else ""))
 
 
@@ -86,12 +91,12 @@ def _topk_label(k: str) -> str:
 
 
 def _make_current(run: str) -> None:
-    st.session_state[S.K_RUN] = run
+    st.session_state[K_RUN] = run
 
 
 event = st.dataframe(
     styled, hide_index=True, width="stretch", key="cmp_table", height=min(600, 38 + 35 * len(shown)),
-    on_select=S.on_row_select("cmp_table", shown["run"].tolist(), _make_current), selection_mode="single-row",
+    on_select=W.on_row_select("cmp_table", shown["run"].tolist(), _make_current), selection_mode="single-row",
     column_config={
         "run": st.column_config.TextColumn("Run", width="medium"),
         "top1": st.column_config.NumberColumn("Top-1"), "top3": st.column_config.NumberColumn(_topk_label("top3")),
@@ -105,10 +110,10 @@ event = st.dataframe(
 )
 
 d1, d2, _ = st.columns([1, 1, 3])
-name = S.download_name(ctx.experiment, "results")
+name = W.download_name(ctx.experiment, "results")
 d1.download_button("Download CSV", shown.to_csv(index=False).encode(), f"{name}.csv", "text/csv",
                    icon=":material/download:")
-d2.download_button("Download LaTeX", F.results_latex(
+d2.download_button("Download LaTeX", T.results_latex(
     shown.drop(columns=["encoders"], errors="ignore"), caption=f"Fusion methods on {ctx.experiment}",
     label=f"tab:{name}", n_classes=n_classes).encode(),
     f"{name}.tex", "text/x-tex", icon=":material/download:", help="booktabs table, best value per column in bold")
@@ -118,20 +123,20 @@ st.subheader("Accuracy per run")
 useful = [m for m in ("top1", "top3", "top5") if m not in trivial] + ["macro_f1"]
 metrics = st.multiselect("Metrics", ["top1", "top3", "top5", "macro_f1"],
                          default=useful[:3] if len(shown) <= 12 else ["top1", "macro_f1"],
-                         format_func=lambda m: F.METRIC_LABELS[m], key="cmp_metrics")
+                         format_func=lambda m: METRIC_LABELS[m], key="cmp_metrics")
 ordered = shown.sort_values("top1", ascending=False)
 fig = F.make_results_bar_figure(ordered, metrics or ["top1"], title="Accuracy per run (sorted by top-1)")
 st.plotly_chart(fig, key="cmp_bars")
 
 st.subheader("Per-class accuracy across runs")
-metrics_by_run = S.all_metrics(ctx, shown["run"].tolist())
-table = F.per_class_recall_table({r: metrics_by_run[r] for r in ordered["run"] if r in metrics_by_run})
+metrics_by_run = L.all_metrics(ctx, shown["run"].tolist())
+table = T.per_class_recall_table({r: metrics_by_run[r] for r in ordered["run"] if r in metrics_by_run})
 if table.empty:
     st.info("No per-class metrics in these runs.")
 else:
     # hardest classes first (lowest mean recall over the shown runs), ties in class order
     mean_recall = table.mean(axis=0, skipna=True).fillna(float("inf"))
     ranked = sorted(table.columns, key=lambda c: (mean_recall[c], list(table.columns).index(c)))
-    picked = S.class_filter("cmp_classes", [str(c) for c in ranked], default_n=30,
+    picked = W.class_filter("cmp_classes", [str(c) for c in ranked], default_n=30,
                             ranking="hardest (lowest mean recall)")
-    S.show_figure(F.make_per_class_heatmap_figure(table, classes=picked), key="cmp_heatmap")
+    W.show_figure(F.make_per_class_heatmap_figure(table, classes=picked), key="cmp_heatmap")

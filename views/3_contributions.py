@@ -1,39 +1,39 @@
 """Modality contributions (MM-SHAP): per-class shares for all / correct / incorrect predictions."""
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
-from core import dashboard as D
-from core import figures as F
-from views import _shared as S
+from core.explain import class_share_table
+from ui import figures as F
+from ui import loaders as L
+from ui import tables as T
+from ui import widgets as W
+from ui.commands import build_commands
+from ui.context import context
 
-ctx = S.context("contributions")
-S.page_header("Modality contributions", ctx, "MM-SHAP share of each modality in the predictions")
+ctx = context("contributions")
+W.page_header("Modality contributions", ctx, "MM-SHAP share of each modality in the predictions")
 
-run = S.need_run(ctx)
+run = L.need_run(ctx)
 if run is None:
     st.stop()
 
-store = S.explanation_store()
 runs = [run]
 if ctx.run2:
-    other = S.load_run(ctx, ctx.run2)
+    other = L.load_run(ctx, ctx.run2)
     if other is not None:
         runs.append(other)
 
 
 def _no_explanations(r) -> None:
-    if S.explanation_problem(ctx, r.path.name) is not None:
+    if L.explanation_problem(ctx, r.path.name) is not None:
         return  # damaged, not absent: the error with its fix is already on the page
-    cmd = D.build_commands(ctx.experiment, r.name, root=ctx.root)["explain"]
+    cmd = build_commands(ctx.experiment, r.name, root=ctx.root)["explain"]
     st.info(f"**No explanations yet** for `{r.name}`: compute them with", icon=":material/info:")
     st.code(cmd, language="bash")
-    if not store.available:
-        st.caption("(The stored-explanation loader of the MM-SHAP engine is not available in this version.)")
 
 
-shares_by_run = {r.name: S.shares(ctx, r) for r in runs}
+shares_by_run = {r.name: L.shares(ctx, r) for r in runs}
 all_classes = list(run.classes)
 
 with st.container(border=True):
@@ -58,7 +58,7 @@ for col, r in zip(columns, runs):
         joined = samples.merge(preds, on="id", how="inner")
         if joined.empty:
             st.warning("The stored explanations name no sample of this run's predictions: recompute them with "
-                       f"`{D.build_commands(ctx.experiment, r.name, root=ctx.root)['explain']}`.")
+                       f"`{build_commands(ctx.experiment, r.name, root=ctx.root)['explain']}`.")
             continue
         classes = picked or joined["label"].value_counts().index[:12].tolist()
         joined_shown = joined[joined["label"].isin(classes)]
@@ -68,16 +68,14 @@ for col, r in zip(columns, runs):
             continue
         st.caption(f"{len(joined):,} explained samples of {len(r.predictions):,}; "
                    f"showing {len(joined_shown):,} in {len(classes)} classes")
-        table = F.per_class_share_table(joined_shown, r.modalities, classes=[c for c in all_classes if c in classes])
+        # the per-class share table of core.explain (the CLI's explain-table), drawn here
+        table = class_share_table(joined_shown, r.modalities, classes=[c for c in all_classes if c in classes],
+                                  overall=False)
         horizontal = len(runs) > 1 or len(classes) > 8
         st.plotly_chart(F.make_modality_share_bar_figure(table, r.modalities, subsets=subsets, horizontal=horizontal),
                         key=f"bar_{r.name}")
         st.markdown("**Mean share per class** (the reference's table: all, correct and incorrect predictions)")
-        wide = F.pivot_share_table(table, r.modalities)
-        for c in wide.columns:  # "/" where a class has no such prediction, as in the reference
-            if c[1] != "n":
-                wide[c] = [("/" if pd.isna(v) else f"{v:.1%}") for v in wide[c]]
-        st.dataframe(wide, width="stretch")
-        S.show_figure(F.make_share_distribution_figure(joined_shown, r.modalities, kind=kind),
+        st.dataframe(T.share_table_display(table, r.modalities), width="stretch")  # "/": no such prediction
+        W.show_figure(F.make_share_distribution_figure(joined_shown, r.modalities, kind=kind),
                       key=f"dist_{r.name}")
         st.plotly_chart(F.make_share_correct_vs_incorrect_figure(joined, r.modalities), key=f"cvi_{r.name}")

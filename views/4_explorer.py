@@ -1,27 +1,27 @@
 """Sample explorer: filter the predictions, select one, see its inputs, contributions and top-5."""
 from __future__ import annotations
 
-import html
-
-import numpy as np
 import streamlit as st
 
-from core import dashboard as D
-from core import figures as F
 from core.errors import FusionLensError
-from views import _shared as S
+from ui import figures as F
+from ui import loaders as L
+from ui import precomputed as P
+from ui import queries as Q
+from ui import widgets as W
+from ui.context import context
+from ui.viewers import show_sample
 
-ctx = S.context("explorer")
-S.page_header("Sample explorer", ctx, "every test prediction of the run, one sample in detail")
+ctx = context("explorer")
+W.page_header("Sample explorer", ctx, "every test prediction of the run, one sample in detail")
 
-run = S.need_run(ctx)
+run = L.need_run(ctx)
 if run is None:
     st.stop()
 
-store = S.explanation_store()
-view = S.predictions_view(ctx, run)
+view = L.predictions_view(ctx, run)
 has_shares = view["dominant"].notna().any()
-loaded = S.dataset(ctx, quiet=True)
+loaded = L.dataset(ctx, quiet=True)
 modality_kinds = loaded[0].modalities if loaded is not None else {m: "text" for m in run.modalities}
 text_cols = [m for m in run.modalities if modality_kinds.get(m) == "text" and m in view.columns]
 
@@ -41,7 +41,7 @@ with st.container(border=True):
         placeholder="any" if has_shares else "needs explanations",
         help="The modality with the largest MM-SHAP share of the prediction.")
 
-filtered = D.filter_predictions(
+filtered = Q.filter_predictions(
     view, true_classes=true_classes, pred_classes=pred_classes, correctness=correctness, confidence=confidence,
     dominant=dominant, search=search, search_columns=["id", "label", "pred", *text_cols])
 
@@ -61,7 +61,7 @@ with left:
                                                 search, tuple(dominant)))))
         st.dataframe(
             shown, hide_index=True, width="stretch", height=min(560, 38 + 35 * len(shown)), key=table_key,
-            on_select=S.on_row_select(table_key, shown["id"].astype(str).tolist()), selection_mode="single-row",
+            on_select=W.on_row_select(table_key, shown["id"].astype(str).tolist()), selection_mode="single-row",
             column_config={
                 "id": st.column_config.TextColumn("Sample"),
                 "label": st.column_config.TextColumn("True class"),
@@ -74,61 +74,12 @@ with left:
         st.caption("Select a row to see the sample in detail.")
 
 
-def _show_image(sample_id: str, modality: str, explanation) -> None:
-    images = S.items(ctx, modality, [sample_id])
-    if images is None:
-        return
-    grid = D.patch_grid(explanation, modality) if explanation is not None else None
-    if grid is not None:
-        st.plotly_chart(F.make_image_overlay_figure(images[0], grid, f"{modality}: patch contributions"),
-                        key=f"ov_{modality}")
-    else:
-        st.image(images[0], caption=modality, width=220)
-
-
-def _show_video(sample_id: str, modality: str, explanation) -> None:
-    clips = S.items(ctx, modality, [sample_id])
-    if clips is None:
-        return
-    clip = np.asarray(clips[0])
-    n = clip.shape[0]
-    idx = st.slider(f"{modality} frame", 1, max(n, 1), 1, key=f"frame_{modality}", disabled=n <= 1) - 1
-    values = D.tube_values(explanation, modality) if explanation is not None else None
-    if values is None:
-        values = np.full((1, 1, 1), np.nan)
-        title = f"{modality}: frame {idx + 1} of {n} (no explanation yet)"
-    else:
-        title = f"{modality}: frame {idx + 1} of {n}, tube contributions"
-    st.plotly_chart(F.make_frames_overlay_figure(clip, values, idx, title=title), key=f"frames_{modality}")
-
-
-def _show_text(sample_id: str, modality: str, explanation) -> None:
-    texts = S.items(ctx, modality, [sample_id])
-    if texts is None:
-        return
-    tokens = D.token_values(explanation, modality) if explanation is not None else None
-    st.markdown(f"**{modality}**")
-    if tokens is not None:
-        st.html(F.token_html(*tokens))
-    else:
-        st.html(f"<div style='font-size:17px'>{html.escape(str(texts[0]))}</div>")
-
-
-def _show_features(sample_id: str, modality: str, explanation) -> None:
-    vectors = S.items(ctx, modality, [sample_id])
-    if vectors is not None:
-        st.markdown(f"**{modality}** ({len(vectors[0])} values)")
-        st.bar_chart(np.asarray(vectors[0]))
-
-
-SHOW = {"image": _show_image, "video": _show_video, "text": _show_text, "features": _show_features}
-
 with right:
     sample_id = ctx.sample
     row = None
     if sample_id:
         try:
-            row = D.require_sample(run.predictions, sample_id)
+            row = Q.require_sample(run.predictions, sample_id)
         except FusionLensError as exc:
             st.warning(f"{exc.problem}. Pick a sample in the table.", icon=":material/help:")
     if row is None:
@@ -141,43 +92,38 @@ with right:
     st.subheader(f"Sample `{sample_id}`")
     st.markdown(f"True class **{row['label']}** · predicted **{row['pred']}** ({row['confidence']:.1%}) · {verdict}")
     explanation, damaged = None, None
-    if store.available:
-        try:
-            explanation = store.one(run.path, sample_id)
-        except FusionLensError as exc:  # damaged stored explanations: say so, never "not explained yet"
-            damaged = exc
+    try:
+        explanation = P.stored_explanation(run.path, sample_id)
+    except FusionLensError as exc:  # damaged stored explanations: say so, never "not explained yet"
+        damaged = exc
     if loaded is None:
         st.info("The dataset of this experiment is not available, so the inputs cannot be shown.")
-    else:
-        for m in run.modalities:
-            SHOW.get(modality_kinds.get(m, "text"), _show_text)(sample_id, m, explanation)
+    else:  # each modality drawn by its kind's viewer, with its contributions when explained
+        show_sample(ctx, sample_id, {m: modality_kinds.get(m, "text") for m in run.modalities}, explanation)
 
     if explanation is not None:
         st.plotly_chart(F.make_sample_share_figure(explanation.shares, run.modalities), key="sample_shares")
         st.caption(f"Explained class: {explanation.explained_class} · output {explanation.output_kind} · "
                    f"method {explanation.method}")
     elif damaged is not None:
-        S.show_error(damaged, "The stored explanation of this sample cannot be read")
+        W.show_error(damaged, "The stored explanation of this sample cannot be read")
     else:
         st.info("**No explanation for this sample yet.**", icon=":material/info:")
-        if store.can_explain:
-            if st.button("Explain this sample now", key="explain_now", icon=":material/bolt:"):
-                bar = st.progress(0.0, text="Explaining…")
-                try:
-                    store.explain_one(S.shared_run(run), sample_id, progress=lambda d, t: bar.progress(
-                        min(1.0, d / max(t, 1)), text=f"Explaining… {d}/{t} model evaluations"))
-                    st.rerun()
-                except FusionLensError as exc:
-                    S.show_error(exc, "This sample could not be explained")
-        else:
-            st.code(D.build_commands(ctx.experiment, ctx.run, root=ctx.root)["explain"], language="bash")
+        if st.button("Explain this sample now", key="explain_now", icon=":material/bolt:"):
+            bar = st.progress(0.0, text="Explaining…")
+            try:
+                P.explain_now(L.shared_run(run), sample_id, progress=lambda d, t: bar.progress(
+                    min(1.0, d / max(t, 1)), text=f"Explaining… {d}/{t} model evaluations"))
+                st.rerun()
+            except FusionLensError as exc:
+                W.show_error(exc, "This sample could not be explained")
 
     st.plotly_chart(F.make_topk_figure(row), key="sample_topk")
 
 # the page's full width: in the detail column, long run names pushed columns out of view
 st.markdown(f"**The same sample under the other runs** · `{sample_id}`")
-others = {r: p for r, p in S.all_predictions(ctx).items() if r != run.name}
-across = D.sample_across_runs(others, sample_id)
+others = {r: p for r, p in L.all_predictions(ctx).items() if r != run.name}
+across = Q.sample_across_runs(others, sample_id)
 if across.empty:
     st.caption("No other run has this sample.")
 else:

@@ -3,19 +3,23 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import dashboard as D
-from core import figures as F
 from core.projection import METHOD_LABELS, METHODS
-from views import _shared as S
+from ui import figures as F
+from ui import loaders as L
+from ui import queries as Q
+from ui import widgets as W
+from ui.commands import build_commands
+from ui.context import context, open_in_explorer, set_sample
+from ui.stamps import experiment_stamp, run_stamp
 
-ctx = S.context("embeddings")
-S.page_header("Embeddings", ctx, "PCA, t-SNE and UMAP of the test embeddings")
+ctx = context("embeddings")
+W.page_header("Embeddings", ctx, "PCA, t-SNE and UMAP of the test embeddings")
 
-run = S.need_run(ctx)
+run = L.need_run(ctx)
 if run is None:
     st.stop()
 
-view = S.predictions_view(ctx, run)
+view = L.predictions_view(ctx, run)
 has_shares = view["dominant"].notna().any()
 embeddings = [*run.modalities, "fused"]
 
@@ -27,7 +31,7 @@ if has_shares:
 
 with st.container(border=True):
     c1, c2, c3 = st.columns([1.1, 1.4, 2])
-    stored = [m for m in METHODS if S.projection_or_problem(run.path, "fused", m)[0] is not None]
+    stored = [m for m in METHODS if L.projection_or_problem(run.path, "fused", m)[0] is not None]
     default = "tsne" if "tsne" in stored else (stored[0] if stored else "pca")
     method = c1.radio("Projection", list(METHODS), index=list(METHODS).index(default), format_func=METHOD_LABELS.get,
                       horizontal=True, key="emb_method")
@@ -42,11 +46,11 @@ if not picked:
 
 found, damaged = {}, {}
 for e in picked:
-    found[e], problem = S.projection_or_problem(run.path, e, method)
+    found[e], problem = L.projection_or_problem(run.path, e, method)
     if problem is not None:
         damaged[e] = problem
 for e, problem in damaged.items():  # a damaged file is reported as damage, never as "not computed yet"
-    S.show_error(problem, f"The stored {METHOD_LABELS[method]} projection of `{e}` cannot be read")
+    W.show_error(problem, f"The stored {METHOD_LABELS[method]} projection of `{e}` cannot be read")
 missing = [e for e, p in found.items() if p is None]
 if missing:
     label = METHOD_LABELS[method]
@@ -56,12 +60,12 @@ if missing:
                 icon=":material/info:")
     else:
         st.caption(f"Recompute the damaged {label} projection(s) with:")
-    st.code(D.build_commands(ctx.experiment, ctx.run, root=ctx.root)["project"] + f" --methods {method}",
+    st.code(build_commands(ctx.experiment, ctx.run, root=ctx.root)["project"] + f" --methods {method}",
             language="bash")
     help_text = ("The first UMAP in a session compiles numba code (about a minute); later ones take seconds."
                  if method == "umap" else "Seconds for a few thousand samples; stored with the run.")
     if st.button(f"Compute {label} now", key=f"compute_{method}", icon=":material/play_arrow:", help=help_text):
-        S.compute_projections(run, [method])
+        L.compute_projections(run, [method])
         st.rerun()
 
 if ctx.sample:
@@ -93,7 +97,7 @@ def _figure(run_dir: str, stamp: tuple, emb: str, method: str, color_by: str, hi
             colored: tuple[str, ...] | None):
     """The scatter of one embedding: built once per (run files, colouring, ringed sample), never mutated."""
     proj = found[emb]
-    coords = D.projection_frame(proj["ids"], proj["coords"], view)
+    coords = Q.projection_frame(proj["ids"], proj["coords"], view)
     fig = F.make_embedding_figure(
         coords, color_by, hover, f"{emb} · {proj['label']}", axis_label=proj["label"], highlight_id=highlight,
         category_colors=colors, category_order=order, colored=colored, max_categories=MAX_COLORED)
@@ -103,7 +107,7 @@ def _figure(run_dir: str, stamp: tuple, emb: str, method: str, color_by: str, hi
 selected: list[str] = []
 shown = [e for e in picked if found[e] is not None]
 grid = st.columns(2) if len(shown) > 1 else [st.container()]
-stamp = D.run_stamp(run.path) + D.experiment_stamp(ctx.root, ctx.experiment)[:3]
+stamp = run_stamp(run.path) + experiment_stamp(ctx.root, ctx.experiment)[:3]
 for i, emb in enumerate(shown):
     proj = found[emb]
     fig, n_points = _figure(str(run.path), stamp, emb, method, color_by, ctx.sample, colored)
@@ -112,7 +116,7 @@ for i, emb in enumerate(shown):
                                 selection_mode=("points", "box", "lasso"))
         st.caption(f"Trustworthiness {proj['trustworthiness']:.3f} (k={proj['k']}) · {n_points:,} samples · "
                    "box or lasso to select, click a point to pick it")
-        selected += D.selected_ids(event)
+        selected += Q.selected_ids(event)
 
 # The selection outlives a redraw (ringing the selected sample redraws the plots, which clears
 # plotly's own selection); "Clear selection" forgets it.
@@ -129,7 +133,7 @@ if not selected:
 st.button("Clear selection", key="emb_clear", icon=":material/deselect:",
           on_click=lambda: st.session_state.pop(selection_key, None))
 if len(selected) == 1 and selected[0] != ctx.sample:
-    S.set_sample(selected[0])
+    set_sample(selected[0])
 
 rows = view[view["id"].isin(selected)].reset_index(drop=True)
 st.markdown(f"**{len(rows):,} selected** · {int((~rows['correct'].astype(bool)).sum())} misclassified")
@@ -137,11 +141,11 @@ columns = ["id", "label", "pred", "confidence", "correct", *(["dominant"] if has
 table_key = "emb_sel_" + str(abs(hash(tuple(selected))))
 st.dataframe(rows[columns].fillna({"dominant": "—"}), hide_index=True, width="stretch",
              height=min(400, 40 + 35 * len(rows)), key=table_key,
-             on_select=S.on_row_select(table_key, rows["id"].astype(str).tolist()), selection_mode="single-row",
+             on_select=W.on_row_select(table_key, rows["id"].astype(str).tolist()), selection_mode="single-row",
              column_config={"confidence": st.column_config.ProgressColumn("Confidence", format="%.2f", min_value=0,
                                                                            max_value=1)})
 target = ctx.sample if ctx.sample in set(rows["id"]) else None
 if target and st.button(f"Open `{target}` in the sample explorer", key="emb_open", icon=":material/open_in_new:"):
-    S.open_in_explorer(target)
+    open_in_explorer(target)
 elif not target:
     st.caption("Select a row to open that sample in the sample explorer.")

@@ -3,19 +3,23 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import figures as F
-from views import _shared as S
+from ui import figures as F
+from ui import loaders as L
+from ui import tables as T
+from ui import widgets as W
+from ui.commands import build_commands
+from ui.context import context, open_in_explorer
 
-ctx = S.context("misclassifications")
-S.page_header("Misclassifications", ctx, "where the model is wrong, and which samples")
+ctx = context("misclassifications")
+W.page_header("Misclassifications", ctx, "where the model is wrong, and which samples")
 
-run = S.need_run(ctx)
+run = L.need_run(ctx)
 if run is None:
     st.stop()
 
 confusion = run.metrics.get("confusion") or {}
 labels, matrix = confusion.get("labels", []), confusion.get("matrix", [])
-view = S.predictions_view(ctx, run)
+view = L.predictions_view(ctx, run)
 n_wrong = int((~view["correct"].astype(bool)).sum())
 c1, c2, c3 = st.columns(3)
 c1.metric("Test samples", f"{len(view):,}")
@@ -32,18 +36,18 @@ with left:
     shown_classes: list[str] | None = None
     try:
         # many classes: the 40 taking part in the most errors first, "show all" and a search for the rest
-        shown_classes = S.class_filter("mis_classes", F.top_error_classes(labels, matrix), default_n=40,
+        shown_classes = W.class_filter("mis_classes", T.top_error_classes(labels, matrix), default_n=40,
                                        ranking="most confused (most errors as true or predicted class)")
         fig = F.make_confusion_figure(labels, matrix, normalize=normalize, hide_diagonal=errors_only,
                                       classes=shown_classes)
     except Exception as exc:  # a matrix from another format version
-        S.show_error(exc, "The confusion matrix of this run cannot be drawn")
+        W.show_error(exc, "The confusion matrix of this run cannot be drawn")
         fig = None
     cell_event = None
     if fig is not None:
         subset = "" if shown_classes is None or len(shown_classes) == len(labels) else \
             f"_{abs(hash(tuple(shown_classes)))}"
-        cell_event = S.show_figure(fig, key=f"mis_confusion_{normalize}_{errors_only}{subset}", on_select="rerun",
+        cell_event = W.show_figure(fig, key=f"mis_confusion_{normalize}_{errors_only}{subset}", on_select="rerun",
                                    selection_mode="points")
         st.caption("Click a cell to list its samples." + (
             f" The last column, {F.OTHER_CLASSES}, counts predictions into the classes not shown."
@@ -57,7 +61,7 @@ if points:
     cd = p.get("customdata")
     clicked = (str(cd[0]), str(cd[1])) if cd else (str(p.get("y")), str(p.get("x")))
 
-pairs = F.confused_pairs_table(labels, matrix, top=10) if labels else None
+pairs = T.confused_pairs_table(labels, matrix, top=10) if labels else None
 with right:
     st.markdown("#### Samples of a cell")
     classes = list(run.classes)
@@ -82,14 +86,14 @@ with right:
         key = f"mis_cell_{abs(hash((true_cls, pred_cls)))}"
         st.dataframe(cell[columns].fillna({"dominant": "—"}), hide_index=True, width="stretch",
                      height=min(360, 40 + 35 * len(cell)), key=key,
-                     on_select=S.on_row_select(key, cell["id"].astype(str).tolist()), selection_mode="single-row",
+                     on_select=W.on_row_select(key, cell["id"].astype(str).tolist()), selection_mode="single-row",
                      column_config={"confidence": st.column_config.ProgressColumn(
                          "Confidence", format="%.2f", min_value=0, max_value=1)})
         target = ctx.sample if ctx.sample in set(cell["id"]) else None
         if target:
             st.markdown(f"Selected **`{target}`**")
             if st.button("Open in the sample explorer", key="mis_open", icon=":material/open_in_new:"):
-                S.open_in_explorer(target)
+                open_in_explorer(target)
         else:
             st.caption("Select a row to open that sample in the sample explorer.")
 
@@ -102,21 +106,19 @@ with b:
     per_class = run.metrics.get("per_class", {}) or {}
     if len(per_class) > 12:  # worst first, the same classes as the matrix
         keep = set(shown_classes) if shown_classes else set(map(str, per_class))
-        order = [c for c in F.lowest_classes(per_class, "f1") if c in keep]
+        order = [c for c in T.lowest_classes(per_class, "f1") if c in keep]
         pr_fig = F.make_precision_recall_figure(per_class, classes=order,
                                                 title="Per-class precision and recall (lowest F1 first)")
     else:
         pr_fig = F.make_precision_recall_figure(per_class)
-    S.show_figure(pr_fig, key="mis_pr")
+    W.show_figure(pr_fig, key="mis_pr")
 
 st.subheader("Modality shares: correct vs incorrect predictions")
 if view["dominant"].notna().any():
     explained = view[view["dominant"].notna()]
     st.plotly_chart(F.make_share_correct_vs_incorrect_figure(explained, run.modalities), key="mis_shares")
-elif S.explanation_problem(ctx, run.path.name) is not None:
+elif L.explanation_problem(ctx, run.path.name) is not None:
     st.caption("The stored explanations of this run are damaged (see the message at the top of the page).")
 else:
-    from core import dashboard as D
-
     st.info("**No explanations yet** for this run: compute them with", icon=":material/info:")
-    st.code(D.build_commands(ctx.experiment, ctx.run, root=ctx.root)["explain"], language="bash")
+    st.code(build_commands(ctx.experiment, ctx.run, root=ctx.root)["explain"], language="bash")

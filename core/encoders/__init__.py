@@ -1,4 +1,8 @@
-"""Encoders, one registry for every modality kind."""
+"""Encoders, one registry for every modality kind.
+
+Each encoder is registered with the kind it encodes (``kind="text"``, ...); every
+kind of :mod:`core.kinds` names its default one (:func:`default_encoder`).
+"""
 from __future__ import annotations
 
 import inspect
@@ -6,6 +10,7 @@ import re
 from typing import Any
 
 from core.encoders._base import Encoder
+from core.kinds import canonical_kind, get_kind
 from core.registry import Registry
 
 ENCODERS: Registry[Encoder] = Registry("encoder")
@@ -19,7 +24,12 @@ def create_encoder(name: str, **kwargs: Any) -> Encoder:
 
 
 def list_encoders(kind: str | None = None) -> list[str]:
-    return ENCODERS.names(kind=kind) if kind else ENCODERS.names()
+    return ENCODERS.names(kind=canonical_kind(kind)) if kind else ENCODERS.names()
+
+
+def default_encoder(kind: str) -> str:
+    """The encoder a modality kind suggests first (``core.kinds``); unknown kinds list the known ones."""
+    return get_kind(kind).default_encoder
 
 
 def describe_encoder(name: str) -> str:
@@ -41,6 +51,7 @@ def encoders_markdown() -> str:
 
 
 # Importing the modules registers their encoders.
-from core.encoders import _image, _text, _video  # noqa: E402,F401
+from core.encoders import _image, _tabular, _text, _video  # noqa: E402,F401
 
-__all__ = ["ENCODERS", "Encoder", "create_encoder", "describe_encoder", "encoders_markdown", "list_encoders"]
+__all__ = ["ENCODERS", "Encoder", "create_encoder", "default_encoder", "describe_encoder", "encoders_markdown",
+           "list_encoders"]

@@ -14,13 +14,13 @@ An encoder maps a batch of one modality's raw items to embeddings in two steps:
             ``special_tokens_mask`` (B, L) (1 = [CLS]/[SEP]/pad, never masked)
   image     ``pixels`` (B, C, H, W) float, normalised so 0 = dataset mean
   video     ``clips`` (B, C, T, H, W) float, normalised so 0 = dataset mean
-  features  ``features`` (B, D) float
+  tabular   ``features`` (B, D) float, standardised so 0 = training mean
   ========  ==============================================================
 
 * ``forward(inputs) -> (B, out_dim)`` embeddings.
 
-``structure(inputs)`` describes the maskable units (tokens, pixel grid, frames)
-so maskers in ``core.explain`` can switch individual tokens and patches off.
+``structure(inputs)`` describes the maskable units (tokens, pixel grid, frames,
+columns); the maskers of :mod:`core.kinds` switch individual players off.
 ``spec()`` returns the JSON-serialisable constructor arguments; with the
 registry name that is everything needed to rebuild the encoder before its
 weights are loaded from safetensors.
@@ -34,7 +34,7 @@ from torch import nn
 
 
 class Encoder(nn.Module):
-    kind: ClassVar[str]            # "text" | "image" | "video" | "features"
+    kind: ClassVar[str]            # a kind of core.kinds: "text" | "image" | "video" | "tabular" | ...
     registry_name: ClassVar[str] = ""
     out_dim: int
     #: False for a pretrained encoder kept frozen (stage 1 trains only its classifier).

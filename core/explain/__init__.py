@@ -1,127 +1,92 @@
 """Explanations of multimodal predictions: MM-SHAP.
 
 Shapley values of tokens, patches, tubes and feature entries (one masker per
-modality kind, :data:`MASKERS`), estimated by :func:`shapley_values` from a
-boolean-mask game, summed in absolute value per modality into shares
+modality kind, :data:`MASKERS`), estimated by one of the estimators of
+:data:`ESTIMATORS` (exact, permutation, kernel, recombined; :func:`shapley_values`
+for any boolean-mask game), summed in absolute value per modality into shares
 (:func:`modality_shares`), with exact modality-level values from
-:func:`group_shapley_values`. Every explanation is one :class:`Explanation`.
-The engine (:func:`explain_sample`, :func:`explain_inputs`) plays one sample of
-a run as a factorised game: each modality's masked variants are encoded once
-and only the fusion head runs per coalition. :func:`explain_run` precomputes a
-run's test split into ``<run>/explanations/`` (resumable, shardable);
-:func:`load_explanations`, :func:`explanation_for` and
+:func:`group_shapley_values`. Every explanation is one :class:`Explanation`;
+every setting is one :class:`ExplainSettings` (the ``fusionlens explain`` flags
+are made from its fields, :func:`add_explain_arguments`). The engine
+(:func:`explain_sample`, :func:`explain_inputs`) plays one sample of a run as a
+factorised game (:class:`SampleGame`): each modality's masked variants are
+encoded once and only the fusion head runs per coalition. :func:`explain_run`
+precomputes a run's test split into ``<run>/explanations/`` (resumable,
+shardable); :func:`load_explanations`, :func:`explanation_for` and
 :func:`class_share_table` read it back. See ``docs/EXPLAIN.md``.
-Import from here, never from the private modules.
+
+The package by job (private modules; import from here, never from them):
+
+=====================  ==========================================================
+``_settings``          ExplainSettings, OutputSpec, PrecomputeOptions, CLI form
+``_maskers``           the maskers (players of one modality)
+``_players``           one masker per explained modality (the kind-specific part)
+``_game``              the factorised SampleGame and FLOP counting
+``_estimators/``       one estimator per module behind :class:`Estimator`
+``_shapley``           shapley_values / group values / shares of any game
+``_engine``            explain one sample (inputs or a run's sample)
+``_runs``              run loading and caching, a sample's record and inputs
+``_result``            the Explanation object and its table form
+``_store``             explanations/ on disk: write, read, status
+``_selection``         which runs and samples a precompute explains
+``_precompute``        explain a run's test split (sharded, resumable)
+``_aggregate``         the per-class share table (the only one)
+``_progress``          progress bars and callbacks
+=====================  ==========================================================
+
+Names load on first use (PEP 562): ``from core.explain import ExplainSettings``
+(the CLI building its parser) or reading stored explanations (a dashboard page)
+imports neither torch nor the engine.
 """
 from __future__ import annotations
 
-from core.explain._aggregate import ALL_CLASSES, class_share_table, format_class_share_table
-from core.explain._engine import (
-    ENGINE_METHODS,
-    ENGINE_VERSION,
-    ExplainSettings,
-    OutputSpec,
-    SampleGame,
-    exact_flops,
-    plan_recombined,
-    reference_flops,
-    explain_inputs,
-    explain_sample,
-    is_factorisable,
-    recombined_permutations,
-)
-from core.explain._maskers import (
-    MASKERS,
-    FeatureMasker,
-    ImagePatchMasker,
-    Masker,
-    TextTokenMasker,
-    VideoTubeMasker,
-    create_masker,
-    list_maskers,
-    patch_grid_for_tokens,
-)
-from core.explain._result import OUTPUT_KINDS, Explanation, feature_label
-from core.explain._precompute import explain_run, parse_shard, select_build_runs, select_samples
-from core.explain._shapley import (
-    AUTO_EXACT_MAX_FEATURES,
-    EXACT_MAX_FEATURES,
-    MAX_PERMUTATIONS,
-    ShapleyValues,
-    group_shapley_values,
-    kernel_min_evals,
-    modality_shares,
-    shap_permutations,
-    shapley_values,
-)
-from core.explain._store import (
-    EXPLANATIONS_DIR,
-    explanation_for,
-    explanation_status,
-    load_explanations,
-    main_settings_hash,
-    preferred_rows,
-)
+import importlib
+from typing import Any
+
+#: private module -> the public names it provides
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "_settings": (
+        "DEFAULT_IMAGE_GRID", "DEFAULT_VIDEO_GRID", "DEFAULT_VIDEO_SEGMENTS", "ENGINE_METHODS", "ENGINE_VERSION",
+        "OUTPUT_KINDS", "ExplainSettings", "OutputSpec", "PrecomputeOptions", "add_explain_arguments", "cli_fields",
+        "parse_shard", "precompute_command", "settings_argv", "settings_from_args",
+    ),
+    "_estimators": (
+        "AUTO_EXACT_MAX_FEATURES", "ESTIMATORS", "EXACT_MAX_FEATURES", "MAX_PERMUTATIONS", "Estimator",
+        "EstimatorChoice", "ExactEstimator", "KernelEstimator", "PermutationEstimator", "RecombinedEstimator",
+        "RecombinedPlan", "ShapleyValues", "choose_estimator", "create_estimator", "exact_flops", "kernel_min_evals",
+        "list_estimators", "plan_recombined", "recombined_permutations", "reference_flops", "shap_permutations",
+    ),
+    "_shapley": ("group_shapley_values", "modality_shares", "shapley_values"),
+    "_maskers": (
+        "MASKERS", "FeatureMasker", "ImagePatchMasker", "Masker", "TextTokenMasker", "VideoTubeMasker",
+        "create_masker", "list_maskers", "patch_grid_for_tokens",
+    ),
+    "_players": ("build_maskers",),
+    "_game": ("SampleGame", "encoder_batch_size", "is_factorisable", "output_function"),
+    "_runs": ("resolve_run", "run_dataset", "run_inputs"),
+    "_engine": ("explain_inputs", "explain_sample"),
+    "_result": ("Explanation", "feature_label"),
+    "_store": (
+        "EXPLANATIONS_DIR", "explanation_for", "explanation_status", "load_explanation",
+        "load_explanation_summaries", "load_explanations", "main_settings_hash", "preferred_rows",
+    ),
+    "_selection": ("select_build_runs", "select_samples"),
+    "_precompute": ("explain_run",),
+    "_aggregate": ("ALL_CLASSES", "class_share_table", "format_class_share_table"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_WHERE)
 
 
-def load_explanation_summaries(run_dir):  # noqa: ANN001, ANN201 - the dashboard adapter's name
-    """One row per explained sample (one settings hash, see :func:`preferred_rows`), or None."""
-    samples, _ = load_explanations(run_dir)
-    return None if samples.empty else preferred_rows(samples)
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
 
-def load_explanation(run_dir, sample_id):  # noqa: ANN001, ANN201 - the dashboard adapter's name
-    """Alias of :func:`explanation_for`."""
-    return explanation_for(run_dir, sample_id)
-
-
-__all__ = [
-    "ALL_CLASSES",
-    "AUTO_EXACT_MAX_FEATURES",
-    "ENGINE_METHODS",
-    "ENGINE_VERSION",
-    "EXPLANATIONS_DIR",
-    "ExplainSettings",
-    "OutputSpec",
-    "SampleGame",
-    "class_share_table",
-    "exact_flops",
-    "plan_recombined",
-    "reference_flops",
-    "explain_inputs",
-    "explain_run",
-    "explain_sample",
-    "explanation_for",
-    "explanation_status",
-    "format_class_share_table",
-    "is_factorisable",
-    "load_explanation",
-    "load_explanation_summaries",
-    "load_explanations",
-    "parse_shard",
-    "main_settings_hash",
-    "preferred_rows",
-    "recombined_permutations",
-    "select_build_runs",
-    "select_samples",
-    "EXACT_MAX_FEATURES",
-    "MASKERS",
-    "MAX_PERMUTATIONS",
-    "OUTPUT_KINDS",
-    "Explanation",
-    "FeatureMasker",
-    "ImagePatchMasker",
-    "Masker",
-    "ShapleyValues",
-    "TextTokenMasker",
-    "VideoTubeMasker",
-    "create_masker",
-    "feature_label",
-    "group_shapley_values",
-    "kernel_min_evals",
-    "list_maskers",
-    "modality_shares",
-    "patch_grid_for_tokens",
-    "shap_permutations",
-    "shapley_values",
-]
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 
 from core.errors import ConfigError, cli_command
+from core.io import atomic_path
 from core.explain._store import (
-    _run_modalities,
+    run_modalities,
     check_modalities,
     explanations_dir,
     load_explanations,
@@ -40,6 +41,7 @@ def class_share_table(
     modalities: Sequence[str] | None = None,
     *,
     settings_hash: str | None = None,
+    classes: Sequence[str] | None = None,
     overall: bool = True,
     save: bool = True,
 ) -> pd.DataFrame:
@@ -52,6 +54,9 @@ def class_share_table(
         modalities: the modalities to report (default: the run's, or every
             ``share_`` column of the frame); one without shares is an error.
         settings_hash: use only explanations with these settings.
+        classes: one row per class of this list, in its order (a class without
+            samples gets counts 0 and NaN shares); default: every class with
+            samples, sorted.
         overall: append the ``(all classes)`` row.
         save: for a run folder, write ``explanations/class_shares-<hash>.csv``
             (``attrs["path"]`` names it).
@@ -63,7 +68,7 @@ def class_share_table(
     else:
         run_dir = Path(getattr(source, "path", source))
         samples, _ = load_explanations(run_dir, settings_hash=settings_hash)
-        known = _run_modalities(run_dir) or _share_modalities(samples)
+        known = run_modalities(run_dir) or _share_modalities(samples)
     if modalities is None:
         modalities = known
     modalities = [str(m) for m in modalities]
@@ -79,8 +84,8 @@ def class_share_table(
     rows = []
     if len(samples):
         labels = samples["label"].astype(str).to_numpy()
-        classes = sorted(set(labels))
-        groups = [(c, labels == c) for c in classes]
+        names = sorted(set(labels)) if classes is None else [str(c) for c in classes]
+        groups = [(c, labels == c) for c in names]
         if overall:
             groups.append((ALL_CLASSES, np.ones(len(samples), dtype=bool)))
         shares = {m: pd.to_numeric(samples.get(f"share_{m}"), errors="coerce").to_numpy(dtype=float)
@@ -101,8 +106,6 @@ def class_share_table(
         hashes = sorted(set(samples["settings_hash"].astype(str))) if "settings_hash" in samples.columns else []
         tag = hashes[0] if len(hashes) == 1 else "mixed"
         path = explanations_dir(run_dir) / f"class_shares-{tag}.csv"
-        from core.io import atomic_path
-
         with atomic_path(path) as tmp:
             table.to_csv(tmp, index=False)
         table.attrs["path"] = str(path)

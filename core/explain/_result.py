@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 
 from core.errors import ConfigError, DataError
-
-OUTPUT_KINDS = ("pred_prob", "true_prob", "class_prob", "logit")
+from core.explain._settings import OUTPUT_KINDS
+from core.explain._shapley import modality_shares
 
 #: describe() keys stored per feature, in column order; ints except token and name
 INFO_INT_KEYS = ("row", "col", "frame_start", "frame_end", "position", "segment", "y0", "y1", "x0", "x1")
@@ -145,8 +145,6 @@ class Explanation:
         settings: Mapping[str, Any] | None = None,
     ) -> "Explanation":
         """Wrap a :class:`~core.explain.ShapleyValues` over all features, computing the shares."""
-        from core.explain._shapley import modality_shares
-
         fm = np.asarray(feature_modality, dtype=np.int64)
         groups = [np.flatnonzero(fm == i) for i in range(len(modalities))]
         shares = modality_shares(shapley.values, groups)

@@ -42,9 +42,11 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from core import io
 from core.errors import BundleError, ConfigError, cli_command
 from core.explain._result import FEATURE_COLUMNS, Explanation
-from core.io import read_json, write_json, write_parquet
+from core.explain._settings import ExplainSettings
+from core.io import read_json, write_json
 
 EXPLANATIONS_DIR = "explanations"
 _PART = re.compile(r"^(samples|features)-([0-9a-f]{12})-((?:part\d+of\d+)|(?:one-[0-9a-f]{12}))\.parquet$")
@@ -125,19 +127,20 @@ def write_part(run_dir: str | Path, settings_hash: str, label: str, samples: pd.
                features: pd.DataFrame) -> Path:
     """Write one part atomically: features first, then samples (which mark the samples stored)."""
     s_path, f_path = part_paths(run_dir, settings_hash, label)
-    write_parquet(f_path, features.reset_index(drop=True))
-    write_parquet(s_path, samples.reset_index(drop=True))
+    # through the module, so a fault-injection test can kill the process between the two writes
+    io.write_parquet(f_path, features.reset_index(drop=True))
+    io.write_parquet(s_path, samples.reset_index(drop=True))
     _read_cached.cache_clear()
     return s_path
 
 
-def write_settings(run_dir: str | Path, settings: Any) -> None:
+def write_settings(run_dir: str | Path, settings: ExplainSettings) -> None:
     path = explanations_dir(run_dir) / f"settings-{settings.hash()}.json"
     if not path.is_file():
         write_json(path, settings.as_dict())
 
 
-def store_explanation(run_dir: str | Path, explanation: Explanation, settings: Any) -> Path:
+def store_explanation(run_dir: str | Path, explanation: Explanation, settings: ExplainSettings) -> Path:
     """Store one on-demand explanation as its own part."""
     label = one_label(explanation.sample_id)
     write_settings(run_dir, settings)
@@ -172,7 +175,8 @@ def _parts(run_dir: str | Path) -> list[tuple[str, str, Path, Path]]:
     return out
 
 
-def _run_modalities(run_dir: str | Path) -> list[str]:
+def run_modalities(run_dir: str | Path) -> list[str]:
+    """The modalities in a run's ``config.json`` (empty when it cannot be read)."""
     try:
         cfg = read_json(Path(run_dir) / "config.json", what="run config")
         return [str(m) for m in cfg.get("modalities", [])]
@@ -231,7 +235,7 @@ def load_explanations(
     :class:`BundleError` naming every damaged file and the repair: delete the
     files and rerun the precompute, which recomputes only their samples.
     """
-    modalities = _run_modalities(run_dir)
+    modalities = run_modalities(run_dir)
     damaged: list[tuple[str, str, Path, Path, str]] = []
     samples_parts, feature_parts = [], []
     for h, label, s_path, f_path in _parts(run_dir):
@@ -289,8 +293,7 @@ def load_explanations(
 
 
 def default_settings_hash() -> str:
-    from core.explain._engine import ExplainSettings
-
+    """The hash of the default :class:`ExplainSettings` (what the build and the dashboard store)."""
     return ExplainSettings().hash()
 
 
@@ -343,6 +346,17 @@ def explanation_for(run_dir: str | Path, sample_id: str, *, settings_hash: str |
     return exp
 
 
+def load_explanation_summaries(run_dir: str | Path) -> pd.DataFrame | None:
+    """One row per explained sample (one settings hash, see :func:`preferred_rows`), or None."""
+    samples, _ = load_explanations(run_dir)
+    return None if samples.empty else preferred_rows(samples)
+
+
+def load_explanation(run_dir: str | Path, sample_id: str) -> Explanation | None:
+    """Alias of :func:`explanation_for` (the name the dashboard calls)."""
+    return explanation_for(run_dir, sample_id)
+
+
 def stored_sample_ids(run_dir: str | Path, settings_hash: str) -> set[str]:
     """Samples already explained with these settings, in any readable part."""
     with warnings.catch_warnings():
@@ -372,7 +386,8 @@ def read_part(run_dir: str | Path, settings_hash: str, label: str) -> tuple[pd.D
     return samples, features
 
 
-def write_request(run_dir: str | Path, settings: Any, label: str, ids: Sequence[str], meta: dict[str, Any]) -> None:
+def write_request(run_dir: str | Path, settings: ExplainSettings, label: str, ids: Sequence[str],
+                  meta: dict[str, Any]) -> None:
     path = explanations_dir(run_dir) / f"request-{settings.hash()}-{label}.json"
     write_json(path, {"settings_hash": settings.hash(), "part": label, "requested": list(map(str, ids)), **meta})
 

@@ -1,4 +1,4 @@
-"""Load a user's own video clips and check that an RGB clip and its depth clip agree.
+"""Video clip files: load a user's own clips and check that an RGB clip and its depth clip agree.
 
 A clip is one of (see ``docs/FORMATS.md``):
 

@@ -1,0 +1,279 @@
+"""The build: one pipeline of steps, prepare -> train -> results -> project -> explain.
+
+``fusionlens build`` calls :func:`run_build`, which runs :data:`STEPS` in order.
+Every step is a function ``(ctx: BuildContext) -> str`` that does its work
+(each resumable: finished work is kept) and returns a one-line summary; the
+pipeline prints ``build <exp> [i/n] <step>: <summary> (<seconds>)`` as it goes
+and records each step in ``ctx.log``. The steps marked ``precompute``
+(projections, explanations) are skipped by ``--skip-precompute``.
+
+What those two compute is the experiment file's choice, its ``[precompute]``
+table (defaults: today's build): which projections, which runs get MM-SHAP
+explanations (an explicit list, or the automatic pick of
+:func:`core.explain.select_build_runs`), how many samples each and within what
+time. The build records the choices in ``<exp>/precompute.json``, so the
+dashboard shows the same plan (:func:`explain_plan`) without the experiment file.
+
+torch (training, the explain engine) is imported inside the steps that need
+it, so that the dashboard can call :func:`explain_plan` and
+:func:`read_precompute_choices`, and the CLI start, without it.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import pandas as pd
+
+from core.catalog import list_runs, run_entry
+from core.data import prepare_dataset
+from core.errors import BundleError, ConfigError, cli_command
+from core.experiment import DEFAULT_PRECOMPUTE, Experiment
+from core.experiment_schema import SCHEMA, Table, check_table
+from core.explain import select_build_runs
+from core.io import read_json, write_json
+from core.projection import project_runs
+from core.results import save_results
+
+#: Where a build records its ``[precompute]`` choices, in the experiment folder.
+PRECOMPUTE_FILE = "precompute.json"
+
+
+# --------------------------------------------------------------------------- what to precompute
+
+@dataclass(frozen=True)
+class PrecomputeChoices:
+    """The ``[precompute]`` table of an experiment file, defaults filled in (see the README's key list).
+
+    ``explain_runs``: the runs to explain, in order, or None for the automatic pick of up to
+    ``explain_max_runs`` runs. Run ``i`` of the plan gets ``explain_samples[i]`` samples (the last
+    count repeating); the explanations stop after ``explain_seconds``.
+    """
+
+    projections: tuple[str, ...] = tuple(DEFAULT_PRECOMPUTE["projections"])
+    explain_runs: tuple[str, ...] | None = None
+    explain_max_runs: int = DEFAULT_PRECOMPUTE["explain_max_runs"]
+    explain_samples: tuple[int, ...] = tuple(DEFAULT_PRECOMPUTE["explain_samples"])
+    explain_seconds: float = float(DEFAULT_PRECOMPUTE["explain_seconds"])
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any]) -> PrecomputeChoices:
+        """From a (schema-checked) ``[precompute]`` table; missing keys take their defaults."""
+        values = {**DEFAULT_PRECOMPUTE, **table}
+        runs = values.get("explain_runs")
+        return cls(projections=tuple(values["projections"]),
+                   explain_runs=tuple(runs) if runs is not None else None,
+                   explain_max_runs=int(values["explain_max_runs"]),
+                   explain_samples=tuple(int(n) for n in values["explain_samples"]) or cls.explain_samples,
+                   explain_seconds=float(values["explain_seconds"]))
+
+    def to_table(self) -> dict[str, Any]:
+        """The choices as a ``[precompute]`` table (what :data:`PRECOMPUTE_FILE` holds)."""
+        table: dict[str, Any] = {"projections": list(self.projections), "explain_max_runs": self.explain_max_runs,
+                                 "explain_samples": list(self.explain_samples),
+                                 "explain_seconds": self.explain_seconds}
+        if self.explain_runs is not None:
+            table["explain_runs"] = list(self.explain_runs)
+        return table
+
+    def samples_for(self, position: int) -> int:
+        """Samples the run at ``position`` of the explain plan gets."""
+        return self.explain_samples[min(position, len(self.explain_samples) - 1)]
+
+
+def write_precompute_choices(exp_dir: Path, choices: PrecomputeChoices) -> None:
+    write_json(Path(exp_dir) / PRECOMPUTE_FILE, choices.to_table())
+
+
+def read_precompute_choices(exp_dir: Path) -> PrecomputeChoices:
+    """The choices the last build of ``exp_dir`` used; the defaults for a build made before
+    they were recorded. A damaged file is a BundleError naming the build command."""
+    path = Path(exp_dir) / PRECOMPUTE_FILE
+    if not path.is_file():
+        return PrecomputeChoices()
+    table = read_json(path, what="precompute choices")
+    spec = SCHEMA.keys["precompute"]
+    assert isinstance(spec, Table)
+    problems = check_table(spec, table, ("precompute",))
+    if problems:
+        raise BundleError(f"{path} is damaged: {problems[0].problem}",
+                          fix=f"rerun `{cli_command()} build {Path(exp_dir).name}` to write it again")
+    return PrecomputeChoices.from_table(table)
+
+
+def explain_plan(exp_dir: Path, choices: PrecomputeChoices | None = None, root: Path | None = None,
+                 skipped: list[str] | None = None) -> list[tuple[Path, int]]:
+    """(run folder, samples) of every run the build explains, in order.
+
+    ``choices``: default the ones the last build recorded. Listed runs that are not usable
+    (not built, broken, refused) are left out and added to ``skipped`` with their problem.
+    """
+    exp_dir = Path(exp_dir)
+    choices = choices if choices is not None else read_precompute_choices(exp_dir)
+    if choices.explain_runs is None:
+        if choices.explain_max_runs < 1:
+            return []
+        picked = select_build_runs(exp_dir, max_runs=choices.explain_max_runs)
+    else:
+        picked = []
+        for name in choices.explain_runs:
+            entry = run_entry(root if root is not None else exp_dir.parent, exp_dir.name, name)
+            if entry.usable:
+                picked.append(entry.path)
+            elif skipped is not None:
+                skipped.append(f"run {name} ({entry.state}): {entry.message}")
+    return [(Path(p), choices.samples_for(i)) for i, p in enumerate(picked)]
+
+
+def check_explain_runs(exp: Experiment, choices: PrecomputeChoices) -> None:
+    """Refuse ``[precompute] explain_runs`` naming a run the experiment does not plan (before any work)."""
+    if not choices.explain_runs:
+        return
+    from core.train import planned_runs  # imports torch: the build needs it next anyway
+
+    planned = [name for name, *_ in planned_runs(exp, full=True)]
+    unknown = [r for r in choices.explain_runs if r not in planned]
+    if unknown:
+        where = f"experiment file {exp.path}" if exp.path else f"experiment {exp.name}"
+        raise ConfigError(f"{where}: [precompute] explain_runs names run(s) {', '.join(map(repr, unknown))} that "
+                          "this experiment does not train",
+                          fix=f"use names from: {', '.join(planned)}")
+
+
+# --------------------------------------------------------------------------- the steps
+
+@dataclass
+class BuildContext:
+    """What the steps share: the experiment, where it is built, the options, and what earlier
+    steps produced (the results table, lines about runs left out, the log of steps)."""
+
+    exp: Experiment
+    root: Path
+    force: bool = False
+    full: bool = False
+    progress: bool = True
+    choices: PrecomputeChoices = field(default_factory=PrecomputeChoices)
+    results: pd.DataFrame | None = None
+    #: runs a step left out (damaged, refused, not built), as ``run X (state): problem`` lines
+    skipped: list[str] = field(default_factory=list)
+    #: one (step, status, summary, seconds) per step: status ``done`` or ``skipped``
+    log: list[tuple[str, str, str, float]] = field(default_factory=list)
+
+    @property
+    def exp_dir(self) -> Path:
+        return self.root / self.exp.name
+
+
+def prepare_step(ctx: BuildContext) -> str:
+    """Fetch or generate the data, validate it, fix the split (``fusionlens prepare``)."""
+    ds = prepare_dataset(ctx.exp, ctx.root, progress=ctx.progress)
+    counts = ds.frame.groupby("split").size().to_dict()
+    return f"{len(ds.frame)} samples, {len(ds.classes)} classes, splits {counts}"
+
+
+def train_step(ctx: BuildContext) -> str:
+    """Train every missing or out-of-date run (``fusionlens train``)."""
+    from core.train import train_experiment  # imports torch
+
+    dirs = train_experiment(ctx.exp, ctx.root, force=ctx.force, progress=ctx.progress, full=ctx.full)
+    return f"{len(dirs)} run(s) ready"
+
+
+def results_step(ctx: BuildContext) -> str:
+    """The comparison table, saved as ``results.csv`` (``fusionlens results``)."""
+    ctx.results, problems = save_results(ctx.exp_dir, ctx.root)
+    ctx.skipped += problems
+    return f"{len(ctx.results)} run(s) in {ctx.exp_dir / 'results.csv'}"
+
+
+def project_step(ctx: BuildContext) -> str:
+    """2-D projections of every run's embeddings, as ``[precompute] projections`` asks (``fusionlens project``)."""
+    methods = list(ctx.choices.projections)
+    if not methods:
+        return "none asked ([precompute] projections = [])"
+    run_dirs = list_runs(ctx.exp_dir, ctx.root)
+    if not run_dirs:
+        return "no runs"
+    counts = project_runs(run_dirs, methods=methods, progress=ctx.progress)
+    return (f"{', '.join(methods)} of {len(run_dirs)} run(s): {counts['computed']} computed, {counts['reused']} "
+            f"reused, {counts['kept']} already stored")
+
+
+def explain_step(ctx: BuildContext) -> str:
+    """MM-SHAP of a seeded sample of the test split of the runs ``[precompute]`` names, within its
+    time budget; what is left is printed with the command that finishes it (``fusionlens explain``)."""
+    plan = explain_plan(ctx.exp_dir, ctx.choices, ctx.root, ctx.skipped)
+    if not plan:
+        return "no runs to explain"
+    from core.explain import explain_run  # loads the engine, which imports torch
+
+    start, seed, cli = time.perf_counter(), ctx.exp.seed, cli_command()
+    computed = left_total = 0
+    for run_dir, n in plan:
+        finish = f"{cli} explain {run_dir} --n {n} --seed {seed}"
+        left = ctx.choices.explain_seconds - (time.perf_counter() - start)
+        if left <= 0:
+            print(f"explanations: time budget spent; finish with `{finish}`", file=sys.stderr)
+            left_total += n
+            continue
+        report = explain_run(run_dir, n=n, seed=seed, progress=ctx.progress, time_limit=left, command=finish)
+        computed += report["computed"]
+        left_total += report["remaining"]
+        if report["remaining"]:
+            print(f"explanations of {report['run']}: {report['remaining']} left; finish with `{finish}`",
+                  file=sys.stderr)
+    return (f"{len(plan)} run(s), {computed} sample(s) explained" + (f", about {left_total} left" if left_total
+                                                                      else ""))
+
+
+@dataclass(frozen=True)
+class BuildStep:
+    """One step of the build: its name, its function and whether ``--skip-precompute`` skips it."""
+
+    name: str
+    run: Callable[[BuildContext], str]
+    precompute: bool = False
+
+
+#: The build, in order.
+STEPS: tuple[BuildStep, ...] = (
+    BuildStep("prepare", prepare_step),
+    BuildStep("train", train_step),
+    BuildStep("results", results_step),
+    BuildStep("project", project_step, precompute=True),
+    BuildStep("explain", explain_step, precompute=True),
+)
+
+
+def run_build(exp: Experiment, root: Path, *, force: bool = False, full: bool = False,
+              skip_precompute: bool = False, progress: bool = True,
+              steps: Sequence[BuildStep] = STEPS) -> BuildContext:
+    """Build an experiment: every step of ``steps`` in order (the precompute steps unless
+    ``skip_precompute``); returns the context with the results table and the log.
+
+    ``[precompute] explain_runs`` is checked against the planned runs before any work. The
+    choices are recorded in ``<exp>/precompute.json`` before the first precompute step, also
+    when it is skipped (the dashboard then shows what the build would compute, with the
+    commands that do it); a build that fails earlier leaves no record.
+    """
+    choices = PrecomputeChoices.from_table(exp.precompute)
+    check_explain_runs(exp, choices)
+    ctx = BuildContext(exp=exp, root=Path(root), force=force, full=full, progress=progress, choices=choices)
+    recorded = False
+    for i, step in enumerate(steps, 1):
+        if step.precompute and not recorded:
+            write_precompute_choices(ctx.exp_dir, choices)
+            recorded = True
+        t0 = time.perf_counter()
+        if skip_precompute and step.precompute:
+            status, summary = "skipped", "--skip-precompute"
+        else:
+            status, summary = "done", step.run(ctx)
+        seconds = time.perf_counter() - t0
+        ctx.log.append((step.name, status, summary, seconds))
+        if progress:
+            print(f"build {exp.name} [{i}/{len(steps)}] {step.name}: {summary} ({seconds:.1f} s)", file=sys.stderr)
+    return ctx

@@ -1,0 +1,467 @@
+"""Every registered modality kind: contract, manifest cells (good and bad), loading, its default
+encoder, its masker and fill value; then the tabular kind end to end (build, reload, reproduce)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from core.bundle import load_run
+from core.data import load_experiment_dataset, load_manifest
+from core.encoders import ENCODERS, create_encoder, default_encoder
+from core.errors import ConfigError, DataError
+from core.experiment import PROJECT_ROOT, load_experiment
+from core.kinds import (
+    KINDS,
+    MaskerContext,
+    ModalityKind,
+    OptionKey,
+    build_maskers,
+    get_kind,
+    kinds_of,
+    list_kinds,
+    patch_grid_for_tokens,
+)
+from core.model import build_encoder
+from core.train import reproduce_predictions, resolve_spec, train_experiment
+from tests._tolerance import f32_atol, longest_reduction
+
+N_PER_CLASS = 6
+CLASSES = ("a", "b")
+SPLITS = ["train"] * 4 + ["val", "test"]
+
+
+# --------------------------------------------------------------------------- one example per kind
+
+def _ids() -> list[str]:
+    return [f"s{i:03d}" for i in range(N_PER_CLASS * len(CLASSES))]
+
+
+def _text(folder: Path, ids: list[str], labels: list[str]) -> tuple[dict[str, list], dict]:
+    return {"m": [f"a {lab} thing number {i}" for i, lab in enumerate(labels)]}, {}
+
+
+def _image(folder: Path, ids: list[str], labels: list[str]) -> tuple[dict[str, list], dict]:
+    from PIL import Image
+
+    (folder / "img").mkdir()
+    rng = np.random.default_rng(0)
+    for sid, lab in zip(ids, labels):
+        arr = rng.integers(0, 256, (12, 14, 3), dtype=np.uint8)
+        arr[..., 0] = 255 if lab == "a" else 0
+        Image.fromarray(arr).save(folder / "img" / f"{sid}.png")
+    return {"m": [f"img/{sid}.png" for sid in ids]}, {}
+
+
+def _video(folder: Path, ids: list[str], labels: list[str]) -> tuple[dict[str, list], dict]:
+    (folder / "clips").mkdir()
+    rng = np.random.default_rng(1)
+    for sid in ids:
+        np.save(folder / "clips" / f"{sid}.npy", rng.integers(0, 256, (4, 10, 10, 3), dtype=np.uint8))
+    return {"m": [f"clips/{sid}.npy" for sid in ids]}, {}
+
+
+def _tabular(folder: Path, ids: list[str], labels: list[str]) -> tuple[dict[str, list], dict]:
+    rng = np.random.default_rng(2)
+    cols = {"age": [float(30 + 20 * (lab == "b") + rng.normal()) for lab in labels],
+            "height": [float(1.7 + 0.1 * rng.normal()) for _ in labels],
+            "weight": [float(70 + 5 * rng.normal()) for _ in labels]}
+    return cols, {"columns": ["age", "height", "weight"]}
+
+
+#: kind -> writes example cells for the ids and returns (manifest columns, the kind's options)
+EXAMPLES: dict[str, Callable[[Path, list[str], list[str]], tuple[dict[str, list], dict]]] = {
+    "text": _text, "image": _image, "video": _video, "tabular": _tabular,
+}
+#: small default-encoder arguments, so every encoder runs in well under a second
+SMALL = {"text": {"max_length": 12}, "image": {"image_size": 12, "width": 4, "out_dim": 8},
+         "video": {"num_frames": 4, "image_size": 10, "out_dim": 8}, "tabular": {"hidden": 8, "out_dim": 8}}
+
+
+def _write(folder: Path, kind: str) -> tuple[Path, dict[str, Any]]:
+    """A manifest with modality ``m`` of ``kind`` (2 classes, fixed split); returns (path, options)."""
+    ids = _ids()
+    labels = [CLASSES[i % 2] for i in range(len(ids))]
+    cols, options = EXAMPLES[kind](folder, ids, labels)
+    split = [SPLITS[i // 2] for i in range(len(ids))]
+    frame = pd.DataFrame({"id": ids, "label": labels, "split": split, **cols})
+    path = folder / "manifest.csv"
+    frame.to_csv(path, index=False)
+    return path, options
+
+
+def _load(path: Path, kind: str, options: dict[str, Any]):
+    return load_manifest(path, {"m": kind}, options={"m": options})
+
+
+def _edit(path: Path, fn: Callable[[pd.DataFrame], None]) -> None:
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    fn(frame)
+    frame.to_csv(path, index=False)
+
+
+KIND_NAMES = list_kinds()
+
+
+def test_every_kind_has_an_example_here():
+    missing = [k for k in KIND_NAMES if k not in EXAMPLES or k not in SMALL or k not in BAD]
+    assert not missing, f"add example cells, small encoder arguments and bad cells for kind(s) {missing} to this file"
+
+
+# --------------------------------------------------------------------------- the contract
+
+@pytest.mark.parametrize("name", KIND_NAMES)
+def test_kind_declares_everything_the_layers_loop_over(name):
+    kind = get_kind(name)
+    assert isinstance(kind, ModalityKind) and kind.name == name and get_kind(name) is kind  # one shared instance
+    assert kind.default_encoder in ENCODERS and ENCODERS.meta(kind.default_encoder)["kind"] == name
+    assert default_encoder(name) == kind.default_encoder
+    assert kind.input_keys and kind.viewer == name
+    assert kind.feature_columns and set(kind.feature_columns.values()) <= {"int", "str"}
+    json.dumps(kind.fill)  # stored with every explanation
+    assert all(isinstance(o, OptionKey) and o.doc for o in kind.options.values())
+    assert kind.cell_doc
+
+
+def test_registry_fails_with_the_known_names_and_maps_the_old_one():
+    assert KIND_NAMES == ["text", "image", "video", "tabular"]
+    with pytest.raises(ConfigError, match=r"unknown modality kind 'audio'. Fix: use one of: image, tabular, text, video"):
+        get_kind("audio")
+    assert get_kind("features") is get_kind("tabular") and "features" in KINDS and "features" not in KIND_NAMES
+    assert list(kinds_of({"x": "text", "y": "image", "z": "text"}).values()) == [["x", "z"], ["y"]]
+
+
+def test_kinds_and_manifest_validation_never_import_torch():
+    code = "import sys, core.kinds, core.data.manifest, core.experiment_schema; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+# --------------------------------------------------------------------------- manifest cells
+
+@pytest.mark.parametrize("name", KIND_NAMES)
+def test_good_cells_validate_and_load(tmp_path, name):
+    path, options = _write(tmp_path, name)
+    ds = _load(path, name, options)
+    assert ds.modalities == {"m": name} and ds.classes == list(CLASSES)
+    items = ds.items("m", ds.ids("test"))
+    assert len(items) == 2
+    if name == "text":
+        assert all(isinstance(t, str) and t for t in items)
+    elif name == "image":
+        assert items[0].dtype == np.uint8 and items[0].shape == (12, 14, 3)
+    elif name == "video":
+        assert items[0].dtype == np.uint8 and items[0].shape == (4, 10, 10, 3)
+    else:
+        assert items[0].dtype == np.float32 and items[0].shape == (3,)
+        row = ds.rows(ds.ids("test")[:1])
+        np.testing.assert_array_equal(items[0], row[["age", "height", "weight"]].to_numpy(np.float32)[0])  # a copy
+
+
+def test_file_columns_are_the_path_cells_only():
+    assert get_kind("text").file_columns("t", {}) == []
+    assert get_kind("image").file_columns("i", {}) == ["i"] and get_kind("video").file_columns("v", {}) == ["v"]
+    assert get_kind("tabular").file_columns("w", {}) == ["w"]  # .npy paths
+    assert get_kind("tabular").file_columns("w", {"columns": ["a"]}) == []  # numbers
+
+
+def _blank(row: int) -> Callable[[pd.DataFrame], None]:
+    def edit(frame: pd.DataFrame) -> None:
+        frame.loc[row, "m"] = ""
+    return edit
+
+
+def _cell(column: str, row: int, value: str) -> Callable[[pd.DataFrame], None]:
+    def edit(frame: pd.DataFrame) -> None:
+        frame.loc[row, column] = value
+    return edit
+
+
+def _unlink(rel: str) -> Callable[[Path], None]:
+    return lambda folder: (folder / rel).unlink()
+
+
+def _garbage(rel: str) -> Callable[[Path], None]:
+    return lambda folder: (folder / rel).write_bytes(b"not what it claims to be")
+
+
+#: kind -> (case, edit of the manifest frame or None, edit of the folder or None, error pattern)
+BAD: dict[str, list[tuple[str, Any, Any, str]]] = {
+    "text": [("empty", _blank(3), None, r"'m': sample\(s\) s003 have empty text.*Fix: fill them in")],
+    "image": [("blank", _blank(3), None, r"s003 have no file path"),
+              ("missing", None, _unlink("img/s003.png"), r"file\(s\) missing for sample\(s\) s003"),
+              ("unreadable", None, _garbage("img/s003.png"), r"1 of 12 image file\(s\) cannot be used: s003")],
+    "video": [("blank", _blank(3), None, r"s003 have no file path"),
+              ("missing", None, _unlink("clips/s003.npy"), r"file\(s\) missing for sample\(s\) s003")],
+    "tabular": [("not-a-number", _cell("age", 3, "3O"), None,
+                 r"column 'age' is not a number for sample\(s\) s003 \('3O'\).*Fix: write a finite number"),
+                ("empty", _cell("height", 5, ""), None, r"column 'height' is empty or NaN for sample\(s\) s005"),
+                ("nan", _cell("height", 5, "nan"), None, r"column 'height' is empty or NaN for sample\(s\) s005"),
+                ("inf", _cell("weight", 7, "inf"), None, r"column 'weight' is infinite for sample\(s\) s007"),
+                ("no-column", lambda f: f.drop(columns=["weight"], inplace=True), None,
+                 r"lacks column\(s\) weight.*or correct columns = \[...\] in \[modalities.m\]")],
+}
+
+
+@pytest.mark.parametrize("name,case", [(k, c[0]) for k in KIND_NAMES for c in BAD.get(k, [])])
+def test_bad_cells_are_refused_naming_the_sample_and_the_fix(tmp_path, name, case):
+    path, options = _write(tmp_path, name)
+    _, edit_frame, edit_files, pattern = next(c for c in BAD[name] if c[0] == case)
+    if edit_frame is not None:
+        _edit(path, edit_frame)
+    if edit_files is not None:
+        edit_files(tmp_path)
+    with pytest.raises(DataError, match=pattern) as info:
+        _load(path, name, options)
+    assert "Fix: " in str(info.value)
+
+
+def test_a_video_clip_of_the_wrong_shape_fails_on_load_naming_it(tmp_path):
+    path, options = _write(tmp_path, "video")
+    np.save(tmp_path / "clips" / "s003.npy", np.zeros((4, 10, 10, 4), dtype=np.uint8))
+    ds = _load(path, "video", options)
+    with pytest.raises(DataError, match=r"clip 's003'.*4 channels.*Fix"):
+        ds.items("m", ["s003"])
+
+
+# --------------------------------------------------------------------------- encoder and masker
+
+def _encoder_and_items(tmp_path: Path, name: str):
+    path, options = _write(tmp_path, name)
+    ds = _load(path, name, options)
+    spec = resolve_spec({"name": get_kind(name).default_encoder, "kwargs": dict(SMALL[name])}, ds, "m")
+    torch.manual_seed(0)
+    encoder = build_encoder(spec)
+    encoder.fit_preprocessing(ds.items("m", ds.ids("train")))
+    return encoder.eval(), ds.items("m", ds.ids("test")), spec
+
+
+@pytest.mark.parametrize("name", KIND_NAMES)
+def test_default_encoder_encodes_loaded_items(tmp_path, name):
+    encoder, items, spec = _encoder_and_items(tmp_path, name)
+    inputs = encoder.prepare(items)
+    assert set(get_kind(name).input_keys) <= set(inputs)
+    with torch.no_grad():
+        out = encoder(inputs)
+    assert out.shape == (len(items), encoder.out_dim) and torch.isfinite(out).all()
+    json.dumps(spec)  # saved with the run
+
+
+@pytest.mark.parametrize("name", KIND_NAMES)
+def test_masker_players_describe_and_fill(tmp_path, name):
+    kind = get_kind(name)
+    encoder, items, _ = _encoder_and_items(tmp_path, name)
+    inputs = encoder.prepare(items[:1])
+    masker = kind.build_masker(inputs, encoder=encoder, context=MaskerContext(grid=2, video_grid=2, video_segments=2))
+    n = masker.n_features
+    assert n >= 1 and masker.kind == name
+    rows = masker.describe()
+    assert len(rows) == n
+    for row in rows:
+        assert set(row) == set(kind.feature_columns)
+        for key, typ in kind.feature_columns.items():
+            assert isinstance(row[key], int if typ == "int" else str)
+        assert kind.feature_label(row)
+    present = masker.apply(inputs, np.ones((1, n), dtype=bool))
+    for key in inputs:  # all players present: the inputs, copied unchanged
+        assert torch.equal(present[key], inputs[key])
+    masked = masker.apply(inputs, np.zeros((3, n), dtype=bool))
+    for key in kind.input_keys:
+        before, after = inputs[key].expand_as(masked[key]), masked[key]
+        changed = before != after
+        assert changed.any() and after.shape[0] == 3
+        if isinstance(kind.fill, float):  # every changed value is the fill value
+            assert (after[changed] == kind.fill).all()
+        else:  # text: a masked token becomes the pad id
+            assert (after[changed] == encoder.pad_token_id).all()
+    with torch.no_grad():  # the encoder still runs on the masked inputs
+        assert torch.isfinite(encoder(masked)).all()
+
+
+def test_build_maskers_applies_the_reference_grid_rule(tmp_path):
+    (tmp_path / "t").mkdir()
+    (tmp_path / "i").mkdir()
+    text_enc, text_items, _ = _encoder_and_items(tmp_path / "t", "text")
+    image_enc, image_items, _ = _encoder_and_items(tmp_path / "i", "image")
+    inputs = {"title": text_enc.prepare(text_items[:1]), "photo": image_enc.prepare(image_items[:1])}
+    kinds = {"title": "text", "photo": "image"}
+    maskers, info = build_maskers(kinds, inputs, ["photo", "title"], encoders={"title": text_enc})
+    n_tokens = int(inputs["title"]["attention_mask"].sum())
+    assert info["text_tokens"] == {"title": n_tokens} and info["grid_rule"] == "ceil(sqrt(mean text tokens))"
+    assert info["image_grid"] == {"photo": patch_grid_for_tokens(n_tokens)} == {"photo": maskers["photo"].grid}
+    assert list(maskers) == ["photo", "title"]
+    _, fixed = build_maskers(kinds, inputs, ["photo"], grid=20)
+    assert fixed["image_grid"] == {"photo": 12} and fixed["grid_rule"] == "fixed"  # 12 pixels: no finer
+    _, alone = build_maskers(kinds, inputs, ["photo"])
+    assert alone["image_grid"] == {"photo": 3} and alone["grid_rule"] == "default (no text)"
+    with pytest.raises(ConfigError, match="cannot tell the kind of modality 'x'"):
+        build_maskers(kinds, {"x": {}}, ["x"])
+
+
+@pytest.mark.parametrize("name", ["text", "image", "video"])
+def test_kind_maskers_match_the_explain_packages(tmp_path, name):
+    """Until core.explain builds its maskers through the kinds, both give the same players."""
+    from core.explain import create_masker
+
+    kind = get_kind(name)
+    encoder, items, _ = _encoder_and_items(tmp_path, name)
+    inputs = encoder.prepare(items[:1])
+    ours = kind.build_masker(inputs, encoder=encoder, context=MaskerContext(grid=2, video_grid=2, video_segments=2))
+    kwargs = {"pad_token_id": encoder.pad_token_id, "tokens": encoder.tokens(inputs, 0)} if name == "text" else \
+        {"grid": 2, "segments": 2} if name == "video" else {"grid": 2}
+    theirs = create_masker(name, inputs, **kwargs)
+    assert ours.describe() == theirs.describe()
+    mask = np.random.default_rng(0).random((4, ours.n_features)) < 0.5
+    a, b = ours.apply(inputs, mask), theirs.apply(inputs, mask)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the same tensor operations on the same values
+
+
+# --------------------------------------------------------------------------- tabular
+
+def test_mlp_standardises_with_the_training_statistics_and_reloads_exactly():
+    rng = np.random.default_rng(0)
+    train = [np.array([rng.normal(50, 10), 3.0, rng.normal(-2, 0.5)], dtype=np.float32) for _ in range(40)]
+    torch.manual_seed(0)
+    enc = create_encoder("mlp", in_features=3, hidden=8, out_dim=4, feature_names=["age", "const", "x"]).eval()
+    enc.fit_preprocessing(train)
+    x = enc.prepare(train)["features"]
+    assert x.mean(0).abs().max() <= f32_atol(60.0, 40)  # centred (float32 values of magnitude <= ~60)
+    np.testing.assert_allclose(x[:, [0, 2]].std(0, unbiased=False).numpy(), 1.0, atol=f32_atol(6.0, 40))
+    assert (x[:, 1] == 0).all()  # a constant column is only centred: exactly 0
+    state = {k: v.clone() for k, v in enc.state_dict().items()}
+    assert {"mean", "std"} <= set(state)  # saved with the run's weights
+    twin = create_encoder(enc.spec()["name"], **enc.spec()["kwargs"])
+    twin.load_state_dict(state)
+    twin.eval()
+    with torch.no_grad():  # the same weights and statistics, the same operations: the same outputs
+        assert torch.equal(twin(twin.prepare(train)), enc(enc.prepare(train)))
+    with pytest.raises(DataError, match="tabular item 0 has shape \\(2,\\)"):
+        enc.prepare([np.zeros(2)])
+    with pytest.raises(ConfigError, match="needs in_features"):
+        create_encoder("mlp")
+
+
+def _write_vectors(folder: Path, vectors: dict[str, Any]) -> None:
+    (folder / "vec").mkdir(exist_ok=True)
+    for sid, v in vectors.items():
+        np.save(folder / "vec" / f"{sid}.npy", v, allow_pickle=True)
+
+
+def test_npy_vectors_load_and_bad_ones_are_named(tmp_path):
+    ids = _ids()
+    labels = [CLASSES[i % 2] for i in range(len(ids))]
+    _write_vectors(tmp_path, {sid: np.arange(4, dtype=np.float64) + i for i, sid in enumerate(ids)})
+    frame = pd.DataFrame({"id": ids, "label": labels, "split": [SPLITS[i // 2] for i in range(len(ids))],
+                          "m": [f"vec/{sid}.npy" for sid in ids]})
+    path = tmp_path / "manifest.csv"
+    frame.to_csv(path, index=False)
+    ds = load_manifest(path, {"m": "features"})  # the old name still loads, as tabular
+    assert ds.modalities == {"m": "tabular"}
+    item = ds.items("m", ["s002"])[0]
+    assert item.dtype == np.float32 and item.tolist() == [2.0, 3.0, 4.0, 5.0]
+    for sid, value, pattern in [
+        ("s003", np.zeros(5), r"the vectors differ in length: most have 4 values, others have 5 \(s003\)"),
+        ("s004", np.zeros((2, 2)), r"s004 \(feature file .*must hold a finite 1-D numeric vector, got shape \(2, 2\)"),
+        ("s005", np.array([1.0, np.nan, 0, 0]), r"s005 \(feature file .*finite 1-D"),
+        ("s006", np.array([{"a": 1}], dtype=object), r"s006 \(feature file .*not a plain .npy array"),
+    ]:
+        _write_vectors(tmp_path, {sid: value})
+        with pytest.raises(DataError, match=pattern):
+            load_manifest(path, {"m": "tabular"})
+        _write_vectors(tmp_path, {sid: np.arange(4, dtype=np.float64)})
+
+
+def test_reserved_or_repeated_columns_are_refused(tmp_path):
+    path, _ = _write(tmp_path, "tabular")
+    with pytest.raises(DataError, match=r"columns names label, which is not a feature"):
+        _load(path, "tabular", {"columns": ["age", "label"]})
+    with pytest.raises(DataError, match=r"columns names age more than once"):
+        _load(path, "tabular", {"columns": ["age", "age"]})
+
+
+TABULAR_EXPERIMENT = """
+name = "tab"
+seed = 0
+[dataset]
+source = "manifest"
+manifest = "data/manifest.csv"
+[modalities.worker]
+kind = "tabular"
+encoder = "mlp"
+encoder_kwargs = {{ hidden = 16, out_dim = 8 }}
+{columns}
+[modalities.note]
+kind = "text"
+encoder = "minilm"
+encoder_kwargs = {{ max_length = 10 }}
+[fusion]
+methods = ["concat"]
+late = ["late-average"]
+[train.unimodal]
+epochs = 60
+lr = 0.01
+batch_size = 16
+hidden = 16
+patience = 60
+[train.fusion]
+epochs = 10
+batch_size = 16
+dim = 8
+"""
+
+
+def _tabular_experiment(folder: Path, vectors: bool) -> Path:
+    """Three classes that the tabular columns separate (the text says nothing about them)."""
+    rng = np.random.default_rng(0)
+    data = folder / "data"
+    data.mkdir(parents=True)
+    rows = []
+    for c, label in enumerate(("low", "mid", "high")):
+        for i in range(14):
+            sid = f"{label}-{i:02d}"
+            values = [10.0 * c + rng.normal(0, 1.5), rng.normal(0, 1), 100.0 + rng.normal(0, 20)]
+            row = {"id": sid, "label": label, "note": f"worker record {rng.integers(0, 5)}"}
+            if vectors:
+                (data / "vec").mkdir(exist_ok=True)
+                np.save(data / "vec" / f"{sid}.npy", np.asarray(values))
+                row["worker"] = f"vec/{sid}.npy"
+            else:
+                row.update(zone=values[0], speed=values[1], shift=values[2])
+            rows.append(row)
+    pd.DataFrame(rows).to_csv(data / "manifest.csv", index=False)
+    columns = "" if vectors else 'columns = ["zone", "speed", "shift"]'
+    path = folder / "tab.toml"
+    path.write_text(TABULAR_EXPERIMENT.format(columns=columns))
+    return path
+
+
+@pytest.mark.parametrize("vectors", [False, True], ids=["columns", "npy"])
+def test_tabular_experiment_builds_reloads_and_reproduces(tmp_path, vectors):
+    exp = load_experiment(_tabular_experiment(tmp_path, vectors))
+    assert exp.modalities == {"worker": "tabular", "note": "text"}
+    root = tmp_path / "runs"
+    runs = train_experiment(exp, root, progress=False)
+    assert {r.name for r in runs} == {"unimodal-worker", "unimodal-note", "concat-worker+note",
+                                      "late-average-worker+note"}
+    ds, info = load_experiment_dataset(root / "tab")
+    if not vectors:
+        assert info["modality_options"]["worker"] == {"columns": ["zone", "speed", "shift"]}
+        assert "worker" not in ds.frame.columns and ds.frame["zone"].dtype == np.float64
+    config = json.loads((root / "tab" / "unimodal-worker" / "config.json").read_text())
+    kwargs = config["encoders"]["worker"]["kwargs"]
+    assert kwargs["in_features"] == 3
+    assert kwargs["feature_names"] == (["worker[0]", "worker[1]", "worker[2]"] if vectors else
+                                       ["zone", "speed", "shift"])
+    metrics = json.loads((root / "tab" / "unimodal-worker" / "metrics.json").read_text())
+    assert metrics["top1"] >= 0.8  # the columns separate the classes (chance: 1/3)
+    for run in runs:
+        report = reproduce_predictions(run)
+        assert report["same_topk_labels"], run.name
+        assert report["max_abs_prob_diff"] <= f32_atol(1.0, longest_reduction(load_run(run).model())), run.name

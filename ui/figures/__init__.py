@@ -1,0 +1,92 @@
+"""Plotly figure builders of the dashboard, one module per page area.
+
+Every builder takes plain data in the formats of ``docs/FORMATS.md`` (pandas
+frames, dicts, arrays) and returns a ``go.Figure`` (or HTML for tokens); nothing
+here reads files or imports streamlit, so pages stay thin and every figure is
+testable. The shared look (fonts, colours, class axes, empty states) is
+:mod:`ui.figures.style`.
+
+- :mod:`ui.figures.results`: accuracy per run, per-class recall across runs (Compare);
+- :mod:`ui.figures.dataset`: samples per class and split (Overview);
+- :mod:`ui.figures.confusion`: confusion matrix, confused pairs, precision/recall (Misclassifications);
+- :mod:`ui.figures.shares`: MM-SHAP modality shares per class and per sample (Modality contributions);
+- :mod:`ui.figures.embeddings`: a 2-D projection (Embeddings);
+- :mod:`ui.figures.samples`: one sample's top-5, shares and contribution overlays (Sample explorer).
+"""
+from __future__ import annotations
+
+from ui.figures.confusion import (
+    OTHER_CLASSES,
+    make_confused_pairs_figure,
+    make_confusion_figure,
+    make_precision_recall_figure,
+)
+from ui.figures.dataset import SPLIT_COLORS, make_split_counts_figure
+from ui.figures.embeddings import make_embedding_figure
+from ui.figures.results import make_per_class_heatmap_figure, make_results_bar_figure
+from ui.figures.samples import (
+    make_frames_overlay_figure,
+    make_image_overlay_figure,
+    make_sample_share_figure,
+    make_topk_figure,
+    token_html,
+)
+from ui.figures.shares import (
+    make_modality_share_bar_figure,
+    make_share_correct_vs_incorrect_figure,
+    make_share_distribution_figure,
+    share_rows,
+)
+from ui.figures.style import (
+    BASE_FONT_SIZE,
+    CLASS_COLORS,
+    CONTRIBUTION_COLORSCALE,
+    CORRECTNESS_COLORS,
+    FALLBACK_COLORS,
+    MAX_FIT_WIDTH,
+    MIN_CLASS_FONT_SIZE,
+    MODALITY_COLORS,
+    class_colors,
+    class_font_size,
+    class_pitch,
+    class_ticks,
+    modality_color,
+    modality_colors,
+    short_label,
+)
+
+__all__ = [
+    "BASE_FONT_SIZE",
+    "CLASS_COLORS",
+    "CONTRIBUTION_COLORSCALE",
+    "CORRECTNESS_COLORS",
+    "FALLBACK_COLORS",
+    "MAX_FIT_WIDTH",
+    "MIN_CLASS_FONT_SIZE",
+    "MODALITY_COLORS",
+    "OTHER_CLASSES",
+    "SPLIT_COLORS",
+    "class_colors",
+    "class_font_size",
+    "class_pitch",
+    "class_ticks",
+    "make_confused_pairs_figure",
+    "make_confusion_figure",
+    "make_embedding_figure",
+    "make_frames_overlay_figure",
+    "make_image_overlay_figure",
+    "make_modality_share_bar_figure",
+    "make_per_class_heatmap_figure",
+    "make_precision_recall_figure",
+    "make_results_bar_figure",
+    "make_sample_share_figure",
+    "make_share_correct_vs_incorrect_figure",
+    "make_share_distribution_figure",
+    "make_split_counts_figure",
+    "make_topk_figure",
+    "modality_color",
+    "modality_colors",
+    "share_rows",
+    "short_label",
+    "token_html",
+]

@@ -1,0 +1,214 @@
+"""The look every dashboard figure shares: fonts, colours, class axes, empty states.
+
+Demo-ready conventions, used by every builder of :mod:`ui.figures`:
+- every axis is titled, classes are shown by name, base font ``BASE_FONT_SIZE``;
+- a modality has the same colour in every figure (:func:`modality_colors`);
+- contributions use one diverging scale, red positive / blue negative,
+  symmetric around 0 (:data:`CONTRIBUTION_COLORSCALE`);
+- an empty input gives a figure that says what is missing instead of failing.
+"""
+from __future__ import annotations
+
+import html
+import zlib
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from core.errors import DataError
+
+BASE_FONT_SIZE = 15
+TITLE_FONT_SIZE = 20
+FONT_FAMILY = "Inter, 'Segoe UI', Helvetica, Arial, sans-serif"
+# Okabe-Ito colour-blind-safe palette. The primary visual modality (image / rgb)
+# is always blue; text-like modalities orange/green; depth vermillion.
+MODALITY_COLORS: dict[str, str] = {
+    "image": "#0072B2",
+    "rgb": "#0072B2",
+    "title": "#E69F00",
+    "text": "#E69F00",
+    "name": "#E69F00",
+    "description": "#009E73",
+    "category": "#CC79A7",
+    "depth": "#D55E00",
+    "audio": "#CC79A7",
+    "features": "#56B4E9",
+    "fused": "#404040",
+}
+FALLBACK_COLORS: tuple[str, ...] = (
+    "#56B4E9", "#CC79A7", "#009E73", "#E69F00", "#D55E00", "#F0E442",
+    "#882255", "#44AA99", "#999933", "#AA4499", "#332288", "#117733",
+)
+# Classes: a long qualitative palette (plotly Dark24 + Light24 style), cycled.
+CLASS_COLORS: tuple[str, ...] = (
+    "#2E91E5", "#E15F99", "#1CA71C", "#FB0D0D", "#DA16FF", "#222A2A", "#B68100",
+    "#750D86", "#EB663B", "#511CFB", "#00A08B", "#FB00D1", "#FC0080", "#B2828D",
+    "#6C7C32", "#778AAE", "#862A16", "#A777F1", "#620042", "#1616A7", "#DA60CA",
+    "#6C4516", "#0D2A63", "#AF0038", "#FD3216", "#00FE35", "#6A76FC", "#FED4C4",
+    "#FE00CE", "#0DF9FF", "#F6F926", "#FF9616", "#479B55", "#EEA6FB", "#DC587D",
+    "#D626FF", "#6E899C", "#00B5F7", "#B68E00", "#C9FBE5", "#FF0092", "#22FFA7",
+    "#E3EE9E", "#86CE00", "#BC7196", "#7E7DCD", "#FC6955", "#E48F72",
+)
+CORRECTNESS_COLORS: dict[str, str] = {"Correct": "#1B9E77", "Incorrect": "#C0392B"}
+# Red = pushes towards the predicted class, blue = against it; white at 0.
+CONTRIBUTION_COLORSCALE: list[list[Any]] = [
+    [0.0, "#2166AC"], [0.25, "#67A9CF"], [0.5, "#F7F7F7"], [0.75, "#EF8A62"], [1.0, "#B2182B"],
+]
+
+
+def modality_colors(modalities: Sequence[str]) -> dict[str, str]:
+    """Colour of each modality in ``modalities``: known names first, then the fallback palette.
+
+    Deterministic in the order of ``modalities``; no two modalities of the list
+    share a colour, so the same list gives the same colours in every figure.
+    """
+    taken: set[str] = set()
+    out: dict[str, str] = {}
+    for name in modalities:
+        color = MODALITY_COLORS.get(str(name).lower())
+        if color is not None and color not in taken:
+            out[name] = color
+            taken.add(color)
+    fallback = [c for c in FALLBACK_COLORS if c not in taken]
+    for name in modalities:
+        if name in out:
+            continue
+        color = fallback.pop(0) if fallback else FALLBACK_COLORS[zlib.crc32(str(name).encode()) % len(FALLBACK_COLORS)]
+        out[name] = color
+        taken.add(color)
+    return out
+
+
+def modality_color(name: str, modalities: Sequence[str] | None = None) -> str:
+    """The colour of modality ``name`` within the run's ``modalities`` (see :func:`modality_colors`)."""
+    if modalities is None:
+        known = MODALITY_COLORS.get(str(name).lower())
+        if known is not None:
+            return known
+        return FALLBACK_COLORS[zlib.crc32(str(name).encode()) % len(FALLBACK_COLORS)]
+    mods = list(modalities)
+    if name not in mods:
+        mods.append(name)
+    return modality_colors(mods)[name]
+
+
+def class_colors(classes: Sequence[Any]) -> dict[Any, str]:
+    """A stable colour per class, in the given class order."""
+    return {c: CLASS_COLORS[i % len(CLASS_COLORS)] for i, c in enumerate(classes)}
+
+
+def style_figure(
+    fig: go.Figure,
+    title: str | None = None,
+    xtitle: str | None = None,
+    ytitle: str | None = None,
+    *,
+    height: int | None = None,
+    legend_title: str | None = None,
+) -> go.Figure:
+    """The house style on ``fig``: white template, base font, title top left, titled axes."""
+    fig.update_layout(
+        template="plotly_white",
+        font={"size": BASE_FONT_SIZE, "family": FONT_FAMILY},
+        title={"text": title or "", "font": {"size": TITLE_FONT_SIZE}, "x": 0.0, "xanchor": "left"},
+        margin={"l": 70, "r": 30, "t": 70 if title else 30, "b": 60},
+        hoverlabel={"font": {"size": BASE_FONT_SIZE}},
+        legend={"font": {"size": BASE_FONT_SIZE - 1}},
+    )
+    if legend_title is not None:
+        fig.update_layout(legend_title_text=legend_title)
+    if xtitle is not None:
+        fig.update_xaxes(title={"text": xtitle, "font": {"size": BASE_FONT_SIZE + 1}}, automargin=True)
+    if ytitle is not None:
+        fig.update_yaxes(title={"text": ytitle, "font": {"size": BASE_FONT_SIZE + 1}}, automargin=True)
+    if height is not None:
+        fig.update_layout(height=height)
+    return fig
+
+
+# Class axes, 2 to 200+ classes: every class is named (explicit ticks, never plotly's "every
+# other label"); the pitch (pixels per class) and the label font shrink with the number of
+# classes down to floors that stay readable on a projector, and beyond that the figure grows
+# (the pages put tall or wide figures in a scrollable box). Long names are shortened on the
+# axis only; hovering always shows the full name.
+MIN_CLASS_FONT_SIZE = 12
+CLASS_LABEL_CHARS = 30
+#: A figure wider than this (pixels) gets an explicit width, to be scrolled sideways.
+MAX_FIT_WIDTH = 1000
+
+
+def class_pitch(n: int) -> int:
+    """Pixels per class on a class axis with ``n`` classes (a row of a heatmap, a bar group)."""
+    return 44 if n <= 8 else 32 if n <= 20 else 24 if n <= 40 else 18
+
+
+def class_font_size(n: int) -> int:
+    """Tick label size for ``n`` classes: never below :data:`MIN_CLASS_FONT_SIZE`."""
+    return BASE_FONT_SIZE - 1 if n <= 20 else 13 if n <= 40 else MIN_CLASS_FONT_SIZE
+
+
+def short_label(name: Any, limit: int = CLASS_LABEL_CHARS) -> str:
+    """``name`` as an axis label: at most ``limit`` characters, shortened with an ellipsis."""
+    text = str(name)
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def class_ticks(names: Sequence[Any]) -> dict[str, Any]:
+    """Axis settings that name every class: explicit tick values, shortened texts, a readable size."""
+    names = [str(n) for n in names]
+    return {"tickmode": "array", "tickvals": names, "ticktext": [esc(short_label(n)) for n in names],
+            "tickfont": {"size": class_font_size(len(names))}}
+
+
+def legend_under_title(fig: go.Figure, height: int) -> None:
+    """A one-line legend between the title and the plot, in pixels from the figure's top (a tall
+    figure that scrolls keeps title, legend and its top axis together where the view starts)."""
+    fig.update_layout(
+        title={"yref": "container", "y": 1.0, "yanchor": "top", "pad": {"t": 18}},
+        legend={"orientation": "h", "title": {"text": ""}, "xref": "container", "x": 0.01, "xanchor": "left",
+                "yref": "container", "y": 1.0 - 58 / max(height, 1), "yanchor": "top"})
+
+
+def label_extent(names: Sequence[Any], font_size: int) -> int:
+    """Pixels the longest (shortened) label takes along its own direction."""
+    longest = max((len(short_label(n)) for n in names), default=4)
+    return int(0.52 * font_size * longest) + 14
+
+
+def empty_figure(message: str, title: str | None = None) -> go.Figure:
+    """A blank figure that says what is missing and what to do."""
+    fig = go.Figure()
+    fig.add_annotation(
+        text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+        font={"size": BASE_FONT_SIZE + 1, "color": "#555"},
+    )
+    style_figure(fig, title)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig
+
+
+def esc(value: Any) -> str:
+    """``value`` as HTML-escaped text (names in hover labels and tick texts)."""
+    return html.escape(str(value), quote=True)
+
+
+def esc_values(values: Any) -> np.ndarray:
+    """HTML-escaped strings of an array, escaping each distinct value once."""
+    strings = pd.Series(np.asarray(values, dtype=object)).astype(str)
+    mapping = {u: html.escape(u, quote=True) for u in pd.unique(strings)}
+    return strings.map(mapping).to_numpy(dtype=object)
+
+
+def share_columns(modalities: Sequence[str]) -> list[str]:
+    """The per-sample share column of each modality: ``share_<modality>``."""
+    return [f"share_{m}" for m in modalities]
+
+
+def check_columns(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
+    """A DataError naming the columns ``frame`` lacks, if any."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"{what} lacks column(s) {missing}", fix=f"provide {what} with columns {list(columns)}")

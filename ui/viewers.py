@@ -1,0 +1,192 @@
+"""How the dashboard shows one sample of a modality kind, with its contributions.
+
+One viewer per kind (:data:`VIEWERS`, keyed by the name the kind's
+:attr:`core.kinds.ModalityKind.viewer` gives, its own name): ``show`` draws a
+sample's item in the Sample explorer with its MM-SHAP feature contributions when
+an explanation is stored (patches over an image, tubes over a video frame,
+tokens coloured by value, a vector's values); ``picture`` and ``caption`` make
+its cell in the Overview's gallery. A new kind registers its viewer with
+:func:`register_viewer`; the pages only loop over the dataset's modalities.
+
+The value extractors (:func:`patch_grid`, :func:`tube_values`, :func:`token_values`)
+reshape an explanation's stored per-feature values for a figure; they compute nothing.
+"""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core.errors import FusionLensError
+from core.kinds import get_kind
+from ui import figures as F
+from ui.context import Context
+from ui.loaders import items
+
+__all__ = [
+    "Viewer",
+    "VIEWERS",
+    "register_viewer",
+    "registered_viewer",
+    "viewer_for",
+    "show_sample",
+    "patch_grid",
+    "tube_values",
+    "token_values",
+]
+
+
+# --------------------------------------------------------------------------- an explanation's values, reshaped
+
+
+def _feature_rows(explanation: Any, modality: str) -> pd.DataFrame:
+    frame = explanation.per_feature_frame()
+    return frame[frame["modality"] == modality]
+
+
+def patch_grid(explanation: Any, modality: str) -> np.ndarray | None:
+    """(rows, cols) Shapley values of an image modality's patches, or None when it has none."""
+    rows = _feature_rows(explanation, modality)
+    if rows.empty or rows["row"].isna().all():
+        return None
+    r = rows["row"].astype(int).to_numpy()
+    c = rows["col"].astype(int).to_numpy()
+    grid = np.full((r.max() + 1, c.max() + 1), np.nan)
+    grid[r, c] = rows["phi"].to_numpy(dtype=float)
+    return grid
+
+
+def tube_values(explanation: Any, modality: str) -> np.ndarray | None:
+    """(segments, rows, cols) Shapley values of a video modality's tubes, or None."""
+    rows = _feature_rows(explanation, modality)
+    if rows.empty or rows["row"].isna().all():
+        return None
+    seg = rows["segment"].fillna(0).astype(int).to_numpy()
+    r = rows["row"].astype(int).to_numpy()
+    c = rows["col"].astype(int).to_numpy()
+    values = np.full((seg.max() + 1, r.max() + 1, c.max() + 1), np.nan)
+    values[seg, r, c] = rows["phi"].to_numpy(dtype=float)
+    return values
+
+
+def token_values(explanation: Any, modality: str) -> tuple[list[str], list[float]] | None:
+    """Tokens and their Shapley values of a text modality, or None."""
+    rows = _feature_rows(explanation, modality)
+    if rows.empty or rows["token"].isna().all():
+        return None
+    return rows["token"].astype(str).tolist(), rows["phi"].astype(float).tolist()
+
+
+# --------------------------------------------------------------------------- one viewer per kind
+
+
+def show_image(ctx: Context, sample_id: str, modality: str, explanation: Any) -> None:
+    """The image, with its patch contributions over it when explained."""
+    images = items(ctx, modality, [sample_id])
+    if images is None:
+        return
+    grid = patch_grid(explanation, modality) if explanation is not None else None
+    if grid is not None:
+        st.plotly_chart(F.make_image_overlay_figure(images[0], grid, f"{modality}: patch contributions"),
+                        key=f"ov_{modality}")
+    else:
+        st.image(images[0], caption=modality, width=220)
+
+
+def show_video(ctx: Context, sample_id: str, modality: str, explanation: Any) -> None:
+    """One frame of the clip (a slider picks it), with the contributions of the tubes over it."""
+    clips = items(ctx, modality, [sample_id])
+    if clips is None:
+        return
+    clip = np.asarray(clips[0])
+    n = clip.shape[0]
+    idx = st.slider(f"{modality} frame", 1, max(n, 1), 1, key=f"frame_{modality}", disabled=n <= 1) - 1
+    values = tube_values(explanation, modality) if explanation is not None else None
+    if values is None:
+        values = np.full((1, 1, 1), np.nan)
+        title = f"{modality}: frame {idx + 1} of {n} (no explanation yet)"
+    else:
+        title = f"{modality}: frame {idx + 1} of {n}, tube contributions"
+    st.plotly_chart(F.make_frames_overlay_figure(clip, values, idx, title=title), key=f"frames_{modality}")
+
+
+def show_text(ctx: Context, sample_id: str, modality: str, explanation: Any) -> None:
+    """The text, its tokens coloured by contribution when explained."""
+    texts = items(ctx, modality, [sample_id])
+    if texts is None:
+        return
+    tokens = token_values(explanation, modality) if explanation is not None else None
+    st.markdown(f"**{modality}**")
+    if tokens is not None:
+        st.html(F.token_html(*tokens))
+    else:
+        st.html(f"<div style='font-size:17px'>{html.escape(str(texts[0]))}</div>")
+
+
+def show_tabular(ctx: Context, sample_id: str, modality: str, explanation: Any) -> None:
+    """The vector's values as bars."""
+    vectors = items(ctx, modality, [sample_id])
+    if vectors is not None:
+        st.markdown(f"**{modality}** ({len(vectors[0])} values)")
+        st.bar_chart(np.asarray(vectors[0]))
+
+
+def first_frame(item: Any) -> np.ndarray:
+    """A picture of an image or a clip: the image itself, or the clip's first frame."""
+    return item if item.ndim == 3 and item.shape[-1] in (1, 3, 4) else item[0]
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """How the dashboard shows one modality kind.
+
+    ``show(ctx, sample_id, modality, explanation)`` draws one sample in the Sample
+    explorer (``explanation`` is the stored :class:`core.explain.Explanation` or None);
+    ``picture(item)`` is its image in the Overview's gallery (``picture_width`` pixels
+    wide) and ``caption(item)`` its line of text there; either may be None.
+    """
+
+    show: Callable[[Context, str, str, Any], None]
+    picture: Callable[[Any], np.ndarray] | None = None
+    picture_width: int = 96
+    caption: Callable[[Any], str] | None = None
+
+
+#: The viewer of every modality kind, by its viewer name (the kind's name).
+VIEWERS: dict[str, Viewer] = {
+    "image": Viewer(show_image, picture=first_frame, picture_width=96),
+    "video": Viewer(show_video, picture=first_frame, picture_width=160),
+    "text": Viewer(show_text, caption=str),
+    "tabular": Viewer(show_tabular),
+}
+
+
+def register_viewer(name: str, viewer: Viewer) -> Viewer:
+    """Register (or replace) the viewer ``name`` (a kind's :attr:`~core.kinds.ModalityKind.viewer`); returns it."""
+    VIEWERS[str(name)] = viewer
+    return viewer
+
+
+def registered_viewer(kind: str | None) -> Viewer | None:
+    """The viewer registered for modality kind ``kind`` (an old name such as ``features``
+    resolves through :func:`core.kinds.get_kind`), or None."""
+    try:
+        name = get_kind(str(kind)).viewer
+    except FusionLensError:  # a kind this version does not know (an older or newer dataset.json)
+        name = str(kind)
+    return VIEWERS.get(name)
+
+
+def viewer_for(kind: str | None) -> Viewer:
+    """The viewer of modality kind ``kind``; a kind without one is shown as text (its item's string)."""
+    return registered_viewer(kind) or VIEWERS["text"]
+
+
+def show_sample(ctx: Context, sample_id: str, modalities: dict[str, str], explanation: Any) -> None:
+    """Every modality of one sample, each with its kind's viewer (``modalities``: name -> kind)."""
+    for modality, kind in modalities.items():
+        viewer_for(kind).show(ctx, sample_id, modality, explanation)
