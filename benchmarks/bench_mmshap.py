@@ -60,25 +60,32 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     import shap
 
-    from core.explain import (ExplainSettings, SampleGame, build_maskers, explain_inputs, modality_shares,
-                              output_function, recombined_permutations, resolve_run, run_dataset, run_inputs,
-                              shapley_values)
+    from core.explain import (ExplainSettings, SampleGame, build_maskers, explain_inputs, modality_kind,
+                              modality_shares, output_function, recombined_permutations, resolve_run, run_dataset,
+                              run_inputs, shapley_values)
+    from core.kinds import get_kind
 
     run_dir = Path(args.runs_dir) / args.experiment / args.run
     if not (run_dir / "config.json").is_file():
         sys.exit(f"run {run_dir} is not built: python -m core build {args.experiment}")
     run = resolve_run(run_dir)
     model = run.model()
-    text_mods = [m for m in model.modalities if model.encoders[m].kind == "text"]
     test_ids = run.predictions["id"].astype(str).tolist()
-
-    # token counts of every test sample (maskable tokens over all text modalities)
     ds = run_dataset(run)
+    kinds = {m: get_kind(modality_kind(model, m)) for m in model.modalities}
+
+    def counts_tokens(m: str) -> bool:
+        """Whether the modality's kind counts tokens for the grid rule (text): its players are tokens."""
+        one = model.encoders[m].prepare(ds.items(m, test_ids[:1]))
+        return kinds[m].token_count(kinds[m].build_masker(one, encoder=model.encoders[m])) is not None
+
+    # token counts of every test sample (maskable tokens, the players, over all token modalities)
     counts = np.zeros(len(test_ids), dtype=int)
-    for m in text_mods:
+    for m in [m for m in model.modalities if counts_tokens(m)]:
         enc = model.encoders[m]
         x = enc.prepare(ds.items(m, test_ids))
-        counts += ((x["attention_mask"] != 0) & (x["special_tokens_mask"] == 0)).sum(1).numpy()
+        for i in range(len(test_ids)):
+            counts[i] += kinds[m].build_masker({k: v[i:i + 1] for k, v in x.items()}, encoder=enc).n_features
     pool = [i for i, c in enumerate(counts) if args.min_tokens <= c <= args.max_tokens]
     rng = np.random.default_rng(args.seed)
     chosen = sorted(rng.choice(pool, size=min(args.samples, len(pool)), replace=False).tolist())

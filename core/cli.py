@@ -113,12 +113,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_encoders(args: argparse.Namespace) -> int:
     """The encoder registry: name, kind and what each encoder is."""
-    from core.encoders import ENCODERS, describe_encoder, encoders_markdown  # imports torch
+    from core.encoders import ENCODERS, describe_encoder, encoders_markdown, list_encoders  # imports torch
 
     if args.markdown:
         print(encoders_markdown(), end="")
         return 0
-    names = ENCODERS.names(kind=args.kind) if args.kind else ENCODERS.names()
+    names = list_encoders(args.kind)  # an old kind name (features) lists its current kind's encoders
     if not names:
         kinds = sorted({ENCODERS.meta(n)["kind"] for n in ENCODERS.names()})
         raise ConfigError(f"no encoder for kind {args.kind!r}", fix=f"use one of: {', '.join(kinds)}")

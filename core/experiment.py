@@ -98,16 +98,18 @@ class Experiment:
         return root / self.name / run
 
     def raster_sizes(self) -> dict[str, int]:
-        """Image modality -> the largest ``image_size`` its encoders use (over every encoder set):
-        the size vector images (SVG) are rasterised at."""
+        """Modality -> the largest size its encoders use (over every encoder set) for a kind that
+        rasterises (its ``raster_size_key``, an image's ``image_size``): the size vector images
+        (SVG) are rasterised at."""
         from core.encoders import ENCODERS
 
         sizes: dict[str, int] = {}
         for es in self.encoder_sets:
             for m, spec in es.specs.items():
-                if self.modalities.get(m) != "image":
+                key = get_kind(self.modalities[m]).raster_size_key if m in self.modalities else None
+                if key is None:
                     continue
-                size = spec["kwargs"].get("image_size", _parameters(ENCODERS.get(spec["name"])).get("image_size"))
+                size = spec["kwargs"].get(key, _parameters(ENCODERS.get(spec["name"])).get(key))
                 if isinstance(size, int) and not isinstance(size, bool):
                     sizes[m] = max(sizes.get(m, 0), size)
         return sizes

@@ -246,3 +246,12 @@ def test_readme_encoder_list_is_the_registry():
     for name in ENCODERS.names():
         assert f"| {ENCODERS.meta(name)['kind']} | `{name}` |" in block.group(1)
     assert {"c3d", "slowfast", "timesformer"} <= set(ENCODERS.names(kind="video"))
+
+
+def test_encoders_by_kind_old_name_included(capsys):
+    assert main(["encoders", "--kind", "features"]) == 0  # the old name of tabular
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and all(line.split()[0] == "tabular" for line in lines)
+    assert "mlp" in [line.split()[1] for line in lines]
+    assert main(["encoders", "--kind", "audio"]) == 2
+    assert "no encoder for kind 'audio'" in capsys.readouterr().err

@@ -289,6 +289,24 @@ def test_explanation_views():
     assert viewers.patch_grid(exp, "title") is None
 
 
+def test_column_values_of_a_tabular_modality():
+    exp = Explanation(
+        sample_id="s1", modalities=["note", "worker"], values=np.array([0.25, 1.5, -0.5, 0.0]),
+        feature_modality=[0, 1, 1, 1], feature_info=[{"token": "hi", "position": 1}, {"column": "zone"},
+                                                     {"column": "speed"}, {"column": "shift"}],
+        base_value=0.0, full_value=1.25, stderr=None, shares={"note": 0.1, "worker": 0.9}, modality_shapley=None,
+        output_kind="pred_prob", explained_class="low", method="exact")
+    assert viewers.column_values(exp, "worker") == (["zone", "speed", "shift"], [1.5, -0.5, 0.0])
+    assert viewers.column_values(exp, "note") is None
+    assert exp.feature_names() == ["note:hi", "worker:zone", "worker:speed", "worker:shift"]
+
+
+def test_text_modalities_are_the_kinds_with_text_cells():
+    kinds = {"photo": "image", "title": "text", "worker": "features", "x": "no-such-kind", "note": "text"}
+    assert queries.text_modalities(kinds) == ["title", "note"]
+    assert queries.text_modalities(kinds, ["note", "photo", "title", "absent"]) == ["note", "title"]
+
+
 @pytest.mark.parametrize("kind", list_kinds())
 def test_every_modality_kind_has_a_viewer(kind):
     viewer = viewers.registered_viewer(kind)
@@ -299,7 +317,8 @@ def test_every_modality_kind_has_a_viewer(kind):
 def test_old_and_unknown_kinds_find_a_viewer():
     assert viewers.registered_viewer("features") is viewers.VIEWERS["tabular"]  # the old name of tabular
     assert viewers.registered_viewer("no-such-kind") is None
-    assert viewers.viewer_for("no-such-kind") is viewers.VIEWERS["text"]  # shown as its text
+    assert viewers.viewer_for("no-such-kind") is viewers.PLAIN_VIEWER  # shown as its item's text
+    assert viewers.viewer_for(None) is viewers.PLAIN_VIEWER and viewers.PLAIN_VIEWER.caption is str
     assert viewers.first_frame(np.zeros((4, 8, 8, 3))).shape == (8, 8, 3)  # a clip's gallery picture
     assert viewers.first_frame(np.zeros((8, 8, 3))).shape == (8, 8, 3)
 

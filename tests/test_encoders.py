@@ -86,7 +86,7 @@ def test_text_encoder_encodes_empty_text_as_special_tokens_only():
     emb = enc(inputs)
     assert emb.shape == (3, 384) and torch.isfinite(emb).all()
     one = {k: v[1:2] for k, v in inputs.items()}
-    masker = create_masker("text", one, pad_token_id=enc.pad_token_id, tokens=enc.tokens(one))
+    masker = create_masker("text", one, encoder=enc)  # the kind reads the pad id and token strings from it
     assert masker.n_features == 0 and masker.n_tokens == 2 and masker.describe() == []
     assert torch.equal(masker.apply(one, torch.ones(4, 0, dtype=torch.bool))["input_ids"], one["input_ids"].expand(4, -1))
     with pytest.raises(DataError, match="not a string"):

@@ -30,6 +30,7 @@ from core.kinds import (
     patch_grid_for_tokens,
 )
 from core.model import build_encoder
+from ui.figures import modality_color
 from core.train import reproduce_predictions, resolve_spec, train_experiment
 from tests._tolerance import f32_atol, longest_reduction
 
@@ -116,6 +117,39 @@ def test_every_kind_has_an_example_here():
 
 
 # --------------------------------------------------------------------------- the contract
+
+def assert_every_layer_knows(name: str) -> None:
+    """Every layer that loops over the kind registry has kind ``name``: the experiment file's kind
+    choices, an encoder, the explain package's masker and fill value, its description keys among
+    the stored per-feature columns (a round trip through the stored rows, labelled by the kind),
+    and a dashboard viewer under the kind's viewer name."""
+    from core.encoders import list_encoders
+    from core.experiment_schema import modalities_table
+    from core.explain import Explanation, fill_values, list_maskers
+    from ui.viewers import VIEWERS, registered_viewer
+
+    kind = get_kind(name)
+    assert name in modalities_table().item.keys["kind"].choices
+    assert kind.default_encoder in list_encoders(name)
+    assert name in list_maskers()
+    assert fill_values()[name] == kind.fill and json.dumps(fill_values())  # stored with every explanation
+    info = {key: 3 if typ == "int" else "x y" for key, typ in kind.feature_columns.items()}
+    e = Explanation(sample_id="s", modalities=["m"], values=np.array([0.5]), feature_modality=[0], feature_info=[info],
+                    base_value=0.0, full_value=0.5, stderr=None, shares={"m": 1.0}, modality_shapley=None,
+                    output_kind="pred_prob", explained_class="a", method="exact",
+                    settings={"modality_kinds": {"m": name}})
+    frame = e.per_feature_frame()
+    assert set(kind.feature_columns) <= set(frame.columns)
+    back = Explanation.from_rows(e.summary_row(), frame)
+    assert back.feature_info == [info] and back.feature_names() == [f"m:{kind.feature_label(info)}"]
+    viewer = registered_viewer(name)
+    assert viewer is not None and callable(viewer.show) and VIEWERS[kind.viewer] is viewer
+
+
+@pytest.mark.parametrize("name", KIND_NAMES)
+def test_every_layer_loops_over_the_kind(name):
+    assert_every_layer_knows(name)
+
 
 @pytest.mark.parametrize("name", KIND_NAMES)
 def test_kind_declares_everything_the_layers_loop_over(name):
@@ -305,22 +339,19 @@ def test_build_maskers_applies_the_reference_grid_rule(tmp_path):
         build_maskers(kinds, {"x": {}}, ["x"])
 
 
-@pytest.mark.parametrize("name", ["text", "image", "video"])
-def test_kind_maskers_match_the_explain_packages(tmp_path, name):
-    """Until core.explain builds its maskers through the kinds, both give the same players."""
-    from core.explain import create_masker
+@pytest.mark.parametrize("name", KIND_NAMES)
+def test_the_explain_package_builds_its_maskers_through_the_kinds(tmp_path, name):
+    """One masker registry (the kinds): core.explain's masker of a kind is the kind's own."""
+    from core.explain import create_masker, list_maskers
 
     kind = get_kind(name)
     encoder, items, _ = _encoder_and_items(tmp_path, name)
     inputs = encoder.prepare(items[:1])
-    ours = kind.build_masker(inputs, encoder=encoder, context=MaskerContext(grid=2, video_grid=2, video_segments=2))
-    kwargs = {"pad_token_id": encoder.pad_token_id, "tokens": encoder.tokens(inputs, 0)} if name == "text" else \
-        {"grid": 2, "segments": 2} if name == "video" else {"grid": 2}
-    theirs = create_masker(name, inputs, **kwargs)
-    assert ours.describe() == theirs.describe()
-    mask = np.random.default_rng(0).random((4, ours.n_features)) < 0.5
-    a, b = ours.apply(inputs, mask), theirs.apply(inputs, mask)
-    assert all(torch.equal(a[k], b[k]) for k in a)  # the same tensor operations on the same values
+    context = MaskerContext(grid=2, video_grid=2, video_segments=2)
+    ours = kind.build_masker(inputs, encoder=encoder, context=context)
+    theirs = create_masker(name, inputs, encoder=encoder, context=context)
+    assert type(ours) is type(theirs) and ours.describe() == theirs.describe()
+    assert list_maskers() == KIND_NAMES
 
 
 # --------------------------------------------------------------------------- tabular
@@ -465,3 +496,89 @@ def test_tabular_experiment_builds_reloads_and_reproduces(tmp_path, vectors):
         report = reproduce_predictions(run)
         assert report["same_topk_labels"], run.name
         assert report["max_abs_prob_diff"] <= f32_atol(1.0, longest_reduction(load_run(run).model())), run.name
+
+
+# --------------------------------------------------------------------------- tabular: build, explain, show
+
+PRECOMPUTE = """
+[precompute]
+projections = []
+explain_runs = ["concat-worker+note"]
+explain_samples = [3]
+"""
+
+
+def figure_values(value: Any) -> list:
+    """A figure's data array as a list: plotly writes numeric arrays as base64 (``bdata``)."""
+    if isinstance(value, dict) and "bdata" in value:
+        import base64
+
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).tolist()
+    return list(value)
+
+
+def open_explorer(monkeypatch, root: Path, run: str, sample: str):
+    """The dashboard's Sample explorer (AppTest, headless) on one run and sample of ``root``."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("FUSIONLENS_RUNS", str(root))
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=120)
+    for key, value in {"page": "explorer", "run": run, "sample": sample}.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, "\n".join(str(e.value) for e in at.exception)
+    assert not at.error, "\n".join(str(e.value) for e in at.error)
+    return at
+
+
+def plotly_figures(at) -> dict[str, dict]:
+    """The page's Plotly figures by title."""
+    figures = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return {f["layout"]["title"]["text"]: f for f in figures}
+
+
+def test_tabular_experiment_builds_explains_and_shows_in_the_explorer(tmp_path, monkeypatch):
+    """The whole build (core.pipeline) of a tabular + text experiment, its explain step included,
+    and the Sample explorer drawing the tabular viewer from the stored explanation."""
+    from core.explain import explanation_for, load_explanations
+    from core.pipeline import run_build
+
+    path = _tabular_experiment(tmp_path, vectors=False)
+    path.write_text(path.read_text() + PRECOMPUTE)
+    root = tmp_path / "runs"
+    ctx = run_build(load_experiment(path), root, progress=False)
+    assert [(step, status) for step, status, *_ in ctx.log] == [
+        (s, "done") for s in ("prepare", "train", "results", "project", "explain")]
+    run_dir = root / "tab" / "concat-worker+note"
+    samples, features = load_explanations(run_dir)
+    assert len(samples) == 3
+    columns = features[features["modality"] == "worker"].groupby("sample_id", sort=False)["column"].apply(list)
+    assert columns.tolist() == [["zone", "speed", "shift"]] * 3
+    sample = str(samples["sample_id"].iloc[0])
+    e = explanation_for(run_dir, sample)
+    assert e.settings["modality_kinds"] == {"worker": "tabular", "note": "text"}
+    assert e.settings["fill"]["tabular"] == 0.0 and e.feature_names()[:3] == ["worker:zone", "worker:speed",
+                                                                             "worker:shift"]
+    assert abs(e.values.sum() - (e.full_value - e.base_value)) <= 1e-9  # exact values: efficiency in float64
+
+    at = open_explorer(monkeypatch, root, "concat-worker+note", sample)
+    figures = plotly_figures(at)
+    bars = figures["worker: column contributions"]["data"][0]  # the tabular viewer, from the stored values
+    assert bars["type"] == "bar" and bars["orientation"] == "h"
+    assert bars["y"] == ["shift", "speed", "zone"]  # first column on top
+    np.testing.assert_array_equal(figure_values(bars["x"]), e.modality_values("worker")[::-1])
+    ds, _ = load_experiment_dataset(root / "tab")
+    row = ds.frame.set_index("id").loc[sample]
+    assert bars["customdata"] == [f"{float(np.float32(row[c])):.4g}" for c in ("shift", "speed", "zone")]
+    layout = figures["worker: column contributions"]["layout"]
+    assert layout["xaxis"]["title"]["text"].startswith("Contribution") and layout["yaxis"]["title"]["text"] == "Column"
+    assert bars["marker"]["color"] == modality_color("worker", ["worker", "note"])  # as in every figure
+    assert any("fusionlens-tokens" in str(h.proto) for h in at.get("html"))  # the note's tokens, coloured
+    assert "note" in at.dataframe[0].value.columns  # text cells listed (and searched) beside the predictions
+
+    # a sample without an explanation: the columns' values, named from the experiment's columns
+    other = next(i for i in ds.ids("test") if i not in set(samples["sample_id"].astype(str)))
+    values = plotly_figures(open_explorer(monkeypatch, root, "concat-worker+note", other))
+    bars = values["worker: column values (no explanation yet)"]["data"][0]
+    assert bars["y"] == ["shift", "speed", "zone"]
+    np.testing.assert_array_equal(figure_values(bars["x"]), ds.items("worker", [other])[0][::-1])

@@ -7,13 +7,14 @@ import torch
 
 from core.errors import ConfigError, DataError
 from core.explain import (
-    MASKERS,
-    FeatureMasker,
+    ColumnMasker,
     ImagePatchMasker,
     Masker,
+    MaskerContext,
     TextTokenMasker,
     VideoTubeMasker,
     create_masker,
+    list_maskers,
     patch_grid_for_tokens,
     shapley_values,
 )
@@ -48,17 +49,13 @@ def feature_inputs(d: int = 6) -> dict[str, torch.Tensor]:
 
 
 def build(kind: str) -> Masker:
-    if kind == "text":
-        return create_masker("text", text_inputs(), pad_token_id=PAD, tokens=TOKENS)
-    if kind == "image":
-        return create_masker("image", image_inputs(), grid=3)
-    if kind == "video":
-        return create_masker("video", video_inputs(), grid=3, segments=2)
-    return create_masker("features", feature_inputs())
+    if kind == "text":  # the token strings a text encoder would give
+        return TextTokenMasker(text_inputs(), pad_token_id=PAD, tokens=TOKENS)
+    return create_masker(kind, inputs_of(kind), context=MaskerContext(grid=3, video_grid=3, video_segments=2))
 
 
 def inputs_of(kind: str) -> dict[str, torch.Tensor]:
-    return {"text": text_inputs, "image": image_inputs, "video": video_inputs, "features": feature_inputs}[kind]()
+    return {"text": text_inputs, "image": image_inputs, "video": video_inputs, "tabular": feature_inputs}[kind]()
 
 
 def random_mask(n: int, b: int = 6, seed: int = 0) -> np.ndarray:
@@ -72,12 +69,15 @@ def random_mask(n: int, b: int = 6, seed: int = 0) -> np.ndarray:
 
 
 def test_one_masker_per_kind() -> None:
-    assert set(MASKERS.names()) == {"text", "image", "video", "features"}
+    assert set(list_maskers()) == {"text", "image", "video", "tabular"}
     with pytest.raises(ConfigError, match="use one of"):
         create_masker("audio", {})
+    assert type(create_masker("features", feature_inputs())) is ColumnMasker  # the old name of tabular
+    assert type(create_masker("text", text_inputs())) is TextTokenMasker  # no encoder: pad id 0, ids as tokens
+    assert create_masker("image", image_inputs()).grid == MaskerContext().grid
 
 
-@pytest.mark.parametrize("kind", MASKERS.names())
+@pytest.mark.parametrize("kind", list_maskers())
 def test_contract(kind: str) -> None:
     masker = build(kind)
     inputs = inputs_of(kind)
@@ -101,7 +101,7 @@ def test_contract(kind: str) -> None:
         masker.apply(inputs, np.ones((2, masker.n_features + 1), dtype=bool))
 
 
-@pytest.mark.parametrize("kind", MASKERS.names())
+@pytest.mark.parametrize("kind", list_maskers())
 def test_one_feature_changes_only_its_part(kind: str) -> None:
     masker = build(kind)
     inputs = inputs_of(kind)
@@ -233,27 +233,30 @@ def test_rgb_and_depth_get_the_same_grid() -> None:
     assert rgb.describe() == depth.describe()
 
 
-# --------------------------------------------------------------------------- features
+# --------------------------------------------------------------------------- tabular
 
 
-def test_feature_masker_uses_the_baseline() -> None:
+def test_column_masker_uses_the_fill() -> None:
     inputs = feature_inputs(4)
-    out = FeatureMasker(inputs).apply(inputs, [[True, False, True, False]])["features"]
+    out = ColumnMasker(inputs).apply(inputs, [[True, False, True, False]])["features"]
     assert out.tolist() == [[1.0, 0.0, 3.0, 0.0]]
-    base = FeatureMasker(inputs, baseline=[9, 8, 7, 6], names=["a", "b", "c", "d"])
+    base = ColumnMasker(inputs, fill=[9, 8, 7, 6], names=["a", "b", "c", "d"])
     assert base.apply(inputs, [[False, True, True, False]])["features"].tolist() == [[9.0, 2.0, 3.0, 6.0]]
-    assert base.describe()[2] == {"name": "c"}
-    with pytest.raises(ConfigError, match="baseline"):
-        FeatureMasker(inputs, baseline=[1.0, 2.0])
+    assert base.describe()[2] == {"column": "c"}
+    assert ColumnMasker(inputs).describe()[0] == {"column": "f0"}
+    with pytest.raises(ConfigError, match="fill"):
+        ColumnMasker(inputs, fill=[1.0, 2.0])
+    with pytest.raises(ConfigError, match="names"):
+        ColumnMasker(inputs, names=["a"])
 
 
 # --------------------------------------------------------------------------- with the estimator
 
 
 def test_masker_game_end_to_end() -> None:
-    """A linear 'model' on masked features: the Shapley values are weight * (x - baseline)."""
+    """A linear 'model' on masked columns: the Shapley values are weight * (x - fill)."""
     inputs = feature_inputs(6)
-    masker = FeatureMasker(inputs, baseline=0.5)
+    masker = ColumnMasker(inputs, fill=0.5)
     w = torch.tensor([1.0, -2.0, 0.5, 0.0, 3.0, 1.0])
 
     def value_fn(mask: np.ndarray) -> torch.Tensor:

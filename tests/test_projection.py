@@ -116,14 +116,56 @@ def test_bad_method_or_params_raise_config_error(blobs):
         P.compute_projection(blobs[0], "tsne", params={"perplexity": 500})
 
 
+@pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.slow) if m == "umap" else m
+                                    for m in P.PROJECTORS.names()])
+def test_every_registered_method_projects_tiny_data(method):
+    X = np.random.default_rng(0).normal(size=(12, 4))
+    proj = P.compute_projection(X, method, seed=0)
+    assert proj.coords.shape == (12, 2) and np.isfinite(proj.coords).all()
+    assert proj.params == P.resolve_params(method, None, 12) and proj.label == P.method_label(method)
+    assert set(proj.params) <= set(P.PROJECTORS.get(method).params)
+
+
+def test_a_method_registered_in_the_test_computes_stores_and_loads(tmp_path, blobs):
+    X = blobs[0]
+
+    @P.PROJECTORS.register("first2", label="First two")
+    class FirstTwoProjector(P.Projector):
+        params = ("offset",)
+
+        def resolve(self, given, n):
+            return {"offset": float(given.get("offset", 0.0))}
+
+        def fit(self, X, params, seed):
+            return X[:, :2] + params["offset"]
+
+    try:
+        proj = P.compute_projection(X, "first2", params={"offset": 1.0})
+        # float32 input, float64 sum, float32 result: the same operations, so exact
+        np.testing.assert_array_equal(proj.coords, (X[:, :2].astype(np.float64) + 1.0).astype(np.float32))
+        assert proj.label == "First two" and proj.params == {"offset": 1.0}
+        with pytest.raises(ConfigError, match="use only: offset"):
+            P.compute_projection(X, "first2", params={"scale": 2.0})
+        out = P.ensure_projections(tmp_path, {"fused": X}, _ids(120), methods=("first2", "pca"), progress=False,
+                                   params={"first2": {"offset": 1.0}})
+        assert set(out) == {("fused", "first2"), ("fused", "pca")}
+        _, loaded = P.load_projection(tmp_path, "fused", "first2", params={"offset": 1.0})
+        np.testing.assert_array_equal(loaded.coords, proj.coords)
+        assert set(P.list_projections(tmp_path)["method"]) == {"first2", "pca"}
+    finally:
+        P.PROJECTORS.unregister("first2")
+    with pytest.raises(ConfigError, match="use one of: pca, tsne, umap"):
+        P.compute_projection(X, "first2")
+
+
 def test_chunked_trustworthiness_matches_sklearn():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(150, 12))
     Y = X[:, :2] + 0.3 * rng.normal(size=(150, 2))
     expected = trustworthiness(X, Y, n_neighbors=7)
     # integer rank penalties, then a few float64 operations in another order
-    assert P._trustworthiness_chunked(X, Y, 7, chunk=32) == pytest.approx(expected, abs=f64_atol(1.0, len(X)))
-    assert P._trustworthiness_chunked(X, Y, 7, metric="cosine", chunk=50) == pytest.approx(
+    assert P.trustworthiness(X, Y, 7, chunk=32) == pytest.approx(expected, abs=f64_atol(1.0, len(X)))
+    assert P.trustworthiness(X, Y, 7, metric="cosine", chunk=50) == pytest.approx(
         trustworthiness(X, Y, n_neighbors=7, metric="cosine"), abs=f64_atol(1.0, len(X))
     )
 
@@ -203,13 +245,14 @@ def test_ensure_projections_computes_only_what_is_missing(tmp_path, blobs, monke
     embeddings = {"image": X[:, :6], "fused": X}
     ids = _ids(120)
     calls: list[tuple[int, str]] = []
-    real = P.compute_projection
+    for name in ("pca", "tsne"):           # count the fits of each registered method
+        projector = P.PROJECTORS.get(name)
 
-    def counting(arr, method, **kw):
-        calls.append((arr.shape[1], method))
-        return real(arr, method, **kw)
+        def counting(self, arr, params, seed, _fit=projector.fit, _name=name):
+            calls.append((arr.shape[1], _name))
+            return _fit(self, arr, params, seed)
 
-    monkeypatch.setattr(P, "compute_projection", counting)
+        monkeypatch.setattr(projector, "fit", counting)
     events: list[tuple[int, int, str]] = []
     out = P.ensure_projections(tmp_path, embeddings, ids, methods=("pca",), progress=lambda *e: events.append(e))
     assert sorted(calls) == [(6, "pca"), (10, "pca")]

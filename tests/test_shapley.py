@@ -426,7 +426,7 @@ def _explanation() -> Explanation:
     for r in range(grid):
         for c in range(grid):
             feature_info.append({"row": r, "col": c, "y0": 8 * r, "y1": 8 * r + 8, "x0": 8 * c, "x1": 8 * c + 8})
-    feature_info += [{"name": "f0"}, {"name": "f1"}]
+    feature_info += [{"column": "f0"}, {"column": "f1"}]
     n = len(feature_info)
     fm = np.array([0] * n_text + [1] * grid * grid + [2] * 2)
     v = mlp_game(n, seed=41)
@@ -477,6 +477,11 @@ def test_explanation_tables_and_round_trip(tmp_path) -> None:
         exp.sample_id, exp.modalities, exp.method, exp.settings)
     assert (back.base_value, back.full_value, back.output_kind, back.explained_class) == (
         exp.base_value, exp.full_value, exp.output_kind, exp.explained_class)
+
+    # a part written before the tabular kind: its entries' `name` reads as today's `column`
+    old = frame.assign(name=frame["column"], column=pd.NA).drop(columns=["column"])
+    older = Explanation.from_rows(row, old)
+    assert older.feature_info == exp.feature_info and older.feature_names()[-2:] == ["emb:f0", "emb:f1"]
 
 
 def test_explanation_to_shap() -> None:

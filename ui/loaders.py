@@ -269,7 +269,7 @@ def _view_cached(run_dir: str, stamp: tuple, exp_dir: str, ds_stamp: tuple,
     texts = None
     try:
         ds, _ = _dataset_cached(exp_dir, ds_stamp)
-        text_mods = [m for m in run.modalities if ds.modalities.get(m) == "text"]
+        text_mods = queries.text_modalities(ds.modalities, run.modalities)
         if text_mods:
             texts = ds.frame[["id", *text_mods]]
     except FusionLensError:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from core.catalog import PathRefused, is_inside, safe_join
 from core.data import read_dataset_info
-from core.errors import DataError
+from core.errors import DataError, FusionLensError
 from core.kinds import get_kind
 from core.ranking import has_explanations
 
@@ -30,6 +30,7 @@ __all__ = [
     "FILTER_ALL",
     "dataset_info",
     "safe_items",
+    "text_modalities",
     "split_counts",
     "gallery_ids",
     "explained_runs",
@@ -77,6 +78,20 @@ def safe_items(dataset: Any, modality: str, ids: Sequence[str]) -> list[Any]:
                     fix="rebuild the experiment from a manifest whose paths stay inside its folder",
                 )
     return dataset.items(modality, list(ids))
+
+
+def text_modalities(modalities: Mapping[str, str], among: Iterable[str] | None = None) -> list[str]:
+    """The modalities (name -> kind) whose manifest cells are readable text, as their kind says
+    (``ModalityKind.text_cells``), in the order of ``among`` (default: of ``modalities``). A kind
+    this version does not know (an older or newer ``dataset.json``) has none."""
+    def has_text(kind: Any) -> bool:
+        try:
+            return get_kind(str(kind)).text_cells
+        except FusionLensError:
+            return False
+
+    names = list(modalities) if among is None else list(among)
+    return [m for m in names if m in modalities and has_text(modalities[m])]
 
 
 def split_counts(frame: pd.DataFrame, classes: Sequence[str] | None = None) -> pd.DataFrame:

@@ -4,12 +4,16 @@ One viewer per kind (:data:`VIEWERS`, keyed by the name the kind's
 :attr:`core.kinds.ModalityKind.viewer` gives, its own name): ``show`` draws a
 sample's item in the Sample explorer with its MM-SHAP feature contributions when
 an explanation is stored (patches over an image, tubes over a video frame,
-tokens coloured by value, a vector's values); ``picture`` and ``caption`` make
-its cell in the Overview's gallery. A new kind registers its viewer with
-:func:`register_viewer`; the pages only loop over the dataset's modalities.
+tokens coloured by value, a vector's columns as bars of their contributions);
+``picture`` and ``caption`` make its cell in the Overview's gallery. A new kind
+registers its viewer with :func:`register_viewer` (and a test removes it with
+:func:`unregister_viewer`); the pages only loop over the dataset's modalities,
+and a modality whose kind has no viewer is shown as its item's text
+(:data:`PLAIN_VIEWER`).
 
-The value extractors (:func:`patch_grid`, :func:`tube_values`, :func:`token_values`)
-reshape an explanation's stored per-feature values for a figure; they compute nothing.
+The value extractors (:func:`patch_grid`, :func:`tube_values`, :func:`token_values`,
+:func:`column_values`) reshape an explanation's stored per-feature values for a
+figure; they compute nothing.
 """
 from __future__ import annotations
 
@@ -23,20 +27,24 @@ import streamlit as st
 
 from core.errors import FusionLensError
 from core.kinds import get_kind
+from core.kinds.tabular import column_names
 from ui import figures as F
 from ui.context import Context
-from ui.loaders import items
+from ui.loaders import dataset, items, load_run
 
 __all__ = [
     "Viewer",
     "VIEWERS",
+    "PLAIN_VIEWER",
     "register_viewer",
+    "unregister_viewer",
     "registered_viewer",
     "viewer_for",
     "show_sample",
     "patch_grid",
     "tube_values",
     "token_values",
+    "column_values",
 ]
 
 
@@ -79,6 +87,14 @@ def token_values(explanation: Any, modality: str) -> tuple[list[str], list[float
     if rows.empty or rows["token"].isna().all():
         return None
     return rows["token"].astype(str).tolist(), rows["phi"].astype(float).tolist()
+
+
+def column_values(explanation: Any, modality: str) -> tuple[list[str], list[float]] | None:
+    """Column names and their Shapley values of a tabular modality, or None."""
+    rows = _feature_rows(explanation, modality)
+    if rows.empty or "column" not in rows.columns or rows["column"].isna().all():
+        return None
+    return rows["column"].astype(str).tolist(), rows["phi"].astype(float).tolist()
 
 
 # --------------------------------------------------------------------------- one viewer per kind
@@ -128,11 +144,33 @@ def show_text(ctx: Context, sample_id: str, modality: str, explanation: Any) -> 
 
 
 def show_tabular(ctx: Context, sample_id: str, modality: str, explanation: Any) -> None:
-    """The vector's values as bars."""
+    """The vector's columns as horizontal bars: each column's contribution when explained (its
+    value written on the bar), else its value."""
     vectors = items(ctx, modality, [sample_id])
-    if vectors is not None:
-        st.markdown(f"**{modality}** ({len(vectors[0])} values)")
-        st.bar_chart(np.asarray(vectors[0]))
+    if vectors is None:
+        return
+    values = np.asarray(vectors[0], dtype=float).reshape(-1)
+    explained = column_values(explanation, modality) if explanation is not None else None
+    if explained is not None and len(explained[0]) == len(values):
+        names, contributions = explained
+        title = f"{modality}: column contributions"
+    else:
+        loaded = dataset(ctx, quiet=True)
+        options = loaded[0].options.get(modality, {}) if loaded is not None else {}
+        names, contributions = column_names(modality, options, len(values)), None
+        title = f"{modality}: column values (no explanation yet)"
+    run = load_run(ctx, ctx.run, quiet=True) if ctx.run else None  # cached: the page loaded it already
+    color = F.modality_color(modality, list(run.modalities) if run is not None else None)  # as in every figure
+    st.plotly_chart(F.make_column_contribution_figure(names, values, contributions, color=color, title=title),
+                    key=f"columns_{modality}")
+
+
+def show_plain(ctx: Context, sample_id: str, modality: str, explanation: Any) -> None:
+    """The item as text: how a modality whose kind has no viewer is shown."""
+    shown = items(ctx, modality, [sample_id])
+    if shown is not None:
+        st.markdown(f"**{modality}**")
+        st.text(str(shown[0]))
 
 
 def first_frame(item: Any) -> np.ndarray:
@@ -156,19 +194,28 @@ class Viewer:
     caption: Callable[[Any], str] | None = None
 
 
-#: The viewer of every modality kind, by its viewer name (the kind's name).
+#: The viewer of every modality kind, by its viewer name (:attr:`core.kinds.ModalityKind.viewer`).
 VIEWERS: dict[str, Viewer] = {
-    "image": Viewer(show_image, picture=first_frame, picture_width=96),
-    "video": Viewer(show_video, picture=first_frame, picture_width=160),
-    "text": Viewer(show_text, caption=str),
-    "tabular": Viewer(show_tabular),
+    get_kind("image").viewer: Viewer(show_image, picture=first_frame, picture_width=96),
+    get_kind("video").viewer: Viewer(show_video, picture=first_frame, picture_width=160),
+    get_kind("text").viewer: Viewer(show_text, caption=str),
+    get_kind("tabular").viewer: Viewer(show_tabular),
 }
+#: How a modality is shown when its kind has no viewer (an unknown kind, a kind without one): its item as text.
+PLAIN_VIEWER = Viewer(show_plain, caption=str)
 
 
 def register_viewer(name: str, viewer: Viewer) -> Viewer:
     """Register (or replace) the viewer ``name`` (a kind's :attr:`~core.kinds.ModalityKind.viewer`); returns it."""
     VIEWERS[str(name)] = viewer
     return viewer
+
+
+def unregister_viewer(name: str) -> None:
+    """Remove the viewer ``name`` (a test that registered a throw-away kind cleans up with this)."""
+    if str(name) not in VIEWERS:
+        raise KeyError(f"no viewer {name!r} is registered (known: {', '.join(sorted(VIEWERS))})")
+    del VIEWERS[str(name)]
 
 
 def registered_viewer(kind: str | None) -> Viewer | None:
@@ -182,11 +229,12 @@ def registered_viewer(kind: str | None) -> Viewer | None:
 
 
 def viewer_for(kind: str | None) -> Viewer:
-    """The viewer of modality kind ``kind``; a kind without one is shown as text (its item's string)."""
-    return registered_viewer(kind) or VIEWERS["text"]
+    """The viewer of modality kind ``kind``; a kind without one is shown as its item's text (:data:`PLAIN_VIEWER`)."""
+    return registered_viewer(kind) or PLAIN_VIEWER
 
 
-def show_sample(ctx: Context, sample_id: str, modalities: dict[str, str], explanation: Any) -> None:
-    """Every modality of one sample, each with its kind's viewer (``modalities``: name -> kind)."""
+def show_sample(ctx: Context, sample_id: str, modalities: dict[str, str | None], explanation: Any) -> None:
+    """Every modality of one sample, each with its kind's viewer (``modalities``: name -> kind, None
+    when unknown)."""
     for modality, kind in modalities.items():
         viewer_for(kind).show(ctx, sample_id, modality, explanation)

@@ -22,8 +22,9 @@ if run is None:
 view = L.predictions_view(ctx, run)
 has_shares = view["dominant"].notna().any()
 loaded = L.dataset(ctx, quiet=True)
-modality_kinds = loaded[0].modalities if loaded is not None else {m: "text" for m in run.modalities}
-text_cols = [m for m in run.modalities if modality_kinds.get(m) == "text" and m in view.columns]
+modality_kinds = loaded[0].modalities if loaded is not None else {}
+# the columns of modalities whose kind keeps readable text in the manifest: listed and searched
+text_cols = [m for m in Q.text_modalities(modality_kinds, run.modalities) if m in view.columns]
 
 # ---------------------------------------------------------------- filters
 with st.container(border=True):
@@ -99,7 +100,7 @@ with right:
     if loaded is None:
         st.info("The dataset of this experiment is not available, so the inputs cannot be shown.")
     else:  # each modality drawn by its kind's viewer, with its contributions when explained
-        show_sample(ctx, sample_id, {m: modality_kinds.get(m, "text") for m in run.modalities}, explanation)
+        show_sample(ctx, sample_id, {m: modality_kinds.get(m) for m in run.modalities}, explanation)
 
     if explanation is not None:
         st.plotly_chart(F.make_sample_share_figure(explanation.shares, run.modalities), key="sample_shares")

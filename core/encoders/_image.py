@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.encoders import ENCODERS
+from core.encoders.registry import ENCODERS
 from core.encoders._base import Encoder
 from core.model_sources import load_pretrained
 from core.errors import ConfigError, DataError

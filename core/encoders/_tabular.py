@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.encoders import ENCODERS
+from core.encoders.registry import ENCODERS
 from core.encoders._base import Encoder
 from core.errors import ConfigError, DataError
 

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import torch
 
-from core.encoders import ENCODERS
+from core.encoders.registry import ENCODERS
 from core.encoders._base import Encoder
 from core.model_sources import MINILM_ALIASES, load_pretrained
 from core.errors import ConfigError, DataError

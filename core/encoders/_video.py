@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.encoders import ENCODERS
+from core.encoders.registry import ENCODERS
 from core.encoders._base import Encoder
 from core.errors import ConfigError, DataError
 

@@ -1,7 +1,7 @@
 """Explanations of multimodal predictions: MM-SHAP.
 
-Shapley values of tokens, patches, tubes and feature entries (one masker per
-modality kind, :data:`MASKERS`), estimated by one of the estimators of
+Shapley values of tokens, patches, tubes and columns (one masker per
+modality kind, built by the kinds of :mod:`core.kinds`), estimated by one of the estimators of
 :data:`ESTIMATORS` (exact, permutation, kernel, recombined; :func:`shapley_values`
 for any boolean-mask game), summed in absolute value per modality into shares
 (:func:`modality_shares`), with exact modality-level values from
@@ -19,8 +19,8 @@ The package by job (private modules; import from here, never from them):
 
 =====================  ==========================================================
 ``_settings``          ExplainSettings, OutputSpec, PrecomputeOptions, CLI form
-``_maskers``           the maskers (players of one modality)
-``_players``           one masker per explained modality (the kind-specific part)
+``_maskers``           the kinds' maskers by name (players of one modality)
+``_players``           one masker per explained modality, through the kinds
 ``_game``              the factorised SampleGame and FLOP counting
 ``_estimators/``       one estimator per module behind :class:`Estimator`
 ``_shapley``           shapley_values / group values / shares of any game
@@ -58,10 +58,10 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "_shapley": ("group_shapley_values", "modality_shares", "shapley_values"),
     "_maskers": (
-        "MASKERS", "FeatureMasker", "ImagePatchMasker", "Masker", "TextTokenMasker", "VideoTubeMasker",
+        "ColumnMasker", "ImagePatchMasker", "Masker", "MaskerContext", "TextTokenMasker", "VideoTubeMasker",
         "create_masker", "list_maskers", "patch_grid_for_tokens",
     ),
-    "_players": ("build_maskers",),
+    "_players": ("build_maskers", "fill_values", "modality_kind"),
     "_game": ("SampleGame", "encoder_batch_size", "is_factorisable", "output_function"),
     "_runs": ("resolve_run", "run_dataset", "run_inputs"),
     "_engine": ("explain_inputs", "explain_sample"),

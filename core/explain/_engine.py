@@ -27,7 +27,7 @@ import torch
 from core.errors import ConfigError, DataError
 from core.explain._estimators import EXACT_MAX_FEATURES, choose_estimator
 from core.explain._game import HEAD_BATCH, SampleGame, is_factorisable, output_function
-from core.explain._players import FILL_VALUES, build_maskers, resolve_players
+from core.explain._players import build_maskers, fill_values, modality_kind, resolve_players
 from core.explain._progress import Progress, check_progress
 from core.explain._result import Explanation
 from core.explain._runs import (
@@ -132,7 +132,8 @@ def explain_inputs(
         "model_rows": None if factorised else game.model_rows,
         "cost_flops": choice.costs,
         "seconds": round(time.perf_counter() - t0, 4),
-        "fill": dict(FILL_VALUES),
+        "modality_kinds": {m: modality_kind(model, m) for m in players},
+        "fill": fill_values(),
         **grid_info,
     }
     meta.update(extra or {})

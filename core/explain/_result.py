@@ -16,7 +16,10 @@ Stored as two tables (see ``docs/FORMATS.md``, ``explanations/``):
   ``modality``, ``feature_index`` (within the modality), ``token``, ``row``,
   ``col``, ``frame_start``, ``frame_end``, ``phi``, ``stderr``, plus the rest
   of the masker's description (``position``, ``segment``, ``y0``, ``y1``,
-  ``x0``, ``x1``, ``name``); columns that do not apply are null.
+  ``x0``, ``x1``, ``name`` (read from older parts only), ``column``); columns
+  that do not apply are null. Which description keys are stored, and as int or
+  string, is the union of the registered kinds' ``feature_columns``
+  (:mod:`core.kinds`): a kind registered later adds its keys after these.
 
 :meth:`Explanation.from_rows` rebuilds the object from those rows.
 """
@@ -33,28 +36,60 @@ import pandas as pd
 from core.errors import ConfigError, DataError
 from core.explain._settings import OUTPUT_KINDS
 from core.explain._shapley import modality_shares
+from core.kinds import KINDS, get_kind, list_kinds
 
-#: describe() keys stored per feature, in column order; ints except token and name
-INFO_INT_KEYS = ("row", "col", "frame_start", "frame_end", "position", "segment", "y0", "y1", "x0", "x1")
-INFO_STR_KEYS = ("token", "name")
+#: the per-feature columns, in order (a kind's description keys not named here follow them)
 FEATURE_COLUMNS = (
     "sample_id", "modality", "feature_index", "token", "row", "col", "frame_start", "frame_end",
-    "phi", "stderr", "position", "segment", "y0", "y1", "x0", "x1", "name",
+    "phi", "stderr", "position", "segment", "y0", "y1", "x0", "x1", "name", "column",
 )
+#: per-feature columns that are not a kind's description keys
+_BASE_COLUMNS = ("sample_id", "modality", "feature_index", "phi", "stderr", "settings_hash", "part")
+#: description keys of players of older versions, still read from stored parts (the ``features``
+#: masker's entry name, now the tabular kind's ``column``)
+_LEGACY_KEYS = {"name": "str"}
 
 
-def feature_label(info: Mapping[str, Any], index: int) -> str:
-    """Short label of a feature: the token, ``r1c2`` for a patch, ``r1c2s0`` for a tube."""
-    if info.get("token") is not None:
-        return str(info["token"])
-    if info.get("row") is not None and info.get("col") is not None:
-        label = f"r{int(info['row'])}c{int(info['col'])}"
-        if info.get("segment") is not None:
-            label += f"s{int(info['segment'])}"
-        return label
-    if info.get("name") is not None:
-        return str(info["name"])
-    return str(index)
+def info_keys() -> dict[str, str]:
+    """Description key -> ``"int"`` or ``"str"``: the union of the registered kinds'
+    ``feature_columns`` (and the keys older parts hold). Two kinds that give one key two
+    types, or a key that is a base column, are refused."""
+    keys: dict[str, str] = dict(_LEGACY_KEYS)
+    owner: dict[str, str] = {k: "an older version" for k in keys}
+    for name in list_kinds():
+        for key, typ in get_kind(name).feature_columns.items():
+            if key in _BASE_COLUMNS:
+                raise ConfigError(f"modality kind {name!r} names a feature column {key!r}, a column every "
+                                  "explanation row has", fix="rename it in the kind's feature_columns")
+            if keys.get(key, typ) != typ:
+                raise ConfigError(f"modality kinds {owner[key]!r} and {name!r} store feature column {key!r} as "
+                                  f"{keys[key]} and {typ}", fix="rename the key in one kind's feature_columns")
+            keys.setdefault(key, typ)
+            owner.setdefault(key, name)
+    return keys
+
+
+def feature_columns() -> list[str]:
+    """The per-feature columns: :data:`FEATURE_COLUMNS`, then the keys of kinds registered since."""
+    return [*FEATURE_COLUMNS, *(k for k in info_keys() if k not in FEATURE_COLUMNS)]
+
+
+def row_kind(info: Mapping[str, Any]) -> str | None:
+    """The registered kind whose feature columns one description row has (the one with the most
+    such columns: a video tube row also has an image patch row's), or None."""
+    fits = [name for name in list_kinds()
+            if all(info.get(k) is not None for k in get_kind(name).feature_columns)]
+    return max(fits, key=lambda n: len(get_kind(n).feature_columns), default=None)
+
+
+def feature_label(info: Mapping[str, Any], index: int, kind: str | None = None) -> str:
+    """Short label of a player, as its kind writes it (the token, ``r1c2`` for a patch, ``r1c2s0``
+    for a tube, the column's name); ``kind`` None: the kind the row's keys fit; none: the index."""
+    fits = kind is not None and kind in KINDS and all(info.get(k) is not None for k in get_kind(kind).feature_columns)
+    name = kind if fits else row_kind(info)
+    if name is None:
+        return str(index)
+    return get_kind(name).feature_label(info)
 
 
 def _nan_to_none(value: Any) -> Any:
@@ -187,11 +222,14 @@ class Explanation:
 
     def feature_names(self) -> list[str]:
         """``<modality>:<label>``, for example ``title:cat`` or ``image:r1c2``."""
+        return [f"{self.modalities[m]}:{label}" for m, label in zip(self.feature_modality, self.feature_labels())]
+
+    def feature_labels(self) -> list[str]:
+        """Each player's short label, as its modality's kind writes it (:func:`feature_label`)."""
         within = self._within
-        return [
-            f"{self.modalities[m]}:{feature_label(info, int(within[j]))}"
-            for j, (m, info) in enumerate(zip(self.feature_modality, self.feature_info))
-        ]
+        kinds = self.settings.get("modality_kinds") or {}
+        return [feature_label(info, int(within[j]), kinds.get(self.modalities[m]))
+                for j, (m, info) in enumerate(zip(self.feature_modality, self.feature_info))]
 
     @property
     def _within(self) -> np.ndarray:
@@ -206,10 +244,7 @@ class Explanation:
         """A ``shap.Explanation`` (values, base value, labels as data, feature names), for shap's plots."""
         import shap
 
-        within = self._within
-        labels = np.array(
-            [feature_label(info, int(within[j])) for j, info in enumerate(self.feature_info)], dtype=object
-        )
+        labels = np.array(self.feature_labels(), dtype=object)
         return shap.Explanation(
             values=self.values.copy(),
             base_values=self.base_value,
@@ -221,22 +256,22 @@ class Explanation:
     # ------------------------------------------------------------------ tables
 
     def per_feature_frame(self) -> pd.DataFrame:
-        """One row per feature, columns :data:`FEATURE_COLUMNS`."""
+        """One row per feature, columns :func:`feature_columns`."""
         within = self._within
+        keys = info_keys()
         stderr = self.stderr if self.stderr is not None else np.full(self.n_features, np.nan)
         cols: dict[str, Any] = {
             "sample_id": [self.sample_id] * self.n_features,
             "modality": [self.modalities[m] for m in self.feature_modality],
             "feature_index": within,
         }
-        for key in INFO_STR_KEYS:
-            cols[key] = pd.array([_nan_to_none(i.get(key)) for i in self.feature_info], dtype="string")
-        for key in INFO_INT_KEYS:
-            cols[key] = pd.array([_nan_to_none(i.get(key)) for i in self.feature_info], dtype="Int64")
+        for key, typ in keys.items():
+            cols[key] = pd.array([_nan_to_none(i.get(key)) for i in self.feature_info],
+                                 dtype="Int64" if typ == "int" else "string")
         cols["phi"] = self.values.copy()
         cols["stderr"] = np.asarray(stderr, dtype=np.float64)
         frame = pd.DataFrame(cols)
-        return frame[list(FEATURE_COLUMNS)]
+        return frame[feature_columns()]
 
     def summary_row(self) -> dict[str, Any]:
         """One dict per sample (see the module docstring for the keys)."""
@@ -285,14 +320,14 @@ class Explanation:
         frame = frame.assign(_rank=rank.to_numpy()).sort_values(["_rank", "feature_index"], kind="stable")
         info: list[dict[str, Any]] = []
         columns = set(frame.columns)
+        keys = {k: t for k, t in info_keys().items() if k in columns}
         for rec in frame.to_dict("records"):
             d: dict[str, Any] = {}
-            for key in INFO_STR_KEYS:
-                if key in columns and _nan_to_none(rec[key]) is not None:
-                    d[key] = str(rec[key])
-            for key in INFO_INT_KEYS:
-                if key in columns and _nan_to_none(rec[key]) is not None:
-                    d[key] = int(rec[key])
+            for key, typ in keys.items():
+                if _nan_to_none(rec[key]) is not None:
+                    d[key] = int(rec[key]) if typ == "int" else str(rec[key])
+            if "name" in d and "column" not in d:  # an older features row: today's tabular column
+                d["column"] = d.pop("name")
             info.append(d)
         stderr = frame["stderr"].to_numpy(dtype=np.float64) if "stderr" in columns else None
         if stderr is not None and np.all(np.isnan(stderr)):

@@ -1,22 +1,15 @@
-"""Fusion methods, one registry: ``create_fusion(name, in_dims, dim)``."""
+"""Fusion methods, one registry: ``create_fusion(name, in_dims, dim)``.
+
+The registry is :mod:`core.fusion.registry`; the intermediate methods
+(MultConcat, Concat, Addition, Max, Product, Average, Gated, LMF, Tensor) are in
+``_methods`` behind the :class:`FusionMethod` contract (``_base``). Importing
+this package registers them all.
+"""
 from __future__ import annotations
 
-from typing import Any
-
 from core.fusion._base import FusionMethod
-from core.registry import Registry
+from core.fusion.registry import FUSIONS, create_fusion, list_fusions
 
-FUSIONS: Registry[FusionMethod] = Registry("fusion method")
-
-
-def create_fusion(name: str, in_dims: list[int], dim: int = 128, **kwargs: Any) -> FusionMethod:
-    return FUSIONS.create(name, in_dims, dim=dim, **kwargs)
-
-
-def list_fusions(strategy: str | None = None) -> list[str]:
-    return FUSIONS.names(strategy=strategy) if strategy else FUSIONS.names()
-
-
-from core.fusion import _methods  # noqa: E402,F401  (registers the methods)
+from core.fusion import _methods  # noqa: E402,F401,I001  (registers the methods)
 
 __all__ = ["FUSIONS", "FusionMethod", "create_fusion", "list_fusions"]

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from core.errors import ConfigError
-from core.fusion import FUSIONS
+from core.fusion.registry import FUSIONS
 from core.fusion._base import FusionMethod
 
 

@@ -24,7 +24,8 @@ A modality kind (text, image, video, tabular, ...) is one module in
 * **the shape of its stored contributions** (:attr:`~ModalityKind.feature_columns`,
   the keys each player's ``describe()`` row has, and :meth:`~ModalityKind.feature_label`);
 * **its viewer's name** (:attr:`~ModalityKind.viewer`): the dashboard registers
-  a viewer under that name; ``core`` never imports the UI.
+  a viewer under that name; ``core`` never imports the UI. Whether its cells are
+  text the dashboard can list and search (:attr:`~ModalityKind.text_cells`).
 
 Kinds are stateless: :func:`core.kinds.get_kind` returns one shared instance.
 Nothing here imports torch at import time (manifest validation and the pages
@@ -122,6 +123,12 @@ class ModalityKind:
     early_fusion: ClassVar[bool] = False
     #: whether the masker takes the image patch grid, which the other kinds' player counts decide
     uses_grid: ClassVar[bool] = False
+    #: whether a manifest cell is the item itself as readable text (the dashboard lists such
+    #: columns beside the predictions and its search looks in them)
+    text_cells: ClassVar[bool] = False
+    #: the encoder argument that sets the size vector files (SVG) are rasterised at when loaded
+    #: (``Dataset.raster_sizes``); None for a kind that rasterises nothing
+    raster_size_key: ClassVar[str | None] = None
 
     @property
     def viewer(self) -> str:

@@ -36,6 +36,7 @@ class ImageKind(ModalityKind):
     cell_doc = ("a path relative to the manifest; any format Pillow opens (PNG, JPEG, GIF, BMP, TIFF, WebP, ...), "
                 "SVG/SVGZ with the optional resvg-py")
     uses_grid = True
+    raster_size_key = "image_size"
 
     def check_files(self, frame: pd.DataFrame, modality: str, root: Path, options: Mapping[str, Any], *,
                     progress: bool = False) -> None:

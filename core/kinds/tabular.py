@@ -133,8 +133,7 @@ class TabularKind(ModalityKind):
     def encoder_kwargs(self, first_item: Any, modality: str, options: Mapping[str, Any]) -> dict[str, Any]:
         """``in_features``: the vector's length; ``feature_names``: the column names (manifest columns)."""
         n = int(np.shape(first_item)[0])
-        names = list(options.get("columns") or [f"{modality}[{i}]" for i in range(n)])
-        return {"in_features": n, "feature_names": names}
+        return {"in_features": n, "feature_names": column_names(modality, options, n)}
 
     def build_masker(self, inputs: dict[str, torch.Tensor], *, encoder: Any = None,
                      context: MaskerContext = MaskerContext()) -> ColumnMasker:
@@ -142,6 +141,12 @@ class TabularKind(ModalityKind):
 
     def feature_label(self, info: Mapping[str, Any]) -> str:
         return str(info.get("column"))
+
+
+def column_names(modality: str, options: Mapping[str, Any], n: int) -> list[str]:
+    """The names of a tabular modality's ``n`` columns: its manifest columns, or ``<modality>[i]``
+    for the entries of a ``.npy`` vector."""
+    return [str(c) for c in options.get("columns") or [f"{modality}[{i}]" for i in range(n)]]
 
 
 def load_vector(path: Path) -> np.ndarray:

@@ -36,6 +36,7 @@ class TextKind(ModalityKind):
     fill = "pad token"
     feature_columns = {"token": "str", "position": "int"}
     cell_doc = "the text itself"
+    text_cells = True
     options = {
         "empty": OptionKey("str", "rule for empty text cells: `refuse` (an error naming the samples), `drop` (remove "
                            "those samples) or `keep` (the encoder sees an empty string); prepare reports the count",

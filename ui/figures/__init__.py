@@ -11,7 +11,7 @@ testable. The shared look (fonts, colours, class axes, empty states) is
 - :mod:`ui.figures.confusion`: confusion matrix, confused pairs, precision/recall (Misclassifications);
 - :mod:`ui.figures.shares`: MM-SHAP modality shares per class and per sample (Modality contributions);
 - :mod:`ui.figures.embeddings`: a 2-D projection (Embeddings);
-- :mod:`ui.figures.samples`: one sample's top-5, shares and contribution overlays (Sample explorer).
+- :mod:`ui.figures.samples`: one sample's top-5, shares, contribution overlays and column bars (Sample explorer).
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from ui.figures.dataset import SPLIT_COLORS, make_split_counts_figure
 from ui.figures.embeddings import make_embedding_figure
 from ui.figures.results import make_per_class_heatmap_figure, make_results_bar_figure
 from ui.figures.samples import (
+    make_column_contribution_figure,
     make_frames_overlay_figure,
     make_image_overlay_figure,
     make_sample_share_figure,
@@ -70,6 +71,7 @@ __all__ = [
     "class_font_size",
     "class_pitch",
     "class_ticks",
+    "make_column_contribution_figure",
     "make_confused_pairs_figure",
     "make_confusion_figure",
     "make_embedding_figure",

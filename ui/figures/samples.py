@@ -1,6 +1,7 @@
 """Figures of one sample (Sample explorer, Overview gallery): its top-5, its modality shares,
 patch contributions over an image, tube contributions over a video frame, tokens
-coloured by contribution. The sample viewers (:mod:`ui.viewers`) draw them."""
+coloured by contribution, a vector's columns with their contributions. The sample
+viewers (:mod:`ui.viewers`) draw them."""
 from __future__ import annotations
 
 import math
@@ -219,6 +220,42 @@ def make_frames_overlay_figure(
     title = title if title is not None else f"Frame {idx + 1} of {t_total}"
     fig = go.Figure([go.Image(z=img, hoverinfo="skip"), _overlay_trace(values[t_slice], h, w, zmax, opacity)])
     return _image_layout(fig, title, h, w)
+
+
+def make_column_contribution_figure(
+    columns: Sequence[str],
+    values: Sequence[float],
+    contributions: Sequence[float] | None = None,
+    *,
+    color: str,
+    title: str | None = None,
+) -> go.Figure:
+    """One horizontal bar per column of a tabular sample, in the modality's ``color``: its
+    contribution (Shapley value) when ``contributions`` are given, else its value; every bar
+    is labelled with the column's value, first column on top."""
+    names = [str(c) for c in columns]
+    vals = np.asarray(list(values), dtype=float)
+    if len(names) != len(vals):
+        raise DataError(f"{len(names)} column names for {len(vals)} values", fix="pass one name per value")
+    if not names:
+        return empty_figure("This sample has no columns.", title)
+    phis = None if contributions is None else np.asarray(list(contributions), dtype=float)
+    if phis is not None and len(phis) != len(vals):
+        raise DataError(f"{len(phis)} contributions for {len(vals)} columns", fix="pass one contribution per column")
+    shown = [f"{v:.4g}" for v in vals]
+    x = vals if phis is None else phis
+    hover = ("%{y}: %{x:.4g}<extra></extra>" if phis is None
+             else "%{y} = %{customdata}<br>contribution %{x:+.4f}<extra></extra>")
+    fig = go.Figure(go.Bar(
+        x=x[::-1], y=[esc(n) for n in names][::-1], orientation="h", marker_color=color,
+        text=[f"= {t}" if phis is not None else t for t in shown][::-1], textposition="auto",
+        customdata=shown[::-1], hovertemplate=hover,
+    ))
+    xtitle = "Value" if phis is None else "Contribution to the explained output (Shapley value)"
+    style_figure(fig, title, xtitle, "Column", height=max(220, 100 + 34 * len(names)))
+    if phis is not None:
+        fig.add_vline(x=0, line_width=1, line_color="#555")
+    return fig
 
 
 def _token_background(value: float, scale: float) -> str:

@@ -34,7 +34,7 @@ MODALITY_COLORS: dict[str, str] = {
     "category": "#CC79A7",
     "depth": "#D55E00",
     "audio": "#CC79A7",
-    "features": "#56B4E9",
+    "tabular": "#56B4E9",
     "fused": "#404040",
 }
 FALLBACK_COLORS: tuple[str, ...] = (

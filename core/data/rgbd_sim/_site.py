@@ -1,0 +1,76 @@
+"""The simulated site's vocabulary and ground truth: classes, scenario variants, reliance, parts.
+
+The four classes arise from what the actors do (where the workers walk, what
+the excavator does), never from a colour or watermark. Each class has scenario
+variants built so that each modality carries information the other lacks;
+:data:`RELIANCE` is the designed ground truth of which modality a variant
+needs (``docs/SIMULATOR.md`` explains each one). The distances that define the
+classes are here too, so the scene sampler and the tests share them.
+"""
+from __future__ import annotations
+
+#: Bumped whenever the same settings would render other arrays (it seeds every clip,
+#: and ``generate_dataset`` re-renders clip files made by another version).
+SIMULATOR_VERSION = 1
+
+CLASSES: list[str] = ["Bucket-Worker", "Cabin-Worker", "Track-Excavator", "Safe"]
+
+#: Scenario variants per class, drawn uniformly from the clip's seed.
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "Bucket-Worker": ("walk_under", "stand_under"),
+    "Cabin-Worker": ("arm_moving", "arm_still"),
+    "Track-Excavator": ("drive_to_track",),
+    "Safe": (
+        "clear",
+        "behind_bucket",
+        "post_under_bucket",
+        "idle_near_cabin",
+        "front_of_cabin",
+        "drive_parallel_or_away",
+    ),
+}
+
+#: Which modality alone separates a variant from its nearest look-alike of another
+#: class: "rgb", "depth", "either" (each alone suffices) or "both" (needs the two
+#: together). This is the designed ground truth for modality reliance.
+RELIANCE: dict[str, str] = {
+    "walk_under": "depth",
+    "stand_under": "both",
+    "arm_moving": "depth",
+    "arm_still": "both",
+    "drive_to_track": "either",
+    "clear": "either",
+    "behind_bucket": "depth",
+    "post_under_bucket": "rgb",
+    "idle_near_cabin": "rgb",
+    "front_of_cabin": "depth",
+    "drive_parallel_or_away": "either",
+}
+
+#: Segmentation ids stored in each clip's ``parts`` array.
+PARTS: dict[int, str] = {
+    0: "sky",
+    1: "ground",
+    2: "track",
+    3: "excavator_undercarriage",
+    4: "excavator_house",
+    5: "excavator_cabin",
+    6: "excavator_beacon",
+    7: "excavator_arm",
+    8: "excavator_bucket",
+    9: "key_worker",
+    10: "other_worker",
+    11: "grey_post",
+    12: "prop",
+}
+#: Part name -> segmentation id.
+PART_IDS: dict[str, int] = {name: idx for idx, name in PARTS.items()}
+
+MAX_DEPTH = 100.0        # far plane (metres); sky and anything beyond read as this value
+DURATION_S = 4.0         # every clip spans 4 s whatever its frame count
+
+# Distances that define the classes (metres, horizontal).
+UNDER_BUCKET_M = 0.8       # worker centre within this of the bucket centre = under it
+CABIN_CLOSE_M = 1.8        # worker within this of the cabin footprint = too close
+SAFE_BUCKET_M = 2.5        # other workers stay at least this far from the bucket
+SAFE_CABIN_M = 3.5         # ... and from the cabin
