@@ -2,7 +2,7 @@
 clicks the dashboard's pages are driven with (a confusion-matrix cell, a lasso on a scatter,
 a row of a dataframe, a sidebar picker).
 
-Used by ``tests/test_browser.py`` and ``tests/test_own_data.py``.
+Used by ``tests/ui/test_browser.py`` and ``tests/end_to_end/test_own_data.py``.
 """
 from __future__ import annotations
 

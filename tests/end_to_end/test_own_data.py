@@ -47,7 +47,7 @@ from tests._browser import (
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 FUSIONLENS = Path(sys.executable).parent / "fusionlens"  # the installed console command of this environment
 SECTION = "## Your own data, step by step"

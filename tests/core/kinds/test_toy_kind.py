@@ -31,7 +31,7 @@ from core.experiment import load_experiment
 from core.explain import explain_run, explanation_for, load_explanations
 from core.kinds import KINDS, Masker, MaskerContext, ModalityKind, get_kind, list_kinds
 from core.train import train_experiment
-from tests.test_kinds import assert_every_layer_knows, open_explorer
+from tests.core.kinds.test_kinds import assert_every_layer_knows, open_explorer
 from ui.loaders import items
 from ui.viewers import VIEWERS, Viewer, register_viewer, unregister_viewer
 

@@ -317,7 +317,7 @@ def test_module_does_not_import_umap_or_streamlit():
         "import sys, core.projection, ui.figures; "
         "assert 'umap' not in sys.modules and 'streamlit' not in sys.modules and 'numba' not in sys.modules"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=str(__import__("pathlib").Path(__file__).parents[3]))
 
 
 # --------------------------------------------------------------------------- UMAP (numba compile: slow)

@@ -19,7 +19,7 @@ import pytest
 
 from tests.badinput import EXPERIMENT, Case, build_template, cases, make_workspace, snapshot
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "app.py")
 CASES = cases()
 

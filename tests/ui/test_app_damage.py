@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
 PAGES = ("overview", "compare", "contributions", "explorer", "embeddings", "misclassifications")
 GOOD = "multconcat-image+title"            # untouched
 BAD_METRICS = "bad-metrics-run"            # metrics.json lacks top1

@@ -33,7 +33,7 @@ from tests._browser import (
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PAGES = [("", "Overview"), ("compare", "Compare fusion methods"), ("contributions", "Modality contributions"),
          ("explorer", "Sample explorer"), ("embeddings", "Embeddings"), ("misclassifications", "Misclassifications")]
 

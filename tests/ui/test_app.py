@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from core.errors import cli_command  # noqa: E402
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
 PAGES = {
     "overview": ("views/1_overview.py", "Overview"),
     "compare": ("views/2_compare.py", "Compare fusion methods"),

@@ -8,7 +8,7 @@ import torch
 from core.fusion import FUSIONS
 from core.model import LateHead, MultimodalClassifier, build_head, stack_channels
 from tests._tolerance import f32_atol
-from tests.test_encoders import IMAGE_KW, _images
+from tests.core.encoders.test_encoders import IMAGE_KW, _images
 
 
 @pytest.mark.parametrize("n_mod", [2, 3])

@@ -55,7 +55,7 @@ def test_embedded_experiments_are_valid(name):
 
 def test_experiments_of_the_tests_are_valid(tmp_path):
     from tests.conftest import TINY_EXPERIMENT
-    from tests.test_rgbd_pipeline import TINY_RGBD
+    from tests.end_to_end.test_rgbd_pipeline import TINY_RGBD
 
     tiny_raw = tomllib.loads(TINY_EXPERIMENT.format(methods='["multconcat", "concat"]'))
     tiny = parse_experiment(tiny_raw, tmp_path / "t.toml")

@@ -40,7 +40,7 @@ from core.projection import (
     save_projection,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXPLAIN_RUNS = ("multconcat-image+title+description", "concat-image+title+description",
                 "late-average-image+title+description")
 #: seeded, so a failure names a reproducible delay
