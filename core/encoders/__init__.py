@@ -22,6 +22,7 @@ from core.encoders.registry import (
 
 # Importing the modules registers their encoders.
 from core.encoders import _image, _tabular, _text, _video  # noqa: E402,F401,I001
+from core.encoders._video import VideoEncoder  # noqa: E402  (the contract of video encoders)
 
-__all__ = ["ENCODERS", "Encoder", "create_encoder", "default_encoder", "describe_encoder", "encoders_markdown",
+__all__ = ["ENCODERS", "Encoder", "VideoEncoder", "create_encoder", "default_encoder", "describe_encoder", "encoders_markdown",
            "list_encoders"]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from core.encoders import ENCODERS, create_encoder, list_encoders
-from core.encoders._video import VideoEncoder
+from core.encoders import VideoEncoder
 from core.errors import ConfigError, DataError
 from tests._tolerance import f32_atol
 

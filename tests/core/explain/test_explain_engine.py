@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from core.encoders._base import Encoder
+from core.encoders import Encoder
 from core.errors import ConfigError, DataError
 from core.explain import (
     ExplainSettings,
