@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 
 from core.bundle import Run, experiment_arg
-from core.catalog import scan_runs
+from core.catalog import RunEntry, scan_runs
 from core.errors import cli_command
 from core.io import atomic_path
 
@@ -29,15 +29,17 @@ def _row(run: Run) -> dict[str, Any]:
     }
 
 
-def results_table(exp_dir: Path, root: Path | None = None) -> tuple[pd.DataFrame, list[str]]:
+def results_table(exp_dir: Path, root: Path | None = None,
+                  entries: Sequence[RunEntry] | None = None) -> tuple[pd.DataFrame, list[str]]:
     """Rows for every usable run; also the runs left out, each as ``run X (state): problem. Fix: ...``.
 
     Runs come from :func:`core.catalog.scan_runs` (``root``: the runs root nothing may leave,
     default the experiment folder's parent), so a refused run is never read, and one run's
     bad data never takes the table down: it becomes a problem and the other rows stay.
+    ``entries``: that scan when the caller already made it (the dashboard), so runs are read once.
     """
     rows, problems = [], []
-    for entry in scan_runs(exp_dir, root):
+    for entry in (scan_runs(exp_dir, root) if entries is None else entries):
         if not entry.usable or entry.run is None:
             problems.append(f"run {entry.name} ({entry.state}): {entry.message}")
             continue

@@ -85,13 +85,19 @@ def need_run(ctx: Context) -> Any | None:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _results_cached(exp_dir: str, root: str, stamp: tuple) -> tuple[pd.DataFrame, list[str]]:
-    return experiment_results(Path(exp_dir), Path(root))
+def _experiment_cached(exp_dir: str, root: str, stamp: tuple) -> tuple[list[RunEntry], pd.DataFrame, list[str]]:
+    """One catalog scan of an experiment: its runs' entries and its results table, each run read once."""
+    entries = catalog.scan_runs(Path(exp_dir), Path(root))
+    frame, problems = experiment_results(Path(exp_dir), Path(root), entries=entries)
+    # the loaded bundles stay out of the cache (the pages load the run they show)
+    return [RunEntry(e.name, e.path, e.state, e.problem, e.fix) for e in entries], frame, problems
 
 
 def results_table(ctx: Context) -> tuple[pd.DataFrame, list[str]]:
     """(results table, problems) of the selected experiment: one damaged run is a problem, not an error."""
-    return _results_cached(str(ctx.exp_dir), str(ctx.root), experiment_stamp(ctx.root, ctx.experiment))
+    stamp = experiment_stamp(ctx.root, ctx.experiment)
+    _, frame, problems = _experiment_cached(str(ctx.exp_dir), str(ctx.root), stamp)
+    return frame, problems
 
 
 def best_run(ctx: Context, results: pd.DataFrame | None) -> str | None:
@@ -138,15 +144,9 @@ def explanation_plan(ctx: Context) -> pd.DataFrame | None:
         return None
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def _entries_cached(exp_dir: str, root: str, stamp: tuple) -> list[RunEntry]:
-    # the loaded bundles stay out of the cache (the pages load the run they show)
-    return [RunEntry(e.name, e.path, e.state, e.problem, e.fix) for e in catalog.scan_runs(Path(exp_dir), Path(root))]
-
-
 def run_entries(ctx: Context) -> list[RunEntry]:
     """The catalog's entry (state, problem, fix) of every run of the selected experiment."""
-    return _entries_cached(str(ctx.exp_dir), str(ctx.root), experiment_stamp(ctx.root, ctx.experiment))
+    return _experiment_cached(str(ctx.exp_dir), str(ctx.root), experiment_stamp(ctx.root, ctx.experiment))[0]
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
