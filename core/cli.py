@@ -2,7 +2,7 @@
 
 This module only parses the command line and dispatches: each subcommand calls
 the module that owns the step (``core.data``, ``core.train``, ``core.results``,
-``core.projection``, ``core.explain``; ``build`` runs :mod:`core.pipeline`;
+``core.projection``, ``core.explain``, ``core.trust``; ``build`` runs :mod:`core.pipeline`;
 the runs a command names come from :func:`core.catalog.resolve_runs`).
 Steps are resumable: finished runs, explanations and projections whose
 settings match are kept, so an interrupted command is simply run again.
@@ -30,6 +30,7 @@ from core.pipeline import run_build
 from core.projection import METHODS as PROJECTION_METHODS
 from core.projection import project_runs
 from core.results import format_results, save_results
+from core.trust import DEFAULT_ESTIMATOR_SAMPLES, DEFAULT_SAMPLES, DEFAULT_SECONDS
 
 
 def _root(args: argparse.Namespace) -> Path:
@@ -232,6 +233,7 @@ def build_parser(prog: str = CLI_NAME) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_dashboard)
     _register_project(sub)
     _register_explain(sub)
+    _register_check(sub)
     for p in sub.choices.values():
         _add_global_options(p, subcommand=True)
     return parser
@@ -287,8 +289,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_explain_table(args: argparse.Namespace) -> int:
-    """The per-class modality-share table of each run, printed and saved as CSV."""
-    from core.explain import class_share_table, format_class_share_table
+    """The per-class modality-share and interaction tables of each run, printed and saved as CSV."""
+    from core.explain import (
+        class_interaction_table,
+        class_share_table,
+        format_class_interaction_table,
+        format_class_share_table,
+    )
 
     skipped: list[str] = []
     for run_dir in catalog.resolve_runs(args.target, _root(args), args.run, skipped):
@@ -297,6 +304,16 @@ def cmd_explain_table(args: argparse.Namespace) -> int:
         print(format_class_share_table(table, args.modality))
         if "path" in table.attrs:
             print(f"saved {table.attrs['path']}")
+        if len(table) and int(table["n_flat"].iloc[-1]):
+            print(f"{int(table['n_flat'].iloc[-1])} prediction(s) barely depend on their inputs: no share, left out")
+        modalities = args.modality or [c[len("share_"):-len("_all")] for c in table.columns
+                                       if c.startswith("share_") and c.endswith("_all")]
+        if len(table) and len(modalities) >= 2:
+            pairs = class_interaction_table(run_dir, modalities, settings_hash=args.settings)
+            print("mean pairwise modality interaction per class, 95 % t interval (samples)")
+            print(format_class_interaction_table(pairs, modalities))
+            if "path" in pairs.attrs:
+                print(f"saved {pairs.attrs['path']}")
     return _report_skipped(skipped)
 
 
@@ -307,12 +324,52 @@ def _register_explain(sub: argparse._SubParsersAction) -> None:
     add_explain_arguments(p)  # one flag per field of ExplainSettings and PrecomputeOptions
     p.set_defaults(func=cmd_explain)
 
-    p = sub.add_parser("explain-table", help="print and save the per-class modality-share table of a run")
+    p = sub.add_parser("explain-table", help="print and save the per-class modality-share and interaction "
+                                              "tables of a run")
     p.add_argument("target", help="run folder, or experiment name / .toml / folder (with --run)")
     p.add_argument("--run", action="append", help="only this run of the experiment; repeatable")
     p.add_argument("--modality", action="append", help="only these modalities")
     p.add_argument("--settings", help="settings hash (default: the default settings where stored)")
     p.set_defaults(func=cmd_explain_table)
+
+
+# --------------------------------------------------------------------------- check
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """The trust checks of each run (core.trust), stored as <run>/trust.json and printed."""
+    from core.trust import TrustSettings, check_run, format_trust, trust_path  # imports torch
+
+    settings = TrustSettings(samples=args.samples, seed=args.seed, estimator_samples=args.estimator_samples,
+                             seconds=args.seconds, controlled=args.controlled, controlled_modalities=args.modality)
+    skipped: list[str] = []
+    for run_dir in catalog.resolve_runs(args.target, _root(args), args.run, skipped):
+        report = check_run(run_dir, settings, progress=not args.quiet)
+        print(format_trust(report))
+        print(f"saved {trust_path(run_dir)}")
+    return _report_skipped(skipped)
+
+
+def _register_check(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check", help="trust checks of a run's explanations, stored as <run>/trust.json "
+                                     "(see docs/TRUST.md)")
+    p.add_argument("target", help="run folder, or experiment name / .toml / folder (every run, or --run)")
+    p.add_argument("--run", action="append", help="only this run of the experiment; repeatable")
+    p.add_argument("--controlled", action="store_true",
+                   help="also the controlled-variant test: retrain the run with each modality shuffled across "
+                        "samples in turn (slower; writes sibling experiments <experiment>--controlled-<modality>)")
+    p.add_argument("--modality", action="append",
+                   help="with --controlled: shuffle only this modality; repeatable (default: each in turn)")
+    p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
+                   help=f"samples re-explained by the randomisation and controlled checks (default: {DEFAULT_SAMPLES})")
+    p.add_argument("--estimator-samples", type=int, default=DEFAULT_ESTIMATOR_SAMPLES, metavar="K",
+                   help="samples re-explained with a 10x budget by the estimator check "
+                        f"(default: {DEFAULT_ESTIMATOR_SAMPLES}; 0 skips it)")
+    p.add_argument("--seconds", type=float, default=DEFAULT_SECONDS, metavar="T",
+                   help="time for the randomisation and estimator checks together: past it they take no new "
+                        f"sample once they have 3 and 1 (default: {DEFAULT_SECONDS:g})")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seeds the samples, re-initialisations, "
+                                                                    "bootstrap and shuffles (default: 0)")
+    p.set_defaults(func=cmd_check)
 
 
 def main(argv: Sequence[str] | None = None, prog: str = CLI_NAME) -> int:

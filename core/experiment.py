@@ -294,6 +294,11 @@ def parse_experiment(raw: dict[str, Any], path: Path | None = None) -> Experimen
                                     "make train + val + test = 1, e.g. "
                                     "split = { train = 0.7, val = 0.15, test = 0.15 }"))
 
+    folds = ((raw.get("train") or {}).get("unimodal") or {}).get("oof_folds")
+    if folds == 1:
+        problems.append(Problem("[train.unimodal] oof_folds = 1 leaves no fold to train on",
+                                "set oof_folds = 0 (stage 2 on in-sample embeddings) or k >= 2 (k-fold)"))
+
     mods = raw.get("modalities") or {}
     if not mods:
         problems.append(Problem(f"{where} declares no modalities", "add [modalities.<name>] tables with kind and "

@@ -89,7 +89,8 @@ class TableOf:
 Node = Union[Key, Table, TableOf]
 
 
-def _train_stage(doc: str, width_key: str, width_doc: str, defaults: dict[str, Any]) -> Table:
+def _train_stage(doc: str, width_key: str, width_doc: str, defaults: dict[str, Any],
+                 extra: dict[str, Key] | None = None) -> Table:
     return Table(doc=doc, keys={
         "epochs": Key("int", "maximum training epochs", defaults["epochs"], min=1),
         "lr": Key("float", "AdamW learning rate", defaults["lr"], min=0, min_open=True),
@@ -101,6 +102,10 @@ def _train_stage(doc: str, width_key: str, width_doc: str, defaults: dict[str, A
                         defaults["patience"], min=1),
         "max_train_batches": Key("int", "stop each epoch after this many batches (quick looks and tests)",
                                  default_doc="all batches", min=1),
+        "schedule": Key("str", "learning-rate schedule: `constant`, or `onecycle` (warm-up over the first 15 % of "
+                        "`epochs`, then cosine decay; early stopping still keeps the best validation epoch)",
+                        "constant", choices=("constant", "onecycle")),
+        **(extra or {}),
     })
 
 
@@ -177,7 +182,14 @@ SCHEMA = Table(doc="top level", keys={
         "unimodal": _train_stage("stage 1: one encoder + classifier per modality", "hidden",
                                  "classifier hidden width", {
             "epochs": 15, "lr": 2e-3, "batch_size": 64, "weight_decay": 1e-4, "hidden": 256, "dropout": 0.2,
-            "patience": 5}),
+            "patience": 5}, {
+            "augment": Key("bool", "random left-right mirroring and small shifts of images and video frames while "
+                           "training (the kind's `augment`)", False),
+            "oof_folds": Key("int", "k of the out-of-fold embeddings stage 2 trains on: each training sample is "
+                             "embedded by an encoder trained on the other k-1 folds (k more trainings per trainable "
+                             "encoder, each on (k-1)/k of the data); 0 trains fusion heads on the final encoder's "
+                             "in-sample embeddings", 3, min=0, max=20),
+        }),
         "fusion": _train_stage("stage 2: fusion heads on the cached embeddings", "dim", "fusion dimension", {
             "epochs": 60, "lr": 2e-3, "batch_size": 128, "weight_decay": 1e-4, "dim": 128, "dropout": 0.2,
             "patience": 10}),

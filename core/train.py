@@ -75,6 +75,13 @@ def _fit_head(head: torch.nn.Module, params: list[torch.nn.Parameter], forward: 
     """Minibatch AdamW with early stopping on validation top-1; restores the best weights."""
     modules = [head, *extra_modules]
     opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    max_batches = cfg.get("max_train_batches")
+    per_epoch = len(_batches(len(train_idx), cfg["batch_size"]))
+    per_epoch = min(per_epoch, max_batches) if max_batches else per_epoch
+    sched = None
+    if cfg.get("schedule", "constant") == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=max(1, cfg["epochs"] * per_epoch),
+                                                    pct_start=0.15)
     best, best_state, best_epoch, since = -1.0, None, 0, 0
     gen = torch.Generator().manual_seed(0)
     bar = tqdm(range(cfg["epochs"]), desc=desc, disable=not progress, leave=False)
@@ -82,7 +89,6 @@ def _fit_head(head: torch.nn.Module, params: list[torch.nn.Parameter], forward: 
         for m in modules:
             m.train()
         perm = train_idx[torch.randperm(len(train_idx), generator=gen).numpy()]
-        max_batches = cfg.get("max_train_batches")
         for b, s in enumerate(_batches(len(perm), cfg["batch_size"])):
             if max_batches and b >= max_batches:
                 break
@@ -91,6 +97,8 @@ def _fit_head(head: torch.nn.Module, params: list[torch.nn.Parameter], forward: 
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
         for m in modules:
             m.eval()
         acc = val_eval()
@@ -141,6 +149,101 @@ def _timing_ms(model: MultimodalClassifier, items: dict[str, list[Any]], repeats
 
 
 # --------------------------------------------------------------------------- stage 1
+
+def _fit_end_to_end(encoder: Any, head: torch.nn.Module, items_train: Sequence[Any], y_train: torch.Tensor,
+                    items_val: Sequence[Any], y_val: torch.Tensor, cfg: dict[str, Any], desc: str,
+                    progress: bool) -> None:
+    """Train a trainable encoder and its classifier together (preprocessing statistics from ``items_train``)."""
+    encoder.fit_preprocessing(items_train)
+    x_train = encoder.prepare(items_train)
+    x_val = encoder.prepare(items_val)
+
+    def val_eval() -> float:
+        with torch.no_grad():
+            logits = torch.cat([head([encoder(_index_inputs(x_val, s))]) for s in _batches(len(y_val), EMBED_BATCH)])
+        return float((logits.argmax(1) == y_val).float().mean())
+
+    def forward(idx: Any) -> torch.Tensor:
+        batch = _index_inputs(x_train, torch.as_tensor(idx))
+        return head([encoder(encoder.augment(batch) if cfg.get("augment", False) else batch)])
+
+    _fit_head(head, [*encoder.parameters(), *head.parameters()], forward, np.arange(len(y_train)), y_train,
+              val_eval, cfg, desc, progress, [encoder])
+
+
+def fold_assignment(ds: Dataset, ids: Sequence[str], folds: int, seed: int) -> np.ndarray:
+    """Fold (0..folds-1) of each training id: stratified by label, a group never split across folds (an emoji
+    and its skin-tone variants share a fold, so none is embedded by an encoder that trained on its twin)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    rows = ds.rows(list(ids))
+    labels, groups = rows["label"].to_numpy(), rows["group"].astype(str).to_numpy()
+    if len(np.unique(groups)) < folds:
+        raise ConfigError(f"oof_folds = {folds} needs at least {folds} groups in the train split",
+                          fix="lower [train.unimodal] oof_folds (0 turns out-of-fold stage 2 off)")
+    out = np.empty(len(ids), dtype=np.int64)
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed % (2**32))
+    import warnings
+
+    with warnings.catch_warnings():  # "the least populated class has only n members": expected on small classes
+        warnings.simplefilter("ignore", UserWarning)
+        for j, (_, held) in enumerate(splitter.split(np.zeros(len(ids)), labels, groups)):
+            out[held] = j
+    return out
+
+
+def affine_map(src: torch.Tensor, dst: torch.Tensor, ridge: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+    """Least-squares affine map ``src -> dst`` (ridge ``ridge`` x the mean eigenvalue), in float64."""
+    x, t = src.double(), dst.double()
+    mx, mt = x.mean(0), t.mean(0)
+    xc = x - mx
+    gram = xc.T @ xc
+    lam = ridge * float(gram.diagonal().mean().clamp_min(1e-12))
+    w = torch.linalg.solve(gram + lam * torch.eye(gram.shape[0], dtype=gram.dtype), xc.T @ (t - mt))
+    return w, mt - mx @ w
+
+
+def apply_affine_map(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (x.double() @ w + b).float()
+
+
+def out_of_fold_embeddings(spec: dict[str, Any], head_cfg: dict[str, Any], ds: Dataset, train_ids: Sequence[str],
+                           items_train: Sequence[Any], y_train: torch.Tensor, items_val: Sequence[Any],
+                           y_val: torch.Tensor, emb_train: torch.Tensor, emb_val: torch.Tensor, cfg: dict[str, Any],
+                           folds: int, seed: int, name: str, progress: bool) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Out-of-fold train embeddings for stage 2, in the final encoder's embedding space.
+
+    The final encoder trained on every training sample, so its train embeddings are in-sample (over-confident) and
+    a fusion head fitted on them learns to trust whichever encoder overfits most. Here each fold's samples are
+    embedded by an encoder trained with the same recipe on the other folds. Two encoders trained apart do not share
+    an embedding space, so each fold encoder's embeddings are mapped into the final encoder's space by an affine
+    least-squares (ridge) map fitted on the samples both trained on; how well the map carries over to unseen
+    samples is measured on the validation split (R^2 against the final encoder's own validation embeddings), which
+    neither encoder trained on. Returns the mapped out-of-fold train embeddings and a record for the run config.
+    """
+    fold = fold_assignment(ds, train_ids, folds, seed)
+    out = torch.empty_like(emb_train)
+    correct, r2 = 0, []
+    sse_total = ((emb_val.double() - emb_val.double().mean(0)) ** 2).sum()
+    for j in range(folds):
+        held, keep = np.flatnonzero(fold == j), np.flatnonzero(fold != j)
+        seed_everything(seed + 7919 * (j + 1) + int(stable_hash(name)[:6], 16))
+        encoder, head = build_encoder(spec), build_head(head_cfg)
+        _fit_end_to_end(encoder, head, [items_train[i] for i in keep], y_train[keep], items_val, y_val, cfg,
+                        f"{name} fold {j + 1}/{folds}", progress)
+        encoder.eval()
+        held_emb = encode_items(encoder, [items_train[i] for i in held])
+        with torch.no_grad():
+            correct += int((head([held_emb]).argmax(1) == y_train[held]).sum())
+        w, b = affine_map(encode_items(encoder, [items_train[i] for i in keep]), emb_train[keep])
+        out[held] = apply_affine_map(held_emb, w, b)
+        sse = ((apply_affine_map(encode_items(encoder, items_val), w, b).double() - emb_val.double()) ** 2).sum()
+        r2.append(float(1.0 - sse / sse_total.clamp_min(1e-12)))
+    record = {"folds": int(folds), "top1": correct / max(1, len(train_ids)),
+              "alignment_r2_val": [round(v, 4) for v in r2], "method": "k-fold encoders, ridge-aligned"}
+    return out, record
+
+
 
 def unimodal_run_name(enc_set: EncoderSet, modality: str) -> str:
     return f"{enc_set.tag + '-' if enc_set.tag else ''}unimodal-{modality}"
@@ -202,23 +305,16 @@ def train_unimodal(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_se
                 "dropout": cfg["dropout"]}
     head = build_head(head_cfg)
     if end_to_end:
-        encoder.fit_preprocessing(items["train"])
-        x_train = encoder.prepare(items["train"])
-        x_val = encoder.prepare(items["val"])
-
-        def val_eval() -> float:
-            with torch.no_grad():
-                logits = torch.cat([head([encoder(_index_inputs(x_val, s))])
-                                    for s in _batches(len(y["val"]), EMBED_BATCH)])
-            return float((logits.argmax(1) == y["val"]).float().mean())
-
-        _fit_head(head, [*encoder.parameters(), *head.parameters()],
-                  lambda idx: head([encoder(_index_inputs(x_train, torch.as_tensor(idx)))]),
-                  np.arange(len(y["train"])), y["train"], val_eval, cfg, name, progress, [encoder])
-        del x_train, x_val
+        _fit_end_to_end(encoder, head, items["train"], y["train"], items["val"], y["val"], cfg, name, progress)
     encoder.eval()
     # every sample's embedding, split by split in fixed batches (the stage-2 cache)
     emb = {s: encode_items(encoder, items[s]) for s in splits}
+    oof: dict[str, Any] = {}
+    folds = int(cfg.get("oof_folds", 0) or 0)
+    if end_to_end and folds >= 2:  # stage 2 then trains on embeddings of encoders that never saw the sample
+        emb["train"], oof = out_of_fold_embeddings(
+            spec, head_cfg, ds, ids["train"], items["train"], y["train"], items["val"], y["val"], emb["train"],
+            emb["val"], cfg, folds, exp.seed, name, progress)
     del items
     if not end_to_end:
 
@@ -234,6 +330,7 @@ def train_unimodal(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_se
                   metadata={"ids": json.dumps([i for s in splits for i in ids[s]])})
     model = MultimodalClassifier([modality], {modality: encoder}, head, ds.classes).eval()
     config = {
+        "out_of_fold": oof or None,
         "experiment": exp.name, "run": name, "strategy": "unimodal", "fusion": "unimodal",
         "modalities": [modality], "encoders": {modality: encoder.spec()}, "head": head_cfg,
         "classes": ds.classes, "seed": exp.seed, "encoder_set": enc_set.tag, "fingerprint": fingerprint,

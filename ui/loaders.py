@@ -23,6 +23,7 @@ from core.experiment import runs_root
 from core.projection import ensure_projections, load_projection, load_run_embeddings
 from core.ranking import best_run as rank_best_run
 from core.results import results_table as experiment_results
+from core.trust import TRUST_FILE, load_trust
 from ui import precomputed, queries
 from ui.context import Context
 from ui.models import build_run_model
@@ -49,6 +50,7 @@ __all__ = [
     "projection_or_problem",
     "shared_run",
     "compute_projections",
+    "trust_report",
 ]
 
 
@@ -352,3 +354,22 @@ def shared_run(run_obj: Any) -> Any:
     """One ``Run`` per bundle for the whole server: its model (``Run.model()``) is rebuilt once, never
     mutated, under the dashboard's rules for what a bundle may load (:func:`ui.models.build_run_model`)."""
     return _shared_run(str(run_obj.path), str(runs_root()), bundle_stamp(run_obj.path))
+
+
+# --------------------------------------------------------------------------- trust checks
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _trust_cached(run_dir: str, stamp: tuple) -> dict[str, Any] | None:
+    return load_trust(Path(run_dir))
+
+
+def trust_report(run_obj: Any) -> tuple[dict[str, Any] | None, FusionLensError | None]:
+    """``(report, None)`` of a run's stored trust checks (``<run>/trust.json``; report None when they
+    were never computed), or ``(None, error)`` when the file is damaged: the error names the file
+    and the fix, for the page to show."""
+    run_dir = Path(run_obj.path)
+    try:
+        return _trust_cached(str(run_dir), path_stamp(run_dir / TRUST_FILE)), None
+    except FusionLensError as exc:
+        return None, exc

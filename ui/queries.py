@@ -149,9 +149,14 @@ def explained_runs(root: str | Path, experiment: str, runs: Iterable[str]) -> li
 # --------------------------------------------------------------------------- predictions
 
 
+#: per-sample columns of the modality game carried beside the shares (``core.explain``'s stored rows)
+GAME_COLUMNS = ("sum_abs_phi", "flat", "output_kind", "base_value", "full_value")
+
+
 def share_frame(summaries: pd.DataFrame | None, modalities: Sequence[str]) -> pd.DataFrame:
     """Per-sample shares keyed by ``id`` (the pages' convention) from the stored ``sample_id`` rows
-    (:func:`core.explain.load_explanation_summaries`)."""
+    (:func:`core.explain.load_explanation_summaries`), with the modality game's columns where
+    stored (``exact_share_<m>``, ``interaction_<a>__<b>``, ``flat`` ...)."""
     cols = [f"share_{m}" for m in modalities]
     if summaries is None or len(summaries) == 0:
         return pd.DataFrame(columns=["id", *cols])
@@ -159,7 +164,8 @@ def share_frame(summaries: pd.DataFrame | None, modalities: Sequence[str]) -> pd
     for c in cols:
         if c not in frame.columns:
             frame[c] = np.nan
-    frame = frame[["id", *cols]].copy()
+    extra = [c for c in frame.columns if c.startswith(("exact_share_", "interaction_")) or c in GAME_COLUMNS]
+    frame = frame[["id", *cols, *extra]].copy()
     frame["id"] = frame["id"].astype(str)
     return frame.drop_duplicates("id", keep="last").reset_index(drop=True)
 

@@ -1,8 +1,9 @@
 """Tables as the pages show them: best cells, LaTeX, class rankings and the share table's layout.
 
 Nothing here computes a result of its own: the results table comes from
-:func:`core.results.results_table`, the per-class modality shares from
-:func:`core.explain.class_share_table`, per-class metrics and the confusion
+:func:`core.results.results_table`, the per-class modality shares and
+interactions from :func:`core.explain.class_share_table` and
+:func:`core.explain.class_interaction_table`, per-class metrics and the confusion
 matrix from a run's ``metrics.json``. These functions pick, order, reshape and
 format them for a page, a download or a figure.
 """
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import DataError
+from core.explain import interaction_columns
 from ui.labels import METRIC_LABELS, SUBSET_LABELS, SUBSETS, pretty_modality
 
 __all__ = [
@@ -226,5 +228,28 @@ def share_table_display(share_table: pd.DataFrame, modalities: Sequence[str]) ->
         parts.append(part)
     wide = pd.concat(parts, axis=1)
     wide.columns = pd.MultiIndex.from_tuples(wide.columns)
+    wide.index.name = "Class"
+    return wide
+
+
+def interaction_table_display(interaction_table: pd.DataFrame, modalities: Sequence[str]) -> pd.DataFrame:
+    """:func:`core.explain.class_interaction_table` as a page shows it: one row per class (index
+    ``Class``), columns (subset, pair) holding ``mean [low, high] (n)``, ``/`` where no sample
+    has an interaction (as in the share table), the mean alone where one sample gives no interval."""
+    pairs = interaction_columns(modalities)
+    wide = pd.DataFrame(index=interaction_table["class"].astype(str).to_numpy())
+    for subset in SUBSETS:
+        for (a, b), c in pairs.items():
+            cells = []
+            for mean, low, high, n in zip(interaction_table[f"{c}_{subset}"], interaction_table[f"{c}_{subset}_low"],
+                                          interaction_table[f"{c}_{subset}_high"], interaction_table[f"{c}_{subset}_n"]):
+                if not np.isfinite(mean):
+                    cells.append("/")
+                elif np.isfinite(low):
+                    cells.append(f"{mean:+.3f} [{low:+.3f}, {high:+.3f}] ({int(n)})")
+                else:
+                    cells.append(f"{mean:+.3f} ({int(n)})")
+            wide[(SUBSET_LABELS[subset], f"{pretty_modality(a)} \u00d7 {pretty_modality(b)}")] = cells
+    wide.columns = pd.MultiIndex.from_tuples(wide.columns) if len(wide.columns) else wide.columns
     wide.index.name = "Class"
     return wide

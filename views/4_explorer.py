@@ -4,12 +4,14 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import FusionLensError
+from core.explain import flat_threshold
 from ui import figures as F
 from ui import loaders as L
 from ui import precomputed as P
 from ui import queries as Q
 from ui import widgets as W
 from ui.context import context
+from ui.labels import pretty_modality
 from ui.viewers import show_sample
 
 ctx = context("explorer")
@@ -103,7 +105,25 @@ with right:
         show_sample(ctx, sample_id, {m: modality_kinds.get(m) for m in run.modalities}, explanation)
 
     if explanation is not None:
-        st.plotly_chart(F.make_sample_share_figure(explanation.shares, run.modalities), key="sample_shares")
+        if explanation.flat:  # core.explain.is_flat: noise, not a share
+            st.warning(f"**No share: the prediction barely depends on its inputs** (sum of |phi| "
+                       f"{explanation.sum_abs_phi:.2g}, |f(x) - base| "
+                       f"{abs(explanation.full_value - explanation.base_value):.2g}, both meanings need "
+                       f"{flat_threshold(explanation.output_kind):g} or more).", icon=":material/do_not_disturb_on:")
+        else:
+            st.plotly_chart(F.make_sample_share_meanings_figure(explanation.shares, explanation.exact_shares,
+                                                                run.modalities), key="sample_shares")
+            st.caption(f"{F.SHARE_MEANINGS['mmshap']}. {F.SHARE_MEANINGS['exact']}.")
+            if explanation.interactions:
+                small = flat_threshold(explanation.output_kind)
+                st.markdown(f"**Modality interactions** ({F.output_unit(explanation.output_kind)}): the part of the "
+                            "prediction that only exists when both are seen together")
+                for (a, b), value in explanation.interactions.items():
+                    reading = "about 0: they add up" if abs(value) < small else \
+                        "more together than apart" if value > 0 else "either one alone already gives much of it"
+                    st.markdown(f"- {pretty_modality(a)} \u00d7 {pretty_modality(b)}: **{value:+.4f}**, {reading}")
+            if explanation.interactions is None and len(explanation.modalities) > 1:
+                st.caption("Interactions: not computed (this explanation was stored before they were kept).")
         st.caption(f"Explained class: {explanation.explained_class} · output {explanation.output_kind} · "
                    f"method {explanation.method}")
     elif damaged is not None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core.data.emoji import build_emoji_manifest, cache_root
-from core.data.rgbd_sim import generate_dataset
+from core.data.rgbd_sim import SIMULATOR_VERSION, generate_dataset
 from core.io import stable_hash
 from core.registry import Registry
 
@@ -44,7 +44,8 @@ def emoji_source(dataset: dict[str, Any], *, seed: int, progress: bool = True) -
 def rgbd_sim_source(dataset: dict[str, Any], *, seed: int, progress: bool = True) -> Path:
     """Clips rendered by the simulator into the cache, one folder per setting (resumable)."""
     opts = {k: dataset[k] for k in RGBD_SIM_OPTIONS if k in dataset}
-    folder = cache_root() / f"rgbd-sim-{stable_hash({**opts, 'seed': seed})}"
+    # the simulator's version is part of the folder's name: a new version renders into a new folder
+    folder = cache_root() / f"rgbd-sim-{stable_hash({**opts, 'seed': seed, 'version': SIMULATOR_VERSION})}"
     return generate_dataset(folder, seed=seed, progress=progress, **opts)
 
 

@@ -58,6 +58,11 @@ class Encoder(nn.Module):
     def fit_preprocessing(self, items: Sequence[Any]) -> None:
         """Learn input statistics (for example per-channel mean/std) from training items."""
 
+    def augment(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A random training-time variant of prepared inputs (``[train.unimodal] augment = true``); identity
+        unless the kind has a label-preserving augmentation (image and video: :func:`flip_and_shift`)."""
+        return inputs
+
     @property
     def device(self) -> torch.device:
         for p in self.parameters():
@@ -65,3 +70,20 @@ class Encoder(nn.Module):
         for b in self.buffers():
             return b.device
         return torch.device("cpu")
+
+
+def flip_and_shift(x: torch.Tensor, max_shift: float = 1 / 16) -> torch.Tensor:
+    """Mirror each sample left-right with probability 1/2 and translate the whole batch by up to ``max_shift`` of
+    the frame in x and y, filling with 0 (the dataset mean). Spatial axes are the last two; draws come from
+    torch's global generator, so a seeded training run is repeatable."""
+    flip = torch.rand(x.shape[0]) < 0.5
+    out = torch.where(flip.view(-1, *([1] * (x.ndim - 1))).to(x.device), x.flip(-1), x)
+    h, w = x.shape[-2:]
+    dy, dx = (int(torch.randint(-int(n * max_shift), int(n * max_shift) + 1, (1,))) for n in (h, w))
+    if dy or dx:
+        shifted = torch.zeros_like(out)
+        ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+        xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+        shifted[..., yd, xd] = out[..., ys, xs]
+        out = shifted
+    return out

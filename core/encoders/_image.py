@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.encoders.registry import ENCODERS
-from core.encoders._base import Encoder
+from core.encoders._base import Encoder, flip_and_shift
 from core.model_sources import load_pretrained
 from core.errors import ConfigError, DataError
 
@@ -64,6 +64,9 @@ class ImageEncoder(Encoder):
     def prepare(self, items: Sequence[Any]) -> dict[str, torch.Tensor]:
         x = images_to_tensor(items, self.image_size)
         return {"pixels": (x - self.mean[None, :, None, None]) / self.std[None, :, None, None]}
+
+    def augment(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {**inputs, "pixels": flip_and_shift(inputs["pixels"])}
 
     def structure(self, inputs: dict[str, torch.Tensor]) -> dict[str, Any]:
         _, c, h, w = inputs["pixels"].shape

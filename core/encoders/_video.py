@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.encoders.registry import ENCODERS
-from core.encoders._base import Encoder
+from core.encoders._base import Encoder, flip_and_shift
 from core.errors import ConfigError, DataError
 
 __all__ = ["C3DEncoder", "SlowFastEncoder", "TimesformerEncoder", "VideoEncoder"]
@@ -150,6 +150,9 @@ class VideoEncoder(Encoder):
         self.std.copy_(std.to(self.std))
         return self
 
+    def augment(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {**inputs, "clips": flip_and_shift(inputs["clips"])}
+
     # -- model side --------------------------------------------------------
     def _clips(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         if "clips" not in inputs:
@@ -166,6 +169,24 @@ class VideoEncoder(Encoder):
         """The spatio-temporal grid a tube masker switches off (0 = dataset mean)."""
         _, channels, frames, height, width = self._clips(inputs).shape
         return {"frames": int(frames), "height": int(height), "width": int(width), "channels": int(channels)}
+
+
+#: how a 3D CNN pools its last feature map over (T, H, W): the mean (the papers' choice), the max (a small cue,
+#: a lamp or a vest a few pixels wide, survives pooling), or both concatenated
+_POOL_WIDTH = {"mean": 1, "max": 1, "meanmax": 2}
+
+
+def _check_pool(pool: Any) -> str:
+    if pool not in _POOL_WIDTH:
+        raise ConfigError(f"unknown pool {pool!r}", fix=f"use one of: {', '.join(_POOL_WIDTH)} (encoder_kwargs)")
+    return str(pool)
+
+
+def _pool(x: torch.Tensor, pool: str) -> torch.Tensor:
+    if pool == "mean":
+        return x.mean(dim=(2, 3, 4))
+    peak = x.amax(dim=(2, 3, 4))
+    return peak if pool == "max" else torch.cat([x.mean(dim=(2, 3, 4)), peak], dim=1)
 
 
 def _conv_block(cin: int, cout: int, kernel: tuple[int, int, int], stride: tuple[int, int, int] = (1, 1, 1)) -> nn.Sequential:
@@ -189,9 +210,11 @@ class C3DEncoder(VideoEncoder):
 
     def __init__(
         self, in_channels: int = 3, num_frames: int = 16, image_size: int = 64, out_dim: int = 128, width: int = 8,
+        pool: str = "mean",
     ) -> None:
         super().__init__(in_channels, num_frames, image_size, out_dim)
         self.width = _positive_int("width", width)
+        self.pool = _check_pool(pool)
         widths = [self.width * m for m in (1, 2, 4, 8)]
         blocks: list[nn.Module] = []
         cin = self.in_channels
@@ -202,14 +225,14 @@ class C3DEncoder(VideoEncoder):
                 blocks.append(nn.MaxPool3d((1, 2, 2) if i == 0 else (2, 2, 2), ceil_mode=True))
             cin = cout
         self.features = nn.Sequential(*blocks)
-        self.head = nn.Linear(cin, self.out_dim)
+        self.head = nn.Linear(_POOL_WIDTH[self.pool] * cin, self.out_dim)
 
     def _extra_kwargs(self) -> dict[str, Any]:
-        return {"width": self.width}
+        return {"width": self.width, "pool": self.pool}
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         x = self.features(self._clips(inputs))
-        return self.head(x.mean(dim=(2, 3, 4)))
+        return self.head(_pool(x, self.pool))
 
 
 @ENCODERS.register("slowfast", kind="video")
@@ -228,12 +251,13 @@ class SlowFastEncoder(VideoEncoder):
 
     def __init__(
         self, in_channels: int = 3, num_frames: int = 16, image_size: int = 64, out_dim: int = 128,
-        width: int = 32, alpha: int = 4, beta_inv: int = 8,
+        width: int = 32, alpha: int = 4, beta_inv: int = 8, pool: str = "mean",
     ) -> None:
         super().__init__(in_channels, num_frames, image_size, out_dim)
         self.width = _positive_int("width", width)
         self.alpha = _positive_int("alpha", alpha)
         self.beta_inv = _positive_int("beta_inv", beta_inv)
+        self.pool = _check_pool(pool)
         slow = [self.width * m for m in (1, 2, 4)]
         fast = [max(1, c // self.beta_inv) for c in slow]
         lateral = [2 * c for c in fast]  # the paper's fast->slow channel doubling
@@ -256,10 +280,10 @@ class SlowFastEncoder(VideoEncoder):
             )
             for i in range(2)
         ])
-        self.head = nn.Linear(slow[2] + fast[2], self.out_dim)
+        self.head = nn.Linear(_POOL_WIDTH[self.pool] * (slow[2] + fast[2]), self.out_dim)
 
     def _extra_kwargs(self) -> dict[str, Any]:
-        return {"width": self.width, "alpha": self.alpha, "beta_inv": self.beta_inv}
+        return {"width": self.width, "alpha": self.alpha, "beta_inv": self.beta_inv, "pool": self.pool}
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         clips = self._clips(inputs)
@@ -269,7 +293,7 @@ class SlowFastEncoder(VideoEncoder):
             slow, fast = slow_stage(slow), fast_stage(fast)
             if i < len(self.laterals):
                 slow = torch.cat([slow, self.laterals[i](fast)], dim=1)
-        pooled = torch.cat([slow.mean(dim=(2, 3, 4)), fast.mean(dim=(2, 3, 4))], dim=1)
+        pooled = torch.cat([_pool(slow, self.pool), _pool(fast, self.pool)], dim=1)
         return self.head(pooled)
 
 

@@ -4,16 +4,20 @@ Shapley values of tokens, patches, tubes and columns (one masker per
 modality kind, built by the kinds of :mod:`core.kinds`), estimated by one of the estimators of
 :data:`ESTIMATORS` (exact, permutation, kernel, recombined; :func:`shapley_values`
 for any boolean-mask game), summed in absolute value per modality into shares
-(:func:`modality_shares`), with exact modality-level values from
-:func:`group_shapley_values`. Every explanation is one :class:`Explanation`;
+(:func:`modality_shares`), with the modality game beside them (each modality
+one player, its ``2^M`` values kept: exact modality shares, pairwise
+interactions, the ``flat`` flag of a prediction that barely depends on its
+inputs; :func:`coalition_values`, :func:`exact_shares`,
+:func:`pairwise_interactions`, :func:`is_flat`). Every explanation is one :class:`Explanation`;
 every setting is one :class:`ExplainSettings` (the ``fusionlens explain`` flags
 are made from its fields, :func:`add_explain_arguments`). The engine
 (:func:`explain_sample`, :func:`explain_inputs`) plays one sample of a run as a
 factorised game (:class:`SampleGame`): each modality's masked variants are
 encoded once and only the fusion head runs per coalition. :func:`explain_run`
 precomputes a run's test split into ``<run>/explanations/`` (resumable,
-shardable); :func:`load_explanations`, :func:`explanation_for` and
-:func:`class_share_table` read it back. See ``docs/EXPLAIN.md``.
+shardable); :func:`load_explanations`, :func:`explanation_for`,
+:func:`class_share_table` and :func:`class_interaction_table` read it back.
+See ``docs/EXPLAIN.md``.
 
 The package by job (private modules; import from here, never from them):
 
@@ -24,13 +28,14 @@ The package by job (private modules; import from here, never from them):
 ``_game``              the factorised SampleGame and FLOP counting
 ``_estimators/``       one estimator per module behind :class:`Estimator`
 ``_shapley``           shapley_values / group values / shares of any game
+``_interactions``      the modality game: exact shares, pairwise interactions, flat
 ``_engine``            explain one sample (inputs or a run's sample)
 ``_runs``              run loading and caching, a sample's record and inputs
 ``_result``            the Explanation object and its table form
 ``_store``             explanations/ on disk: write, read, status
 ``_selection``         which runs and samples a precompute explains
 ``_precompute``        explain a run's test split (sharded, resumable)
-``_aggregate``         the per-class share table (the only one)
+``_aggregate``         the per-class share and interaction tables
 ``_progress``          progress bars and callbacks
 =====================  ==========================================================
 
@@ -46,17 +51,26 @@ from typing import Any
 #: private module -> the public names it provides
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "_settings": (
-        "DEFAULT_IMAGE_GRID", "DEFAULT_VIDEO_GRID", "DEFAULT_VIDEO_SEGMENTS", "ENGINE_METHODS", "ENGINE_VERSION",
+        "DEFAULT_IMAGE_GRID", "DEFAULT_VIDEO_GRID", "DEFAULT_VIDEO_SEGMENTS", "ENGINE_MAX_PERMUTATIONS",
+        "ENGINE_METHODS", "ENGINE_VERSION",
         "OUTPUT_KINDS", "ExplainSettings", "OutputSpec", "PrecomputeOptions", "add_explain_arguments", "cli_fields",
         "parse_shard", "precompute_command", "settings_argv", "settings_from_args",
     ),
     "_estimators": (
-        "AUTO_EXACT_MAX_FEATURES", "ESTIMATORS", "EXACT_MAX_FEATURES", "MAX_PERMUTATIONS", "Estimator",
-        "EstimatorChoice", "ExactEstimator", "KernelEstimator", "PermutationEstimator", "RecombinedEstimator",
-        "RecombinedPlan", "ShapleyValues", "choose_estimator", "create_estimator", "exact_flops", "kernel_min_evals",
-        "list_estimators", "plan_recombined", "recombined_permutations", "reference_flops", "shap_permutations",
+        "AUTO_EXACT_MAX_FEATURES", "ESTIMATORS", "EXACT_MAX_FEATURES", "MAX_BLOCKS", "MAX_PERMUTATIONS", "MAX_WALKS",
+        "RECOMBINED_BUDGET",
+        "RECOMBINED_BUDGET_BY_KIND", "Estimator", "EstimatorChoice", "ExactEstimator", "KernelEstimator",
+        "PermutationEstimator", "RecombinedEstimator", "RecombinedPlan", "ShapleyValues", "choose_estimator",
+        "create_estimator", "describe_estimate", "exact_flops", "exact_is_cheaper", "kernel_min_evals", "list_estimators",
+        "plan_recombined", "recombined_budget", "recombined_permutations", "reference_flops", "shap_permutations",
+        "share_stderr",
     ),
     "_shapley": ("group_shapley_values", "modality_shares", "shapley_values"),
+    "_interactions": (
+        "FLAT_LOGIT_THRESHOLD", "FLAT_PROB_THRESHOLD", "add_modality_game_columns", "coalition_shapley",
+        "coalition_values", "exact_share_column", "exact_shares", "flat_mask", "flat_threshold", "interaction_column",
+        "interaction_columns", "interaction_pairs", "interaction_values", "is_flat", "pairwise_interactions",
+    ),
     "_maskers": (
         "ColumnMasker", "ImagePatchMasker", "Masker", "MaskerContext", "TextTokenMasker", "VideoTubeMasker",
         "create_masker", "list_maskers", "patch_grid_for_tokens",
@@ -72,7 +86,10 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "_selection": ("select_build_runs", "select_samples"),
     "_precompute": ("explain_run",),
-    "_aggregate": ("ALL_CLASSES", "class_share_table", "format_class_share_table"),
+    "_aggregate": (
+        "ALL_CLASSES", "INTERACTION_CONFIDENCE", "class_interaction_table", "class_share_table",
+        "format_class_interaction_table", "format_class_share_table",
+    ),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

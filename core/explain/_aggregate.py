@@ -1,10 +1,21 @@
 """Aggregates of stored explanations in the reference's table shape.
 
 :func:`class_share_table`: one row per true class (and one ``ALL_CLASSES``
-row), for each modality its mean MM-SHAP share over all, correctly and
-incorrectly predicted samples of the class, with the sample counts:
+row), for each modality its mean share over all, correctly and incorrectly
+predicted samples of the class, with the sample counts:
 
-``class, n_all, n_correct, n_incorrect, share_<m>_all, share_<m>_correct, share_<m>_incorrect ...``
+``class, n_all, n_correct, n_incorrect, share_<m>_all, share_<m>_correct, share_<m>_incorrect ..., n_flat``
+
+``share="mmshap"`` (default) averages the MM-SHAP shares (``share_<m>``),
+``share="exact"`` the exact modality shares (``exact_share_<m>``), in the same
+columns. A prediction that barely depends on its inputs (``flat``,
+:func:`core.explain.is_flat`) has no share in either meaning: it is counted in
+``n_<subset>`` and ``n_flat`` but left out of the means.
+
+:func:`class_interaction_table`: the same rows, for each pair of modalities the
+mean pairwise Shapley interaction index with its sample count and a 95 %
+Student-t interval (flat predictions and samples without coalition values left
+out).
 
 A mean over no samples is NaN. Rows of one settings hash only (the given one,
 else :func:`core.explain.main_settings_hash`), so results of different settings
@@ -12,6 +23,7 @@ never mix.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,6 +32,11 @@ import pandas as pd
 
 from core.errors import ConfigError, cli_command
 from core.io import atomic_path
+from core.explain._interactions import (
+    add_modality_game_columns,
+    flat_mask,
+    interaction_columns,
+)
 from core.explain._store import (
     run_modalities,
     check_modalities,
@@ -30,10 +47,38 @@ from core.explain._store import (
 
 ALL_CLASSES = "(all classes)"
 SUBSETS = ("all", "correct", "incorrect")
+#: confidence of the intervals of :func:`class_interaction_table`
+INTERACTION_CONFIDENCE = 0.95
+#: the two meanings of a modality's share: per-sample column prefix and saved file name
+SHARE_MEANINGS = {"mmshap": ("share_", "class_shares"), "exact": ("exact_share_", "class_exact_shares")}
 
 
 def _share_modalities(samples: pd.DataFrame) -> list[str]:
-    return [c[len("share_"):] for c in samples.columns if c.startswith("share_")]
+    """The modalities of a samples frame: those its ``modalities`` JSON cells name, else every
+    ``share_<m>`` column's (other per-modality columns such as ``share_stderr_<m>`` aside)."""
+    named: dict[str, None] = {}
+    if "modalities" in samples.columns:
+        for cell in samples["modalities"].dropna().unique():
+            try:
+                named.update(dict.fromkeys(str(m) for m in json.loads(cell)))
+            except (TypeError, ValueError):
+                continue
+    if named:
+        return list(named)
+    return [c[len("share_"):] for c in samples.columns if c.startswith("share_")
+            and not c.startswith(("share_stderr_", "share_se_"))]
+
+
+def _source_rows(source: Any, settings_hash: str | None) -> tuple[pd.DataFrame, list[str], Path | None]:
+    """(per-sample rows with the modality game's columns, known modalities, run folder or None)."""
+    if isinstance(source, pd.DataFrame):
+        samples = source
+        known = _share_modalities(samples)
+    else:
+        run_dir = Path(getattr(source, "path", source))
+        samples, _ = load_explanations(run_dir, settings_hash=settings_hash)
+        return samples, run_modalities(run_dir) or _share_modalities(samples), run_dir
+    return samples, known, None
 
 
 def class_share_table(
@@ -44,6 +89,7 @@ def class_share_table(
     classes: Sequence[str] | None = None,
     overall: bool = True,
     save: bool = True,
+    share: str = "mmshap",
 ) -> pd.DataFrame:
     """Per class, each modality's mean share over all, correct and incorrect predictions.
 
@@ -59,16 +105,17 @@ def class_share_table(
             samples, sorted.
         overall: append the ``(all classes)`` row.
         save: for a run folder, write ``explanations/class_shares-<hash>.csv``
-            (``attrs["path"]`` names it).
+            (``class_exact_shares-<hash>.csv`` for the exact shares; ``attrs["path"]``
+            names it).
+        share: ``"mmshap"`` (the MM-SHAP shares, ``share_<m>``) or ``"exact"`` (the exact
+            modality shares, ``exact_share_<m>``, derived from ``shapley_<m>`` where a frame
+            lacks them); either way in the ``share_<m>_<subset>`` columns
+            (``attrs["share"]`` says which). Flat predictions are left out of the means
+            (``n_flat`` counts them).
     """
-    run_dir: Path | None = None
-    if isinstance(source, pd.DataFrame):
-        samples = source
-        known = _share_modalities(samples)
-    else:
-        run_dir = Path(getattr(source, "path", source))
-        samples, _ = load_explanations(run_dir, settings_hash=settings_hash)
-        known = run_modalities(run_dir) or _share_modalities(samples)
+    if share not in SHARE_MEANINGS:
+        raise ConfigError(f"unknown share meaning {share!r}", fix=f"use one of: {', '.join(SHARE_MEANINGS)}")
+    samples, known, run_dir = _source_rows(source, settings_hash)
     if modalities is None:
         modalities = known
     modalities = [str(m) for m in modalities]
@@ -79,8 +126,12 @@ def class_share_table(
     if len(samples) and "label" not in samples.columns:
         raise ConfigError("the samples frame has no 'label' column", fix="pass load_explanations(run)[0]")
     correct = _correct(samples)
+    prefix, file_stem = SHARE_MEANINGS[share]
+    if len(samples):
+        samples = add_modality_game_columns(samples, modalities)
+    flat = flat_mask(samples)
     columns = ["class", "n_all", "n_correct", "n_incorrect",
-               *(f"share_{m}_{s}" for m in modalities for s in SUBSETS)]
+               *(f"share_{m}_{s}" for m in modalities for s in SUBSETS), "n_flat"]
     rows = []
     if len(samples):
         labels = samples["label"].astype(str).to_numpy()
@@ -88,8 +139,8 @@ def class_share_table(
         groups = [(c, labels == c) for c in names]
         if overall:
             groups.append((ALL_CLASSES, np.ones(len(samples), dtype=bool)))
-        shares = {m: pd.to_numeric(samples.get(f"share_{m}"), errors="coerce").to_numpy(dtype=float)
-                  for m in modalities}
+        shares = {m: np.where(flat, np.nan, pd.to_numeric(samples.get(f"{prefix}{m}"), errors="coerce")
+                              .to_numpy(dtype=float)) for m in modalities}
         for name, in_class in groups:
             masks = {"all": in_class, "correct": in_class & correct, "incorrect": in_class & ~correct}
             row: dict[str, Any] = {"class": name}
@@ -100,15 +151,104 @@ def class_share_table(
                     vals = shares[m][masks[s]]
                     vals = vals[np.isfinite(vals)]
                     row[f"share_{m}_{s}"] = float(vals.mean()) if len(vals) else float("nan")
+            row["n_flat"] = int((in_class & flat).sum())
             rows.append(row)
     table = pd.DataFrame(rows, columns=columns)
-    if run_dir is not None and save and len(table):
-        hashes = sorted(set(samples["settings_hash"].astype(str))) if "settings_hash" in samples.columns else []
-        tag = hashes[0] if len(hashes) == 1 else "mixed"
-        path = explanations_dir(run_dir) / f"class_shares-{tag}.csv"
-        with atomic_path(path) as tmp:
-            table.to_csv(tmp, index=False)
-        table.attrs["path"] = str(path)
+    table.attrs["share"] = share
+    _save(table, samples, run_dir, save, file_stem)
+    return table
+
+
+def _save(table: pd.DataFrame, samples: pd.DataFrame, run_dir: Path | None, save: bool, stem: str) -> None:
+    if run_dir is None or not save or not len(table):
+        return
+    hashes = sorted(set(samples["settings_hash"].astype(str))) if "settings_hash" in samples.columns else []
+    tag = hashes[0] if len(hashes) == 1 else "mixed"
+    path = explanations_dir(run_dir) / f"{stem}-{tag}.csv"
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+    table.attrs["path"] = str(path)
+
+
+def _t_interval(values: np.ndarray, confidence: float) -> tuple[float, float, float]:
+    """Mean and Student-t interval of the mean (NaN bounds with fewer than 2 values)."""
+    n = len(values)
+    if n == 0:
+        return float("nan"), float("nan"), float("nan")
+    mean = float(values.mean())
+    if n < 2:
+        return mean, float("nan"), float("nan")
+    from scipy.stats import t  # scipy only where an interval is computed
+
+    half = float(t.ppf(0.5 + confidence / 2, n - 1) * values.std(ddof=1) / np.sqrt(n))
+    return mean, mean - half, mean + half
+
+
+def class_interaction_table(
+    source: Any,
+    modalities: Sequence[str] | None = None,
+    *,
+    settings_hash: str | None = None,
+    classes: Sequence[str] | None = None,
+    overall: bool = True,
+    save: bool = True,
+    confidence: float = INTERACTION_CONFIDENCE,
+) -> pd.DataFrame:
+    """Per class, the mean pairwise interaction of each modality pair over all, correct and
+    incorrect predictions, with its count and a Student-t interval.
+
+    Columns: ``class``, ``n_all``, ``n_correct``, ``n_incorrect``, ``n_flat`` (as in
+    :func:`class_share_table`), then per pair column ``c`` (``interaction_<a>__<b>``,
+    :func:`core.explain.interaction_column`) and subset ``s``: ``<c>_<s>`` (mean),
+    ``<c>_<s>_n`` (the samples it rests on: explained with coalition values and not
+    flat), ``<c>_<s>_low`` and ``<c>_<s>_high`` (the ``confidence`` interval of the mean,
+    ``mean +- t_{n-1} sd / sqrt(n)``; NaN with fewer than 2 samples). Values are in the
+    explained output's units (probability points for the default output). Same
+    arguments as :func:`class_share_table`; a run folder's table is saved as
+    ``explanations/class_interactions-<hash>.csv``.
+    """
+    if not 0 < float(confidence) < 1:
+        raise ConfigError(f"confidence must lie in (0, 1), got {confidence!r}", fix="pass for example 0.95")
+    samples, known, run_dir = _source_rows(source, settings_hash)
+    if modalities is None:
+        modalities = known
+    modalities = [str(m) for m in modalities]
+    check_modalities(modalities, known, "the run" if run_dir is not None else "the samples frame")
+    if settings_hash is not None and "settings_hash" in samples.columns:
+        samples = samples[samples["settings_hash"] == settings_hash]
+    samples = preferred_rows(samples)
+    if len(samples) and "label" not in samples.columns:
+        raise ConfigError("the samples frame has no 'label' column", fix="pass load_explanations(run)[0]")
+    pairs = interaction_columns(modalities)
+    columns = ["class", "n_all", "n_correct", "n_incorrect", "n_flat",
+               *(f"{c}_{s}{suffix}" for c in pairs.values() for s in SUBSETS for suffix in ("", "_n", "_low", "_high"))]
+    rows = []
+    if len(samples):
+        samples = add_modality_game_columns(samples, modalities)
+        correct = _correct(samples)
+        flat = flat_mask(samples)
+        labels = samples["label"].astype(str).to_numpy()
+        names = sorted(set(labels)) if classes is None else [str(c) for c in classes]
+        groups = [(c, labels == c) for c in names]
+        if overall:
+            groups.append((ALL_CLASSES, np.ones(len(samples), dtype=bool)))
+        values = {c: np.where(flat, np.nan, pd.to_numeric(samples[c], errors="coerce").to_numpy(dtype=float))
+                  for c in pairs.values()}
+        for name, in_class in groups:
+            masks = {"all": in_class, "correct": in_class & correct, "incorrect": in_class & ~correct}
+            row: dict[str, Any] = {"class": name, **{f"n_{s}": int(masks[s].sum()) for s in SUBSETS},
+                                   "n_flat": int((in_class & flat).sum())}
+            for c in pairs.values():
+                for s in SUBSETS:
+                    vals = values[c][masks[s]]
+                    vals = vals[np.isfinite(vals)]
+                    mean, low, high = _t_interval(vals, float(confidence))
+                    row.update({f"{c}_{s}": mean, f"{c}_{s}_n": len(vals), f"{c}_{s}_low": low,
+                                f"{c}_{s}_high": high})
+            rows.append(row)
+    table = pd.DataFrame(rows, columns=columns)
+    table.attrs["confidence"] = float(confidence)
+    _save(table, samples, run_dir, save, "class_interactions")
     return table
 
 
@@ -143,4 +283,30 @@ def format_class_share_table(table: pd.DataFrame, modalities: Sequence[str] | No
         lines.append(cells)
     widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(header)]
     fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([fmt(header), *(fmt(c) for c in lines)])
+
+
+def format_class_interaction_table(table: pd.DataFrame, modalities: Sequence[str]) -> str:
+    """The interaction table as text: per class and pair, the mean with its interval and count
+    for all / correct / incorrect predictions."""
+    pairs = interaction_columns(modalities)
+    if table.empty or not pairs:
+        return "no interactions: explain at least two modalities (with this version) first"
+    header = ["class", "pair", *(f"{s} (n)" for s in SUBSETS)]
+    lines = []
+    for _, r in table.iterrows():
+        for (a, b), c in pairs.items():
+            cells = [str(r["class"]), f"{a} x {b}"]
+            for s in SUBSETS:
+                n = int(r[f"{c}_{s}_n"])
+                mean, low, high = r[f"{c}_{s}"], r[f"{c}_{s}_low"], r[f"{c}_{s}_high"]
+                if not np.isfinite(mean):
+                    cells.append("-")
+                elif np.isfinite(low):
+                    cells.append(f"{mean:+.4f} [{low:+.4f}, {high:+.4f}] ({n})")
+                else:
+                    cells.append(f"{mean:+.4f} ({n})")
+            lines.append(cells)
+    widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(header)]
+    fmt = lambda cells: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
     return "\n".join([fmt(header), *(fmt(c) for c in lines)])

@@ -7,13 +7,17 @@ explained modality), plays the sample as a factorised game
 (:class:`~core.explain.SampleGame`), resolves the method to an estimator
 (:func:`~core.explain.choose_estimator`: ``"exact"``, ``"permutation"`` (the
 reference MM-SHAP estimator), ``"kernel"``, ``"recombined"``, or ``"auto"``:
-on a factorised game ``"exact"`` when its counted cost is at most
-``"recombined"``'s, else ``"recombined"``), and returns one
-:class:`~core.explain.Explanation`.
+``"exact"`` where it evaluates no more than ``"recombined"``'s plan, else
+``"recombined"`` with the budget of the explained modalities' kinds; the same
+rule, by the game's shape only, for factorised and unfactorised (early-fusion)
+games, so every run of an experiment is explained alike), and returns one
+:class:`~core.explain.Explanation` with each value's and each share's
+standard error.
 
-Also computed for every explanation: the exact modality-level Shapley values
-(each explained modality one player, ``2^M`` coalitions, nearly free from the
-cache). What is explained, and every setting, is one
+Also computed for every explanation: the modality game (each explained modality
+one player, ``2^M`` coalitions, nearly free from the cache), whose values are
+kept: exact modality-level Shapley values, exact shares and pairwise
+interactions (:mod:`core.explain._interactions`). What is explained, and every setting, is one
 :class:`~core.explain.ExplainSettings` (``docs/EXPLAIN.md``).
 """
 from __future__ import annotations
@@ -38,7 +42,7 @@ from core.explain._runs import (
     sample_record,
 )
 from core.explain._settings import ExplainSettings
-from core.explain._shapley import group_shapley_values
+from core.explain._interactions import coalition_shapley, coalition_values
 from core.explain._store import explanation_for, store_explanation
 
 
@@ -95,9 +99,10 @@ def explain_inputs(
     explained_class = classes[class_index] if class_index < len(classes) else str(class_index)
     game.set_output(output_function(spec.kind, class_index))
 
-    # which estimator
+    # which estimator: by the game's shape and kinds only, so every run of an experiment gets the same
+    kinds = {m: modality_kind(model, m) for m in players}
     choice = choose_estimator(game, settings.method, n_permutations=settings.n_permutations, seed=settings.seed,
-                              n_walks=settings.n_walks)
+                              kinds=list(kinds.values()), n_blocks=settings.n_orders, n_walks=settings.n_walks)
     if choice.estimator.name == "exact" and n > EXACT_MAX_FEATURES:
         sizes = ", ".join(f"{m}: {s}" for m, s in zip(players, game.sizes))
         raise ConfigError(
@@ -110,7 +115,8 @@ def explain_inputs(
     try:
         batch_size = HEAD_BATCH if factorised else game.encoder_batch
         sv = choice.estimator.estimate(game, n, batch_size=batch_size).recorded_as(choice.record_as)
-        mod_sv = group_shapley_values(game, game.group_indices(), n, batch_size=batch_size)
+        # the modality game: its 2^M values are kept (exact shares, interactions); one head pass each
+        coalitions = coalition_values(game, game.group_indices(), n, batch_size=batch_size)
     finally:
         bar.close()
         game.on_rows = None
@@ -132,7 +138,7 @@ def explain_inputs(
         "model_rows": None if factorised else game.model_rows,
         "cost_flops": choice.costs,
         "seconds": round(time.perf_counter() - t0, 4),
-        "modality_kinds": {m: modality_kind(model, m) for m in players},
+        "modality_kinds": kinds,
         "fill": fill_values(),
         **grid_info,
     }
@@ -145,7 +151,8 @@ def explain_inputs(
         feature_info=feature_info,
         output_kind=spec.kind,
         explained_class=explained_class,
-        modality_shapley={m: float(v) for m, v in zip(players, mod_sv.values)},
+        modality_shapley={m: float(v) for m, v in zip(players, coalition_shapley(coalitions))},
+        coalition_values=coalitions,
         settings=meta,
     )
 

@@ -9,7 +9,12 @@ Stored as two tables (see ``docs/FORMATS.md``, ``explanations/``):
 
 * per sample, :meth:`Explanation.summary_row`: ``sample_id``,
   ``explained_class``, ``output_kind``, ``base_value``, ``full_value``,
-  ``share_<modality>``..., ``shapley_<modality>``... (NaN when not computed),
+  ``share_<modality>``..., ``share_stderr_<modality>``... (the shares' standard
+  errors, :func:`core.explain.share_stderr`; NaN when unknown),
+  ``shapley_<modality>``... (NaN when not computed),
+  the modality game's ``exact_share_<modality>``..., ``interaction_<a>__<b>``...
+  (every pair, :mod:`core.explain._interactions`), ``coalition_values`` (JSON,
+  its ``2^M`` values; null when not computed), ``sum_abs_phi`` and ``flat``,
   ``method``, ``n_permutations``, ``seed``, plus ``modalities`` and
   ``settings`` (JSON strings, so a row rebuilds the object exactly);
 * per feature, :meth:`Explanation.per_feature_frame`: ``sample_id``,
@@ -34,6 +39,18 @@ import numpy as np
 import pandas as pd
 
 from core.errors import ConfigError, DataError
+from core.explain._interactions import (
+    coalition_json,
+    coalition_shapley,
+    exact_share_column,
+    exact_shares,
+    interaction_column,
+    interaction_pairs,
+    interaction_values,
+    is_flat,
+    parse_coalitions,
+)
+from core.explain._estimators import share_stderr
 from core.explain._settings import OUTPUT_KINDS
 from core.explain._shapley import modality_shares
 from core.kinds import KINDS, get_kind, list_kinds
@@ -120,6 +137,12 @@ class Explanation:
     explained_class: str
     method: str
     settings: dict[str, Any] = field(default_factory=dict)
+    #: the modality game's ``2^M`` values ``v(S)`` (entry ``k``: the modalities of ``k``'s bits present,
+    #: in the order of ``modalities``); None when not computed (results stored before they were kept)
+    coalition_values: np.ndarray | None = None
+    #: the standard error of each modality's share (0 for exact values, NaN where unknown); None when
+    #: not computed (results stored before engine version 2)
+    share_stderr: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         values = np.asarray(self.values, dtype=np.float64).reshape(-1)
@@ -162,6 +185,17 @@ class Explanation:
                 self, "modality_shapley", {m: float(self.modality_shapley[m]) for m in self.modalities}
             )
         object.__setattr__(self, "settings", dict(self.settings))
+        if self.share_stderr is not None:
+            object.__setattr__(self, "share_stderr",
+                               {m: float(self.share_stderr.get(m, float("nan"))) for m in self.modalities})
+        if self.coalition_values is not None:
+            coalitions = np.asarray(self.coalition_values, dtype=np.float64).reshape(-1)
+            if len(coalitions) != 2 ** len(self.modalities):
+                raise ConfigError(
+                    f"{len(coalitions)} coalition values for {len(self.modalities)} modalities",
+                    fix="pass the 2^M values of the modality game, or None",
+                )
+            object.__setattr__(self, "coalition_values", coalitions)
 
     # ------------------------------------------------------------------ building
 
@@ -178,14 +212,21 @@ class Explanation:
         explained_class: str,
         modality_shapley: Mapping[str, float] | None = None,
         settings: Mapping[str, Any] | None = None,
+        coalition_values: Any = None,
     ) -> "Explanation":
-        """Wrap a :class:`~core.explain.ShapleyValues` over all features, computing the shares."""
+        """Wrap a :class:`~core.explain.ShapleyValues` over all features, computing the shares.
+
+        ``coalition_values``: the modality game's ``2^M`` values; with them and no
+        ``modality_shapley`` the modality Shapley values are computed from them."""
         fm = np.asarray(feature_modality, dtype=np.int64)
         groups = [np.flatnonzero(fm == i) for i in range(len(modalities))]
         shares = modality_shares(shapley.values, groups)
+        shares_se = share_stderr(shapley, groups)
         merged = dict(shapley.settings)
         merged.update(settings or {})
         merged.setdefault("n_evals", int(shapley.n_evals))
+        if modality_shapley is None and coalition_values is not None:
+            modality_shapley = dict(zip(modalities, coalition_shapley(coalition_values).tolist()))
         return cls(
             sample_id=sample_id,
             modalities=list(modalities),
@@ -201,6 +242,8 @@ class Explanation:
             explained_class=explained_class,
             method=shapley.method,
             settings=merged,
+            coalition_values=None if coalition_values is None else np.asarray(coalition_values, dtype=np.float64),
+            share_stderr={m: float(v) for m, v in zip(modalities, shares_se)},
         )
 
     # ------------------------------------------------------------------ views
@@ -219,6 +262,35 @@ class Explanation:
 
     def modality_values(self, modality: str) -> np.ndarray:
         return self.values[self.feature_indices(modality)]
+
+    @property
+    def exact_shares(self) -> dict[str, float] | None:
+        """The exact modality share ``|Phi_m| / sum |Phi|`` of each modality (each modality one
+        player, so its positive and negative parts cancel); None when not computed, NaN when
+        every ``Phi`` is 0."""
+        if self.modality_shapley is None:
+            return None
+        values = exact_shares([self.modality_shapley[m] for m in self.modalities])
+        return {m: float(v) for m, v in zip(self.modalities, values)}
+
+    @property
+    def interactions(self) -> dict[tuple[str, str], float] | None:
+        """The pairwise Shapley interaction index of every pair of modalities (``(a, b)``, ``a``
+        first in ``modalities``), in output units; None when the coalition values were not kept."""
+        if self.coalition_values is None:
+            return None
+        return interaction_values(self.coalition_values, self.modalities)
+
+    @property
+    def sum_abs_phi(self) -> float:
+        """``sum_j |phi_j|`` over every feature (the MM-SHAP shares' denominator)."""
+        return float(np.abs(self.values).sum())
+
+    @property
+    def flat(self) -> bool:
+        """The prediction barely depends on its inputs (``core.explain.is_flat``): no share, in
+        either meaning."""
+        return is_flat(self.sum_abs_phi, self.full_value - self.base_value, self.output_kind)
 
     def feature_names(self) -> list[str]:
         """``<modality>:<label>``, for example ``title:cat`` or ``image:r1c2``."""
@@ -285,7 +357,19 @@ class Explanation:
         for m in self.modalities:
             row[f"share_{m}"] = self.shares[m]
         for m in self.modalities:
+            row[f"share_stderr_{m}"] = float("nan") if self.share_stderr is None else self.share_stderr[m]
+        for m in self.modalities:
             row[f"shapley_{m}"] = float("nan") if self.modality_shapley is None else self.modality_shapley[m]
+        exact = self.exact_shares
+        for m in self.modalities:
+            row[exact_share_column(m)] = float("nan") if exact is None else exact[m]
+        interactions = self.interactions
+        for a, b in interaction_pairs(self.modalities):
+            row[interaction_column(a, b)] = float("nan") if interactions is None else interactions[(a, b)]
+        row["coalition_values"] = None if self.coalition_values is None \
+            else coalition_json(self.coalition_values, self.modalities)
+        row["sum_abs_phi"] = self.sum_abs_phi
+        row["flat"] = self.flat
         row["method"] = self.method
         row["n_permutations"] = self.settings.get("n_permutations")
         row["seed"] = self.settings.get("seed")
@@ -334,6 +418,9 @@ class Explanation:
             stderr = None
         shapley = {m: _nan_to_none(row.get(f"shapley_{m}")) for m in modalities}
         modality_shapley = None if any(v is None for v in shapley.values()) else shapley
+        shares_se = {m: _nan_to_none(row.get(f"share_stderr_{m}")) for m in modalities}
+        parsed = parse_coalitions(row.get("coalition_values"))
+        coalitions = parsed[1] if parsed is not None and parsed[0] == list(modalities) else None
         return cls(
             sample_id=sample_id,
             modalities=modalities,
@@ -349,6 +436,9 @@ class Explanation:
             explained_class=str(row["explained_class"]),
             method=str(row["method"]),
             settings=settings,
+            coalition_values=coalitions,
+            share_stderr=None if all(v is None for v in shares_se.values())
+            else {m: float("nan") if v is None else float(v) for m, v in shares_se.items()},
         )
 
 

@@ -31,19 +31,16 @@ import numpy as np
 
 from core.errors import ConfigError, cli_command
 from core.explain._estimators import (
-    AUTO_EXACT_COST_RATIO,
-    HEAD_ROW_OVERHEAD_FLOPS,
-    MAX_ORDERS,
-    MAX_PERMUTATIONS,
+    MAX_BLOCKS,
     MAX_WALKS,
-    MIN_ORDERS,
-    MIN_WALKS,
-    RECOMBINED_BUDGET_DIVISOR,
-    WALK_WEIGHT,
+    RECOMBINED_BUDGET,
+    RECOMBINED_BUDGET_BY_KIND,
 )
 
-#: Bumped when a change alters stored values; part of the settings hash.
-ENGINE_VERSION = 1
+#: Bumped when a change alters stored values; part of the settings hash. 2: "recombined" walks in
+#: independent blocks with a budget by modality kind (not by counted FLOPs), honest standard errors,
+#: "auto" the same on unfactorised games, shares' standard errors stored.
+ENGINE_VERSION = 2
 #: Image grid when no text modality is explained.
 DEFAULT_IMAGE_GRID = 3
 DEFAULT_VIDEO_GRID = 3
@@ -138,9 +135,10 @@ class ExplainSettings(_FieldSettings):
     others stay present in every coalition (the reference's pair-wise MM-SHAP).
     """
 
-    method: str = setting("auto", "auto: exact by factorised tables where cheaper, else recombined; "
-                                  "permutation = the reference MM-SHAP estimator", choices=ENGINE_METHODS)
-    n_permutations: int = setting(10, "permutations of the reference estimator (base orders of recombined)",
+    method: str = setting("auto", "auto: exact where it evaluates no more than recombined, else recombined, "
+                                  "for every run alike; permutation = the reference MM-SHAP estimator",
+                          choices=ENGINE_METHODS)
+    n_permutations: int = setting(10, "permutations of the permutation and kernel estimators",
                                   flag="--permutations", metavar="P")
     seed: int = setting(0, "seeds every sampled method (and draws --n's sample); same seed, same values",
                         metavar="S")
@@ -151,8 +149,18 @@ class ExplainSettings(_FieldSettings):
                                      metavar="mean|total|P", default_text="mean")
     video_grid: int = setting(DEFAULT_VIDEO_GRID, "video tubes: a G x G grid of each frame", metavar="G")
     video_segments: int = setting(DEFAULT_VIDEO_SEGMENTS, "video tubes: segments in time", metavar="T")
-    n_walks: int | None = setting(None, "walks of the recombined estimator", flag="--walks", metavar="Q",
-                                  default_text="from its budget")
+    n_orders: int | None = setting(None, "orders per modality of the recombined estimator, one per independent "
+                                         "block", flag="--orders", metavar="B",
+                                   default_text="by the modalities' kinds: "
+                                                + ", ".join(f"{b} for {k}" for k, (b, _)
+                                                            in sorted(RECOMBINED_BUDGET_BY_KIND.items()))
+                                                + f", else {RECOMBINED_BUDGET[0]}")
+    n_walks: int | None = setting(None, "walks of the recombined estimator in all (rounded up to whole blocks)",
+                                  flag="--walks", metavar="Q",
+                                  default_text="by the modalities' kinds: "
+                                               + ", ".join(f"{w} per block for {k}" for k, (_, w)
+                                                           in sorted(RECOMBINED_BUDGET_BY_KIND.items()))
+                                               + f", else {RECOMBINED_BUDGET[1]} per block")
     modalities: tuple[str, ...] | None = setting(None, "explain only this modality (repeatable; the others stay "
                                                        "present)", flag="--modality", metavar="NAME",
                                                  default_text="all")
@@ -173,12 +181,17 @@ class ExplainSettings(_FieldSettings):
                 fix="use method='exact' for zero sampling error (small games), method='recombined' "
                     f"(many cheap walks from few encoder passes), or n_permutations <= {ENGINE_MAX_PERMUTATIONS}",
             )
-        if self.n_walks is not None:
-            if isinstance(self.n_walks, bool) or not isinstance(self.n_walks, (int, np.integer)) \
-                    or not 1 <= self.n_walks <= MAX_PERMUTATIONS:
-                raise ConfigError(f"n_walks={self.n_walks!r} is out of range",
-                                  fix=f"use an integer between 1 and {MAX_PERMUTATIONS}, or None")
-            object.__setattr__(self, "n_walks", int(self.n_walks))
+        for name, high in (("n_orders", MAX_BLOCKS), ("n_walks", MAX_WALKS)):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= high:
+                raise ConfigError(f"{name}={value!r} is out of range",
+                                  fix=f"use an integer between 1 and {high}, or None")
+            object.__setattr__(self, name, int(value))
+        if self.n_orders is not None and self.n_walks is not None and self.n_walks < self.n_orders:
+            raise ConfigError(f"n_walks={self.n_walks} is fewer than the n_orders={self.n_orders} blocks",
+                              fix="give every block at least one walk: n_walks >= n_orders")
         grid = self.grid
         if grid is not None and not (isinstance(grid, str) and grid in GRID_RULES):
             if isinstance(grid, str) and grid.isdigit():
@@ -208,9 +221,8 @@ class ExplainSettings(_FieldSettings):
         d["engine_version"] = ENGINE_VERSION
         # the constants that shape sampled values and the auto choice: changing one changes the hash
         d["engine"] = {
-            "budget_divisor": RECOMBINED_BUDGET_DIVISOR, "walk_weight": WALK_WEIGHT,
-            "walks": [MIN_WALKS, MAX_WALKS], "orders": [MIN_ORDERS, MAX_ORDERS],
-            "head_row_overhead_flops": HEAD_ROW_OVERHEAD_FLOPS, "auto_exact_cost_ratio": AUTO_EXACT_COST_RATIO,
+            "recombined_budget": list(RECOMBINED_BUDGET),
+            "recombined_budget_by_kind": {k: list(v) for k, v in sorted(RECOMBINED_BUDGET_BY_KIND.items())},
             "image_grid_without_text": DEFAULT_IMAGE_GRID,
         }
         return d

@@ -45,7 +45,7 @@ from core.explain._estimators import (
     check_int,
 )
 
-#: The methods :func:`shapley_values` takes (the engine adds ``"recombined"``, which needs a factorised game).
+#: The methods :func:`shapley_values` takes (the engine adds ``"recombined"``, which needs the players per modality).
 METHODS = ("auto", "exact", "permutation", "kernel")
 
 

@@ -12,7 +12,8 @@ with different settings never mix):
 * ``settings-<hash>.json``: the settings behind a hash;
 * ``request-<hash>-part<i>of<n>.json``: the sample ids a shard was asked for,
   so :func:`explanation_status` can tell an interrupted precompute;
-* ``class_shares-<hash>.csv``: :func:`core.explain.class_share_table`.
+* ``class_shares-<hash>.csv``, ``class_exact_shares-<hash>.csv``: :func:`core.explain.class_share_table`;
+  ``class_interactions-<hash>.csv``: :func:`core.explain.class_interaction_table`.
 
 Crash safety: every file is written to a hidden ``.<name>...tmp`` and renamed
 when complete (:mod:`core.io`), and a part's features are written before its
@@ -44,8 +45,14 @@ import pandas as pd
 
 from core import io
 from core.errors import BundleError, ConfigError, cli_command
+from core.explain._interactions import (
+    add_modality_game_columns,
+    exact_share_column,
+    interaction_column,
+    interaction_pairs,
+)
 from core.explain._result import FEATURE_COLUMNS, Explanation
-from core.explain._settings import ExplainSettings
+from core.explain._settings import ENGINE_VERSION, ExplainSettings
 from core.io import read_json, write_json
 
 EXPLANATIONS_DIR = "explanations"
@@ -78,9 +85,16 @@ def part_paths(run_dir: str | Path, settings_hash: str, label: str) -> tuple[Pat
     return d / f"samples-{settings_hash}-{label}.parquet", d / f"features-{settings_hash}-{label}.parquet"
 
 
+#: the modality game's per-sample columns after the per-modality and per-pair ones (``_interactions``)
+SAMPLE_GAME_COLUMNS = ("coalition_values", "sum_abs_phi", "flat")
+
+
 def sample_columns(modalities: Sequence[str]) -> list[str]:
-    return [*SAMPLE_BASE_COLUMNS, *(f"share_{m}" for m in modalities), *(f"shapley_{m}" for m in modalities),
-            *SAMPLE_TAIL_COLUMNS]
+    return [*SAMPLE_BASE_COLUMNS, *(f"share_{m}" for m in modalities), *(f"share_stderr_{m}" for m in modalities),
+            *(f"shapley_{m}" for m in modalities),
+            *(exact_share_column(m) for m in modalities),
+            *(interaction_column(a, b) for a, b in interaction_pairs(modalities)),
+            *SAMPLE_GAME_COLUMNS, *SAMPLE_TAIL_COLUMNS]
 
 
 def empty_frames(modalities: Sequence[str] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -281,6 +295,9 @@ def load_explanations(
     samples = samples.drop_duplicates(["sample_id", "settings_hash"], keep="last")
     keep = samples[["sample_id", "settings_hash", "part"]]
     features = features.merge(keep, on=["sample_id", "settings_hash", "part"], how="inner")
+    # parts stored before the modality game was kept: exact shares, sum |phi| and the flag derived,
+    # interactions NaN (not computed)
+    samples = add_modality_game_columns(samples, modalities or _row_modalities(samples), features)
     for col in sample_columns(modalities):
         if col not in samples.columns:
             samples[col] = np.nan
@@ -292,21 +309,50 @@ def load_explanations(
     return samples, features
 
 
+def _row_modalities(samples: pd.DataFrame) -> list[str]:
+    """The modalities the rows' ``modalities`` JSON cells name (a run whose config is unreadable)."""
+    out: dict[str, None] = {}
+    for cell in samples.get("modalities", pd.Series(dtype=object)).dropna().unique():
+        try:
+            out.update(dict.fromkeys(str(m) for m in json.loads(cell)))
+        except (TypeError, ValueError):
+            continue
+    return list(out)
+
+
 def default_settings_hash() -> str:
     """The hash of the default :class:`ExplainSettings` (what the build and the dashboard store)."""
     return ExplainSettings().hash()
 
 
+def _current_engine(samples: pd.DataFrame) -> set[str]:
+    """The settings hashes whose rows were computed by this engine version (their ``settings`` JSON)."""
+    if "settings" not in samples.columns:
+        return set()
+    out = set()
+    for h, cell in samples.drop_duplicates("settings_hash")[["settings_hash", "settings"]].itertuples(index=False):
+        try:
+            version = json.loads(cell)["explain_settings"]["engine_version"]
+        except (TypeError, ValueError, KeyError):
+            continue
+        if version == ENGINE_VERSION:
+            out.add(h)
+    return out
+
+
 def main_settings_hash(samples: pd.DataFrame) -> str | None:
-    """The settings most stored samples were explained with (ties: the default settings, then
-    the latest); None for an empty frame."""
+    """The settings most stored samples were explained with, among those of the current engine
+    version where there are any (results of an older engine, whose values meant something else,
+    never outrank a newer precompute that is still partial); ties: the default settings, then
+    the latest; None for an empty frame."""
     if samples is None or len(samples) == 0 or "settings_hash" not in samples.columns:
         return None
     default = default_settings_hash()
+    current = _current_engine(samples)
     latest = samples.groupby("settings_hash")["computed_at"].max().astype(str) \
         if "computed_at" in samples.columns else pd.Series(dtype=str)
     counts = samples.groupby("settings_hash")["sample_id"].nunique()
-    return max(counts.index, key=lambda h: (int(counts[h]), h == default, str(latest.get(h, ""))))
+    return max(counts.index, key=lambda h: (h in current, int(counts[h]), h == default, str(latest.get(h, ""))))
 
 
 def preferred_rows(samples: pd.DataFrame) -> pd.DataFrame:

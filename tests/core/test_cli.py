@@ -169,7 +169,9 @@ def test_force_retrains_only_the_named_run(monkeypatch, tmp_path, capsys):
     assert main(["train", str(exp_path), "--run", run, "--runs-dir", str(root), "--quiet"]) == 0
     exp_dir = root / "tiny"
     assert sorted(p.name for p in exp_dir.iterdir() if p.is_dir()) == ["_cache", run, *deps]
-    assert dict(seen) == {"unimodal-image": 3, "unimodal-title": 1, run: 1}
+    # the image encoder's out-of-fold encoders (stage 2's training embeddings) train as encoder jobs too
+    folds = {f"unimodal-image fold {j}/3": 3 for j in (1, 2, 3)}
+    assert dict(seen) == {"unimodal-image": 3, **folds, "unimodal-title": 1, run: 1}
 
     before = {d: _stamps(exp_dir / d) for d in (*deps, "_cache", run)}
     time.sleep(0.01)

@@ -12,7 +12,10 @@ from core.data import load_experiment_dataset
 from core.errors import ConfigError
 from core.experiment import EncoderSet, load_experiment, parse_experiment
 from core.train import (
+    affine_map,
+    apply_affine_map,
     clip_channels,
+    fold_assignment,
     early_run_name,
     fusion_run_name,
     is_up_to_date,
@@ -94,3 +97,57 @@ def test_clip_channels():
     assert clip_channels(np.zeros((4, 8, 8))) == 1  # a bare depth clip
     assert clip_channels(np.zeros((4, 8, 8, 3))) == 3
     assert clip_channels(np.zeros((4, 8, 8, 1))) == 1
+
+
+def test_affine_map_recovers_a_known_map_and_carries_to_new_points():
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    src = torch.randn(200, 6, generator=gen)
+    w_true, b_true = torch.randn(6, 4, generator=gen), torch.randn(4, generator=gen)
+    w, b = affine_map(src, src @ w_true + b_true, ridge=1e-9)
+    new = torch.randn(20, 6, generator=gen)
+    assert torch.allclose(apply_affine_map(new, w, b), new @ w_true + b_true, atol=1e-4)
+
+
+def test_folds_keep_groups_together_and_cover_every_class(tiny_built):
+    _, root = tiny_built
+    ds, _ = load_experiment_dataset(root / "tiny")
+    ids = ds.ids("train")
+    fold = fold_assignment(ds, ids, 3, seed=0)
+    rows = ds.rows(ids)
+    assert set(fold) == {0, 1, 2}
+    assert (rows.assign(fold=fold).groupby("group")["fold"].nunique() == 1).all()  # a group never straddles folds
+    assert (fold_assignment(ds, ids, 3, seed=0) == fold).all()  # seeded
+    with pytest.raises(ConfigError, match="oof_folds"):
+        fold_assignment(ds, ids[:2], 3, seed=0)
+
+
+def test_stage_two_trains_on_out_of_fold_embeddings(tiny_built):
+    """The image encoder trains end to end: its cached train embeddings come from fold encoders (mapped into the
+    final encoder's space), its val/test ones from the final encoder; a frozen text encoder needs no folds."""
+    import torch
+
+    _, root = tiny_built
+    image, title = load_run(root / "tiny" / "unimodal-image"), load_run(root / "tiny" / "unimodal-title")
+    record = image.config["out_of_fold"]
+    assert record["folds"] == 3 and 0.0 <= record["top1"] <= 1.0 and len(record["alignment_r2_val"]) == 3
+    assert title.config["out_of_fold"] is None
+    ds, _ = load_experiment_dataset(root / "tiny")
+    ids, emb = load_cached_embeddings(root / "tiny", "unimodal-image")
+    pos = {i: k for k, i in enumerate(ids)}
+    encoder = image.model().encoders["image"].eval()
+    with torch.no_grad():
+        for split, same in (("train", False), ("test", True)):
+            split_ids = ds.ids(split)
+            fresh = encoder(encoder.prepare(ds.items("image", split_ids)))
+            cached = emb[[pos[i] for i in split_ids]]
+            assert torch.allclose(cached, fresh, atol=1e-4) is same
+
+
+def test_oof_folds_of_one_is_refused():
+    raw = {"name": "x", "dataset": {"source": "manifest", "manifest": "m.csv"},
+           "modalities": {"image": {"kind": "image", "encoder": "small-cnn"}},
+           "train": {"unimodal": {"oof_folds": 1}}}
+    with pytest.raises(ConfigError, match="oof_folds = 1"):
+        parse_experiment(raw)

@@ -311,6 +311,74 @@ def test_contributions_side_by_side(monkeypatch, app_root):
 # --------------------------------------------------------------------------- two experiments, ties, gaps
 
 
+def chart_titles(at: AppTest) -> list[str]:
+    return [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+
+
+def test_contributions_show_both_meanings_of_share_and_the_interactions(monkeypatch, app_root):
+    at = open_app(monkeypatch, app_root["root"], "contributions", run=RUN)
+    assert_ok(at, "contributions")
+    titles = chart_titles(at)
+    assert "Mean modality share per class" in titles
+    assert "Mean modality share: MM-SHAP and exact" in titles and "Modality interaction per class" in titles
+    captions = texts(at.caption)
+    assert "MM-SHAP share: sum of |phi| of the modality's tokens / patches" in captions
+    assert "Exact modality share: the modality as one player, positive and negative parts cancel" in captions
+    assert "only exists when the two modalities are seen together" in texts(at.markdown)
+    tables = [d.value for d in at.dataframe]
+    inter = [t for t in tables if ("All", "Image \u00d7 Title") in list(t.columns)]
+    assert inter, [list(t.columns) for t in tables]
+    cells = [c for c in inter[0][("All", "Image \u00d7 Title")] if c != "/"]
+    assert cells and all(c[0] in "+-" and c.endswith(")") for c in cells)   # mean [interval] (n)
+    at.radio(key="contrib_meaning").set_value("exact").run()
+    assert not at.exception
+    assert "Mean exact modality share per class" in chart_titles(at)
+
+
+def test_explorer_shows_exact_share_and_interaction_of_the_sample(monkeypatch, app_root):
+    at = open_app(monkeypatch, app_root["root"], "explorer", run=RUN, sample=app_root["sample"])
+    assert_ok(at, "explorer")
+    assert "Modality shares: MM-SHAP and exact" in chart_titles(at)
+    chart = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                 if "MM-SHAP and exact" in json.loads(c.proto.spec)["layout"]["title"]["text"])
+    assert [t["name"] for t in chart["data"] if t.get("showlegend")] == ["MM-SHAP share", "Exact modality share"]
+    assert "Modality interactions" in texts(at.markdown) and "Image \u00d7 Title: **" in texts(at.markdown)
+
+
+@pytest.fixture(scope="module")
+def flat_root(app_root, tmp_path_factory) -> Path:
+    """The explained run with every stored explanation scaled down 10^4 times: predictions that
+    barely depend on their inputs, as a randomised model gives."""
+    root = tmp_path_factory.mktemp("flat") / "runs"
+    shutil.copytree(app_root["root"] / "tiny" / RUN, root / "tiny" / RUN)
+    for f in ("dataset.json", "dataset.parquet"):
+        shutil.copy(app_root["root"] / "tiny" / f, root / "tiny" / f)
+    folder = root / "tiny" / RUN / "explanations"
+    for path in folder.glob("features-*.parquet"):
+        frame = pd.read_parquet(path)
+        frame["phi"] = frame["phi"] * 1e-4
+        frame.to_parquet(path)
+    for path in folder.glob("samples-*.parquet"):
+        frame = pd.read_parquet(path)
+        frame["full_value"] = frame["base_value"] + (frame["full_value"] - frame["base_value"]) * 1e-4
+        frame["sum_abs_phi"] = frame["sum_abs_phi"] * 1e-4
+        frame["flat"] = True
+        frame.to_parquet(path)
+    return root
+
+
+def test_flat_predictions_show_no_share(monkeypatch, flat_root, app_root):
+    at = open_app(monkeypatch, flat_root, "explorer", run=RUN, sample=app_root["sample"])
+    assert_ok(at, "explorer")
+    assert "No share: the prediction barely depends on its inputs" in texts(at.warning)
+    assert "Modality shares: MM-SHAP and exact" not in chart_titles(at)
+    at = open_app(monkeypatch, flat_root, "contributions", run=RUN)
+    assert_ok(at, "contributions")
+    assert "no share: the prediction barely depends on its inputs" in texts(at.caption)
+    share_table = next(d.value for d in at.dataframe if ("All", "n") in list(d.value.columns))
+    assert set(share_table[("All", "Image")]) == {"/"}      # counted, but no mean share
+
+
 def copy_experiment(root: Path, source: str, name: str, drop: tuple[str, ...] = ()) -> Path:
     """A copy of experiment ``source`` under ``name`` (its runs' config names the new experiment)."""
     target = root / name

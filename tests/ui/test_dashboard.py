@@ -131,9 +131,12 @@ def summaries() -> pd.DataFrame:
 
 def test_share_frame_renames_sample_id_to_id(summaries):
     frame = queries.share_frame(summaries, ["image", "title"])
-    assert list(frame.columns) == ["id", "share_image", "share_title"]
+    assert list(frame.columns) == ["id", "share_image", "share_title", "base_value"]   # the modality game's too
     assert frame["id"].tolist() == ["a", "b", "c"]
     assert queries.share_frame(None, ["image"]).empty
+    game = summaries.assign(exact_share_image=0.5, interaction_image__title=0.1, flat=False, label="x")
+    assert list(queries.share_frame(game, ["image", "title"]).columns) == [
+        "id", "share_image", "share_title", "base_value", "exact_share_image", "interaction_image__title", "flat"]
 
 
 def test_predictions_view_joins_shares_and_texts(predictions, summaries):
@@ -380,6 +383,7 @@ def test_build_commands_name_the_runs_root(monkeypatch, tmp_path):
         "build": f"{cli} build emoji",
         "project": f"{cli} project emoji --run concat-image+title",
         "explain": f"{cli} explain runs/emoji/concat-image+title",
+        "check": f"{cli} check runs/emoji/concat-image+title",
     }
     other = commands.build_commands("tiny", None, root=tmp_path)
     assert other["everything"] == f"FUSIONLENS_RUNS={tmp_path.resolve()} bash scripts/run.sh"

@@ -330,7 +330,7 @@ def test_per_class_share_table_is_cores_and_the_page_lays_it_out(samples_df):
     table = class_share_table(samples_df, MODS, classes=CLASSES, overall=False)
     assert list(table.columns) == ["class", "n_all", "n_correct", "n_incorrect", "share_rgb_all", "share_rgb_correct",
                                    "share_rgb_incorrect", "share_depth_all", "share_depth_correct",
-                                   "share_depth_incorrect"]
+                                   "share_depth_incorrect", "n_flat"]
     assert table["class"].tolist() == CLASSES
     row = table.set_index("class")
     tol = f64_atol(1.0, len(samples_df))     # float64 means of shares in [0, 1]
@@ -395,6 +395,71 @@ def test_share_correct_vs_incorrect_figure(samples_df):
     assert set(fig.data[0].x) == {"Correct predictions", "Incorrect predictions"}
     assert "(n=1)" in fig.layout.xaxis.ticktext[1]
 
+
+
+# --------------------------------------------------------------------------- both meanings, interactions
+
+
+@pytest.fixture
+def game_df(samples_df) -> pd.DataFrame:
+    """samples_df with the modality game's columns; sample f barely depends on its inputs."""
+    return samples_df.assign(
+        exact_share_rgb=[0.9, 0.5, 0.7, 0.6, 0.8, 0.5], exact_share_depth=[0.1, 0.5, 0.3, 0.4, 0.2, 0.5],
+        interaction_rgb__depth=[0.02, 0.04, -0.1, 0.05, 0.07, 0.3],
+        flat=[False, False, False, False, False, True], output_kind="pred_prob")
+
+
+def test_flat_predictions_are_left_out_of_the_share_figures(game_df):
+    boxes = F.make_share_distribution_figure(game_df, MODS)
+    assert "f" not in list(boxes.data[0].customdata) and len(boxes.data[0].customdata) == 5
+    civ = F.make_share_correct_vs_incorrect_figure(game_df, MODS)
+    assert "(n=4)" in civ.layout.xaxis.ticktext[0]          # 5 correct, one of them flat
+
+
+def test_share_meanings_figure(game_df):
+    fig = F.make_share_meanings_figure(game_df, MODS)
+    _assert_titled(fig)
+    assert [t.name for t in fig.data if t.showlegend] == ["MM-SHAP share", "Exact modality share"]   # grey keys
+    tol = f64_atol(1.0, len(game_df))
+    assert fig.data[0].y[0] == pytest.approx(np.mean([0.6, 0.4, 0.8, 0.5, 0.7]), abs=tol)   # rgb, f left out
+    assert fig.data[1].y[1] == pytest.approx(np.mean([0.1, 0.5, 0.3, 0.4, 0.2]), abs=tol)   # exact depth
+    assert list(fig.data[1].marker.color) == [F.modality_color(m, MODS) for m in MODS]
+    assert fig.data[1].marker.pattern.shape == "/" and not fig.data[0].marker.pattern.shape
+    all_flat = F.make_share_meanings_figure(game_df.assign(flat=True), MODS)
+    assert "barely depends" in all_flat.layout.annotations[0].text
+    one = F.make_sample_share_meanings_figure({"rgb": 0.7, "depth": 0.3}, None, MODS)
+    assert "Modality shares" in one.layout.title.text
+    exact_bars = next(t for t in one.data if t.name == "Exact modality share" and not t.showlegend)
+    assert list(exact_bars.text) == ["n/a", "n/a"]
+
+
+def test_interaction_figure_and_table(game_df):
+    from core.explain import class_interaction_table
+
+    table = class_interaction_table(game_df, MODS, classes=CLASSES, overall=False)
+    fig = F.make_interaction_figure(table, MODS)
+    assert fig.layout.xaxis.title.text == "Class" and "Mean interaction (probability)" == fig.layout.yaxis.title.text
+    assert [t.name for t in fig.data] == ["All", "Correct", "Incorrect"]
+    assert [t.marker.color for t in fig.data] == [F.SUBSET_COLORS[s] for s in ("all", "correct", "incorrect")]
+    tol = f64_atol(1.0, len(game_df))
+    correct = fig.data[1]
+    i = list(correct.x).index("Bucket-Worker")
+    assert correct.y[i] == pytest.approx(0.03, abs=tol)
+    low = table.set_index("class").loc["Bucket-Worker", "interaction_rgb__depth_correct_low"]
+    assert correct.error_y.arrayminus[i] == pytest.approx(0.03 - low, abs=tol)
+    assert "Safe action" not in list(fig.data[0].x)          # its only sample is flat: no interaction
+    rows = F.interaction_rows(table, MODS)
+    assert set(rows["subset"]) == {"all", "correct", "incorrect"} and rows["pair"].iloc[0] == ("rgb", "depth")
+    wide = T.interaction_table_display(table, MODS)
+    assert wide.loc["Bucket-Worker", ("Incorrect", "RGB \u00d7 Depth")] == "-0.100 (1)"    # one sample: no interval
+    assert wide.loc["Safe action", ("All", "RGB \u00d7 Depth")] == "/"
+    assert wide.loc["Bucket-Worker", ("Correct", "RGB \u00d7 Depth")].startswith("+0.030 [")
+    # empty states say what is missing
+    assert F.make_interaction_figure(table, ["rgb"]).layout.annotations
+    assert F.make_interaction_figure(table.iloc[:0], MODS).layout.annotations
+    none = class_interaction_table(game_df.assign(interaction_rgb__depth=np.nan), MODS, overall=False)
+    assert "No interaction computed" in F.make_interaction_figure(none, MODS).layout.annotations[0].text
+    assert F.output_unit("logit") == "logit" and F.output_unit("pred_prob") == "probability"
 
 # --------------------------------------------------------------------------- embeddings & samples
 

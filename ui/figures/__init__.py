@@ -9,7 +9,8 @@ testable. The shared look (fonts, colours, class axes, empty states) is
 - :mod:`ui.figures.results`: accuracy per run, per-class recall across runs (Compare);
 - :mod:`ui.figures.dataset`: samples per class and split (Overview);
 - :mod:`ui.figures.confusion`: confusion matrix, confused pairs, precision/recall (Misclassifications);
-- :mod:`ui.figures.shares`: MM-SHAP modality shares per class and per sample (Modality contributions);
+- :mod:`ui.figures.shares`: modality shares per class and per sample, in both meanings (MM-SHAP and
+  exact), and modality interactions per class (Modality contributions, Sample explorer);
 - :mod:`ui.figures.embeddings`: a 2-D projection (Embeddings);
 - :mod:`ui.figures.samples`: one sample's top-5, shares, contribution overlays and column bars (Sample explorer).
 """
@@ -33,9 +34,16 @@ from ui.figures.samples import (
     token_html,
 )
 from ui.figures.shares import (
+    SHARE_MEANINGS,
+    SUBSET_COLORS,
+    interaction_rows,
+    make_interaction_figure,
     make_modality_share_bar_figure,
+    make_sample_share_meanings_figure,
     make_share_correct_vs_incorrect_figure,
     make_share_distribution_figure,
+    make_share_meanings_figure,
+    output_unit,
     share_rows,
 )
 from ui.figures.style import (
@@ -66,7 +74,9 @@ __all__ = [
     "MIN_CLASS_FONT_SIZE",
     "MODALITY_COLORS",
     "OTHER_CLASSES",
+    "SHARE_MEANINGS",
     "SPLIT_COLORS",
+    "SUBSET_COLORS",
     "class_colors",
     "class_font_size",
     "class_pitch",
@@ -75,19 +85,24 @@ __all__ = [
     "make_confused_pairs_figure",
     "make_confusion_figure",
     "make_embedding_figure",
+    "interaction_rows",
     "make_frames_overlay_figure",
     "make_image_overlay_figure",
+    "make_interaction_figure",
     "make_modality_share_bar_figure",
     "make_per_class_heatmap_figure",
     "make_precision_recall_figure",
     "make_results_bar_figure",
     "make_sample_share_figure",
+    "make_sample_share_meanings_figure",
     "make_share_correct_vs_incorrect_figure",
     "make_share_distribution_figure",
+    "make_share_meanings_figure",
     "make_split_counts_figure",
     "make_topk_figure",
     "modality_color",
     "modality_colors",
+    "output_unit",
     "share_rows",
     "short_label",
     "token_html",

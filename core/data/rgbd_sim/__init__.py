@@ -16,7 +16,7 @@ look-alike of another class (:data:`RELIANCE`).
 The package by job (private modules; import from here, never from them):
 
 ================  =============================================================
-``_site``         classes, variants, reliance ground truth, parts, distances
+``_site``         classes, variants, reliance ground truth and expected order, parts, distances
 ``_geometry``     boxes, the box list, the pinhole camera
 ``_render``       the z-buffer rasteriser and shader (boxes -> RGB, depth, parts)
 ``_actors``       the excavator, workers, posts, track and props as boxes; looks
@@ -40,13 +40,16 @@ from core.data.rgbd_sim._dataset import generate_dataset
 from core.data.rgbd_sim._depth import degrade_depth
 from core.data.rgbd_sim._geometry import Box, Camera
 from core.data.rgbd_sim._render import render_boxes
-from core.data.rgbd_sim._site import (CABIN_CLOSE_M, CLASSES, DURATION_S, MAX_DEPTH, PART_IDS, PARTS, RELIANCE,
-                                      SAFE_BUCKET_M, SAFE_CABIN_M, SIMULATOR_VERSION, UNDER_BUCKET_M, VARIANTS)
+from core.data.rgbd_sim._site import (CABIN_CLOSE_M, CLASSES, DURATION_S, EXPECTED_DEPTH_ORDER, MAX_DEPTH, PART_IDS,
+                                      PARTS, RELIANCE, SAFE_BUCKET_M, SAFE_CABIN_M, SIMULATOR_VERSION, UNDER_BUCKET_M,
+                                      VARIANT_WEIGHTS, VARIANTS)
 
 __all__ = [
     "CLASSES",
     "VARIANTS",
+    "VARIANT_WEIGHTS",
     "RELIANCE",
+    "EXPECTED_DEPTH_ORDER",
     "PARTS",
     "PART_IDS",
     "MAX_DEPTH",

@@ -19,7 +19,7 @@ from core.data.rgbd_sim._rgbd import finish_rgb, render_rgbd
 from core.data.rgbd_sim._scenarios import Reject, actors_visible, layout
 from core.data.rgbd_sim._scene import Scene
 from core.data.rgbd_sim._site import (CLASSES, DURATION_S, MAX_DEPTH, PART_IDS, PARTS, RELIANCE, SIMULATOR_VERSION,
-                                      VARIANTS)
+                                      VARIANT_WEIGHTS, VARIANTS)
 from core.errors import ConfigError
 
 #: Scenes drawn at most per clip before giving up (a variant's constraints reject some draws).
@@ -52,7 +52,10 @@ def _clip_rng(label: str, seed: int) -> np.random.Generator:
 
 
 def _draw_variant(label: str, rng: np.random.Generator) -> str:
-    return VARIANTS[label][int(rng.integers(len(VARIANTS[label])))]
+    variants = VARIANTS[label]
+    weights = np.array([VARIANT_WEIGHTS.get(v, 1) for v in variants])
+    pick = int(rng.integers(int(weights.sum())))
+    return variants[int(np.searchsorted(np.cumsum(weights), pick, side="right"))]
 
 
 def clip_variant(label: str, seed: int) -> str:

@@ -32,11 +32,11 @@ class Reject(Exception):
 def _sample_camera(rng: np.random.Generator, size: int, target: np.ndarray, house_yaw: float,
                    grow: float) -> Camera:
     az = house_yaw + math.radians(uniform(rng, 25, 155))     # always on the cabin (left) side
-    dist = uniform(rng, 9.0, 14.0) * grow
-    height = uniform(rng, 4.5, 9.0)
+    dist = uniform(rng, 6.5, 10.0) * grow
+    height = uniform(rng, 4.0, 7.5)
     pos = np.array([target[0] + dist * math.cos(az), target[1] + dist * math.sin(az), height])
     aim = target + np.array([uniform(rng, -0.8, 0.8), uniform(rng, -0.8, 0.8), uniform(rng, 0.0, 1.0)])
-    return Camera.look_at(pos, aim, focal=size * uniform(rng, 1.05, 1.5), size=size,
+    return Camera.look_at(pos, aim, focal=size * uniform(rng, 1.2, 1.6), size=size,
                           roll=math.radians(uniform(rng, -3, 3)))
 
 
@@ -45,6 +45,12 @@ def _in_frame(cam: Camera, pts: np.ndarray, margin: float = 0.06) -> bool:
     m = margin * cam.size
     return bool((uvz[:, 2] > 1.0).all() and (uvz[:, 0] > m).all() and (uvz[:, 0] < cam.size - m).all()
                 and (uvz[:, 1] > m).all() and (uvz[:, 1] < cam.size - m).all())
+
+
+def _late(times: np.ndarray) -> float:
+    """From when on the key worker must be in place: 65 % of the clip, or the last frame when a clip of very
+    few frames has none that late (2 frames: 0 s and 2 s)."""
+    return min(0.65 * DURATION_S, float(times[-1]))
 
 
 def layout(label: str, variant: str, rng: np.random.Generator, times: np.ndarray, size: int,
@@ -89,7 +95,7 @@ def layout(label: str, variant: str, rng: np.random.Generator, times: np.ndarray
                         raise Reject("behind worker too close to the bucket")
                 else:
                     after = [(bucket_dist(p, k), k) for p, k, t in zip(traj["pos"], kin, times)
-                             if t >= 0.65 * DURATION_S]
+                             if t >= _late(times)]
                     if max(d for d, _ in after) > UNDER_BUCKET_M:
                         raise Reject("worker not under the bucket")
                     if min(k["bucket_bottom"] for _, k in after) < height_key + 0.3:
@@ -111,7 +117,7 @@ def layout(label: str, variant: str, rng: np.random.Generator, times: np.ndarray
                         raise Reject("front worker too close to the cabin")
                 else:
                     late = [cabin_dist(p, kk) for p, kk, t in zip(traj["pos"], kin, times)
-                            if t >= 0.65 * DURATION_S]
+                            if t >= _late(times)]
                     if max(late) > CABIN_CLOSE_M:
                         raise Reject("worker not close to the cabin")
                 key = traj
@@ -220,14 +226,14 @@ def actors_visible(variant: str, parts: np.ndarray) -> bool:
     """Whether the actors that define ``variant`` are seen (``parts``: T, H, W part ids)."""
     n = parts.shape[0]
     area = parts.shape[1] * parts.shape[2]
-    min_px = max(2, area // 1000)
+    min_px = max(2, area // 300)   # 13 px of 64 x 64: a worker or post the size of a few vest pixels and more
     if variant in ("walk_under", "stand_under", "behind_bucket", "arm_moving", "arm_still", "idle_near_cabin",
                    "front_of_cabin"):
         seen = ((parts == PART_IDS["key_worker"]).sum(axis=(1, 2)) >= min_px).sum()
         if seen < 0.6 * n:
             return False
     if variant in ("arm_still", "idle_near_cabin"):
-        if ((parts == PART_IDS["excavator_beacon"]).sum(axis=(1, 2)) >= 1).sum() < 0.6 * n:
+        if ((parts == PART_IDS["excavator_beacon"]).sum(axis=(1, 2)) >= max(2, area // 2000)).sum() < 0.6 * n:
             return False
     if variant == "post_under_bucket":
         if ((parts == PART_IDS["grey_post"]).sum(axis=(1, 2)) >= min_px).sum() < 0.6 * n:

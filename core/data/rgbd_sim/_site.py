@@ -11,7 +11,7 @@ from __future__ import annotations
 
 #: Bumped whenever the same settings would render other arrays (it seeds every clip,
 #: and ``generate_dataset`` re-renders clip files made by another version).
-SIMULATOR_VERSION = 1
+SIMULATOR_VERSION = 2
 
 CLASSES: list[str] = ["Bucket-Worker", "Cabin-Worker", "Track-Excavator", "Safe"]
 
@@ -30,6 +30,14 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     ),
 }
 
+#: How often each variant is drawn within its class (relative weights; a variant not named weighs 1). The
+#: Safe look-alikes of another class's clips weigh twice the plain Safe scenes, so that each look-alike is seen
+#: about as often as a model needs to learn the cue that tells it apart (with equal weights each was 1/24 of
+#: the clips, and models learned to call every worker under a bucket a Bucket-Worker).
+VARIANT_WEIGHTS: dict[str, int] = {
+    "behind_bucket": 2, "post_under_bucket": 2, "idle_near_cabin": 2, "front_of_cabin": 2,
+}
+
 #: Which modality alone separates a variant from its nearest look-alike of another
 #: class: "rgb", "depth", "either" (each alone suffices) or "both" (needs the two
 #: together). This is the designed ground truth for modality reliance.
@@ -46,6 +54,18 @@ RELIANCE: dict[str, str] = {
     "front_of_cabin": "depth",
     "drive_parallel_or_away": "either",
 }
+
+#: The documented ordering of per-variant depth shares (``docs/SIMULATOR.md``, "Cues": "higher
+#: depth shares on behind_bucket / front_of_cabin / walk_under than on post_under_bucket /
+#: idle_near_cabin"), as tiers from the highest expected depth share to the lowest: the
+#: depth-reliant variants, then those that need both or either modality, then the RGB-reliant
+#: ones. Variants within a tier are tied. The RGB share follows the reverse order. The trust
+#: check (``fusionlens check``, ``docs/TRUST.md``) rank-correlates measured shares against it.
+EXPECTED_DEPTH_ORDER: tuple[tuple[str, ...], ...] = (
+    ("walk_under", "arm_moving", "behind_bucket", "front_of_cabin"),
+    ("stand_under", "arm_still", "drive_to_track", "clear", "drive_parallel_or_away"),
+    ("post_under_bucket", "idle_near_cabin"),
+)
 
 #: Segmentation ids stored in each clip's ``parts`` array.
 PARTS: dict[int, str] = {

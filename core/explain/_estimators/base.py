@@ -41,7 +41,12 @@ class ShapleyValues:
 
     ``values[j]`` is player ``j``'s value; they sum to ``full_value - base_value``
     (efficiency) for every method. ``n_evals`` counts the distinct masks that
-    ``value_fn`` evaluated.
+    ``value_fn`` evaluated. ``stderr`` is the standard error of each value (None
+    for exact values); ``replicates``, where the estimator has them, are its
+    independent and identically distributed units, shape ``(B, n)``, whose mean
+    is ``values`` (a permutation walk; a block of recombined walks): the standard
+    error of anything computed from the values (a modality's share) is taken
+    from them (:func:`core.explain.share_stderr`).
     """
 
     values: np.ndarray
@@ -51,6 +56,7 @@ class ShapleyValues:
     method: str
     n_evals: int
     settings: dict[str, Any] = field(default_factory=dict)
+    replicates: np.ndarray | None = None
 
     @property
     def n_features(self) -> int:
@@ -157,7 +163,10 @@ class Estimator(ABC):
 
         The values sum to ``full_value - base_value`` (efficiency), a player the
         game ignores gets 0, and ``settings`` records ``method``,
-        ``n_permutations``, ``seed`` and what else decided the values.
+        ``n_permutations``, ``seed`` and what else decided the values. A sampled
+        estimate's ``stderr`` is computed from its independent units (never from
+        draws that share parts) and ``settings["stderr"]`` says from which;
+        ``tests/core/explain/test_stderr.py`` holds every estimator to it.
         """
 
     def evaluations(self, n_features: int) -> int:
@@ -165,14 +174,15 @@ class Estimator(ABC):
         return int(self.n_permutations) * (2 * int(n_features) + 1)
 
     def _result(self, values: np.ndarray, base: float, full: float, stderr: np.ndarray | None,
-                ev: Evaluator, settings: dict[str, Any], n_permutations: int | None = None) -> ShapleyValues:
+                ev: Evaluator, settings: dict[str, Any], n_permutations: int | None = None,
+                replicates: np.ndarray | None = None) -> ShapleyValues:
         """The result with ``settings`` followed by ``method``, ``n_permutations`` and ``seed``."""
         settings = dict(settings)
         settings.update(method=self.name,
                         n_permutations=self.n_permutations if n_permutations is None else n_permutations,
                         seed=self.seed)
         return ShapleyValues(values=values, base_value=base, full_value=full, stderr=stderr, method=self.name,
-                             n_evals=ev.n_evals, settings=settings)
+                             n_evals=ev.n_evals, settings=settings, replicates=replicates)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n_permutations={self.n_permutations}, seed={self.seed})"

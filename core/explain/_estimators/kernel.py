@@ -195,5 +195,6 @@ class KernelEstimator(Estimator):
         ev = Evaluator(game, n_features, batch_size)
         values, stderr, base, full, n_draws, n_null = _kernel(ev, n_features, budget, self.seed)
         settings = dict(max_evals=budget, n_pair_draws=n_draws, n_null_screened=n_null,
-                        size_sampling="leverage (uniform over sizes)")
+                        size_sampling="leverage (uniform over sizes)",
+                        stderr=f"sandwich over {n_draws} independent pair draws")
         return self._result(values, base, full, stderr, ev, settings)

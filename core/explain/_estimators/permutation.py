@@ -11,11 +11,15 @@ and actually evaluated. The orders come from ``np.random.RandomState(seed)``
 shuffling one index array in place, exactly as shap draws them after
 ``np.random.seed(seed)``, so the same ``seed`` walks the same permutations as
 ``shap.PermutationExplainer(..., seed=seed)``; ``permutations=`` takes
-explicit orders instead (the recombined estimator passes its own).
+explicit orders instead (the recombined estimator walks its own with :func:`walk_contributions`).
 
 Standard errors: the standard deviation of the per-permutation estimates
 (forward and backward walk averaged) divided by ``sqrt(n_permutations)`` (NaN
-with one permutation).
+with one permutation). The permutations are independent, so this is the
+honest standard error (a Student t with ``n_permutations - 1`` degrees of
+freedom); the per-permutation estimates are the result's ``replicates``.
+Explicit ``permutations=`` are taken as independent draws too: orders that
+share parts (as recombined's do) need their own stderr (``recombined.py``).
 """
 from __future__ import annotations
 
@@ -61,7 +65,10 @@ def _check_permutations(perms: Any, n: int) -> np.ndarray:
     return arr
 
 
-def _permutation(ev: Evaluator, n: int, perms: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+def walk_contributions(ev: Evaluator, n: int, perms: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Walk every order of ``perms`` (P, n) forward and backward: ``(values, per_walk, base, full)``,
+    ``per_walk[p]`` the marginal contributions of walk ``p`` (forward and backward averaged) and
+    ``values`` their mean, added up in shap's order of floating-point additions."""
     n_perm = len(perms)
     phi = np.zeros(n)
     per_perm = np.zeros((n_perm, n))
@@ -95,12 +102,16 @@ def _permutation(ev: Evaluator, n: int, perms: np.ndarray) -> tuple[np.ndarray, 
             phi[order] += fwd_delta
             phi[order] += bwd_delta
             per_perm[g0 + b, order] = (fwd_delta + bwd_delta) / 2.0
-    values = phi / (2 * n_perm)
-    if n_perm > 1:
-        stderr = per_perm.std(axis=0, ddof=1) / math.sqrt(n_perm)
-    else:
-        stderr = np.full(n, np.nan)
-    return values, stderr, base, full
+    return phi / (2 * n_perm), per_perm, base, full
+
+
+def replicate_stderr(replicates: np.ndarray) -> np.ndarray:
+    """Standard error of the mean of independent replicates (B, n): ``std (ddof 1) / sqrt(B)``;
+    NaN with one replicate."""
+    b = len(replicates)
+    if b < 2:
+        return np.full(replicates.shape[1], np.nan)
+    return replicates.std(axis=0, ddof=1) / math.sqrt(b)
 
 
 def reference_flops(sizes: Sequence[int], model_flops: float, n_permutations: int) -> float:
@@ -127,9 +138,11 @@ class PermutationEstimator(Estimator):
         else:
             perms = shap_permutations(n_features, self.n_permutations, self.seed)
         ev = Evaluator(game, n_features, batch_size)
-        values, stderr, base, full = _permutation(ev, n_features, perms)
+        values, per_walk, base, full = walk_contributions(ev, n_features, perms)
         settings["evals_as_shap_counts"] = len(perms) * (2 * n_features + 1)
-        return self._result(values, base, full, stderr, ev, settings, n_permutations=len(perms))
+        settings["stderr"] = f"between {len(perms)} independent walks"
+        return self._result(values, base, full, replicate_stderr(per_walk), ev, settings, n_permutations=len(perms),
+                            replicates=per_walk)
 
     def evaluations(self, n_features: int) -> int:
         walks = self.n_permutations if self.permutations is None else len(self.permutations)

@@ -50,20 +50,20 @@ def test_same_seed_same_arrays_and_seeds_differ():
 
 
 #: sha256 (first 16 hex digits) of (rgb, depth as stored in float16, parts) of clips at frames=4, size=32,
-#: made by the simulator of SIMULATOR_VERSION 1. Every dataset folder is reused by its options, so the
+#: made by the simulator of SIMULATOR_VERSION 2. Every dataset folder is reused by its options, so the
 #: same options must keep giving the same arrays: change the renderer or the scene sampler only with a
 #: SIMULATOR_VERSION bump (then update these digests).
 GOLDEN = [
-    ("Bucket-Worker", 3, True, "walk_under", "8ce738a17a0e593c"),
-    ("Cabin-Worker", 1, False, "arm_moving", "c2b97e94f26add0c"),
-    ("Track-Excavator", 2, True, "drive_to_track", "dc6c2f3dd8a76a31"),
-    ("Safe", 4, True, "behind_bucket", "ab161dba414f8dcc"),
+    ("Bucket-Worker", 3, True, "stand_under", "7c9db2f9631586e7"),
+    ("Cabin-Worker", 1, False, "arm_still", "78c3ebf1c24aa137"),
+    ("Track-Excavator", 2, True, "drive_to_track", "0bbfb32591a92af4"),
+    ("Safe", 4, True, "behind_bucket", "32e173a70f42622a"),
 ]
 
 
 @pytest.mark.parametrize("label, seed, degrade, variant, digest", GOLDEN)
 def test_clips_match_the_version_they_claim(label, seed, degrade, variant, digest):
-    assert sim.SIMULATOR_VERSION == 1
+    assert sim.SIMULATOR_VERSION == 2
     clip = sim.simulate(label, seed, frames=4, size=32, degrade=degrade)
     assert clip.meta["variant"] == variant == sim.clip_variant(label, seed)
     h = hashlib.sha256()
@@ -120,12 +120,15 @@ def test_simulated_ground_depth_grows_with_distance():
     clip = sim.simulate("Safe", 2, frames=2, size=48, degrade=False)
     depth, parts = clip.depth, clip.parts
     ground = parts[0] == PART_ID["ground"]
-    # along every image column, ground pixels higher in the image are farther away
+    # along every image column, ground pixels higher in the image are farther away (a rank correlation:
+    # depth grows like 1 / (row - horizon), far from linear near the horizon)
+    from scipy.stats import spearmanr
+
     for col in range(0, 48, 6):
         rows = np.nonzero(ground[:, col])[0]
         d = depth[0, rows, col]
         if len(d) > 3:
-            assert np.corrcoef(rows, d)[0, 1] < -0.8
+            assert spearmanr(rows, d).statistic < -0.8
 
 
 def test_degrade_depth_changes_depth_but_stays_finite():

@@ -12,6 +12,7 @@ from torch import nn
 from core.encoders import Encoder
 from core.errors import ConfigError, DataError
 from core.explain import (
+    RECOMBINED_BUDGET,
     ExplainSettings,
     OutputSpec,
     SampleGame,
@@ -362,16 +363,21 @@ def test_permutation_method_equals_shap_permutation_explainer_on_a_real_run(tiny
 # --------------------------------------------------------------------------- estimators
 
 
-def test_recombined_walks_are_permutations_and_reuse_few_orders() -> None:
-    sizes, orders = [5, 4, 3], [2, 3, 1]
-    perms = recombined_permutations(sizes, orders, 40, seed=0, tabulated=[False, False, True])
-    assert perms.shape == (40, 12)
-    assert all(np.array_equal(np.sort(p), np.arange(12)) for p in perms)
-    # restricted to a non-tabulated modality, a walk follows one of its few orders
-    for m, (lo, hi) in enumerate([(0, 5), (5, 9)]):
-        restricted = {tuple(p[(p >= lo) & (p < hi)]) for p in perms}
-        assert len(restricted) == orders[m]
-    np.testing.assert_array_equal(perms, recombined_permutations(sizes, orders, 40, 0, [False, False, True]))
+def test_recombined_walks_are_permutations_in_blocks_of_one_order_per_modality() -> None:
+    plan = plan_recombined([7, 6, 3], n_blocks=3, walks_per_block=4)
+    assert plan.tabulated == (False, False, True)    # 2^3 sub-masks <= 3 orders' 3 * 4 + 2
+    perms, block = recombined_permutations(plan, seed=0)
+    assert perms.shape == (12, 16) and block.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    assert all(np.array_equal(np.sort(p), np.arange(16)) for p in perms)
+    # within a block, a walk restricted to an untabulated modality follows the block's one order
+    for lo, hi in [(0, 7), (7, 13)]:
+        per_block = [{tuple(p[(p >= lo) & (p < hi)]) for p in perms[block == b]} for b in range(3)]
+        assert all(len(orders) == 1 for orders in per_block) and len(set.union(*per_block)) == 3
+    again, _ = recombined_permutations(plan, 0)
+    np.testing.assert_array_equal(perms, again)
+    # more blocks extend fewer: the first blocks are the same walks
+    longer, _ = recombined_permutations(plan_recombined([7, 6, 3], 5, 4), 0)
+    np.testing.assert_array_equal(longer[:12], perms)
 
 
 def test_recombined_is_exact_on_an_additive_model() -> None:
@@ -406,13 +412,16 @@ def test_recombined_is_exact_on_an_additive_model() -> None:
         np.testing.assert_allclose(e.values, [0, 0, 0, -1, 0.5, 4], atol=tol)
 
 
-def test_recombined_plan_is_deterministic_and_favours_cheap_modalities() -> None:
-    plan = plan_recombined([16, 8, 7], [39e6, 212e6, 191e6], 3e5, 442e6, 10)
-    assert plan == plan_recombined([16, 8, 7], [39e6, 212e6, 191e6], 3e5, 442e6, 10)
-    assert plan.orders[0] > plan.orders[1]           # the cheap image encoder gets more orders
-    assert plan.cost_flops <= plan.budget_flops * 1.05
-    assert 20 <= plan.n_walks <= 1000
-    small = plan_recombined([2, 3, 1], [39e6, 212e6, 191e6], 3e5, 442e6, 10)
+def test_recombined_plan_depends_on_the_shape_and_kinds_only() -> None:
+    from core.explain import RECOMBINED_BUDGET, RECOMBINED_BUDGET_BY_KIND, recombined_budget
+
+    assert recombined_budget(["image", "text"]) == RECOMBINED_BUDGET
+    assert recombined_budget(["video", "video"]) == RECOMBINED_BUDGET_BY_KIND["video"]
+    plan = plan_recombined([18, 18], *RECOMBINED_BUDGET_BY_KIND["video"])
+    assert plan == plan_recombined([18, 18], *RECOMBINED_BUDGET_BY_KIND["video"])
+    assert plan.encoder_rows == (plan.n_blocks * 34 + 2,) * 2 and not any(plan.tabulated)
+    assert plan.head_rows == 2 + plan.n_walks * 70
+    small = plan_recombined([2, 3, 1], 16, 8)
     assert all(small.tabulated)                      # tiny modalities are tabulated whole
 
 
@@ -420,10 +429,15 @@ def test_auto_picks_exact_for_small_games_and_records_the_choice() -> None:
     model = toy_model()
     e = explain_inputs(model, toy_inputs(model, "red cat"), settings=ExplainSettings(grid=2))
     assert e.method == "exact" and e.stderr is None
-    assert e.settings["cost_flops"]["exact"] <= e.settings["cost_flops"]["recombined"]
+    assert all(v == 0 for v in e.share_stderr.values())
+    assert e.settings["cost_flops"]["exact"] > 0 and e.settings["method"] == "auto"
     e = explain_inputs(model, toy_inputs(model, "a big red cat on the mat"), settings=ExplainSettings(grid=8))
     assert e.method == "recombined"
-    assert e.settings["orders"] and e.settings["n_walks"] >= 20
+    assert (e.settings["n_blocks"], e.settings["walks_per_block"]) == RECOMBINED_BUDGET
+    assert np.all(e.stderr > 0) and all(0 < v < 0.5 for v in e.share_stderr.values())
+    e = explain_inputs(model, toy_inputs(model, "a big red cat on the mat"),
+                       settings=ExplainSettings(grid=8, n_orders=5, n_walks=12))
+    assert (e.settings["n_blocks"], e.settings["walks_per_block"], e.settings["n_walks"]) == (5, 3, 15)
 
 
 def test_seeded_results_are_identical_between_calls() -> None:
@@ -552,6 +566,7 @@ def test_grid_rules() -> None:
     _, info = build_maskers(two, x, two.modalities, ExplainSettings(grid="total"))
     assert info["image_grid"] == {"image": 4}                          # ceil(sqrt(16))
     assert encoder_batch_size(x["t1"]) == 256 and encoder_batch_size({"pixels": torch.zeros(1, 3, 48, 48)}) == 4
+    assert encoder_batch_size({"clips": torch.zeros(1, 3, 8, 64, 64)}) == 4     # at least 4, even for a clip
 
 
 # --------------------------------------------------------------------------- progress, bad input, shap
@@ -576,6 +591,8 @@ def test_progress_callable_reaches_the_total() -> None:
         ({"grid": "huge"}, "grid"),
         ({"grid": 0}, "grid"),
         ({"n_walks": 0}, "n_walks"),
+        ({"n_orders": 0}, "n_orders=0 is out of range"),
+        ({"n_orders": 8, "n_walks": 4}, "fewer than the n_orders=8 blocks"),
         ({"seed": -1}, "seed"),
     ],
 )

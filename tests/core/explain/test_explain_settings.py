@@ -34,7 +34,7 @@ LEGACY_FLAGS = ("--n", "--seed", "--shard", "--method", "--output", "--permutati
 #: Every field away from its default (a field added later must be added here, see the test).
 CHANGED = {
     ExplainSettings: dict(method="recombined", n_permutations=7, seed=3, output="class:c 1", grid="total",
-                          video_grid=2, video_segments=4, n_walks=60, modalities=("title", "image")),
+                          video_grid=2, video_segments=4, n_orders=12, n_walks=60, modalities=("title", "image")),
     PrecomputeOptions: dict(n=25, shard="1/3", flush_every=4),
 }
 
@@ -96,13 +96,15 @@ def test_no_flags_give_the_default_settings() -> None:
 
 
 def test_settings_hashes_are_those_of_stored_results() -> None:
-    """The hash names the stored files: the same settings keep the same hash (engine version 1)."""
-    assert ExplainSettings().hash() == "234507ec2b03"
-    assert ExplainSettings(method="exact").hash() == "09364ee1b551"
-    assert ExplainSettings(grid=3, seed=2).hash() == "6c5c77a04166"
-    assert ExplainSettings(grid="total", n_walks=60).hash() == "6d5d37ee9662"
-    assert ExplainSettings(output=("class", "x")).hash() == "b958ac200d64"
-    assert ExplainSettings(modalities=("a", "b"), video_grid=2, video_segments=4).hash() == "60e474ca4062"
+    """The hash names the stored files: the same settings keep the same hash (engine version 2; its
+    default budgets are part of it, so changing one gives new files, never mixed rows)."""
+    assert ExplainSettings().hash() == "43179091972b"
+    assert ExplainSettings(method="exact").hash() == "54901a3a3a18"
+    assert ExplainSettings(grid=3, seed=2).hash() == "17e70682a3e6"
+    assert ExplainSettings(grid="total", n_walks=60).hash() == "401d2fba0e7f"
+    assert ExplainSettings(output=("class", "x")).hash() == "3353c6f0c8cc"
+    assert ExplainSettings(modalities=("a", "b"), video_grid=2, video_segments=4).hash() == "6361d095469e"
+    assert ExplainSettings(n_orders=40).hash() == "8aab074b9838"
     assert ExplainSettings(grid="mean") == ExplainSettings() and ExplainSettings(grid="3").grid == 3
 
 

@@ -473,10 +473,16 @@ def test_explanation_tables_and_round_trip(tmp_path) -> None:
     np.testing.assert_array_equal(back.feature_modality, exp.feature_modality)
     assert back.feature_info == exp.feature_info
     assert back.shares == exp.shares and back.modality_shapley == exp.modality_shapley
+    assert back.share_stderr == exp.share_stderr and all(v > 0 for v in exp.share_stderr.values())
+    assert row["share_stderr_image"] == exp.share_stderr["image"]
     assert (back.sample_id, back.modalities, back.method, back.settings) == (
         exp.sample_id, exp.modalities, exp.method, exp.settings)
     assert (back.base_value, back.full_value, back.output_kind, back.explained_class) == (
         exp.base_value, exp.full_value, exp.output_kind, exp.explained_class)
+
+    # a row stored before engine version 2 has no share_stderr_<m>: unknown, not zero
+    before = {k: v for k, v in row.items() if not k.startswith("share_stderr_")}
+    assert Explanation.from_rows(before, frame).share_stderr is None
 
     # a part written before the tabular kind: its entries' `name` reads as today's `column`
     old = frame.assign(name=frame["column"], column=pd.NA).drop(columns=["column"])
