@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import FusionLensError
-from core.explain import flat_threshold
+from core.explain import describe_estimate, flat_threshold
 from ui import figures as F
 from ui import loaders as L
 from ui import precomputed as P
@@ -112,8 +112,13 @@ with right:
                        f"{flat_threshold(explanation.output_kind):g} or more).", icon=":material/do_not_disturb_on:")
         else:
             st.plotly_chart(F.make_sample_share_meanings_figure(explanation.shares, explanation.exact_shares,
-                                                                run.modalities), key="sample_shares")
-            st.caption(f"{F.SHARE_MEANINGS['mmshap']}. {F.SHARE_MEANINGS['exact']}.")
+                                                                run.modalities, stderr=explanation.share_stderr),
+                            key="sample_shares")
+            errors = ", ".join(f"{pretty_modality(m)} ±{1.96 * v:.1%}" for m, v in
+                               (explanation.share_stderr or {}).items() if v == v)
+            st.caption(f"{F.SHARE_MEANINGS['mmshap']}. {F.SHARE_MEANINGS['exact']}. MM-SHAP shares are estimated "
+                       f"({describe_estimate(explanation.method, explanation.settings)}): "
+                       + (f"95 % interval of the estimate {errors}." if errors else "no standard error stored."))
             if explanation.interactions:
                 small = flat_threshold(explanation.output_kind)
                 st.markdown(f"**Modality interactions** ({F.output_unit(explanation.output_kind)}): the part of the "

@@ -343,6 +343,10 @@ def test_explorer_shows_exact_share_and_interaction_of_the_sample(monkeypatch, a
                  if "MM-SHAP and exact" in json.loads(c.proto.spec)["layout"]["title"]["text"])
     assert [t["name"] for t in chart["data"] if t.get("showlegend")] == ["MM-SHAP share", "Exact modality share"]
     assert "Modality interactions" in texts(at.markdown) and "Image \u00d7 Title: **" in texts(at.markdown)
+    # the estimate says what it is and shows its error, next to the share
+    mmshap = next(t for t in chart["data"] if t.get("name") == "MM-SHAP share" and "error_x" in t)
+    assert mmshap["error_x"]["visible"] and all(e >= 0 for e in mmshap["error_x"]["array"])
+    assert "MM-SHAP shares are estimated (" in texts(at.caption) and "95 % interval of the estimate" in texts(at.caption)
 
 
 @pytest.fixture(scope="module")

@@ -276,10 +276,13 @@ def make_sample_share_meanings_figure(
     exact: Mapping[str, float] | None,
     modalities: Sequence[str],
     *,
+    stderr: Mapping[str, float] | None = None,
     title: str = "Modality shares: MM-SHAP and exact",
 ) -> go.Figure:
-    """One prediction's shares in both meanings: per modality a solid bar (MM-SHAP) and a
-    hatched one (exact modality share; "n/a" when the modality game was not computed)."""
+    """One prediction's shares in both meanings: per modality a solid bar (MM-SHAP, with the
+    estimator's 95 % interval, 1.96 x its ``stderr``, where known) and a hatched one (exact
+    modality share; "n/a" when the modality game was not computed; the modality game is exact,
+    so it has no sampling error)."""
     if not shares:
         return empty_figure("No explanation for this sample yet.", title)
     mods = list(modalities)
@@ -289,8 +292,12 @@ def make_sample_share_meanings_figure(
     # exact first: horizontal groups stack their traces bottom-up, so MM-SHAP is the upper bar
     for meaning, values, pattern in (("Exact modality share", exact or {}, "/"), ("MM-SHAP share", shares, "")):
         vals = [float(values.get(m, np.nan)) for m in mods][::-1]
+        errors = [1.96 * float((stderr or {}).get(m, np.nan)) for m in mods][::-1]
+        shown = meaning == "MM-SHAP share" and any(np.isfinite(e) for e in errors)
         fig.add_trace(go.Bar(
             x=vals, y=names, orientation="h", name=meaning, showlegend=False,
+            error_x={"type": "data", "array": [e if np.isfinite(e) else 0.0 for e in errors], "visible": shown,
+                     "color": "#333"},
             marker={"color": [colors[m] for m in mods][::-1], "pattern": {"shape": pattern, "fgcolor": "white"}},
             text=["n/a" if not np.isfinite(v) else f"{v:.0%}" for v in vals], textposition="auto",
             hovertemplate="%{y}: " + meaning + " %{x:.1%}<extra></extra>",
