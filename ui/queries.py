@@ -23,6 +23,7 @@ import pandas as pd
 from core.catalog import PathRefused, is_inside, safe_join
 from core.data import read_dataset_info
 from core.errors import DataError, FusionLensError
+from core.explain import flat_mask
 from core.kinds import get_kind
 from core.ranking import has_explanations
 
@@ -171,12 +172,13 @@ def share_frame(summaries: pd.DataFrame | None, modalities: Sequence[str]) -> pd
 
 
 def dominant_modality(shares: pd.DataFrame, modalities: Sequence[str]) -> pd.Series:
-    """Per row, the modality with the largest ``share_<m>`` (None where no share is known)."""
+    """Per row, the modality with the largest ``share_<m>`` (None where no share is known, or where the
+    prediction barely depends on its inputs: ``core.explain.flat_mask``, whose shares are noise)."""
     cols = [f"share_{m}" for m in modalities if f"share_{m}" in shares.columns]
     if not cols:
         return pd.Series([None] * len(shares), index=shares.index, dtype=object)
     values = shares[cols].to_numpy(dtype=float)
-    known = np.isfinite(values).any(axis=1)
+    known = np.isfinite(values).any(axis=1) & ~np.asarray(flat_mask(shares), dtype=bool)
     filled = np.where(np.isfinite(values), values, -np.inf)
     idx = filled.argmax(axis=1)
     names = np.asarray([c[len("share_"):] for c in cols], dtype=object)
@@ -200,7 +202,8 @@ def predictions_view(
     view["id"] = view["id"].astype(str)
     share_cols = [f"share_{m}" for m in modalities]
     if shares is not None and not shares.empty:
-        keep = ["id", *[c for c in share_cols if c in shares.columns]]
+        flags = [c for c in GAME_COLUMNS if c in shares.columns]
+        keep = ["id", *[c for c in share_cols if c in shares.columns], *flags]
         s = shares[keep].copy()
         s["id"] = s["id"].astype(str)
         view = view.merge(s.drop_duplicates("id"), on="id", how="left")
@@ -208,6 +211,7 @@ def predictions_view(
         if c not in view.columns:
             view[c] = np.nan
     view["dominant"] = dominant_modality(view, modalities)
+    view = view.drop(columns=[c for c in GAME_COLUMNS if c in view.columns])  # used for the flag only
     if texts is not None and not texts.empty:
         t = texts.copy()
         t["id"] = t["id"].astype(str)

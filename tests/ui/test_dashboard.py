@@ -147,6 +147,10 @@ def test_predictions_view_joins_shares_and_texts(predictions, summaries):
     assert view["title"].tolist() == ["a cat", "tabby", "a dog", "puppy"]
     bare = queries.predictions_view(predictions, ["image", "title"])
     assert bare["dominant"].isna().all() and bare["share_image"].isna().all()
+    # a prediction that barely depends on its inputs has no dominant modality (its shares are noise)
+    flagged = queries.share_frame(summaries.assign(flat=[False, True, False]), ["image", "title"])
+    view = queries.predictions_view(predictions, ["image", "title"], flagged)
+    assert view["dominant"].tolist() == ["image", None, None, None] and "flat" not in view.columns
 
 
 def test_filter_predictions(predictions, summaries):
