@@ -13,6 +13,7 @@ import copy
 import inspect
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -183,8 +184,6 @@ def fold_assignment(ds: Dataset, ids: Sequence[str], folds: int, seed: int) -> n
                           fix="lower [train.unimodal] oof_folds (0 turns out-of-fold stage 2 off)")
     out = np.empty(len(ids), dtype=np.int64)
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed % (2**32))
-    import warnings
-
     with warnings.catch_warnings():  # "the least populated class has only n members": expected on small classes
         warnings.simplefilter("ignore", UserWarning)
         for j, (_, held) in enumerate(splitter.split(np.zeros(len(ids)), labels, groups)):

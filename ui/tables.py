@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import DataError
-from core.explain import interaction_columns
+from core.explain import interaction_columns, interval_text
 from ui.labels import METRIC_LABELS, SUBSET_LABELS, SUBSETS, pretty_modality
 
 __all__ = [
@@ -240,15 +240,9 @@ def interaction_table_display(interaction_table: pd.DataFrame, modalities: Seque
     wide = pd.DataFrame(index=interaction_table["class"].astype(str).to_numpy())
     for subset in SUBSETS:
         for (a, b), c in pairs.items():
-            cells = []
-            for mean, low, high, n in zip(interaction_table[f"{c}_{subset}"], interaction_table[f"{c}_{subset}_low"],
-                                          interaction_table[f"{c}_{subset}_high"], interaction_table[f"{c}_{subset}_n"]):
-                if not np.isfinite(mean):
-                    cells.append("/")
-                elif np.isfinite(low):
-                    cells.append(f"{mean:+.3f} [{low:+.3f}, {high:+.3f}] ({int(n)})")
-                else:
-                    cells.append(f"{mean:+.3f} ({int(n)})")
+            cells = [interval_text(mean, low, high, n, digits=3, empty="/") for mean, low, high, n in zip(
+                interaction_table[f"{c}_{subset}"], interaction_table[f"{c}_{subset}_low"],
+                interaction_table[f"{c}_{subset}_high"], interaction_table[f"{c}_{subset}_n"])]
             wide[(SUBSET_LABELS[subset], f"{pretty_modality(a)} \u00d7 {pretty_modality(b)}")] = cells
     wide.columns = pd.MultiIndex.from_tuples(wide.columns) if len(wide.columns) else wide.columns
     wide.index.name = "Class"

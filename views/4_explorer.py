@@ -1,6 +1,8 @@
 """Sample explorer: filter the predictions, select one, see its inputs, contributions and top-5."""
 from __future__ import annotations
 
+import math
+
 import streamlit as st
 
 from core.errors import FusionLensError
@@ -115,7 +117,7 @@ with right:
                                                                 run.modalities, stderr=explanation.share_stderr),
                             key="sample_shares")
             errors = ", ".join(f"{pretty_modality(m)} ±{1.96 * v:.1%}" for m, v in
-                               (explanation.share_stderr or {}).items() if v == v)
+                               (explanation.share_stderr or {}).items() if math.isfinite(v))
             st.caption(f"{F.SHARE_MEANINGS['mmshap']}. {F.SHARE_MEANINGS['exact']}. MM-SHAP shares are estimated "
                        f"({describe_estimate(explanation.method, explanation.settings)}): "
                        + (f"95 % interval of the estimate {errors}." if errors else "no standard error stored."))

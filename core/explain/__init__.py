@@ -45,8 +45,7 @@ imports neither torch nor the engine.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from core.lazy import lazy_exports
 
 #: private module -> the public names it provides
 _EXPORTS: dict[str, tuple[str, ...]] = {
@@ -88,22 +87,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "_precompute": ("explain_run",),
     "_aggregate": (
         "ALL_CLASSES", "INTERACTION_CONFIDENCE", "class_interaction_table", "class_share_table",
-        "format_class_interaction_table", "format_class_share_table",
+        "format_class_interaction_table", "format_class_share_table", "interval_text",
     ),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

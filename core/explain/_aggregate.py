@@ -81,6 +81,37 @@ def _source_rows(source: Any, settings_hash: str | None) -> tuple[pd.DataFrame, 
     return samples, known, None
 
 
+def _explained_rows(source: Any, modalities: Sequence[str] | None,
+                    settings_hash: str | None) -> tuple[pd.DataFrame, list[str], Path | None]:
+    """The rows a per-class table averages: one preferred row per explained sample (of ``settings_hash``
+    when given), with the modality game's columns; the checked modalities; the run folder or None."""
+    samples, known, run_dir = _source_rows(source, settings_hash)
+    modalities = [str(m) for m in (known if modalities is None else modalities)]
+    check_modalities(modalities, known, "the run" if run_dir is not None else "the samples frame")
+    if settings_hash is not None and "settings_hash" in samples.columns:
+        samples = samples[samples["settings_hash"] == settings_hash]
+    samples = preferred_rows(samples)
+    if len(samples) and "label" not in samples.columns:
+        raise ConfigError("the samples frame has no 'label' column", fix="pass load_explanations(run)[0]")
+    if len(samples):
+        samples = add_modality_game_columns(samples, modalities)
+    return samples, modalities, run_dir
+
+
+def _class_groups(samples: pd.DataFrame, classes: Sequence[str] | None,
+                  overall: bool) -> list[tuple[str, np.ndarray, dict[str, np.ndarray]]]:
+    """(class, its rows, rows per subset ``all`` / ``correct`` / ``incorrect``) for every class of ``classes``
+    (default: the classes with samples, sorted), then :data:`ALL_CLASSES` when ``overall``."""
+    correct = _correct(samples)
+    labels = samples["label"].astype(str).to_numpy()
+    names = sorted(set(labels)) if classes is None else [str(c) for c in classes]
+    groups = [(c, labels == c) for c in names]
+    if overall:
+        groups.append((ALL_CLASSES, np.ones(len(samples), dtype=bool)))
+    return [(name, rows, {"all": rows, "correct": rows & correct, "incorrect": rows & ~correct})
+            for name, rows in groups]
+
+
 def class_share_table(
     source: Any,
     modalities: Sequence[str] | None = None,
@@ -115,34 +146,16 @@ def class_share_table(
     """
     if share not in SHARE_MEANINGS:
         raise ConfigError(f"unknown share meaning {share!r}", fix=f"use one of: {', '.join(SHARE_MEANINGS)}")
-    samples, known, run_dir = _source_rows(source, settings_hash)
-    if modalities is None:
-        modalities = known
-    modalities = [str(m) for m in modalities]
-    check_modalities(modalities, known, "the run" if run_dir is not None else "the samples frame")
-    if settings_hash is not None and "settings_hash" in samples.columns:
-        samples = samples[samples["settings_hash"] == settings_hash]
-    samples = preferred_rows(samples)
-    if len(samples) and "label" not in samples.columns:
-        raise ConfigError("the samples frame has no 'label' column", fix="pass load_explanations(run)[0]")
-    correct = _correct(samples)
+    samples, modalities, run_dir = _explained_rows(source, modalities, settings_hash)
     prefix, file_stem = SHARE_MEANINGS[share]
-    if len(samples):
-        samples = add_modality_game_columns(samples, modalities)
     flat = flat_mask(samples)
     columns = ["class", "n_all", "n_correct", "n_incorrect",
                *(f"share_{m}_{s}" for m in modalities for s in SUBSETS), "n_flat"]
     rows = []
     if len(samples):
-        labels = samples["label"].astype(str).to_numpy()
-        names = sorted(set(labels)) if classes is None else [str(c) for c in classes]
-        groups = [(c, labels == c) for c in names]
-        if overall:
-            groups.append((ALL_CLASSES, np.ones(len(samples), dtype=bool)))
         shares = {m: np.where(flat, np.nan, pd.to_numeric(samples.get(f"{prefix}{m}"), errors="coerce")
                               .to_numpy(dtype=float)) for m in modalities}
-        for name, in_class in groups:
-            masks = {"all": in_class, "correct": in_class & correct, "incorrect": in_class & ~correct}
+        for name, in_class, masks in _class_groups(samples, classes, overall):
             row: dict[str, Any] = {"class": name}
             for s in SUBSETS:
                 row[f"n_{s}"] = int(masks[s].sum())
@@ -209,33 +222,16 @@ def class_interaction_table(
     """
     if not 0 < float(confidence) < 1:
         raise ConfigError(f"confidence must lie in (0, 1), got {confidence!r}", fix="pass for example 0.95")
-    samples, known, run_dir = _source_rows(source, settings_hash)
-    if modalities is None:
-        modalities = known
-    modalities = [str(m) for m in modalities]
-    check_modalities(modalities, known, "the run" if run_dir is not None else "the samples frame")
-    if settings_hash is not None and "settings_hash" in samples.columns:
-        samples = samples[samples["settings_hash"] == settings_hash]
-    samples = preferred_rows(samples)
-    if len(samples) and "label" not in samples.columns:
-        raise ConfigError("the samples frame has no 'label' column", fix="pass load_explanations(run)[0]")
+    samples, modalities, run_dir = _explained_rows(source, modalities, settings_hash)
     pairs = interaction_columns(modalities)
     columns = ["class", "n_all", "n_correct", "n_incorrect", "n_flat",
                *(f"{c}_{s}{suffix}" for c in pairs.values() for s in SUBSETS for suffix in ("", "_n", "_low", "_high"))]
     rows = []
     if len(samples):
-        samples = add_modality_game_columns(samples, modalities)
-        correct = _correct(samples)
         flat = flat_mask(samples)
-        labels = samples["label"].astype(str).to_numpy()
-        names = sorted(set(labels)) if classes is None else [str(c) for c in classes]
-        groups = [(c, labels == c) for c in names]
-        if overall:
-            groups.append((ALL_CLASSES, np.ones(len(samples), dtype=bool)))
         values = {c: np.where(flat, np.nan, pd.to_numeric(samples[c], errors="coerce").to_numpy(dtype=float))
                   for c in pairs.values()}
-        for name, in_class in groups:
-            masks = {"all": in_class, "correct": in_class & correct, "incorrect": in_class & ~correct}
+        for name, in_class, masks in _class_groups(samples, classes, overall):
             row: dict[str, Any] = {"class": name, **{f"n_{s}": int(masks[s].sum()) for s in SUBSETS},
                                    "n_flat": int((in_class & flat).sum())}
             for c in pairs.values():
@@ -286,6 +282,16 @@ def format_class_share_table(table: pd.DataFrame, modalities: Sequence[str] | No
     return "\n".join([fmt(header), *(fmt(c) for c in lines)])
 
 
+def interval_text(mean: float, low: float, high: float, n: int, *, digits: int = 4, empty: str = "-") -> str:
+    """One cell of the interaction table: ``+mean [+low, +high] (n)``; without an interval (fewer than
+    2 samples) ``+mean (n)``; without a mean ``empty``."""
+    if not np.isfinite(mean):
+        return empty
+    if np.isfinite(low):
+        return f"{mean:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}] ({int(n)})"
+    return f"{mean:+.{digits}f} ({int(n)})"
+
+
 def format_class_interaction_table(table: pd.DataFrame, modalities: Sequence[str]) -> str:
     """The interaction table as text: per class and pair, the mean with its interval and count
     for all / correct / incorrect predictions."""
@@ -298,14 +304,7 @@ def format_class_interaction_table(table: pd.DataFrame, modalities: Sequence[str
         for (a, b), c in pairs.items():
             cells = [str(r["class"]), f"{a} x {b}"]
             for s in SUBSETS:
-                n = int(r[f"{c}_{s}_n"])
-                mean, low, high = r[f"{c}_{s}"], r[f"{c}_{s}_low"], r[f"{c}_{s}_high"]
-                if not np.isfinite(mean):
-                    cells.append("-")
-                elif np.isfinite(low):
-                    cells.append(f"{mean:+.4f} [{low:+.4f}, {high:+.4f}] ({n})")
-                else:
-                    cells.append(f"{mean:+.4f} ({n})")
+                cells.append(interval_text(r[f"{c}_{s}"], r[f"{c}_{s}_low"], r[f"{c}_{s}_high"], r[f"{c}_{s}_n"]))
             lines.append(cells)
     widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(header)]
     fmt = lambda cells: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))

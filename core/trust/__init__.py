@@ -37,8 +37,7 @@ imports neither torch nor the explain engine.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from core.lazy import lazy_exports
 
 #: private module -> the public names it provides
 _EXPORTS: dict[str, tuple[str, ...]] = {
@@ -64,19 +63,4 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "_summary": ("shares_summary",),
     "_check": ("TrustSettings", "check_run", "check_runs", "format_trust"),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
