@@ -80,6 +80,8 @@ class Experiment:
     early: bool
     subsets: list[list[str]]
     train: dict[str, dict[str, Any]]
+    #: fusion methods (intermediate and late) of every subset after the first; None: all of them
+    subset_methods: list[str] | None = None
     raw: dict[str, Any] = field(default_factory=dict)
     #: modality -> its kind's keys of ``[modalities.<name>]`` with their defaults (``empty``, ``columns``)
     modality_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -406,6 +408,14 @@ def parse_experiment(raw: dict[str, Any], path: Path | None = None) -> Experimen
         if unknown or len(s) < 2 or len(set(s)) != len(s):
             problems.append(Problem(f"[fusion] subsets: fusion subset {s} must name two or more distinct declared "
                                     "modalities", f"use names from: {choices(modalities, '(none declared)')}"))
+    subset_methods = fusion.get("subset_methods")
+    if subset_methods is not None:
+        subset_methods = list(subset_methods)
+        outside = [f for f in subset_methods if f not in (*methods, *late)]
+        if outside:
+            problems.append(Problem(f"[fusion] subset_methods: {', '.join(map(repr, outside))} "
+                                    f"{'is' if len(outside) == 1 else 'are'} not in [fusion] methods or late",
+                                    f"use some of: {choices([*methods, *late])}"))
     early = bool(fusion.get("early", False))
     if early and not any(s and all(early_fusable(modalities.get(m)) for m in s) for s in subsets):
         stackable = " or ".join(k for k in list_kinds() if get_kind(k).early_fusion) or "(no kind)"
@@ -423,7 +433,8 @@ def parse_experiment(raw: dict[str, Any], path: Path | None = None) -> Experimen
     return Experiment(
         name=str(name), path=path, seed=int(raw.get("seed", 0)), dataset=dataset, modalities=modalities,
         encoder_sets=encoder_sets, default_tags=default_tags, fusion_methods=methods, late_methods=late,
-        early=early, subsets=subsets, train=train, raw=raw, modality_options=modality_options,
+        early=early, subsets=subsets, train=train, subset_methods=subset_methods, raw=raw,
+        modality_options=modality_options,
         empty_text={m: o["empty"] for m, o in modality_options.items() if "empty" in o}, precompute=precompute,
     )
 

@@ -175,6 +175,9 @@ SCHEMA = Table(doc="top level", keys={
         "late": Key("list[str]", "late fusion methods", list(LATE_FUSIONS), choices=LATE_FUSIONS),
         "subsets": Key("list[list[str]]", "modality subsets to fuse, each naming two or more modalities",
                        default_doc="all modalities together"),
+        "subset_methods": Key("list[str]", "fusion methods (of `methods` and `late`) trained on every subset after "
+                              "the first: the first subset gets every method, the others (an ablation that drops a "
+                              "modality or fuses a pair) only these", default_doc="every method on every subset"),
         "early": Key("bool", "also train an early-fusion run (clips stacked on the channel axis) for subsets of "
                      "video modalities only", False),
     }),

@@ -511,10 +511,13 @@ def planned_runs(exp: Experiment, full: bool = False) -> list[tuple[str, Encoder
     for es in exp.selected_sets(full):
         for m in exp.modalities:
             plan.append((unimodal_run_name(es, m), es, "unimodal", [m]))
-        for subset in exp.subsets:
+        for i, subset in enumerate(exp.subsets):
             if exp.early and all(early_fusable(exp.modalities[m]) for m in subset):
                 plan.append((early_run_name(es, subset), es, "early", subset))
-            for f in [*exp.fusion_methods, *exp.late_methods]:
+            methods = [*exp.fusion_methods, *exp.late_methods]
+            if i and exp.subset_methods is not None:
+                methods = [f for f in methods if f in exp.subset_methods]
+            for f in methods:
                 plan.append((fusion_run_name(es, f, subset), es, f, subset))
     return plan
 

@@ -41,6 +41,23 @@ def test_defaults_fill_in():
     assert exp.seed == 0 and exp.dataset["source"] == "manifest"
 
 
+def test_subset_methods_limit_the_ablation_subsets():
+    from core.train import planned_runs
+
+    raw = _with(**{"modalities__description": {"kind": "text", "encoder": "minilm"},
+                    "fusion__methods": ["concat", "multconcat"], "fusion__late": ["late-average"],
+                    "fusion__subsets": [["image", "title", "description"], ["image", "title"]]})
+    every = planned_runs(parse_experiment(copy.deepcopy(raw)))
+    raw["fusion"]["subset_methods"] = ["multconcat"]
+    exp = parse_experiment(raw)
+    plan = planned_runs(exp)
+    fused = [(f, s) for _, _, f, s in plan if f != "unimodal"]
+    assert exp.subset_methods == ["multconcat"]
+    assert [f for f, s in fused if len(s) == 3] == ["concat", "multconcat", "late-average"]
+    assert [f for f, s in fused if len(s) == 2] == ["multconcat"]
+    assert len(every) - len(plan) == 2
+
+
 @pytest.mark.parametrize("name", ["emoji", "rgbd"])
 def test_embedded_experiments_are_valid(name):
     exp = load_experiment(name)
@@ -120,6 +137,8 @@ BAD = [
      r"late fusions go in \[fusion\] late"),
     ({"fusion__methods": ["concat", "concat"]}, r"\[fusion\] methods names 'concat' more than once", r"once"),
     ({"fusion__subsets": [["image", "audio"]]}, r"two or more distinct declared modalities", r"image, title"),
+    ({"fusion__subset_methods": ["lmf"], "fusion__methods": ["concat"]}, r"\[fusion\] subset_methods: 'lmf' is not",
+     r"use some of: .*concat"),
     ({"fusion__early": True}, r"\[fusion\] early = true, but no fusion subset holds only video", r"early = false"),
     ({"modalities__image__encoder": "smallcnn"}, r"\[modalities.image\] encoder = \"smallcnn\"",
      r"did you mean 'small-cnn'"),
