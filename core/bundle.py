@@ -31,7 +31,7 @@ FORMAT_VERSION = 1
 REQUIRED_FILES = ("config.json", "model.safetensors", "predictions.parquet", "metrics.json", "embeddings.safetensors")
 #: What ``load_run`` requires of ``config.json``, ``metrics.json`` and ``predictions.parquet``.
 CONFIG_KEYS = ("experiment", "run", "strategy", "fusion", "modalities", "classes", "encoders", "head")
-STRATEGIES = ("unimodal", "early", "intermediate", "late")
+STRATEGIES = ("unimodal", "early", "intermediate", "late", "classical")
 METRIC_KEYS = ("top1", "top3", "top5", "macro_f1", "n_params", "inference_ms_per_sample")
 SCORE_KEYS = ("top1", "top3", "top5", "macro_f1")
 PREDICTION_COLUMNS = ("id", "label", "pred", "correct", "confidence", "top1_label", "top1_prob")
@@ -115,8 +115,8 @@ class Run:
             raise BundleError(f"run {self.path.name} cannot be rebuilt: {exc.problem}", fix=exc.fix) from exc
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"run {self.path} cannot be rebuilt ({type(exc).__name__}: {exc})",
-                              fix=f"the bundle is corrupted or from another version; rerun `{cli_command()} build` "
-                                  "with --force for this experiment") from exc
+                              fix=f"the bundle is corrupted or from another version; "
+                                  f"{_rebuild_fix(self.path, self.path.name)}") from exc
         model.eval()
         return model
 
@@ -201,6 +201,28 @@ def config_problems(config: Any) -> list[str]:
     return out
 
 
+def _is_count(value: Any) -> bool:
+    return _is_number(value) and bool(np.isfinite(value)) and value >= 0
+
+
+def _gflops_problems(metrics: dict[str, Any]) -> list[str]:
+    """The optional compute-cost keys (core.compute): absent in runs built before them."""
+    out = []
+    for key in ("gflops_per_sample", "gflops_max_per_sample"):
+        if key in metrics and not _is_count(metrics[key]):
+            out.append(f"metrics.json {key!r} is {metrics[key]!r}, not a number >= 0")
+    parts = metrics.get("gflops_by_part", {})
+    if not isinstance(parts, dict) or not all(isinstance(k, str) and _is_count(v) for k, v in parts.items()):
+        out.append("metrics.json 'gflops_by_part' is not an object of {part: GFLOPs >= 0}")
+    rates = metrics.get("gflops_selection_rates", {})
+    if not isinstance(rates, dict) or not all(_is_count(v) and v <= 1 for v in rates.values()):
+        out.append("metrics.json 'gflops_selection_rates' is not an object of {part: fraction between 0 and 1}")
+    uncounted = metrics.get("gflops_uncounted", [])
+    if not isinstance(uncounted, list) or not all(isinstance(v, str) for v in uncounted):
+        out.append("metrics.json 'gflops_uncounted' is not a list of strings")
+    return out
+
+
 def metrics_problems(metrics: Any) -> list[str]:
     """What is wrong with a run's ``metrics.json``; empty when valid."""
     if not isinstance(metrics, dict):
@@ -215,6 +237,7 @@ def metrics_problems(metrics: Any) -> list[str]:
             out.append(f"metrics.json {key!r} is {metrics[key]!r}, not between 0 and 1")
     if "n_params" in metrics and _is_number(metrics["n_params"]) and metrics["n_params"] < 0:
         out.append(f"metrics.json 'n_params' is {metrics['n_params']!r}, not a count")
+    out += _gflops_problems(metrics)
     per_class = metrics.get("per_class", {})
     if not isinstance(per_class, dict) or not all(
             isinstance(v, dict) and all(_is_number(v[k]) for k in ("precision", "recall", "f1", "support") if k in v)

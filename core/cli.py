@@ -2,7 +2,7 @@
 
 This module only parses the command line and dispatches: each subcommand calls
 the module that owns the step (``core.data``, ``core.train``, ``core.results``,
-``core.projection``, ``core.explain``, ``core.trust``; ``build`` runs :mod:`core.pipeline`;
+``core.projection``, ``core.explain``, ``core.trust``, ``core.compute``; ``build`` runs :mod:`core.pipeline`;
 the runs a command names come from :func:`core.catalog.resolve_runs`).
 Steps are resumable: finished runs, explanations and projections whose
 settings match are kept, so an interrupted command is simply run again.
@@ -232,6 +232,7 @@ def build_parser(prog: str = CLI_NAME) -> argparse.ArgumentParser:
                    help=f"port (default $FUSIONLENS_PORT or {DEFAULT_PORT})")
     p.set_defaults(func=cmd_dashboard)
     _register_project(sub)
+    _register_compute(sub)
     _register_explain(sub)
     _register_check(sub)
     for p in sub.choices.values():
@@ -266,6 +267,32 @@ def _register_project(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--methods", nargs="+", default=list(PROJECTION_METHODS), choices=PROJECTION_METHODS)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_project)
+
+
+# --------------------------------------------------------------------------- compute
+
+def cmd_compute(args: argparse.Namespace) -> int:
+    """GFLOPs per sample of each run (core.compute), written into its metrics.json without retraining."""
+    from core.compute import compute_run  # imports torch
+
+    skipped: list[str] = []
+    for run_dir in catalog.resolve_runs(args.target, _root(args), args.run, skipped):
+        report = compute_run(run_dir, force=args.force)
+        parts = ", ".join(f"{p} {g:.4g}" for p, g in report["gflops_by_part"].items())
+        state = "counted" if report["computed"] else "already counted (--force recounts)"
+        print(f"{report['run']}: {report['gflops_per_sample']:.4g} GFLOPs/sample ({parts}); {state}")
+        for line in report["uncounted"]:
+            print(f"  not counted: {line}", file=sys.stderr)
+    return _report_skipped(skipped)
+
+
+def _register_compute(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compute", help="count each run's GFLOPs per sample (per modality encoder and head) into "
+                                       "its metrics.json, without retraining")
+    p.add_argument("target", help="run folder, or experiment name / .toml / folder (every run, or --run)")
+    p.add_argument("--run", action="append", help="only this run of the experiment; repeatable")
+    p.add_argument("--force", action="store_true", help="count again runs that already have a count")
+    p.set_defaults(func=cmd_compute)
 
 
 # --------------------------------------------------------------------------- explain

@@ -80,8 +80,10 @@ class Experiment:
     early: bool
     subsets: list[list[str]]
     train: dict[str, dict[str, Any]]
-    #: fusion methods (intermediate and late) of every subset after the first; None: all of them
+    #: fusion methods (intermediate, late and classical) of every subset after the first; None: all of them
     subset_methods: list[str] | None = None
+    #: classical heads, ``<estimator>-<aggregation>`` (``[fusion] classical``, core.fusion.list_classical)
+    classical: list[str] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
     #: modality -> its kind's keys of ``[modalities.<name>]`` with their defaults (``empty``, ``columns``)
     modality_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -268,7 +270,7 @@ def parse_experiment(raw: dict[str, Any], path: Path | None = None) -> Experimen
     if problems:
         _raise(where, problems)
     from core.encoders import ENCODERS  # the registries import torch: only once the schema passed
-    from core.fusion import FUSIONS
+    from core.fusion import FUSIONS, is_classical, parse_classical
 
     name = raw.get("name") or (path.stem if path else None)
     if not name or not NAME_PATTERN.match(str(name)):
@@ -386,11 +388,18 @@ def parse_experiment(raw: dict[str, Any], path: Path | None = None) -> Experimen
     methods = list(fusion.get("methods", FUSIONS.names(strategy="intermediate")))
     for f in methods:
         if f not in FUSIONS:
-            hint = "late fusions go in [fusion] late; " if f in LATE_FUSIONS else did_you_mean(f, known_fusions)
+            hint = "late fusions go in [fusion] late; " if f in LATE_FUSIONS else \
+                "classical heads go in [fusion] classical; " if is_classical(f) else did_you_mean(f, known_fusions)
             problems.append(Problem(f"[fusion] methods: unknown fusion method {f!r}",
                                     f"{hint}use some of: {choices(known_fusions)}"))
     late = list(fusion.get("late", LATE_FUSIONS))
-    for key, values in (("methods", methods), ("late", late)):
+    classical = list(fusion.get("classical", []))
+    for f in classical:
+        try:
+            parse_classical(f)
+        except ConfigError as exc:
+            problems.append(Problem(f"[fusion] classical: {exc.problem}", exc.fix or ""))
+    for key, values in (("methods", methods), ("late", late), ("classical", classical)):
         repeated = sorted({v for v in values if values.count(v) > 1})
         if repeated:
             problems.append(Problem(f"[fusion] {key} names {', '.join(map(repr, repeated))} more than once",
@@ -411,11 +420,11 @@ def parse_experiment(raw: dict[str, Any], path: Path | None = None) -> Experimen
     subset_methods = fusion.get("subset_methods")
     if subset_methods is not None:
         subset_methods = list(subset_methods)
-        outside = [f for f in subset_methods if f not in (*methods, *late)]
+        outside = [f for f in subset_methods if f not in (*methods, *late, *classical)]
         if outside:
             problems.append(Problem(f"[fusion] subset_methods: {', '.join(map(repr, outside))} "
-                                    f"{'is' if len(outside) == 1 else 'are'} not in [fusion] methods or late",
-                                    f"use some of: {choices([*methods, *late])}"))
+                                    f"{'is' if len(outside) == 1 else 'are'} not in [fusion] methods, late or "
+                                    "classical", f"use some of: {choices([*methods, *late, *classical])}"))
     early = bool(fusion.get("early", False))
     if early and not any(s and all(early_fusable(modalities.get(m)) for m in s) for s in subsets):
         stackable = " or ".join(k for k in list_kinds() if get_kind(k).early_fusion) or "(no kind)"
@@ -433,7 +442,7 @@ def parse_experiment(raw: dict[str, Any], path: Path | None = None) -> Experimen
     return Experiment(
         name=str(name), path=path, seed=int(raw.get("seed", 0)), dataset=dataset, modalities=modalities,
         encoder_sets=encoder_sets, default_tags=default_tags, fusion_methods=methods, late_methods=late,
-        early=early, subsets=subsets, train=train, subset_methods=subset_methods, raw=raw,
+        early=early, subsets=subsets, train=train, subset_methods=subset_methods, classical=classical, raw=raw,
         modality_options=modality_options,
         empty_text={m: o["empty"] for m, o in modality_options.items() if "empty" in o}, precompute=precompute,
     )

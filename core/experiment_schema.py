@@ -135,7 +135,8 @@ def modalities_table() -> TableOf:
     }))
 
 
-_RGBD = ("source", ("rgbd-sim",))
+_RGBD = ("source", ("rgbd-sim", "site-sim"))
+_SITE = ("source", ("site-sim",))
 _MANIFEST = ("source", ("manifest",))
 
 SCHEMA = Table(doc="top level", keys={
@@ -163,6 +164,8 @@ SCHEMA = Table(doc="top level", keys={
         "frames": Key("int", "frames per rendered clip", 16, min=2, max=256, when=_RGBD),
         "size": Key("int", "rendered frame side in pixels", 64, min=16, max=512, when=_RGBD),
         "degrade": Key("bool", "degrade depth like a monocular estimate", True, when=_RGBD),
+        "audio_rate": Key("int", "sample rate of the rendered site audio (Hz)", 16000, min=8000, max=48000,
+                          when=_SITE),
     }),
     "modalities": modalities_table(),
     "encoder_grid": TableOf(doc="encoder sets to compare; run names get the tag as a prefix", name="<tag>",
@@ -173,11 +176,19 @@ SCHEMA = Table(doc="top level", keys={
     "fusion": Table(doc="which fusion runs to train", keys={
         "methods": Key("list[str]", "intermediate fusion methods", default_doc="every registered method"),
         "late": Key("list[str]", "late fusion methods", list(LATE_FUSIONS), choices=LATE_FUSIONS),
+        "classical": Key("list[str]", "classical heads (scikit-learn, stored without pickle), each "
+                         "`<estimator>-<aggregation>`: estimator `logreg` (logistic regression), `svc-linear` (linear "
+                         "SVM, one-vs-rest) or `svc-rbf` (RBF SVM, one-vs-rest); aggregation `early` (the "
+                         "concatenated embeddings, standardised), `intermediate` (each embedding reduced by PCA, "
+                         "then concatenated) or `late` (stacking the unimodal classifiers' probabilities, fitted on "
+                         "the validation split); e.g. `[\"logreg-early\", \"svc-rbf-late\"]`", [],
+                         default_doc="`[]` (none)"),
         "subsets": Key("list[list[str]]", "modality subsets to fuse, each naming two or more modalities",
                        default_doc="all modalities together"),
-        "subset_methods": Key("list[str]", "fusion methods (of `methods` and `late`) trained on every subset after "
-                              "the first: the first subset gets every method, the others (an ablation that drops a "
-                              "modality or fuses a pair) only these", default_doc="every method on every subset"),
+        "subset_methods": Key("list[str]", "fusion methods (of `methods`, `late` and `classical`) trained on every "
+                              "subset after the first: the first subset gets every method, the others (an ablation "
+                              "that drops a modality or fuses a pair) only these",
+                              default_doc="every method on every subset"),
         "early": Key("bool", "also train an early-fusion run (clips stacked on the channel axis) for subsets of "
                      "video modalities only", False),
     }),
@@ -186,8 +197,9 @@ SCHEMA = Table(doc="top level", keys={
                                  "classifier hidden width", {
             "epochs": 15, "lr": 2e-3, "batch_size": 64, "weight_decay": 1e-4, "hidden": 256, "dropout": 0.2,
             "patience": 5}, {
-            "augment": Key("bool", "random left-right mirroring and small shifts of images and video frames while "
-                           "training (the kind's `augment`)", False),
+            "augment": Key("bool", "random left-right mirroring and small shifts of images and video frames, and "
+                           "masked mel bands and time spans of audio spectrograms, while training (the kind's "
+                           "`augment`)", False),
             "oof_folds": Key("int", "k of the out-of-fold embeddings stage 2 trains on: each training sample is "
                              "embedded by an encoder trained on the other k-1 folds (k more trainings per trainable "
                              "encoder, each on (k-1)/k of the data); 0 trains fusion heads on the final encoder's "
@@ -196,6 +208,15 @@ SCHEMA = Table(doc="top level", keys={
         "fusion": _train_stage("stage 2: fusion heads on the cached embeddings", "dim", "fusion dimension", {
             "epochs": 60, "lr": 2e-3, "batch_size": 128, "weight_decay": 1e-4, "dim": 128, "dropout": 0.2,
             "patience": 10}),
+        "classical": Table(doc="stage 2 classical heads (`[fusion] classical`), fitted by scikit-learn on the cached "
+                           "embeddings", keys={
+            "C": Key("float", "inverse regularisation strength (scikit-learn's `C`) of every classical estimator", 1.0,
+                     min=0, min_open=True),
+            "components": Key("int", "PCA components kept per modality by the `intermediate` aggregation (at most "
+                              "the embedding size and the training samples)", 32, min=1),
+            "max_iter": Key("int", "iteration limit of `logreg` and `svc-linear` (a run that hits it records "
+                            "`converged = false` in its config)", 2000, min=1),
+        }),
     }),
     "precompute": Table(doc="what `build` computes after training, so the dashboard shows it without computing "
                         "(`build --skip-precompute` skips all of it)", keys={

@@ -11,6 +11,11 @@ Heads, selected by ``strategy``:
 * ``late``: the unimodal classifiers' probabilities, averaged
   (``late-average``) or combined with learned modality weights
   (``late-weighted``, weights fitted on the validation split).
+* ``classical``: a scikit-learn estimator (``logreg``, ``svc-linear``,
+  ``svc-rbf``) on the concatenated embeddings (``-early``), on their per-modality
+  PCA reductions (``-intermediate``) or on the unimodal classifiers'
+  probabilities (``-late``, stacking), computed from its exported arrays
+  (:class:`core.fusion.ClassicalClassifier`).
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ from torch import nn
 
 from core.encoders import Encoder, create_encoder
 from core.errors import ConfigError
-from core.fusion import create_fusion
+from core.fusion import ClassicalClassifier, create_fusion, parse_classical
 
 
 class ClassifierHead(nn.Module):
@@ -96,11 +101,84 @@ class LateHead(nn.Module):
         return torch.log(self.fuse(xs).clamp_min(1e-12))
 
 
+class ClassicalHead(nn.Module):
+    """A classical head ``fusion`` = ``<estimator>-<aggregation>`` (``logreg-early``, ``svc-rbf-late``), kept
+    as ``method``.
+
+    Its features are the concatenated embeddings (``early``, ``intermediate``:
+    the estimator's pipeline reduces each modality's block by PCA) or, for
+    ``late``, the concatenated probabilities of the unimodal classifiers
+    (``voters``, copied from the unimodal runs and frozen). ``forward`` returns
+    log-probabilities; ``fuse`` the estimator's input (standardised, reduced).
+    ``settings`` and ``fitted`` go to ``config.json`` (:meth:`config`), the
+    arrays to ``model.safetensors``; :meth:`to_sklearn` rebuilds the fitted
+    scikit-learn pipeline on :meth:`features`.
+    """
+
+    strategy = "classical"
+
+    def __init__(self, in_dims: list[int], n_classes: int, fusion: str, settings: dict[str, Any] | None = None,
+                 fitted: dict[str, Any] | None = None, hidden: list[int] | None = None, dropout: float = 0.0) -> None:
+        super().__init__()
+        estimator, self.aggregation = parse_classical(fusion)
+        self.method, self.in_dims, self.n_classes = fusion, list(in_dims), int(n_classes)
+        self.hidden = list(hidden or [0] * len(in_dims)) if self.aggregation == "late" else None
+        blocks = self.in_dims
+        if self.hidden is not None:
+            self.voters = nn.ModuleList(ClassifierHead(d, n_classes, h, dropout) for d, h in zip(in_dims, self.hidden))
+            self.voters.requires_grad_(False)
+            blocks = [self.n_classes] * len(self.in_dims)
+        self.estimator = ClassicalClassifier(estimator, blocks, n_classes, reduce=self.aggregation == "intermediate",
+                                             settings=settings, fitted=fitted)
+
+    def features(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The estimator pipeline's input: concatenated embeddings, or the voters' concatenated probabilities."""
+        if self.hidden is None:
+            return torch.cat(list(xs), dim=-1)
+        return torch.cat([torch.softmax(v(x), -1) for v, x in zip(self.voters, xs)], dim=-1)
+
+    def fit(self, xs: Sequence[torch.Tensor], y: torch.Tensor, xs_cal: Sequence[torch.Tensor] | None = None,
+            y_cal: torch.Tensor | None = None, seed: int = 0) -> ClassicalHead:
+        """Fit the estimator on ``(xs, y)``; an SVM's temperature on ``(xs_cal, y_cal)`` when given, else on
+        cross-fitted decisions of ``(xs, y)``. Returns self."""
+        self.eval()
+        with torch.no_grad():
+            x = self.features(xs).double().numpy()
+            x_cal = None if xs_cal is None else self.features(xs_cal).double().numpy()
+        self.estimator.fit(x, y.numpy(), x_cal, None if y_cal is None else y_cal.numpy(), seed=seed)
+        return self
+
+    def config(self) -> dict[str, Any]:
+        """The JSON config that rebuilds this head (``build_head``), fitted settings included."""
+        cfg = {"type": "classical", "in_dims": self.in_dims, "n_classes": self.n_classes, "fusion": self.method,
+               "settings": dict(self.estimator.settings), "fitted": self.estimator.fitted}
+        if self.hidden is not None:
+            cfg["hidden"] = self.hidden
+        return cfg
+
+    def check_arrays(self, state: dict[str, torch.Tensor]) -> None:
+        """Refuse stored arrays (keys relative to the head) that do not match the fitted settings."""
+        prefix = "estimator."
+        problems = self.estimator.array_problems({k[len(prefix):]: v for k, v in state.items()
+                                                  if k.startswith(prefix)})
+        if problems:
+            raise ValueError(f"classical head {self.method}: {'; '.join(problems)}")
+
+    def to_sklearn(self) -> Any:
+        return self.estimator.to_sklearn()
+
+    def fuse(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
+        return self.estimator.transform(self.features(xs)).float()
+
+    def forward(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
+        return self.estimator(self.features(xs))
+
+
 def build_head(cfg: dict[str, Any]) -> nn.Module:
     """Rebuild a head from its JSON config (``{"type": ..., **kwargs}``)."""
     kwargs = dict(cfg)
     kind = kwargs.pop("type")
-    heads = {"unimodal": UnimodalHead, "intermediate": IntermediateHead, "late": LateHead}
+    heads = {"unimodal": UnimodalHead, "intermediate": IntermediateHead, "late": LateHead, "classical": ClassicalHead}
     if kind not in heads:
         raise ConfigError(f"unknown head type {kind!r}", fix=f"use one of: {', '.join(heads)}")
     return heads[kind](**kwargs)
@@ -161,6 +239,9 @@ class MultimodalClassifier(nn.Module):
         return {k: v for k, v in self.state_dict().items() if not k.startswith(external)}
 
     def load_owned_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        check = getattr(self.head, "check_arrays", None)
+        if callable(check):  # a head whose arrays follow its settings names the array that does not
+            check({k[len("head."):]: v for k, v in state.items() if k.startswith("head.")})
         expected = self.owned_state_dict()
         missing = sorted(set(expected) - set(state))
         unexpected = sorted(set(state) - set(expected))

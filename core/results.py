@@ -12,8 +12,10 @@ from core.errors import cli_command
 from core.io import atomic_path
 
 COLUMNS = ["run", "encoders", "fusion", "strategy", "modalities", "top1", "top3", "top5", "macro_f1", "n_params",
-           "inference_ms"]
-STRATEGY_ORDER = {"unimodal": 0, "early": 1, "intermediate": 2, "late": 3}
+           "inference_ms", "gflops"]
+#: Shown for a run whose metrics have no FLOP count (built before core.compute; ``fusionlens compute`` adds it).
+MISSING = "\u2014"
+STRATEGY_ORDER = {"unimodal": 0, "early": 1, "intermediate": 2, "late": 3, "classical": 4}
 
 
 def _row(run: Run) -> dict[str, Any]:
@@ -26,6 +28,7 @@ def _row(run: Run) -> dict[str, Any]:
         "top1": float(met["top1"]), "top3": float(met["top3"]), "top5": float(met["top5"]),
         "macro_f1": float(met["macro_f1"]), "n_params": int(met["n_params"]),
         "inference_ms": float(met["inference_ms_per_sample"]),
+        "gflops": float(met["gflops_per_sample"]) if "gflops_per_sample" in met else float("nan"),
     }
 
 
@@ -59,8 +62,10 @@ def results_table(exp_dir: Path, root: Path | None = None,
 
 def save_results(exp_dir: Path, root: Path | None = None) -> tuple[pd.DataFrame, list[str]]:
     frame, problems = results_table(exp_dir, root)
+    # GFLOPs to 6 significant digits (a small encoder costs < 1e-4 GFLOPs), empty for a run without a count
+    written = frame.assign(gflops=frame["gflops"].map(lambda v: "" if pd.isna(v) else f"{v:.6g}"))
     with atomic_path(exp_dir / "results.csv") as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.4f")
+        written.to_csv(tmp, index=False, float_format="%.4f")
     return frame, problems
 
 
@@ -72,4 +77,5 @@ def format_results(frame: pd.DataFrame) -> str:
         shown[c] = shown[c].map(lambda v: f"{v:.3f}")
     shown["n_params"] = shown["n_params"].map(lambda v: f"{v:,}")
     shown["inference_ms"] = shown["inference_ms"].map(lambda v: f"{v:.2f}")
+    shown["gflops"] = shown["gflops"].map(lambda v: MISSING if pd.isna(v) else f"{v:.3g}")
     return shown.drop(columns=["encoders"]).to_string(index=False)

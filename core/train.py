@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from core.bundle import is_complete, load_run, save_run
+from core.compute import COUNT_SAMPLES, count_gflops, gflops_metrics
 from core.data import Dataset, has_dataset, load_experiment_dataset, prepare_dataset
 from core.errors import BundleError, ConfigError, cli_command
 from core.encoders import ENCODERS
@@ -31,7 +32,8 @@ from core.io import read_tensors, stable_hash, write_tensors
 from core.kinds import get_kind
 from core.kinds.video import clip_channels
 from core.metrics import classification_metrics, predictions_frame
-from core.model import MultimodalClassifier, build_encoder, build_head
+from core.fusion import is_classical
+from core.model import ClassicalHead, MultimodalClassifier, build_encoder, build_head
 from core.threads import torch_threads
 
 EMBED_BATCH = 64
@@ -350,12 +352,14 @@ def _finish_run(run_dir: Path, config: dict[str, Any], model: MultimodalClassifi
     y = y_test.numpy()
     preds = predictions_frame(test_ids, y, probs, ds.classes)
     metrics = classification_metrics(y, probs, ds.classes)
-    sample_ids = test_ids[:32]
+    sample_ids = test_ids[:COUNT_SAMPLES]  # timed and counted on the same samples
     items = {m: ds.items(m, sample_ids) for m in model.modalities}
     metrics.update({
         "n_params": model.n_params(), "n_params_head": int(head_params), "train_seconds": float(train_seconds),
         "inference_ms_per_sample": _timing_ms(model, items),
     })
+    if sample_ids:  # FLOPs per sample, by part, on the timed samples (core.compute)
+        metrics.update(gflops_metrics(count_gflops(model, items)))
     embeddings = {m: test_emb[m] for m in model.modalities if m in test_emb}
     embeddings["fused"] = fused
     return save_run(run_dir, config, model.owned_state_dict(), preds, embeddings, metrics)
@@ -363,13 +367,38 @@ def _finish_run(run_dir: Path, config: dict[str, Any], model: MultimodalClassifi
 
 # --------------------------------------------------------------------------- stage 2
 
+def _fit_classical_head(fusion: str, subset: Sequence[str], uni: dict[str, Any],
+                        emb: dict[str, dict[str, torch.Tensor]], y: dict[str, torch.Tensor], in_dims: list[int],
+                        n_classes: int, cfg: dict[str, Any], seed: int) -> ClassicalHead:
+    """A classical head fitted by scikit-learn (core.fusion.ClassicalClassifier).
+
+    ``early`` and ``intermediate`` fit on the training split's cached embeddings (out of fold where stage 1 made
+    them so), an SVM's temperature on the validation split. ``late`` (stacking) fits on the validation split's
+    unimodal probabilities, as ``late-weighted`` fits its weights: the unimodal classifiers never trained on it
+    (stage 1 only stopped early on it), whereas their training-split probabilities are in-sample (a frozen
+    encoder's classifier trained on exactly those embeddings) and would teach the stacker to trust whichever
+    modality overfits most; an SVM's temperature then comes from 5-fold cross-fitted decisions on that split.
+    """
+    hidden = [uni[m].config["head"].get("hidden", 0) for m in subset]
+    head = build_head({"type": "classical", "in_dims": in_dims, "n_classes": n_classes, "fusion": fusion,
+                       "settings": dict(cfg), "hidden": hidden})
+    if head.aggregation == "late":
+        for voter, m in zip(head.voters, subset):
+            voter.load_state_dict(uni[m].model().head.classifier.state_dict())
+        head.fit([emb["val"][m] for m in subset], y["val"], seed=seed)
+    else:
+        head.fit([emb["train"][m] for m in subset], y["train"], [emb["val"][m] for m in subset], y["val"],
+                 seed=seed)
+    return head.eval()
+
+
 @torch_threads("head")
 def train_fusion(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set: EncoderSet, fusion: str,
                  subset: Sequence[str], root: Path, *, force: bool = False, progress: bool = True) -> Path:
     name = fusion_run_name(enc_set, fusion, subset)
     exp_dir = root / exp.name
     run_dir = exp_dir / name
-    cfg = exp.train["fusion"]
+    cfg = exp.train["classical"] if is_classical(fusion) else exp.train["fusion"]
     uni = {m: load_run(exp_dir / unimodal_run_name(enc_set, m)) for m in subset}
     fingerprint = stable_hash({"fusion": fusion, "subset": list(subset), "train": cfg, "seed": exp.seed,
                          "unimodal": {m: uni[m].config["fingerprint"] for m in subset}})
@@ -391,8 +420,12 @@ def train_fusion(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set:
                                   fix=f"rebuild with `{cli_command()} build {exp.name} --force`") from exc
     in_dims = [emb["train"][m].shape[1] for m in subset]
     n_classes = len(ds.classes)
-    strategy = "late" if fusion.startswith("late-") else "intermediate"
-    if strategy == "late":
+    strategy = "classical" if is_classical(fusion) else "late" if fusion.startswith("late-") else "intermediate"
+    if strategy == "classical":
+        head = _fit_classical_head(fusion, subset, uni, emb, y, in_dims, n_classes, cfg,
+                                   seed=exp.seed + int(stable_hash(name)[:6], 16))
+        head_cfg = head.config()
+    elif strategy == "late":
         hidden = [uni[m].config["head"].get("hidden", 0) for m in subset]
         head_cfg = {"type": "late", "in_dims": in_dims, "n_classes": n_classes, "fusion": fusion, "hidden": hidden}
         head = build_head(head_cfg)
@@ -514,7 +547,7 @@ def planned_runs(exp: Experiment, full: bool = False) -> list[tuple[str, Encoder
         for i, subset in enumerate(exp.subsets):
             if exp.early and all(early_fusable(exp.modalities[m]) for m in subset):
                 plan.append((early_run_name(es, subset), es, "early", subset))
-            methods = [*exp.fusion_methods, *exp.late_methods]
+            methods = [*exp.fusion_methods, *exp.late_methods, *exp.classical]
             if i and exp.subset_methods is not None:
                 methods = [f for f in methods if f in exp.subset_methods]
             for f in methods:

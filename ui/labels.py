@@ -10,6 +10,7 @@ METRIC_LABELS: dict[str, str] = {
     "macro_f1": "Macro-F1",
     "n_params": "Parameters",
     "inference_ms": "Inference (ms/sample)",
+    "gflops": "GFLOPs / sample",
     "train_seconds": "Training time (s)",
 }
 # Prediction-table columns as people read them (hover labels, legend titles).

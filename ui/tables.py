@@ -33,7 +33,8 @@ __all__ = [
 ]
 
 # Metrics where lower is better (for "best per column").
-LOWER_IS_BETTER: frozenset[str] = frozenset({"n_params", "inference_ms", "train_seconds", "inference_ms_per_sample"})
+LOWER_IS_BETTER: frozenset[str] = frozenset({"n_params", "inference_ms", "train_seconds", "inference_ms_per_sample",
+                                             "gflops", "gflops_per_sample"})
 #: Columns that are measured, not scored: shown, never crowned "best" (a timing depends on the
 #: machine and its load; see core.train's inference timing).
 INDICATIVE: frozenset[str] = frozenset({"inference_ms", "inference_ms_per_sample", "train_seconds"})
@@ -98,7 +99,7 @@ def results_latex(results_df: pd.DataFrame, *, caption: str | None = None, label
     header_names = {
         "run": "Run", "encoders": "Encoders", "fusion": "Fusion", "strategy": "Strategy",
         "modalities": "Modalities", "top1": "Top-1", "top3": "Top-3", "top5": "Top-5",
-        "macro_f1": "Macro-F1", "n_params": "Params (M)", "inference_ms": "ms/sample",
+        "macro_f1": "Macro-F1", "n_params": "Params (M)", "inference_ms": "ms/sample", "gflops": "GFLOPs",
     }
 
     def cell(col: str, i: int) -> str:
@@ -109,6 +110,8 @@ def results_latex(results_df: pd.DataFrame, *, caption: str | None = None, label
             return "--"
         if col == "n_params":
             s = f"{float(v) / 1e6:.2f}"
+        elif col == "gflops":  # a small encoder costs < 1e-3 GFLOPs: significant digits, not decimals
+            s = f"{float(v):.3g}"
         elif isinstance(v, (int, np.integer)):
             s = str(int(v))
         else:

@@ -4,7 +4,9 @@ One viewer per kind (:data:`VIEWERS`, keyed by the name the kind's
 :attr:`core.kinds.ModalityKind.viewer` gives, its own name): ``show`` draws a
 sample's item in the Sample explorer with its MM-SHAP feature contributions when
 an explanation is stored (patches over an image, tubes over a video frame,
-tokens coloured by value, a vector's columns as bars of their contributions);
+tokens coloured by value, a vector's columns as bars of their contributions, spectrogram
+patches over an audio clip's log-mel spectrogram, a time series' segments as shaded bands
+over its channels and its x/y track map);
 ``picture`` and ``caption`` make its cell in the Overview's gallery. A new kind
 registers its viewer with :func:`register_viewer` (and a test removes it with
 :func:`unregister_viewer`); the pages only loop over the dataset's modalities,
@@ -12,8 +14,8 @@ and a modality whose kind has no viewer is shown as its item's text
 (:data:`PLAIN_VIEWER`).
 
 The value extractors (:func:`patch_grid`, :func:`tube_values`, :func:`token_values`,
-:func:`column_values`) reshape an explanation's stored per-feature values for a
-figure; they compute nothing.
+:func:`column_values`, :func:`audio_patches`, :func:`series_contributions`) reshape an explanation's stored
+per-feature values for a figure; they compute nothing.
 """
 from __future__ import annotations
 
@@ -27,7 +29,9 @@ import streamlit as st
 
 from core.errors import FusionLensError
 from core.kinds import get_kind
+from core.kinds.audio import DEFAULT_SAMPLE_RATE, spectrogram_of
 from core.kinds.tabular import column_names
+from core.kinds.timeseries import channel_names as series_channel_names
 from ui import figures as F
 from ui.context import Context
 from ui.loaders import dataset, items, load_run
@@ -45,6 +49,8 @@ __all__ = [
     "tube_values",
     "token_values",
     "column_values",
+    "series_contributions",
+    "audio_patches",
 ]
 
 
@@ -165,6 +171,70 @@ def show_tabular(ctx: Context, sample_id: str, modality: str, explanation: Any) 
                     key=f"columns_{modality}")
 
 
+def series_contributions(explanation: Any, modality: str) -> pd.DataFrame | None:
+    """The players of a time-series modality (segment, group, t0, t1, channels) with their Shapley
+    values (``phi``), or None."""
+    rows = _feature_rows(explanation, modality)
+    if rows.empty or "channels" not in rows.columns or rows["channels"].isna().all():
+        return None
+    out = rows[["segment", "group", "t0", "t1", "channels", "phi"]].reset_index(drop=True)
+    return out.astype({"segment": int, "group": int, "t0": int, "t1": int, "phi": float})
+
+
+def show_timeseries(ctx: Context, sample_id: str, modality: str, explanation: Any) -> None:
+    """The series' channels over time, its segments' contributions as shaded bands when explained,
+    and a top-down track map of its ``xy`` channel pairs (the modality's option) when it has any."""
+    loaded_items = items(ctx, modality, [sample_id])
+    if loaded_items is None:
+        return
+    series = np.asarray(loaded_items[0], dtype=float)
+    series = series[:, None] if series.ndim == 1 else series
+    loaded = dataset(ctx, quiet=True)
+    options = loaded[0].options.get(modality, {}) if loaded is not None else {}
+    run = load_run(ctx, ctx.run, quiet=True) if ctx.run else None  # cached: the page loaded it already
+    spec = (run.config.get("encoders") or {}).get(modality, {}) if run is not None else {}
+    kwargs = spec.get("kwargs") or {}
+    channels = [str(c) for c in kwargs.get("channels") or series_channel_names(options, series.shape[1], None)]
+    groups = kwargs.get("channel_groups") or options.get("channel_groups") or [channels]
+    contributions = series_contributions(explanation, modality) if explanation is not None else None
+    color = F.modality_color(modality, list(run.modalities) if run is not None else None)  # as in every figure
+    title = f"{modality}: {'segment contributions' if contributions is not None else 'channels (no explanation yet)'}"
+    st.plotly_chart(F.make_series_figure(series, channels, contributions=contributions, groups=groups, color=color,
+                                         title=title), key=f"series_{modality}")
+    if options.get("xy"):
+        st.plotly_chart(F.make_track_figure(series, channels, options["xy"], contributions=contributions,
+                                            groups=groups, color=color, title=f"{modality}: track map (top-down)"),
+                        key=f"track_{modality}")
+
+
+def audio_patches(explanation: Any, modality: str) -> pd.DataFrame | None:
+    """The spectrogram patches of an audio modality (band, segment, mel_lo, mel_hi, t0_ms, t1_ms)
+    with their Shapley values (``phi``), or None."""
+    rows = _feature_rows(explanation, modality)
+    if rows.empty or "band" not in rows.columns or rows["band"].isna().all():
+        return None
+    return rows[["band", "segment", "mel_lo", "mel_hi", "t0_ms", "t1_ms", "phi"]].reset_index(drop=True)
+
+
+def show_audio(ctx: Context, sample_id: str, modality: str, explanation: Any) -> None:
+    """The clip's log-mel spectrogram (as the run's encoder computes it), with the contributions of its
+    patches over it when explained, and a player to listen to it."""
+    waves = items(ctx, modality, [sample_id])
+    if waves is None:
+        return
+    run = load_run(ctx, ctx.run, quiet=True) if ctx.run else None  # cached: the page loaded it already
+    settings = dict(((run.config.get("encoders") or {}).get(modality) or {}).get("kwargs") or {}) if run else {}
+    loaded = dataset(ctx, quiet=True)
+    options = loaded[0].options.get(modality, {}) if loaded is not None else {}
+    settings["sample_rate"] = int(options.get("sample_rate") or settings.get("sample_rate") or DEFAULT_SAMPLE_RATE)
+    wave = np.asarray(waves[0], dtype=np.float32)
+    db, times, hz_edges = spectrogram_of(wave, **settings)
+    patches = audio_patches(explanation, modality) if explanation is not None else None
+    title = f"{modality}: {'patch contributions' if patches is not None else 'log-mel spectrogram (no explanation yet)'}"
+    st.plotly_chart(F.make_spectrogram_figure(db, times, hz_edges, patches, title=title), key=f"spec_{modality}")
+    st.audio(wave, sample_rate=settings["sample_rate"])
+
+
 def show_plain(ctx: Context, sample_id: str, modality: str, explanation: Any) -> None:
     """The item as text: how a modality whose kind has no viewer is shown."""
     shown = items(ctx, modality, [sample_id])
@@ -200,6 +270,7 @@ VIEWERS: dict[str, Viewer] = {
     get_kind("video").viewer: Viewer(show_video, picture=first_frame, picture_width=160),
     get_kind("text").viewer: Viewer(show_text, caption=str),
     get_kind("tabular").viewer: Viewer(show_tabular),
+    get_kind("timeseries").viewer: Viewer(show_timeseries),
 }
 #: How a modality is shown when its kind has no viewer (an unknown kind, a kind without one): its item as text.
 PLAIN_VIEWER = Viewer(show_plain, caption=str)
@@ -238,3 +309,6 @@ def show_sample(ctx: Context, sample_id: str, modalities: dict[str, str | None],
     when unknown)."""
     for modality, kind in modalities.items():
         viewer_for(kind).show(ctx, sample_id, modality, explanation)
+
+
+register_viewer(get_kind("audio").viewer, Viewer(show_audio))

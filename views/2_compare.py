@@ -67,7 +67,9 @@ if shown.empty:
 n_classes = L.n_classes(ctx)
 trivial = T.trivial_topk(n_classes)  # top-k with k >= classes is 1.0 for every run
 # inference time is indicative (it depends on the build machine and its load): never crowned
-best = T.best_rows(shown, ["top1", "top3", "top5", "macro_f1", "n_params", "inference_ms"], n_classes=n_classes)
+# GFLOPs are counted, not timed (the same on every machine): the lowest is marked like the fewest parameters
+best = T.best_rows(shown, ["top1", "top3", "top5", "macro_f1", "n_params", "inference_ms", "gflops"],
+                   n_classes=n_classes)
 
 
 def _highlight(column: pd.Series) -> list[str]:
@@ -77,7 +79,7 @@ def _highlight(column: pd.Series) -> list[str]:
 
 styled = shown.style.apply(_highlight, subset=[c for c in best]).format(
     {"top1": "{:.3f}", "top3": "{:.3f}", "top5": "{:.3f}", "macro_f1": "{:.3f}", "n_params": "{:,}",
-     "inference_ms": "{:.2f}"})
+     "inference_ms": "{:.2f}", "gflops": "{:.3g}"}, na_rep="\u2014")  # no count: a run built before them
 st.markdown(f"**{len(shown)} of {len(results)} runs** · best value per column in green · click a header to sort · "
             "select a row to make it the sidebar run")
 st.caption("Inference ms/sample is indicative: CPU time per sample on one thread, measured once when the run was "
@@ -106,6 +108,11 @@ event = st.dataframe(
         "inference_ms": st.column_config.NumberColumn(
             "Inference ms/sample (indicative)", help="CPU ms per sample on one thread at build time; "
             "depends on the machine, so it is not ranked"),
+        "gflops": st.column_config.NumberColumn(
+            "GFLOPs / sample", help="Floating-point operations per test sample (mean, batch of 1) counted by torch's "
+            "FLOP counter: matrix products, convolutions and attention of every modality encoder (its torch "
+            "preprocessing included) and the head; a multiply-add is 2 FLOPs; element-wise work and loading "
+            "files are not counted. \u2014: a run built before the count (`fusionlens compute` adds it)"),
     },
 )
 

@@ -281,4 +281,6 @@ def describe_preparation(report: dict[str, Any]) -> list[str]:
         listed = _preview([f"{d['label']} ({d['groups']} group(s))" for d in report["train_only_classes"]], PREVIEW)
         lines.append(f"{len(report['train_only_classes'])} class(es) are in train only (fewer than 3 groups, so never "
                      f"validated or tested): {listed}")
+    for name in list_kinds():  # what each kind noticed (an audio modality's clipped and silent clips, ...)
+        lines += get_kind(name).preparation_notes(report)
     return lines

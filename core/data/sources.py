@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core.data.emoji import build_emoji_manifest, cache_root
-from core.data.rgbd_sim import SIMULATOR_VERSION, generate_dataset
+from core.data.rgbd_sim import SIMULATOR_VERSION, SITE_VERSION, generate_dataset, generate_site_dataset
 from core.io import stable_hash
 from core.registry import Registry
 
@@ -26,6 +26,8 @@ DATA_SOURCES: Registry[Path] = Registry("data source")
 
 #: ``[dataset]`` keys of the ``rgbd-sim`` source that change the rendered clips
 RGBD_SIM_OPTIONS = ("n_clips", "frames", "size", "degrade")
+#: ``[dataset]`` keys of the ``site-sim`` source that change the rendered clips
+SITE_SIM_OPTIONS = (*RGBD_SIM_OPTIONS, "audio_rate")
 
 
 @DATA_SOURCES.register("manifest", doc="your own data in a CSV/TSV/Parquet manifest table", user_data=True)
@@ -47,6 +49,16 @@ def rgbd_sim_source(dataset: dict[str, Any], *, seed: int, progress: bool = True
     # the simulator's version is part of the folder's name: a new version renders into a new folder
     folder = cache_root() / f"rgbd-sim-{stable_hash({**opts, 'seed': seed, 'version': SIMULATOR_VERSION})}"
     return generate_dataset(folder, seed=seed, progress=progress, **opts)
+
+
+@DATA_SOURCES.register("site-sim", doc="the construction site in five modalities: RGB + depth clips, audio, "
+                       "worker tag location and trajectories from the simulator")
+def site_sim_source(dataset: dict[str, Any], *, seed: int, progress: bool = True) -> Path:
+    """The ``rgbd-sim`` clips (same arrays) plus each scene's audio, tag location and trajectories, rendered
+    into the cache, one folder per setting (resumable)."""
+    opts = {k: dataset[k] for k in SITE_SIM_OPTIONS if k in dataset}
+    key = {**opts, "seed": seed, "version": SIMULATOR_VERSION, "site_version": SITE_VERSION}
+    return generate_site_dataset(cache_root() / f"site-sim-{stable_hash(key)}", seed=seed, progress=progress, **opts)
 
 
 def fetch_manifest(dataset: dict[str, Any], *, seed: int, progress: bool = True) -> Path:

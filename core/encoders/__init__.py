@@ -5,8 +5,9 @@ Each encoder is registered with the kind it encodes (``kind="text"``, ...) in
 names its default one (:func:`default_encoder`). One module per family:
 ``_image`` (a small CNN and ViT, any Hugging Face vision model), ``_text``
 (MiniLM, any Hugging Face text model), ``_video`` (C3D, SlowFast,
-TimeSformer), ``_tabular`` (MLP); the contract is :class:`Encoder` (``_base``).
-Importing this package registers them all.
+TimeSformer), ``_tabular`` (MLP), ``_timeseries`` (GRU, TCN), ``_audio`` (a CNN on log-mel
+spectrograms); the contract is
+:class:`Encoder` (``_base``). Importing this package registers them all.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from core.encoders.registry import (
 
 # Importing the modules registers their encoders.
 from core.encoders import _image, _tabular, _text, _video  # noqa: E402,F401,I001
+from core.encoders import _timeseries  # noqa: E402,F401
+from core.encoders import _audio  # noqa: E402,F401
 from core.encoders._video import VideoEncoder  # noqa: E402  (the contract of video encoders)
 
 __all__ = ["ENCODERS", "Encoder", "VideoEncoder", "create_encoder", "default_encoder", "describe_encoder", "encoders_markdown",

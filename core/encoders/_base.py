@@ -15,6 +15,8 @@ An encoder maps a batch of one modality's raw items to embeddings in two steps:
   image     ``pixels`` (B, C, H, W) float, normalised so 0 = dataset mean
   video     ``clips`` (B, C, T, H, W) float, normalised so 0 = dataset mean
   tabular   ``features`` (B, D) float, standardised so 0 = training mean
+  audio     ``spec`` (B, 1, n_mels, frames) float: a log-mel spectrogram
+            standardised per mel bin so 0 = training mean
   ========  ==============================================================
 
 * ``forward(inputs) -> (B, out_dim)`` embeddings.
@@ -60,7 +62,8 @@ class Encoder(nn.Module):
 
     def augment(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A random training-time variant of prepared inputs (``[train.unimodal] augment = true``); identity
-        unless the kind has a label-preserving augmentation (image and video: :func:`flip_and_shift`)."""
+        unless the kind has a label-preserving augmentation (image and video: :func:`flip_and_shift`; audio:
+        masked mel bands and time spans)."""
         return inputs
 
     @property

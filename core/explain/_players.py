@@ -5,7 +5,9 @@ masked player becomes (``ModalityKind.fill``); :func:`core.kinds.build_maskers`
 chooses the image patch grid from the text modalities' token counts (the
 reference MM-SHAP rule, ``grid`` of :class:`~core.explain.ExplainSettings`;
 without text :data:`~core.explain.DEFAULT_IMAGE_GRID`) and the video tube grid
-from ``video_grid`` x ``video_segments``. Nothing here knows a kind by name.
+from ``video_grid`` x ``video_segments``, a time series' segments from
+``series_segments``, an audio clip's spectrogram patches from ``audio_bands`` x
+``audio_segments``. Nothing here knows a kind by name.
 """
 from __future__ import annotations
 
@@ -62,8 +64,10 @@ def build_maskers(
 ) -> tuple[dict[str, Masker], dict[str, Any]]:
     """One masker per explained modality of ``model``, built by its kind, and how the grids were
     chosen (``text_tokens``, ``image_grid``, ``grid_rule`` and the settings of the kinds present,
-    such as ``video_grid`` and ``video_segments``)."""
+    such as ``video_grid``, ``video_segments``, ``series_segments``, ``audio_bands`` and ``audio_segments``)."""
     kinds = {m: modality_kind(model, m) for m in players}
     return build_kind_maskers(kinds, inputs, players, encoders=getattr(model, "encoders", None),
                               grid=settings.grid, video_grid=settings.video_grid,
-                              video_segments=settings.video_segments, default_grid=DEFAULT_IMAGE_GRID)
+                              video_segments=settings.video_segments, series_segments=settings.series_segments,
+                              audio_bands=settings.audio_bands, audio_segments=settings.audio_segments,
+                              default_grid=DEFAULT_IMAGE_GRID)

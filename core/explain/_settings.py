@@ -45,6 +45,15 @@ ENGINE_VERSION = 2
 DEFAULT_IMAGE_GRID = 3
 DEFAULT_VIDEO_GRID = 3
 DEFAULT_VIDEO_SEGMENTS = 2
+#: Time segments of a time series (each one player per channel group).
+DEFAULT_SERIES_SEGMENTS = 8
+#: The patch grid of an audio clip's log-mel spectrogram: mel bands x time segments.
+DEFAULT_AUDIO_BANDS = 4
+DEFAULT_AUDIO_SEGMENTS = 6
+#: Fields added after engine version 2: left out of the hash at their default, so that results stored
+#: before they existed keep their names (a non-default value is hashed like every other field).
+HASHED_UNLESS_DEFAULT: dict[str, Any] = {"series_segments": DEFAULT_SERIES_SEGMENTS,
+                                         "audio_bands": DEFAULT_AUDIO_BANDS, "audio_segments": DEFAULT_AUDIO_SEGMENTS}
 #: More permutations than this is refused by the engine: sampling error shrinks as
 #: 1/sqrt(P), so use "exact" or "recombined" instead.
 ENGINE_MAX_PERMUTATIONS = 1000
@@ -149,6 +158,10 @@ class ExplainSettings(_FieldSettings):
                                      metavar="mean|total|P", default_text="mean")
     video_grid: int = setting(DEFAULT_VIDEO_GRID, "video tubes: a G x G grid of each frame", metavar="G")
     video_segments: int = setting(DEFAULT_VIDEO_SEGMENTS, "video tubes: segments in time", metavar="T")
+    series_segments: int = setting(DEFAULT_SERIES_SEGMENTS, "time series: segments in time (each one player per "
+                                                            "channel group)", metavar="S")
+    audio_bands: int = setting(DEFAULT_AUDIO_BANDS, "audio spectrogram patches: mel bands", metavar="F")
+    audio_segments: int = setting(DEFAULT_AUDIO_SEGMENTS, "audio spectrogram patches: segments in time", metavar="A")
     n_orders: int | None = setting(None, "orders per modality of the recombined estimator, one per independent "
                                          "block", flag="--orders", metavar="B",
                                    default_text="by the modalities' kinds: "
@@ -168,7 +181,8 @@ class ExplainSettings(_FieldSettings):
     def __post_init__(self) -> None:
         if self.method not in ENGINE_METHODS:
             raise ConfigError(f"unknown method {self.method!r}", fix=f"use one of: {', '.join(ENGINE_METHODS)}")
-        for name in ("n_permutations", "seed", "video_grid", "video_segments"):
+        for name in ("n_permutations", "seed", "video_grid", "video_segments", "series_segments", "audio_bands",
+                     "audio_segments"):
             value = getattr(self, name)
             low = 0 if name == "seed" else 1
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
@@ -229,7 +243,11 @@ class ExplainSettings(_FieldSettings):
 
     def hash(self) -> str:
         """12 hex digits of the settings (and engine version); stored file names carry it."""
-        blob = json.dumps(self.as_dict(), sort_keys=True)
+        d = self.as_dict()
+        for name, default in HASHED_UNLESS_DEFAULT.items():
+            if d.get(name) == default:
+                del d[name]
+        blob = json.dumps(d, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

@@ -1,8 +1,8 @@
 """Modality kinds: one module per kind owns everything kind-specific.
 
-``text``, ``image``, ``video`` and ``tabular`` (formerly ``features``, still
-accepted) each live in their own module, a :class:`ModalityKind` registered in
-:data:`KINDS`: manifest validation and loading, the kind's keys in the
+``text``, ``image``, ``video``, ``tabular`` (formerly ``features``, still
+accepted), ``timeseries`` and ``audio`` each live in their own module, a
+:class:`ModalityKind` registered in :data:`KINDS`: manifest validation and loading, the kind's keys in the
 experiment file, its default encoder, its masker and fill value, the columns of
 its stored contributions and the name of its dashboard viewer (see
 :mod:`core.kinds.base` for the contract). Every other layer loops over the
@@ -20,13 +20,17 @@ from core.kinds.registry import KINDS, canonical_kind, get_kind, kind_alias_note
 
 # Importing the modules registers their kinds (in this order: docs and choices list them so).
 from core.kinds import text, image, video, tabular  # noqa: E402,F401,I001
+from core.kinds import timeseries  # noqa: E402,F401
+from core.kinds import audio  # noqa: E402,F401
+from core.kinds.audio import SpectrogramPatchMasker  # noqa: E402
 from core.kinds.image import ImagePatchMasker  # noqa: E402
 from core.kinds.tabular import ColumnMasker  # noqa: E402
 from core.kinds.text import TextTokenMasker  # noqa: E402
+from core.kinds.timeseries import SegmentMasker  # noqa: E402
 from core.kinds.video import VideoTubeMasker  # noqa: E402
 
 __all__ = [
     "KINDS", "ColumnMasker", "DatasetLike", "ImagePatchMasker", "Masker", "MaskerContext", "ModalityKind",
-    "OptionKey", "TextTokenMasker", "VideoTubeMasker", "build_maskers", "canonical_kind", "get_kind", "grid_for",
-    "kind_alias_note", "kinds_of", "list_kinds", "patch_grid_for_tokens",
+    "OptionKey", "SegmentMasker", "SpectrogramPatchMasker", "TextTokenMasker", "VideoTubeMasker", "build_maskers", "canonical_kind",
+    "get_kind", "grid_for", "kind_alias_note", "kinds_of", "list_kinds", "patch_grid_for_tokens",
 ]

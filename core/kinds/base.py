@@ -10,7 +10,8 @@ A modality kind (text, image, video, tabular, ...) is one module in
   non-numeric values), the file checks run on the kept rows
   (:meth:`~ModalityKind.check_files`: files exist, images open), what is checked
   once the whole dataset is known (:meth:`~ModalityKind.finish_dataset`:
-  RGB/depth pairs), how a batch of rows is loaded as raw items
+  RGB/depth pairs, an audio clip length; what it noticed goes to the prepare log through
+  :meth:`~ModalityKind.preparation_notes`), how a batch of rows is loaded as raw items
   (:meth:`~ModalityKind.load`), and which columns hold file paths
   (:meth:`~ModalityKind.file_columns`, for readers that check paths);
 * **its keys in the experiment file** (:attr:`~ModalityKind.options`, extra keys
@@ -78,12 +79,17 @@ class MaskerContext:
     """What the explanation settings decide for a masker (each kind reads what it needs).
 
     ``grid``: the image patch grid after the reference rule (``ceil(sqrt(text tokens))``);
-    ``video_grid`` x ``video_grid`` x ``video_segments``: the video tube grid.
+    ``video_grid`` x ``video_grid`` x ``video_segments``: the video tube grid;
+    ``series_segments``: the time segments of a time series;
+    ``audio_bands`` x ``audio_segments``: the patch grid of an audio clip's log-mel spectrogram.
     """
 
     grid: int = 3
     video_grid: int = 3
     video_segments: int = 2
+    series_segments: int = 8
+    audio_bands: int = 4
+    audio_segments: int = 6
 
 
 class DatasetLike(Protocol):
@@ -91,11 +97,14 @@ class DatasetLike(Protocol):
 
     name: str
     root: Path
+    frame: pd.DataFrame
     modalities: dict[str, str]
     options: dict[str, dict[str, Any]]
     raster_sizes: dict[str, int]
     video_pairs: list[tuple[str, str]]
     repair_video: bool
+    #: what preparation changed or noticed (``describe_preparation`` prints it; kept in ``dataset.json``)
+    report: dict[str, Any]
 
     def ids(self, split: str | None = None) -> list[str]: ...
 
@@ -173,6 +182,11 @@ class ModalityKind:
                        user_data: bool, progress: bool = False) -> None:
         """Once the dataset is split: checks over several modalities of this kind (``config`` is
         the experiment's ``[dataset]`` table; ``user_data``: a user's own files, not a demo)."""
+
+    def preparation_notes(self, report: Mapping[str, Any]) -> list[str]:
+        """Lines for the prepare log on what this kind changed or noticed, from what it wrote into the
+        dataset's ``report`` (its own keys); none by default."""
+        return []
 
     def load(self, dataset: DatasetLike, modality: str, rows: pd.DataFrame) -> list[Any]:  # pragma: no cover
         """Raw items of ``modality`` for ``rows`` (of ``dataset.frame``), in row order."""

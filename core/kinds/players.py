@@ -38,11 +38,12 @@ def grid_for(token_counts: Sequence[int], grid: int | str | None, default_grid: 
 
 def build_maskers(kinds: Mapping[str, str], inputs: Mapping[str, dict[str, torch.Tensor]], players: Sequence[str],
                   *, encoders: Mapping[str, Any] | None = None, grid: int | str | None = None,
-                  video_grid: int = 3, video_segments: int = 2,
-                  default_grid: int = 3) -> tuple[dict[str, Masker], dict[str, Any]]:
+                  video_grid: int = 3, video_segments: int = 2, series_segments: int = 8,
+                  audio_bands: int = 4, audio_segments: int = 6, default_grid: int = 3) -> tuple[dict[str, Masker], dict[str, Any]]:
     """One masker per modality of ``players`` (kind names in ``kinds``), and how the grids were chosen:
     ``text_tokens`` (modality: tokens counted), ``image_grid`` (modality: grid used), ``grid_rule``,
-    and the settings of the kinds present (``video_grid``, ``video_segments``)."""
+    and the settings of the kinds present (``video_grid``, ``video_segments``, ``series_segments``,
+    ``audio_bands``, ``audio_segments``)."""
     for m in players:
         if m not in inputs:
             raise DataError(f"no inputs for modality {m!r}", fix=f"pass inputs for: {', '.join(players)}")
@@ -51,7 +52,8 @@ def build_maskers(kinds: Mapping[str, str], inputs: Mapping[str, dict[str, torch
                               fix="give the model encoders with a .kind, or a modality_kinds dict")
     kind_of = {m: get_kind(kinds[m]) for m in players}
     encoder_of = dict(encoders or {})
-    context = MaskerContext(video_grid=video_grid, video_segments=video_segments)
+    context = MaskerContext(video_grid=video_grid, video_segments=video_segments, series_segments=series_segments,
+                            audio_bands=audio_bands, audio_segments=audio_segments)
     maskers: dict[str, Masker] = {}
     counts: dict[str, int] = {}
     for m in players:  # first the kinds whose players do not depend on the others
@@ -61,7 +63,8 @@ def build_maskers(kinds: Mapping[str, str], inputs: Mapping[str, dict[str, torch
             if n is not None:
                 counts[m] = n
     p, rule = grid_for(list(counts.values()), grid, default_grid)
-    context = MaskerContext(grid=p, video_grid=video_grid, video_segments=video_segments)
+    context = MaskerContext(grid=p, video_grid=video_grid, video_segments=video_segments,
+                            series_segments=series_segments, audio_bands=audio_bands, audio_segments=audio_segments)
     grids: dict[str, int] = {}
     for m in players:
         if kind_of[m].uses_grid:

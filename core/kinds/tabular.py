@@ -7,12 +7,17 @@ The vector comes from one of two places (``[modalities.<name>]``):
 * no ``columns``: the modality's column holds a path (relative to the manifest)
   to a ``.npy`` file with a 1-D float vector, the same length for every sample.
 
-Prepare refuses missing columns, cells that are not numbers, empty cells and
-NaN/inf values (naming the samples and the fix), and for ``.npy`` files every
-file that is missing, pickled, not 1-D, not finite or of another length. The
-default encoder ``mlp`` standardises each column with the training split's mean
-and standard deviation (stored with the run's weights), so a masked player,
-set to 0, is the training mean of its column.
+Prepare refuses missing columns, cells that are not numbers and infinite
+values (naming the samples and the fix), and for ``.npy`` files every file that
+is missing, pickled, not 1-D, not finite or of another length. Empty or NaN
+cells of the manifest columns follow the ``missing`` option: ``"refuse"`` (the
+default: an error naming the samples) or ``"mean"`` (kept as NaN, which the
+encoder sets to the column's training mean, computed on the non-missing
+training values; the count per column goes to the preparation report,
+``missing_values``; no indicator column is added). The default encoder ``mlp``
+standardises each column with the training split's mean and standard deviation
+(stored with the run's weights), so a masked player, set to 0, is the training
+mean of its column.
 """
 from __future__ import annotations
 
@@ -32,6 +37,8 @@ if TYPE_CHECKING:
 
 #: manifest columns that are never features
 RESERVED_COLUMNS = ("id", "label", "split", "group")
+#: what an empty or NaN cell of a tabular column becomes: refused, or the column's training mean
+MISSING_RULES = ("refuse", "mean")
 
 
 @KINDS.register("tabular")
@@ -49,6 +56,9 @@ class TabularKind(ModalityKind):
         "columns": OptionKey("list[str]", "numeric manifest columns that make up the vector, in order; without it the "
                              "modality's column holds the path of a `.npy` vector per sample",
                              default_doc="a `.npy` path per sample"),
+        "missing": OptionKey("str", "empty or NaN cells of the `columns`: `refuse` (an error naming the samples) or "
+                             "`mean` (the column's training mean; prepare reports the count per column)",
+                             default_doc='`"refuse"`', choices=MISSING_RULES),
     }
 
     def manifest_columns(self, modality: str, options: Mapping[str, Any]) -> list[str]:
@@ -64,9 +74,18 @@ class TabularKind(ModalityKind):
 
     def check_cells(self, frame: pd.DataFrame, modality: str, options: Mapping[str, Any],
                     report: dict[str, Any]) -> pd.DataFrame:
-        """Numeric columns: every cell a finite number (stored as float64); ``.npy`` paths: none empty."""
+        """Numeric columns: every cell a finite number (stored as float64), or empty / NaN with
+        ``missing = "mean"`` (counted per column in ``report["missing_values"]``); ``.npy`` paths: none empty."""
         columns = options.get("columns")
+        missing = options.get("missing") or "refuse"
+        if missing not in MISSING_RULES:
+            raise ConfigError(f"[modalities.{modality}] missing = {missing!r} is not a rule",
+                              fix=f"use one of: {', '.join(MISSING_RULES)}")
         if not columns:
+            if missing != "refuse":
+                raise ConfigError(f"[modalities.{modality}] missing = {missing!r} applies to manifest columns only",
+                                  fix="name the columns with columns = [...], or store finite .npy vectors and "
+                                      "leave missing out")
             return super().check_cells(frame, modality, options, report)
         reserved = [c for c in columns if c in RESERVED_COLUMNS]
         repeated = sorted({c for c in columns if list(columns).count(c) > 1})
@@ -77,6 +96,8 @@ class TabularKind(ModalityKind):
                             fix=f"list each numeric feature column once, without {', '.join(RESERVED_COLUMNS)}")
         problems: list[str] = []
         bad_ids: list[str] = []
+        counts: dict[str, int] = {}
+        gaps = pd.Series(False, index=frame.index)
         for col in columns:
             raw = frame[col]
             text = raw.astype(str).str.strip()
@@ -84,7 +105,12 @@ class TabularKind(ModalityKind):
             values = pd.to_numeric(raw.where(~blank), errors="coerce")
             not_number = values.isna() & ~blank
             infinite = values.notna() & ~np.isfinite(values.to_numpy(dtype=np.float64, na_value=0.0))
-            for mask, what in ((not_number, "not a number"), (blank, "empty or NaN"), (infinite, "infinite")):
+            checks = [(not_number, "not a number"), (blank, "empty or NaN"), (infinite, "infinite")]
+            if missing == "mean":  # kept as NaN: the encoder fills in the column's training mean
+                checks.pop(1)
+                counts[col] = int(blank.sum())
+                gaps |= blank
+            for mask, what in checks:
                 if mask.any():
                     ids = frame["id"][mask].tolist()
                     shown = ", ".join(f"{i} ({raw[mask].iloc[k]!r})" if what == "not a number" else str(i)
@@ -97,7 +123,14 @@ class TabularKind(ModalityKind):
             n = len(set(bad_ids))
             raise DataError(f"modality {modality!r}: {n} sample(s) have unusable values: {'; '.join(problems[:PREVIEW])}",
                             fix="write a finite number in every cell of those columns (a decimal point, no units), "
-                                "or drop those rows from the manifest")
+                                "or drop those rows from the manifest"
+                                + ("" if missing == "mean" else
+                                   f'; or set missing = "mean" in [modalities.{modality}] to fill empty cells '
+                                   "with the column's training mean"))
+        if missing == "mean":
+            report.setdefault("missing_values", {})[modality] = {
+                "rule": missing, "columns": counts, "samples": int(gaps.sum()),
+                "ids": frame["id"][gaps].astype(str).tolist()[:PREVIEW]}
         return frame
 
     def check_files(self, frame: pd.DataFrame, modality: str, root: Path, options: Mapping[str, Any], *,
@@ -131,9 +164,13 @@ class TabularKind(ModalityKind):
         return [load_vector(dataset.root / c) for c in rows[modality]]
 
     def encoder_kwargs(self, first_item: Any, modality: str, options: Mapping[str, Any]) -> dict[str, Any]:
-        """``in_features``: the vector's length; ``feature_names``: the column names (manifest columns)."""
+        """``in_features``: the vector's length; ``feature_names``: the column names (manifest columns);
+        ``missing = "mean"`` when the experiment file says so (NaN cells become the training mean)."""
         n = int(np.shape(first_item)[0])
-        return {"in_features": n, "feature_names": column_names(modality, options, n)}
+        kwargs: dict[str, Any] = {"in_features": n, "feature_names": column_names(modality, options, n)}
+        if options.get("missing") == "mean":
+            kwargs["missing"] = "mean"
+        return kwargs
 
     def build_masker(self, inputs: dict[str, torch.Tensor], *, encoder: Any = None,
                      context: MaskerContext = MaskerContext()) -> ColumnMasker:
@@ -141,6 +178,21 @@ class TabularKind(ModalityKind):
 
     def feature_label(self, info: Mapping[str, Any]) -> str:
         return str(info.get("column"))
+
+    def preparation_notes(self, report: Mapping[str, Any]) -> list[str]:
+        """A line per modality whose empty cells became the training mean (``missing = "mean"``)."""
+        lines = []
+        for m, info in (report.get("missing_values") or {}).items():
+            cols = {c: n for c, n in (info.get("columns") or {}).items() if n}
+            if not cols:
+                continue
+            shown = list(info.get("ids") or [])
+            more = int(info.get("samples") or 0) - len(shown)
+            ids = f": {', '.join(map(str, shown))}{f' and {more} more' if more > 0 else ''}" if shown else ""
+            lines.append(f"{m}: {sum(cols.values())} empty cell(s) in {info.get('samples')} sample(s) filled with the "
+                         f"column's training mean, rule missing = \"mean\" ("
+                         + ", ".join(f"{c}: {n}" for c, n in cols.items()) + f"){ids}")
+        return lines
 
 
 def column_names(modality: str, options: Mapping[str, Any], n: int) -> list[str]:

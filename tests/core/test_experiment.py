@@ -217,7 +217,7 @@ def test_a_kind_without_an_encoder_says_so():
         KINDS.unregister("sound-test")
     text = str(info.value)
     assert "[modalities.hum] kind = \"sound-test\": no encoder exists for sound-test data yet" in text
-    assert "leave modality 'hum' out" in text and "image, tabular, text, video" in text
+    assert "leave modality 'hum' out" in text and "audio, image, tabular, text, timeseries, video" in text
 
 
 def test_choices_never_prints_an_empty_list():

@@ -505,6 +505,9 @@ def test_compare_crowns_no_timing_and_no_trivial_topk(monkeypatch, app_root):
     config = json.loads(table.proto.columns)
     assert config["top5"]["label"] == "Top-5 (not meaningful)" and "(indicative)" in config["inference_ms"]["label"]
     assert "indicative" in texts(at.caption)
+    # GFLOPs beside the timing: counted, not timed, so the cheapest run is marked, and the help says what counts
+    assert columns.index("gflops") == columns.index("inference_ms") + 1 and "gflops" in crowned
+    assert config["gflops"]["label"] == "GFLOPs / sample" and "multiply-add is 2 FLOPs" in config["gflops"]["help"]
 
 
 @pytest.fixture(scope="module")

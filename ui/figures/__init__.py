@@ -12,10 +12,14 @@ testable. The shared look (fonts, colours, class axes, empty states) is
 - :mod:`ui.figures.shares`: modality shares per class and per sample, in both meanings (MM-SHAP and
   exact), and modality interactions per class (Modality contributions, Sample explorer);
 - :mod:`ui.figures.embeddings`: a 2-D projection (Embeddings);
-- :mod:`ui.figures.samples`: one sample's top-5, shares, contribution overlays and column bars (Sample explorer).
+- :mod:`ui.figures.series`: a time series' channels with its segments' contributions, and its track map
+  (Sample explorer);
+- :mod:`ui.figures.samples`: one sample's top-5, shares, contribution overlays and column bars (Sample explorer);
+- :mod:`ui.figures.audio`: an audio clip's log-mel spectrogram with its patches' contributions (Sample explorer).
 """
 from __future__ import annotations
 
+from ui.figures.audio import make_spectrogram_figure
 from ui.figures.confusion import (
     OTHER_CLASSES,
     make_confused_pairs_figure,
@@ -25,6 +29,7 @@ from ui.figures.confusion import (
 from ui.figures.dataset import SPLIT_COLORS, make_split_counts_figure
 from ui.figures.embeddings import make_embedding_figure
 from ui.figures.results import make_per_class_heatmap_figure, make_results_bar_figure
+from ui.figures.series import make_series_figure, make_track_figure
 from ui.figures.samples import (
     make_column_contribution_figure,
     make_frames_overlay_figure,
@@ -98,8 +103,11 @@ __all__ = [
     "make_share_correct_vs_incorrect_figure",
     "make_share_distribution_figure",
     "make_share_meanings_figure",
+    "make_spectrogram_figure",
+    "make_series_figure",
     "make_split_counts_figure",
     "make_topk_figure",
+    "make_track_figure",
     "modality_color",
     "modality_colors",
     "output_unit",

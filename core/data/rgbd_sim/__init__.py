@@ -28,10 +28,17 @@ The package by job (private modules; import from here, never from them):
 ``_clip``         one clip start to finish (:func:`simulate`)
 ``_dataset``      a dataset on disk (:func:`generate_dataset`)
 ``_draws``        seeded draws shared by the scene and the degradation
+``_timeline``     the scene's actors at any time (for the audio and tag rates)
+``_audio``        the site's microphone: engine, clatter, alarm, footsteps, background
+``_tags``         the workers' and the machine's tags: location summary, trajectories
+``_site_clip``    one clip in five modalities (:func:`simulate_site`)
+``_site_dataset`` a five-modality dataset on disk (:func:`generate_site_dataset`)
 ================  =============================================================
 
-A new modality of the same scene (audio, tag positions, trajectories) is a
-renderer over ``_scene.Scene`` next to ``_rgbd``, called from ``_clip``.
+The site's other modalities (audio, tag location, trajectories) are renderers
+over the same ``_scene.Scene``, sampled at their own rates by ``_timeline``
+and drawn from their own branch of the clip's seed, so the RGB-D arrays stay
+those of :func:`simulate`; :data:`RELIANCE5` is their ground truth.
 """
 from __future__ import annotations
 
@@ -40,9 +47,13 @@ from core.data.rgbd_sim._dataset import generate_dataset
 from core.data.rgbd_sim._depth import degrade_depth
 from core.data.rgbd_sim._geometry import Box, Camera
 from core.data.rgbd_sim._render import render_boxes
+from core.data.rgbd_sim._audio import AUDIO_RATE, AUDIO_SOURCES
+from core.data.rgbd_sim._site_clip import SiteClip, simulate_site
+from core.data.rgbd_sim._site_dataset import generate_site_dataset
+from core.data.rgbd_sim._tags import LOCATION_COLUMNS, TAG_RANGE_M, TRAJECTORY_CHANNELS, TRAJECTORY_RATE
 from core.data.rgbd_sim._site import (CABIN_CLOSE_M, CLASSES, DURATION_S, EXPECTED_DEPTH_ORDER, MAX_DEPTH, PART_IDS,
-                                      PARTS, RELIANCE, SAFE_BUCKET_M, SAFE_CABIN_M, SIMULATOR_VERSION, UNDER_BUCKET_M,
-                                      VARIANT_WEIGHTS, VARIANTS)
+                                      PARTS, RELIANCE, RELIANCE5, SAFE_BUCKET_M, SAFE_CABIN_M, SIMULATOR_VERSION,
+                                      SITE_MODALITIES, SITE_VERSION, UNDER_BUCKET_M, VARIANT_WEIGHTS, VARIANTS)
 
 __all__ = [
     "CLASSES",
@@ -68,4 +79,16 @@ __all__ = [
     "clip_variant",
     "degrade_depth",
     "generate_dataset",
+    "SITE_VERSION",
+    "SITE_MODALITIES",
+    "RELIANCE5",
+    "AUDIO_RATE",
+    "AUDIO_SOURCES",
+    "LOCATION_COLUMNS",
+    "TAG_RANGE_M",
+    "TRAJECTORY_CHANNELS",
+    "TRAJECTORY_RATE",
+    "SiteClip",
+    "simulate_site",
+    "generate_site_dataset",
 ]

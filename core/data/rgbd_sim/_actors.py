@@ -272,3 +272,27 @@ def bucket_dist(p: np.ndarray, ex: dict[str, Any]) -> float:
     """Horizontal distance from p to the bucket's centre."""
     return float(np.hypot(*(p[:2] - ex["bucket"][:2])))
 
+
+
+def excavator_points(center: np.ndarray, house_yaw: np.ndarray, alpha: np.ndarray, beta: np.ndarray,
+                     curl: np.ndarray) -> dict[str, np.ndarray]:
+    """The key points :func:`excavator_boxes` returns (``cabin``, ``bucket``, ``tip``) plus the ``engine``
+    (the rear of the house), for N poses at once (arrays of length N; points are (N, 3)). The same geometry
+    without building boxes, so the audio and tag renderers can sample them at their own rates."""
+    hy = np.asarray(house_yaw, np.float64)
+    c, s = np.cos(hy), np.sin(hy)
+    zero, one = np.zeros_like(hy), np.ones_like(hy)
+    fh = np.stack([c, s, zero], axis=1)
+    lh = np.stack([-s, c, zero], axis=1)
+    up = np.stack([zero, zero, one], axis=1)
+    base = np.asarray(center, np.float64)
+    cabin = base + fh * _CABIN_FWD + lh * _CABIN_LAT + up * (_CABIN_Z0 + _CABIN_SIZE[2] / 2)
+    pivot = base + fh * _PIVOT_FWD + lh * _PIVOT_LAT + up * _PIVOT_Z
+    a, b = np.asarray(alpha)[:, None], np.asarray(beta)[:, None]
+    tip = pivot + (fh * np.cos(a) + up * np.sin(a)) * _BOOM_LEN + (fh * np.cos(b) + up * np.sin(b)) * _STICK_LEN
+    gamma = np.asarray(beta) + math.pi / 2 + np.asarray(curl)
+    # third column of yaw_pitch(house_yaw, gamma): the bucket's own z axis
+    axis_z = np.stack([-c * np.sin(gamma), -s * np.sin(gamma), np.cos(gamma)], axis=1)
+    bucket = tip - axis_z * 0.42
+    engine = base - fh * 1.4 + up * 1.6
+    return {"cabin": cabin, "bucket": bucket, "tip": tip, "engine": engine}

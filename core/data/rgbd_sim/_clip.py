@@ -86,6 +86,11 @@ def simulate_clip(label: str, seed: int, *, frames: int = 16, size: int = 64,
 
 def run_simulation(label: str, seed: int, frames: int, size: int, degrade: bool) -> SimulatedClip:
     """:func:`simulate` without the argument checks (the dataset generator's jobs are built valid)."""
+    return simulate_scene(label, seed, frames, size, degrade)[0]
+
+
+def simulate_scene(label: str, seed: int, frames: int, size: int, degrade: bool) -> tuple[SimulatedClip, Scene]:
+    """:func:`run_simulation` and the :class:`Scene` it rendered (for the site's other modalities)."""
     rng = _clip_rng(label, seed)
     variant = _draw_variant(label, rng)
     times = np.arange(frames) * (DURATION_S / frames)
@@ -108,7 +113,7 @@ def run_simulation(label: str, seed: int, frames: int, size: int, degrade: bool)
         meta["degrade"] = params
     else:
         meta["degrade"] = None
-    return SimulatedClip(rgb=rgb, depth=depth.astype(np.float32), parts=parts, meta=meta)
+    return SimulatedClip(rgb=rgb, depth=depth.astype(np.float32), parts=parts, meta=meta), scene
 
 
 def _r(x: Any, nd: int = 3) -> Any:

@@ -11,7 +11,7 @@ import json
 import multiprocessing
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -56,29 +56,45 @@ def _split(labels: Sequence[str], seed: int) -> list[str]:
     return out
 
 
-def _clip_job(job: tuple) -> dict[str, Any]:
-    """Render one clip into its file (kept when one made with the same settings is there)."""
-    i, label, clip_seed, path, frames, size, degrade = job
-    path = Path(path)
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                meta = json.loads(str(z["meta"]))
-            same = (meta["seed"] == clip_seed and meta["label"] == label and meta["frames"] == frames
-                    and meta["size"] == size and (meta["degrade"] is not None) == degrade
-                    and meta["simulator_version"] == SIMULATOR_VERSION)
-            if same:
-                return _summary(i, meta)
-        except Exception:       # a file we cannot read back is rendered again
-            pass
-        path.unlink(missing_ok=True)
-    clip = run_simulation(label, clip_seed, frames, size, degrade)
-    rgb, depth, parts, meta = clip.rgb, clip.depth, clip.parts, clip.meta
-    meta["clip_index"] = i
+def read_clip_meta(path: Path, label: str, clip_seed: int, frames: int, size: int,
+                   degrade: bool) -> dict[str, Any] | None:
+    """The ``meta`` of the clip file at ``path`` when it was made with these settings by this simulator
+    version, else None (and a file that is there but is not such a clip is deleted, to be rendered again)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+        same = (meta["seed"] == clip_seed and meta["label"] == label and meta["frames"] == frames
+                and meta["size"] == size and (meta["degrade"] is not None) == degrade
+                and meta["simulator_version"] == SIMULATOR_VERSION)
+        if same:
+            return meta
+    except Exception:       # a file we cannot read back is rendered again
+        pass
+    path.unlink(missing_ok=True)
+    return None
+
+
+def write_clip(path: Path, rgb: np.ndarray, depth: np.ndarray, parts: np.ndarray, meta: dict[str, Any]) -> None:
+    """One clip's ``.npz`` (depth stored as float16), written atomically."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, rgb=rgb, depth=depth.astype(np.float16), parts=parts,
                                 meta=np.array(json.dumps(meta)))
+
+
+def _clip_job(job: tuple) -> dict[str, Any]:
+    """Render one clip into its file (kept when one made with the same settings is there)."""
+    i, label, clip_seed, path, frames, size, degrade = job
+    path = Path(path)
+    meta = read_clip_meta(path, label, clip_seed, frames, size, degrade)
+    if meta is not None:
+        return _summary(i, meta)
+    clip = run_simulation(label, clip_seed, frames, size, degrade)
+    meta = clip.meta
+    meta["clip_index"] = i
+    write_clip(path, clip.rgb, clip.depth, clip.parts, meta)
     return _summary(i, meta)
 
 
@@ -91,6 +107,49 @@ def _summary(i: int, meta: dict[str, Any]) -> dict[str, Any]:
             "n_workers": (1 if kw else 0) + len(meta["other_workers"]),
             "min_key_bucket_m": min(kw["bucket_dist_m"]) if kw else float("nan"),
             "min_key_cabin_m": min(kw["cabin_dist_m"]) if kw else float("nan")}
+
+
+def check_settings(out: Path, settings: dict[str, Any], n_clips: int) -> None:
+    """Refuse a folder rendered with other ``settings`` (``simulator.json``); record them for a new one."""
+    cfg_path = out / "simulator.json"
+    if cfg_path.is_file():
+        old = read_json(cfg_path, what="simulator settings")
+        old_cmp = {k: old.get(k) for k in settings}
+        if old_cmp != settings:
+            diff = ", ".join(f"{k}: {old_cmp[k]} -> {settings[k]}" for k in settings if old_cmp[k] != settings[k])
+            raise DataError(f"{out} holds clips rendered with other settings ({diff})",
+                            fix="pass another out_dir, or delete that folder to render it again")
+    write_json(cfg_path, {**settings, "n_clips": int(n_clips)})
+
+
+def run_jobs(fn: Callable[[tuple], dict[str, Any]], jobs: list[tuple], *, workers: int,
+             progress: bool) -> list[dict[str, Any]]:
+    """``fn`` over ``jobs`` in ``workers`` processes with a tqdm bar; the results sorted by ``"index"``."""
+    results: list[dict[str, Any]] = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(jobs), desc="rendering clips", unit="clip")
+    workers = max(1, int(workers))
+    try:
+        if workers == 1:
+            for job in jobs:
+                results.append(fn(job))
+                if bar is not None:
+                    bar.update(1)
+        else:
+            methods = multiprocessing.get_all_start_methods()
+            ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+            with ctx.Pool(workers) as pool:
+                for res in pool.imap_unordered(fn, jobs, chunksize=4):
+                    results.append(res)
+                    if bar is not None:
+                        bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    results.sort(key=lambda r: r["index"])
+    return results
 
 
 def generate_dataset(out_dir: str | os.PathLike, *, n_clips: int = 1600, seed: int = 0, frames: int = 16,
@@ -111,45 +170,14 @@ def generate_dataset(out_dir: str | os.PathLike, *, n_clips: int = 1600, seed: i
         raise ConfigError(f"n_clips={n_clips}", fix="ask for at least one clip")
     settings = {"simulator_version": SIMULATOR_VERSION, "seed": int(seed), "frames": int(frames), "size": int(size),
                 "degrade": bool(degrade), "depth_dtype": "float16", "duration_s": DURATION_S}
-    cfg_path = out / "simulator.json"
-    if cfg_path.is_file():
-        old = read_json(cfg_path, what="simulator settings")
-        old_cmp = {k: old.get(k) for k in settings}
-        if old_cmp != settings:
-            diff = ", ".join(f"{k}: {old_cmp[k]} -> {settings[k]}" for k in settings if old_cmp[k] != settings[k])
-            raise DataError(f"{out} holds clips rendered with other settings ({diff})",
-                            fix="pass another out_dir, or delete that folder to render it again")
-    write_json(cfg_path, {**settings, "n_clips": int(n_clips)})
+    check_settings(out, settings, n_clips)
     clip_dir = out / "clips"
     clip_dir.mkdir(parents=True, exist_ok=True)
     jobs = []
     for i in range(n_clips):
         jobs.append((i, _clip_label(seed, i), _clip_seed(seed, i), str(clip_dir / f"clip_{i:05d}.npz"),
                      int(frames), int(size), bool(degrade)))
-    results: list[dict[str, Any]] = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=n_clips, desc="rendering clips", unit="clip")
-    workers = max(1, int(workers))
-    try:
-        if workers == 1:
-            for job in jobs:
-                results.append(_clip_job(job))
-                if bar is not None:
-                    bar.update(1)
-        else:
-            methods = multiprocessing.get_all_start_methods()
-            ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-            with ctx.Pool(workers) as pool:
-                for res in pool.imap_unordered(_clip_job, jobs, chunksize=4):
-                    results.append(res)
-                    if bar is not None:
-                        bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
-    results.sort(key=lambda r: r["index"])
+    results = run_jobs(_clip_job, jobs, workers=workers, progress=progress)
     labels = [r["label"] for r in results]
     ids = [f"clip_{r['index']:05d}" for r in results]
     manifest = pd.DataFrame({

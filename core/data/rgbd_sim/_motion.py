@@ -72,22 +72,33 @@ def excavator_states(label: str, variant: str, rng: np.random.Generator, times: 
     arm = _arm_program(mode, rng, label)
     run = int(rng.integers(1, 3))
     phase = int(rng.integers(0, 2 * run))
+    program = {"x0": x0, "y0": y0, "yaw": yaw, "speed": speed, "swing0": swing0, "arm": arm}
     states = []
     for k, t in enumerate(times):
-        x = x0 + speed * t * math.cos(yaw)
-        y = y0 + speed * t * math.sin(yaw)
-        reach = arm["r0"] + arm["ar"] * math.sin(arm["w"] * t + arm["ph"])
-        tip_z = arm["z0"] + arm["az"] * math.cos(arm["w"] * t + arm["ph"])
-        alpha, beta = arm_angles(reach, tip_z)
-        states.append({
-            "x": x, "y": y, "track_yaw": yaw,
-            "house_yaw": yaw + swing0 + arm["swing_amp"] * math.sin(arm["sw"] * t + arm["sph"]),
-            "alpha": alpha, "beta": beta,
-            "curl": arm["curl0"] + arm["curl_amp"] * math.sin(arm["w"] * t + arm["ph"] + 1.0),
-            "beacon": bool(operating and ((k + phase) // run) % 2 == 0),
-        })
+        st = excavator_pose(program, t)
+        st["beacon"] = bool(operating and ((k + phase) // run) % 2 == 0)
+        states.append(st)
     return {"states": states, "side": side, "mode": mode, "operating": operating, "speed": speed,
-            "heading": yaw, "drive": drive}
+            "heading": yaw, "drive": drive, "program": program}
+
+
+def excavator_pose(program: dict[str, Any], t: float) -> dict[str, Any]:
+    """The excavator's pose at time ``t`` (s) under ``program`` (``excavator_states(...)["program"]``):
+    position, track and house yaw, boom/stick/bucket angles, and the arm tip's ``reach``/``tip_z``.
+    Defined at any time, so the other modalities sample the very motion the frames show."""
+    arm, yaw = program["arm"], program["yaw"]
+    x = program["x0"] + program["speed"] * t * math.cos(yaw)
+    y = program["y0"] + program["speed"] * t * math.sin(yaw)
+    reach = arm["r0"] + arm["ar"] * math.sin(arm["w"] * t + arm["ph"])
+    tip_z = arm["z0"] + arm["az"] * math.cos(arm["w"] * t + arm["ph"])
+    alpha, beta = arm_angles(reach, tip_z)
+    return {
+        "x": x, "y": y, "track_yaw": yaw,
+        "house_yaw": yaw + program["swing0"] + arm["swing_amp"] * math.sin(arm["sw"] * t + arm["sph"]),
+        "alpha": alpha, "beta": beta,
+        "curl": arm["curl0"] + arm["curl_amp"] * math.sin(arm["w"] * t + arm["ph"] + 1.0),
+        "reach": reach, "tip_z": tip_z,
+    }
 
 
 def walk(rng: np.random.Generator, times: np.ndarray, goal: np.ndarray, walking: bool,
@@ -108,15 +119,19 @@ def walk(rng: np.random.Generator, times: np.ndarray, goal: np.ndarray, walking:
         moving = times <= t_arr
         gait = np.cumsum(np.where(moving, speed, drift) * (DURATION_S / n)) / 0.7 * math.pi
         swing = np.where(moving, math.radians(uniform(rng, 20, 30)), math.radians(4))
+        path = {"kind": "arrive", "start": start, "goal": goal, "dir": d, "speed": speed, "arrive": t_arr,
+                "drift": drift}
     else:
         ang = uniform(rng, -math.pi, math.pi)
         d = np.array([math.cos(ang), math.sin(ang), 0.0])
         sway = uniform(rng, 0.0, 0.06)
-        pos = goal[None] + d[None] * (sway * np.sin(times * uniform(rng, 1, 3)))[:, None]
+        sway_w = uniform(rng, 1, 3)
+        pos = goal[None] + d[None] * (sway * np.sin(times * sway_w))[:, None]
         heading = np.full(n, uniform(rng, -math.pi, math.pi))
         gait = np.zeros(n)
         swing = np.zeros(n)
-    return {"pos": pos, "heading": heading, "gait": gait, "swing": swing, "walking": walking}
+        path = {"kind": "stand", "goal": goal, "dir": d, "sway": sway, "sway_w": sway_w}
+    return {"pos": pos, "heading": heading, "gait": gait, "swing": swing, "walking": walking, "path": path}
 
 
 def free_walk(rng: np.random.Generator, times: np.ndarray, center: np.ndarray) -> dict[str, Any]:
@@ -129,7 +144,8 @@ def free_walk(rng: np.random.Generator, times: np.ndarray, center: np.ndarray) -
         pos = center[None] + d[None] * (speed * (times - DURATION_S / 2))[:, None]
         gait = speed * times / 0.7 * math.pi
         return {"pos": pos, "heading": np.full(len(times), ang), "gait": gait,
-                "swing": np.full(len(times), math.radians(uniform(rng, 20, 30))), "walking": True}
+                "swing": np.full(len(times), math.radians(uniform(rng, 20, 30))), "walking": True,
+                "path": {"kind": "pass", "center": center, "dir": d, "speed": speed}}
     return walk(rng, times, center, walking=False)
 
 
@@ -138,5 +154,30 @@ def map_along_ray(traj: dict[str, Any], cam_pos: np.ndarray, s: float) -> dict[s
     out = dict(traj)
     c = np.array([cam_pos[0], cam_pos[1], 0.0])
     out["pos"] = c + s * (traj["pos"] - c)
+    out["path"] = {**traj["path"], "ray": (c, s)}
     return out
+
+
+def worker_track(traj: dict[str, Any], times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A worker's feet position (N, 3) and walking speed (N,, m/s) at any ``times`` (s), from the path
+    :func:`walk` / :func:`free_walk` drew (and :func:`map_along_ray` slid): the frames' positions are
+    this path at the frame times. Speed is 0 while standing; a worker who arrived drifts at ``drift``."""
+    p = traj["path"]
+    t = np.asarray(times, np.float64)[:, None]
+    if p["kind"] == "arrive":
+        moving = t <= p["arrive"]
+        pos = np.where(moving, p["start"] + p["dir"] * p["speed"] * t,
+                       p["goal"] + p["dir"] * p["drift"] * (t - p["arrive"]))
+        speed = np.where(moving[:, 0], p["speed"], p["drift"])
+    elif p["kind"] == "pass":
+        pos = p["center"] + p["dir"] * (p["speed"] * (t - DURATION_S / 2))
+        speed = np.full(len(t), p["speed"])
+    else:
+        pos = p["goal"] + p["dir"] * (p["sway"] * np.sin(t * p["sway_w"]))
+        speed = np.zeros(len(t))
+    if "ray" in p:
+        c, s = p["ray"]
+        pos = c + s * (pos - c)
+        speed = speed * abs(s)
+    return pos, speed
 

@@ -94,3 +94,29 @@ UNDER_BUCKET_M = 0.8       # worker centre within this of the bucket centre = un
 CABIN_CLOSE_M = 1.8        # worker within this of the cabin footprint = too close
 SAFE_BUCKET_M = 2.5        # other workers stay at least this far from the bucket
 SAFE_CABIN_M = 3.5         # ... and from the cabin
+
+#: Version of the site's other modalities (audio, tag location, trajectories) rendered by ``simulate_site``;
+#: bumped whenever the same settings would give other audio, location or trajectories. The RGB-D arrays of a
+#: clip are those of ``SIMULATOR_VERSION`` whatever this is.
+SITE_VERSION = 1
+
+#: The modalities of a ``simulate_site`` clip, in the order the ground truth names them.
+SITE_MODALITIES: tuple[str, ...] = ("rgb", "depth", "audio", "location", "trajectory")
+
+#: For each variant, the smallest sets of the five site modalities that alone separate it from its nearest
+#: look-alike(s) of another class ("depth": depth alone suffices; "rgb+depth": the two together, neither
+#: alone). The designed ground truth of modality reliance for all five modalities (``docs/SIMULATOR.md``,
+#: "Reliance over the five modalities"); ``RELIANCE`` keeps the RGB-vs-depth view.
+RELIANCE5: dict[str, tuple[str, ...]] = {
+    "walk_under": ("depth",),
+    "stand_under": ("rgb+depth", "depth+location"),
+    "arm_moving": ("depth",),
+    "arm_still": ("rgb+depth", "audio+depth"),
+    "drive_to_track": ("rgb", "depth", "trajectory"),
+    "clear": ("rgb", "depth", "location", "trajectory"),
+    "behind_bucket": ("depth",),
+    "post_under_bucket": ("rgb", "location"),
+    "idle_near_cabin": ("rgb", "audio"),
+    "front_of_cabin": ("depth",),
+    "drive_parallel_or_away": ("rgb", "depth", "trajectory"),
+}

@@ -85,7 +85,7 @@ def test_damage_is_reported_with_the_prepare_command(tiny_built, tmp_path):
 
 
 def test_the_schema_offers_the_registered_sources(tmp_path):
-    assert DATASET_SOURCES == tuple(DATA_SOURCES.names()) == ("manifest", "emoji", "rgbd-sim")
+    assert DATASET_SOURCES == tuple(DATA_SOURCES.names()) == ("manifest", "emoji", "rgbd-sim", "site-sim")
     raw = {"name": "x", "dataset": {"source": "emjoi"},
            "modalities": {"a": {"kind": "text", "encoder": "minilm"}, "b": {"kind": "text", "encoder": "minilm"}}}
     with pytest.raises(ConfigError) as info:

@@ -60,8 +60,8 @@ def test_missing_column(manifest):
 
 
 def test_unknown_modality_kind(manifest):
-    with pytest.raises(DataError, match="unknown kind 'audio'"):
-        load_manifest(manifest, {"image": "image", "title": "audio"})
+    with pytest.raises(DataError, match="unknown kind 'smell'"):
+        load_manifest(manifest, {"image": "image", "title": "smell"})
 
 
 def test_empty_text(manifest):

@@ -34,7 +34,8 @@ LEGACY_FLAGS = ("--n", "--seed", "--shard", "--method", "--output", "--permutati
 #: Every field away from its default (a field added later must be added here, see the test).
 CHANGED = {
     ExplainSettings: dict(method="recombined", n_permutations=7, seed=3, output="class:c 1", grid="total",
-                          video_grid=2, video_segments=4, n_orders=12, n_walks=60, modalities=("title", "image")),
+                          video_grid=2, video_segments=4, n_orders=12, n_walks=60, modalities=("title", "image"),
+                          series_segments=5, audio_bands=3, audio_segments=5),
     PrecomputeOptions: dict(n=25, shard="1/3", flush_every=4),
 }
 
@@ -105,6 +106,10 @@ def test_settings_hashes_are_those_of_stored_results() -> None:
     assert ExplainSettings(output=("class", "x")).hash() == "3353c6f0c8cc"
     assert ExplainSettings(modalities=("a", "b"), video_grid=2, video_segments=4).hash() == "6361d095469e"
     assert ExplainSettings(n_orders=40).hash() == "8aab074b9838"
+    # the audio grid, added later: hashed only away from its default (4 x 6), so the hashes above stay
+    assert ExplainSettings(audio_bands=4, audio_segments=6).hash() == "43179091972b"
+    assert len({ExplainSettings(audio_bands=2).hash(), ExplainSettings(audio_segments=2).hash(),
+                ExplainSettings().hash()}) == 3
     assert ExplainSettings(grid="mean") == ExplainSettings() and ExplainSettings(grid="3").grid == 3
 
 

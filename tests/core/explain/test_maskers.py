@@ -48,6 +48,16 @@ def feature_inputs(d: int = 6) -> dict[str, torch.Tensor]:
     return {"features": torch.arange(1, d + 1, dtype=torch.float32)[None]}
 
 
+def series_inputs(t: int = 13, c: int = 3) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(2)
+    return {"series": torch.randn(1, t, c, generator=g) + 5.0}  # no value is 0 before masking
+
+
+def audio_inputs(n_mels: int = 10, frames: int = 15) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(3)
+    return {"spec": torch.randn(1, 1, n_mels, frames, generator=g) + 5.0}  # no value is 0 before masking
+
+
 def build(kind: str) -> Masker:
     if kind == "text":  # the token strings a text encoder would give
         return TextTokenMasker(text_inputs(), pad_token_id=PAD, tokens=TOKENS)
@@ -55,7 +65,8 @@ def build(kind: str) -> Masker:
 
 
 def inputs_of(kind: str) -> dict[str, torch.Tensor]:
-    return {"text": text_inputs, "image": image_inputs, "video": video_inputs, "tabular": feature_inputs}[kind]()
+    return {"text": text_inputs, "image": image_inputs, "video": video_inputs, "tabular": feature_inputs,
+            "timeseries": series_inputs, "audio": audio_inputs}[kind]()
 
 
 def random_mask(n: int, b: int = 6, seed: int = 0) -> np.ndarray:
@@ -69,9 +80,9 @@ def random_mask(n: int, b: int = 6, seed: int = 0) -> np.ndarray:
 
 
 def test_one_masker_per_kind() -> None:
-    assert set(list_maskers()) == {"text", "image", "video", "tabular"}
+    assert set(list_maskers()) == {"text", "image", "video", "tabular", "timeseries", "audio"}
     with pytest.raises(ConfigError, match="use one of"):
-        create_masker("audio", {})
+        create_masker("smell", {})
     assert type(create_masker("features", feature_inputs())) is ColumnMasker  # the old name of tabular
     assert type(create_masker("text", text_inputs())) is TextTokenMasker  # no encoder: pad id 0, ids as tokens
     assert create_masker("image", image_inputs()).grid == MaskerContext().grid

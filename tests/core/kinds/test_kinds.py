@@ -77,13 +77,37 @@ def _tabular(folder: Path, ids: list[str], labels: list[str]) -> tuple[dict[str,
     return cols, {"columns": ["age", "height", "weight"]}
 
 
+def _audio(folder: Path, ids: list[str], labels: list[str]) -> tuple[dict[str, list], dict]:
+    import soundfile as sf
+
+    (folder / "wav").mkdir()
+    rng = np.random.default_rng(3)
+    t = np.arange(4000) / 16000  # 0.25 s at 16 kHz
+    for sid, lab in zip(ids, labels):
+        tone = 0.3 * np.sin(2 * np.pi * (300.0 if lab == "a" else 2000.0) * t) + 0.02 * rng.normal(size=t.size)
+        sf.write(folder / "wav" / f"{sid}.wav", tone, 16000, subtype="PCM_16")
+    return {"m": [f"wav/{sid}.wav" for sid in ids]}, {}
+
+
+def _timeseries(folder: Path, ids: list[str], labels: list[str]) -> tuple[dict[str, list], dict]:
+    (folder / "series").mkdir()
+    rng = np.random.default_rng(4)
+    for i, (sid, lab) in enumerate(zip(ids, labels)):
+        t = np.linspace(0, 1, 9 + i % 3)  # lengths 9 to 11: resampled to the training median
+        series = np.stack([np.sin(2 * np.pi * (1 if lab == "a" else 3) * t), rng.normal(size=t.size)], axis=1)
+        np.save(folder / "series" / f"{sid}.npy", series)
+    return {"m": [f"series/{sid}.npy" for sid in ids]}, {}
+
+
 #: kind -> writes example cells for the ids and returns (manifest columns, the kind's options)
 EXAMPLES: dict[str, Callable[[Path, list[str], list[str]], tuple[dict[str, list], dict]]] = {
-    "text": _text, "image": _image, "video": _video, "tabular": _tabular,
+    "text": _text, "image": _image, "video": _video, "tabular": _tabular, "audio": _audio,
+    "timeseries": _timeseries,
 }
 #: small default-encoder arguments, so every encoder runs in well under a second
 SMALL = {"text": {"max_length": 12}, "image": {"image_size": 12, "width": 4, "out_dim": 8},
-         "video": {"num_frames": 4, "image_size": 10, "out_dim": 8}, "tabular": {"hidden": 8, "out_dim": 8}}
+         "video": {"num_frames": 4, "image_size": 10, "out_dim": 8}, "tabular": {"hidden": 8, "out_dim": 8},
+         "audio": {"n_mels": 16, "width": 4, "out_dim": 8}, "timeseries": {"hidden": 8, "out_dim": 8}}
 
 
 def _write(folder: Path, kind: str) -> tuple[Path, dict[str, Any]]:
@@ -165,9 +189,10 @@ def test_kind_declares_everything_the_layers_loop_over(name):
 
 
 def test_registry_fails_with_the_known_names_and_maps_the_old_one():
-    assert KIND_NAMES == ["text", "image", "video", "tabular"]
-    with pytest.raises(ConfigError, match=r"unknown modality kind 'audio'. Fix: use one of: image, tabular, text, video"):
-        get_kind("audio")
+    assert KIND_NAMES == ["text", "image", "video", "tabular", "timeseries", "audio"]
+    with pytest.raises(ConfigError, match=r"unknown modality kind 'smell'. Fix: use one of: audio, image, tabular, "
+                                          r"text, timeseries, video"):
+        get_kind("smell")
     assert get_kind("features") is get_kind("tabular") and "features" in KINDS and "features" not in KIND_NAMES
     assert list(kinds_of({"x": "text", "y": "image", "z": "text"}).values()) == [["x", "z"], ["y"]]
 
@@ -193,6 +218,10 @@ def test_good_cells_validate_and_load(tmp_path, name):
         assert items[0].dtype == np.uint8 and items[0].shape == (12, 14, 3)
     elif name == "video":
         assert items[0].dtype == np.uint8 and items[0].shape == (4, 10, 10, 3)
+    elif name == "timeseries":  # (T, C) float32 as stored, lengths differ
+        assert items[0].dtype == np.float32 and items[0].ndim == 2 and items[0].shape[1] == 2
+    elif name == "audio":  # mono float32 at 16 kHz, every clip the training median length (0.25 s)
+        assert items[0].dtype == np.float32 and items[0].shape == (4000,)
     else:
         assert items[0].dtype == np.float32 and items[0].shape == (3,)
         row = ds.rows(ds.ids("test")[:1])
@@ -204,6 +233,8 @@ def test_file_columns_are_the_path_cells_only():
     assert get_kind("image").file_columns("i", {}) == ["i"] and get_kind("video").file_columns("v", {}) == ["v"]
     assert get_kind("tabular").file_columns("w", {}) == ["w"]  # .npy paths
     assert get_kind("tabular").file_columns("w", {"columns": ["a"]}) == []  # numbers
+    assert get_kind("audio").file_columns("a", {}) == ["a"]
+    assert get_kind("timeseries").file_columns("s", {}) == ["s"]
 
 
 def _blank(row: int) -> Callable[[pd.DataFrame], None]:
@@ -241,6 +272,14 @@ BAD: dict[str, list[tuple[str, Any, Any, str]]] = {
                 ("inf", _cell("weight", 7, "inf"), None, r"column 'weight' is infinite for sample\(s\) s007"),
                 ("no-column", lambda f: f.drop(columns=["weight"], inplace=True), None,
                  r"lacks column\(s\) weight.*or correct columns = \[...\] in \[modalities.m\]")],
+    "audio": [("blank", _blank(3), None, r"s003 have no file path"),
+              ("missing", None, _unlink("wav/s003.wav"), r"1 of 12 audio clip\(s\) cannot be used: s003 "
+                                                         r"\(wav/s003.wav: missing\).*Fix: fix the paths"),
+              ("unreadable", None, _garbage("wav/s003.wav"), r"s003 \(wav/s003.wav: unreadable.*Fix: convert it")],
+    "timeseries": [("blank", _blank(3), None, r"s003 have no file path"),
+                   ("missing", None, _unlink("series/s003.npy"), r"file\(s\) missing for sample\(s\) s003"),
+                   ("unreadable", None, _garbage("series/s003.npy"),
+                    r"1 series file\(s\) cannot be used: sample 's003'.*not a plain .npy.*Fix: save a float array")],
 }
 
 
