@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-for exp in ${FUSIONLENS_DEMOS:-emoji rgbd}; do
+for exp in ${FUSIONLENS_DEMOS:-emoji rgbd site}; do
   [ -f "experiments/$exp.toml" ] || continue
   echo "[run] building experiment '$exp' (finished steps are kept)"
   .venv/bin/python -m core build "$exp"

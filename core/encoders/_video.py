@@ -25,7 +25,7 @@ from core.encoders.registry import ENCODERS
 from core.encoders._base import Encoder, flip_and_shift
 from core.errors import ConfigError, DataError
 
-__all__ = ["C3DEncoder", "SlowFastEncoder", "TimesformerEncoder", "VideoEncoder"]
+__all__ = ["C3DEncoder", "SlowFastEncoder", "StatCNNEncoder", "TimesformerEncoder", "VideoEncoder"]
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -295,6 +295,62 @@ class SlowFastEncoder(VideoEncoder):
                 slow = torch.cat([slow, self.laterals[i](fast)], dim=1)
         pooled = torch.cat([_pool(slow, self.pool), _pool(fast, self.pool)], dim=1)
         return self.head(pooled)
+
+
+#: the per-pixel temporal summaries StatCNN stacks on the channel axis, in order
+STAT_SUMMARIES = ("mean", "max", "min", "std", "late-minus-early")
+
+
+@ENCODERS.register("statcnn", kind="video")
+class StatCNNEncoder(VideoEncoder):
+    """Temporal summaries + a full-resolution 2D CNN: per pixel and channel, the mean, max, min and standard
+    deviation over time and the late-half minus early-half mean (signed motion), then ``width * (1, 2, 4, 8)``
+    Conv2d(3x3)+BN+ReLU blocks with 2x2 max-pooling between them.
+
+    Like "dynamic image" networks, time is summarised before the spatial network, so the cost hardly grows
+    with ``num_frames``: every frame can be kept, and a lamp that flashes in one frame of two still shows in
+    the max. The stem keeps full resolution (no strided convolution), so a cue a few pixels wide (a hi-vis
+    vest, a beacon) survives; ``pool = "meanmax"`` (the default) keeps it through global pooling.
+    ``blocks`` convolutions per stage (the first stage always has one).
+    """
+
+    registry_name = "statcnn"
+
+    def __init__(
+        self, in_channels: int = 3, num_frames: int = 16, image_size: int = 64, out_dim: int = 128, width: int = 16,
+        blocks: int = 1, pool: str = "meanmax",
+    ) -> None:
+        super().__init__(in_channels, num_frames, image_size, out_dim)
+        self.width = _positive_int("width", width)
+        self.blocks = _positive_int("blocks", blocks)
+        self.pool = _check_pool(pool)
+        widths = [self.width * m for m in (1, 2, 4, 8)]
+        layers: list[nn.Module] = []
+        cin = len(STAT_SUMMARIES) * self.in_channels
+        for i, cout in enumerate(widths):
+            for j in range(1 if i == 0 else self.blocks):
+                layers += [nn.Conv2d(cin if j == 0 else cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+                           nn.ReLU(inplace=True)]
+            if i < len(widths) - 1:
+                layers.append(nn.MaxPool2d(2, ceil_mode=True))  # ceil_mode: a 4 px frame does not collapse to 0
+            cin = cout
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(_POOL_WIDTH[self.pool] * cin, self.out_dim)
+
+    def _extra_kwargs(self) -> dict[str, Any]:
+        return {"width": self.width, "blocks": self.blocks, "pool": self.pool}
+
+    @staticmethod
+    def summaries(clips: torch.Tensor) -> torch.Tensor:
+        """(B, C, T, H, W) -> (B, 5C, H, W): the :data:`STAT_SUMMARIES` of every channel over time."""
+        frames = clips.shape[2]
+        half = max(1, frames // 2)
+        motion = clips[:, :, frames - half:].mean(2) - clips[:, :, :half].mean(2)
+        return torch.cat([clips.mean(2), clips.amax(2), clips.amin(2), clips.std(2, unbiased=False), motion], 1)
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        x = self.features(self.summaries(self._clips(inputs)))
+        return self.head(_pool(x.unsqueeze(2), self.pool))
 
 
 @ENCODERS.register("timesformer", kind="video")

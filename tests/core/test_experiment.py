@@ -67,7 +67,7 @@ def test_embedded_experiments_are_valid(name):
         assert ["image", "title"] in exp.subsets and ["image", "description"] in exp.subsets
         assert exp.raster_sizes() == {"image": 32}
     else:
-        assert [s.tag for s in exp.selected_sets()] == ["slowfast"] and exp.early
+        assert [s.tag for s in exp.selected_sets()] == ["statcnn"] and exp.early
 
 
 def test_experiments_of_the_tests_are_valid(tmp_path):

@@ -230,3 +230,17 @@ def test_timesformer_config_errors() -> None:
     enc = create_encoder("timesformer", num_frames=FRAMES, image_size=SIZE, out_dim=DIM)
     with pytest.raises(DataError, match="prepare"):
         enc({"clips": torch.randn(1, 3, FRAMES + 1, SIZE, SIZE)})
+
+
+def test_statcnn_summaries_keep_a_flashing_pixel_and_the_motion_sign() -> None:
+    from core.encoders import ENCODERS
+
+    summaries = ENCODERS.get("statcnn").summaries
+    clips = torch.zeros(1, 1, 4, 3, 3)
+    clips[0, 0, 1::2, 0, 0] = 1.0            # a lamp lit in every other frame
+    clips[0, 0, 2:, 2, 2] = 2.0              # something appears in the second half
+    s = summaries(clips)[0]                  # (5, H, W): mean, max, min, std, late - early
+    assert s.shape == (5, 3, 3)
+    assert float(s[0, 0, 0]) == pytest.approx(0.5) and float(s[1, 0, 0]) == 1.0 and float(s[2, 0, 0]) == 0.0
+    assert float(s[3, 0, 0]) == pytest.approx(0.5) and float(s[4, 0, 0]) == pytest.approx(0.0)
+    assert float(s[4, 2, 2]) == pytest.approx(2.0) and float(s[4, 1, 1]) == 0.0
