@@ -17,7 +17,13 @@ from core.trust import CHECKS
 from ui import loaders as L
 from ui.commands import build_commands
 from ui.context import Context
-from ui.figures.trust import make_controlled_figure, make_randomisation_figure, make_reliance_figure
+from ui.figures.trust import (
+    make_controlled_figure,
+    make_randomisation_figure,
+    make_reliance_difference_figure,
+    make_reliance_figure,
+)
+from ui.labels import pretty_modality
 from ui.widgets import show_error
 
 __all__ = ["STATUS_BADGES", "trust_lines", "render_trust_panel"]
@@ -75,7 +81,13 @@ def _details(report: Mapping[str, Any], run: Any, key: str) -> None:
     thresholds = report.get("thresholds") or {}
     st.plotly_chart(make_randomisation_figure(checks.get("randomisation"), thresholds), key=f"trust_rand_{key}")
     reliance = checks.get("reliance") or {}
-    if reliance.get("status") != "skip":
+    reported = list((reliance.get("numbers") or {}).get("modalities") or {})
+    if reliance.get("status") != "skip" and len(reported) > 1:  # several modalities (sufficient sets): one tab each
+        st.plotly_chart(make_reliance_difference_figure(reliance, run.modalities), key=f"trust_reldiff_{key}")
+        for tab, m in zip(st.tabs([pretty_modality(m) for m in reported]), reported):
+            with tab:
+                st.plotly_chart(make_reliance_figure(reliance, modality=m), key=f"trust_rel_{key}_{m}")
+    elif reliance.get("status") != "skip":
         st.plotly_chart(make_reliance_figure(reliance), key=f"trust_rel_{key}")
     controlled = checks.get("controlled") or {}
     if controlled.get("status") != "skip":

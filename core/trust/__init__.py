@@ -9,7 +9,9 @@ reason, in ``<run>/trust.json`` (:func:`check_run`, read back by
    head, then every weight; the |phi| maps must change;
 2. designed reliance vs measured shares (:func:`reliance_check`): where the
    dataset says which modality a sample needs (the RGB-D simulator, or a
-   ``reliance`` manifest column), the shares must follow it;
+   ``reliance`` manifest column) or which modality sets alone suffice (the
+   five-modality site simulator, or a ``sufficient`` column), the shares must
+   follow it;
 3. controlled variant (:func:`controlled_check`, ``--controlled``): retrain
    with one modality shuffled across samples; its share must drop toward 0;
 4. estimator error (:func:`estimator_check`): shares and standard errors
@@ -25,7 +27,9 @@ The package by job (private modules; import from here, never from them):
 ``_stats``          Spearman with ties, seeded bootstrap intervals
 ``_stored``         a run's stored explanations, one settings hash
 ``_randomisation``  re-initialisation and the cascading randomisation check
+``_shares``         the two share meanings, explained rows joined with a ground truth
 ``_reliance``       the designed reliance and the reliance check
+``_sufficient``     the reliance check over sufficient modality sets (five modalities)
 ``_controlled``     the shuffled sibling experiment and the controlled check
 ``_estimator``      the high-budget reference and the estimator check
 ``_summary``        the shares summary
@@ -56,7 +60,10 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "_stats": ("bootstrap_difference", "spearman"),
     "_stored": ("StoredExplanations", "stored_explanations"),
     "_randomisation": ("RANDOMISATION_MIN_SAMPLES", "STAGES", "randomisation_check", "reinitialise"),
-    "_reliance": ("SHARE_KINDS", "expected_orders", "reliance_check", "reliance_table", "share_values"),
+    "_shares": ("SHARE_KINDS", "share_values"),
+    "_reliance": ("SIMULATOR_SOURCES", "expected_orders", "reliance_check", "reliance_table", "uses_sufficient"),
+    "_sufficient": ("SUFFICIENCY_SCORES", "SUFFICIENT_COLUMN", "parse_sufficient", "sufficiency_score",
+                    "sufficient_check"),
     "_controlled": ("CONTROLLED_TAG", "controlled_check", "controlled_name", "prepare_controlled",
                     "shuffle_modality"),
     "_estimator": ("estimator_check", "reference_settings"),

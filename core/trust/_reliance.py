@@ -15,6 +15,12 @@ share of A with the expected order (the simulator's documented
 ``both``/``either`` above B-reliant). Both for the MM-SHAP share
 (``share_<m>``) and the exact modality share (|shapley_m| / sum |shapley|), on
 correct predictions and on all.
+
+Where the ground truth instead lists the modality sets that alone suffice (the
+five-modality site simulator's ``reliance5``, a manifest's ``sufficient``
+column), :func:`reliance_check` measures every modality of the run against it
+(``core.trust._sufficient``); a run of exactly the two modalities the
+``reliance`` column names keeps the rule above.
 """
 from __future__ import annotations
 
@@ -28,7 +34,9 @@ import pandas as pd
 from core.data import load_experiment_dataset
 from core.data.rgbd_sim import EXPECTED_DEPTH_ORDER
 from core.trust._report import CheckResult
+from core.trust._shares import SHARE_KINDS, SUBSETS, correct_mask, join_design, share_values
 from core.trust._stats import bootstrap_difference, spearman
+from core.trust._sufficient import SUFFICIENT_COLUMN, sufficient_check
 from core.trust._thresholds import (
     RELIANCE_BOOTSTRAP,
     RELIANCE_MIN_PER_GROUP,
@@ -38,49 +46,54 @@ from core.trust._thresholds import (
 
 #: Reliance values that name no single modality.
 SHARED_RELIANCE = ("both", "either")
-#: The two share meanings the check measures.
-SHARE_KINDS = {"mmshap": "MM-SHAP share (sum of |phi|)", "exact": "exact modality share (|Shapley| of the modality)"}
-SUBSETS = ("all", "correct")
+#: Data sources whose clips_meta.parquet holds the designed reliance (and the site's sufficient sets).
+SIMULATOR_SOURCES = ("rgbd-sim", "site-sim")
 
 
 def reliance_table(exp_dir: str | Path) -> tuple[pd.DataFrame | None, str, dict[str, Any]]:
-    """``(table of id, reliance[, variant], where it came from, dataset.json)`` of an experiment;
-    the table is None (and the text says why) when the dataset carries no designed reliance."""
+    """``(table of id, reliance and/or sufficient[, variant], where it came from, dataset.json)`` of an
+    experiment; the table is None (and the text says why) when the dataset carries no designed reliance."""
     ds, info = load_experiment_dataset(Path(exp_dir))
     frame = ds.frame
-    if "reliance" in frame.columns:
-        cols = ["id", "reliance", *(["variant"] if "variant" in frame.columns else [])]
-        return frame[cols].astype(str), "the manifest's reliance column", info
-    if info.get("source") == "rgbd-sim":
+    design = [c for c in ("reliance", SUFFICIENT_COLUMN) if c in frame.columns]
+    if design:
+        cols = ["id", *design, *(["variant"] if "variant" in frame.columns else [])]
+        table = frame[cols].copy()
+        for c in ("id", "reliance", "variant"):
+            if c in table.columns:
+                table[c] = table[c].astype(str)
+        return table, f"the manifest's {' and '.join(design)} column{'s' if len(design) > 1 else ''}", info
+    if info.get("source") in SIMULATOR_SOURCES:
         manifest = Path(info.get("manifest") or Path(info["root"]) / "manifest.csv")
         path = manifest.parent / "clips_meta.parquet"
+        site = info.get("source") == "site-sim"
         try:
-            meta = pd.read_parquet(path, columns=["id", "reliance", "variant"])
+            meta = pd.read_parquet(path, columns=["id", "reliance", "variant", *(["reliance5"] if site else [])])
         except Exception as exc:  # missing or unreadable: the check cannot run, the others can
             return None, f"the simulator's {path} cannot be read ({type(exc).__name__})", info
-        return meta.astype(str), str(path), info
-    return None, ("the dataset carries no designed reliance (a 'reliance' manifest column, or the RGB-D "
-                  "simulator's clips_meta.parquet)"), info
+        meta = meta.astype(str).rename(columns={"reliance5": SUFFICIENT_COLUMN})
+        return meta, str(path), info
+    return None, ("the dataset carries no designed reliance (a 'reliance' or 'sufficient' manifest column, or the "
+                  "simulators' clips_meta.parquet)"), info
 
 
 def expected_orders(info: Mapping[str, Any]) -> dict[str, tuple[tuple[str, ...], ...]]:
-    """Documented per-variant orders by modality: the simulator's depth order (RGB: reversed)."""
-    if info.get("source") != "rgbd-sim":
+    """Documented per-variant orders by modality: the simulators' depth order (RGB: reversed)."""
+    if info.get("source") not in SIMULATOR_SOURCES:
         return {}
     return {"depth": EXPECTED_DEPTH_ORDER, "rgb": tuple(reversed(EXPECTED_DEPTH_ORDER))}
 
 
-def share_values(rows: pd.DataFrame, modalities: Sequence[str], modality: str, kind: str) -> np.ndarray:
-    """Per-row share of ``modality``: ``share_<m>`` (MM-SHAP) or |shapley_m| / sum |shapley| (exact;
-    NaN where a value is missing or every modality's value is 0)."""
-    if kind == "mmshap":
-        return rows[f"share_{modality}"].to_numpy(dtype=np.float64)
-    shap = np.abs(np.stack([rows[f"shapley_{m}"].to_numpy(dtype=np.float64) for m in modalities], 1))
-    total = shap.sum(1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = shap[:, list(modalities).index(modality)] / total
-    out[~(total > 0)] = np.nan
-    return out
+def uses_sufficient(design: pd.DataFrame, modalities: Sequence[str]) -> bool:
+    """Whether :func:`reliance_check` measures the sufficient sets: the design has them, and either no
+    ``reliance`` column or a run whose modalities are not exactly the ones that column names."""
+    if SUFFICIENT_COLUMN not in design.columns:
+        return False
+    if "reliance" not in design.columns:
+        return True
+    named = {v for v in design["reliance"].dropna().astype(str)
+             if v not in SHARED_RELIANCE and v.strip().lower() not in ("", "nan", "none")}
+    return set(modalities) != named
 
 
 def _expected_score(group: str, reliance: str, modality: str, tiers: tuple[tuple[str, ...], ...] | None) -> float:
@@ -120,25 +133,29 @@ def reliance_check(rows: pd.DataFrame, reliance: pd.DataFrame, modalities: Seque
     Status (from the MM-SHAP share on all explained predictions): pass when the difference's
     interval lies above 0 and the ranking reaches :data:`RELIANCE_RANK_PASS`; warn when only one
     holds, or either group has fewer than :data:`RELIANCE_MIN_PER_GROUP` samples; fail otherwise.
+
+    A design with a ``sufficient`` column (lists of modality sets that alone suffice) is measured
+    by the sufficient-sets rule instead (:func:`sufficient_check`; ``orders`` do not apply), unless
+    it also has a ``reliance`` column naming exactly the run's modalities (:func:`uses_sufficient`).
     """
     modalities = list(modalities)
     if len(modalities) < 2:
         return CheckResult("reliance", "skip", "A single-modality run: its share is always 1.")
-    table = reliance.rename(columns={"id": "sample_id"})
-    table = table.assign(sample_id=table["sample_id"].astype(str), reliance=table["reliance"].astype(str))
-    frame = rows.assign(sample_id=rows["sample_id"].astype(str)).merge(table, on="sample_id", how="inner")
+    if uses_sufficient(reliance, modalities):
+        return sufficient_check(rows, reliance, modalities, seed=seed, n_boot=n_boot, source=source)
+    reliance = reliance.drop(columns=[SUFFICIENT_COLUMN], errors="ignore")
+    frame = join_design(rows, reliance.assign(reliance=reliance["reliance"].astype(str)))
     frame = frame[frame["reliance"].isin([*modalities, *SHARED_RELIANCE])].reset_index(drop=True)
     rel_mods = [m for m in modalities if (frame["reliance"] == m).any()]
     if len(rel_mods) < 2:
-        named = ", ".join(sorted(set(table["reliance"]))) or "nothing"
+        named = ", ".join(sorted(set(reliance["reliance"].astype(str)))) or "nothing"
         return CheckResult("reliance", "warn" if len(rows) else "skip",
                            f"The {len(frame)} explained samples with a designed reliance name fewer than two of the "
                            f"run's modalities (the ground truth names {named}).", n=int(len(frame)))
     # with two modalities one share is 1 minus the other: the second one's numbers say it all
     reported = [rel_mods[-1]] if len(modalities) == 2 else rel_mods
     group_col = "variant" if "variant" in frame.columns else "reliance"
-    correct = frame["correct"].astype("boolean").fillna(False).to_numpy(dtype=bool) if "correct" in frame.columns \
-        else np.zeros(len(frame), dtype=bool)
+    correct = correct_mask(frame)
     results: dict[str, Any] = {}
     for m in reported:
         others = [o for o in rel_mods if o != m]
@@ -157,7 +174,7 @@ def reliance_check(rows: pd.DataFrame, reliance: pd.DataFrame, modalities: Seque
         statuses.append(status)
         reasons.append(reason)
     status = "fail" if "fail" in statuses else "warn" if "warn" in statuses else "pass"
-    numbers = {"modalities": results, "grouped_by": group_col, "source": source, "seed": int(seed),
+    numbers = {"modalities": results, "rule": "reliance", "grouped_by": group_col, "source": source, "seed": int(seed),
                "bootstrap": int(n_boot), "share_kinds": SHARE_KINDS}
     return CheckResult("reliance", status, " ".join(reasons), n=int(len(frame)), numbers=numbers)
 

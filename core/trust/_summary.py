@@ -8,7 +8,7 @@ import numpy as np
 
 from core.explain import FLAT_PROB_THRESHOLD
 
-from core.trust._reliance import SHARE_KINDS, share_values
+from core.trust._shares import SHARE_KINDS, share_values
 from core.trust._report import CheckResult
 from core.trust._stats import summary
 from core.trust._stored import StoredExplanations

@@ -53,19 +53,25 @@ def make_randomisation_figure(check: Mapping[str, Any] | None, thresholds: Mappi
     return fig
 
 
-def make_reliance_figure(check: Mapping[str, Any] | None, *, subset: str = "all",
+def make_reliance_figure(check: Mapping[str, Any] | None, *, subset: str = "all", modality: str | None = None,
                          title: str = "Designed reliance") -> go.Figure:
-    """Mean share of the reported modality per variant (or reliance value), ordered by the expected
-    order, MM-SHAP and exact share side by side, in the modality's colour."""
+    """Mean share of one reported modality (``modality``, else the first) per variant (or reliance value,
+    or sufficient sets), ordered by the expected order, MM-SHAP and exact share side by side, in the
+    modality's colour."""
     numbers = _numbers(check)
     results = numbers.get("modalities")
     if not isinstance(results, Mapping) or not results:
         return empty_figure("No reliance result for this run.", title)
-    modality, result = next(iter(results.items()))
+    if modality is None:
+        modality = next(iter(results))
+    result = results.get(modality)
+    if not isinstance(result, Mapping):
+        return empty_figure(f"No reliance result for {pretty_modality(modality)}.", title)
+    design = "sufficient sets" if numbers.get("rule") == "sufficient" else "reliance"
     fig = go.Figure()
     color = modality_color(modality)
     for kind, opacity, label in (("mmshap", 1.0, "MM-SHAP share"), ("exact", 0.45, "exact share")):
-        measured = result.get(f"{subset}/{kind}") if isinstance(result, Mapping) else None
+        measured = result.get(f"{subset}/{kind}")
         groups = measured.get("groups") if isinstance(measured, Mapping) else None
         if not groups:
             continue
@@ -73,18 +79,56 @@ def make_reliance_figure(check: Mapping[str, Any] | None, *, subset: str = "all"
         fig.add_trace(go.Bar(
             x=[esc(g["group"]) for g in groups], y=[g["mean"] for g in groups], name=label, opacity=opacity,
             marker_color=color, customdata=[[g["n"], esc(g["reliance"]), g["expected"]] for g in groups],
-            hovertemplate="%{x}<br>" + label + ": %{y:.2f}<br>n = %{customdata[0]}<br>reliance: %{customdata[1]}"
-                          "<br>expected rank: %{customdata[2]}<extra></extra>"))
+            hovertemplate="%{x}<br>" + label + ": %{y:.2f}<br>n = %{customdata[0]}<br>" + design
+                          + ": %{customdata[1]}<br>expected rank: %{customdata[2]}<extra></extra>"))
     if not fig.data:
         return empty_figure("No explained sample with a designed reliance.", title)
     grouped = numbers.get("grouped_by", "variant")
-    style_figure(fig, f"{title}: mean {pretty_modality(modality)} share per {numbers.get('grouped_by', 'variant')} "
-                      f"({subset} predictions)",
+    style_figure(fig, f"{title}: mean {pretty_modality(modality)} share per {grouped} ({subset} predictions)",
                  f"{str(grouped).capitalize()} (expected {pretty_modality(modality)} share: high to low)",
                  f"Mean {pretty_modality(modality)} share", legend_title="Share", height=420)
     fig.update_layout(barmode="group")
     fig.update_yaxes(range=[0, 1.0], tickformat=".0%")
     return fig
+
+
+def make_reliance_difference_figure(check: Mapping[str, Any] | None, modalities: Sequence[str] | None = None, *,
+                                    subset: str = "all", title: str = "Designed reliance") -> go.Figure:
+    """Each reported modality's share difference (where it alone suffices, or where it is relied on, minus
+    where it carries no designed cue) with its 95 % interval, MM-SHAP and exact share, and the zero line."""
+    numbers = _numbers(check)
+    results = numbers.get("modalities")
+    if not isinstance(results, Mapping) or not results:
+        return empty_figure("No reliance result for this run.", title)
+    names = [m for m, r in results.items() if isinstance(r, Mapping)]
+    fig = go.Figure()
+    for kind, symbol, opacity, label in (("mmshap", "circle", 1.0, "MM-SHAP share"),
+                                         ("exact", "diamond", 0.5, "exact share")):
+        cells = [results[m].get(f"{subset}/{kind}") or {} for m in names]
+        diff = [c.get("difference") for c in cells]
+        fig.add_trace(go.Scatter(
+            x=[pretty_modality(m) for m in names], y=diff, mode="markers", name=label, opacity=opacity,
+            marker=dict(symbol=symbol, size=11, color=[modality_color(m, modalities) for m in names]),
+            error_y=dict(type="data", symmetric=False, color="#404040",
+                         array=[_gap(c.get("high"), d) for c, d in zip(cells, diff)],
+                         arrayminus=[_gap(d, c.get("low")) for c, d in zip(cells, diff)]),
+            customdata=[[c.get("low"), c.get("high"), c.get("n_a"), c.get("n_b")] for c in cells],
+            hovertemplate="%{x} (" + label + "): %{y:+.2f}<br>95 % CI %{customdata[0]:+.2f} to %{customdata[1]:+.2f}"
+                          "<br>n = %{customdata[2]} / %{customdata[3]}<extra></extra>"))
+    fig.add_hline(y=0, line_dash="dash", line_color=STATUS_COLORS["fail"], annotation_text="no difference",
+                  annotation_position="top left")
+    sufficient = numbers.get("rule") == "sufficient"
+    what = ("where it alone suffices minus where it is in no set" if sufficient
+            else "on samples relying on it minus on the others'")
+    n = (check or {}).get("n")
+    style_figure(fig, f"{title}: share {what} ({subset} predictions" + (f", n = {n})" if n is not None else ")"),
+                 "Modality", "Difference of mean share (95 % interval)", legend_title="Share", height=400)
+    fig.update_yaxes(tickformat="+.0%")
+    return fig
+
+
+def _gap(a: Any, b: Any) -> float | None:
+    return a - b if isinstance(a, (int, float)) and isinstance(b, (int, float)) else None
 
 
 def make_controlled_figure(check: Mapping[str, Any] | None, modalities: Sequence[str] | None = None, *,
