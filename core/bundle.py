@@ -31,15 +31,17 @@ FORMAT_VERSION = 1
 REQUIRED_FILES = ("config.json", "model.safetensors", "predictions.parquet", "metrics.json", "embeddings.safetensors")
 #: What ``load_run`` requires of ``config.json``, ``metrics.json`` and ``predictions.parquet``.
 CONFIG_KEYS = ("experiment", "run", "strategy", "fusion", "modalities", "classes", "encoders", "head")
-STRATEGIES = ("unimodal", "early", "intermediate", "late", "classical")
+STRATEGIES = ("unimodal", "early", "intermediate", "late", "classical", "adaptive")
 METRIC_KEYS = ("top1", "top3", "top5", "macro_f1", "n_params", "inference_ms_per_sample")
 SCORE_KEYS = ("top1", "top3", "top5", "macro_f1")
 PREDICTION_COLUMNS = ("id", "label", "pred", "correct", "confidence", "top1_label", "top1_prob")
 
 
 def save_run(run_dir: Path, config: dict[str, Any], weights: dict[str, torch.Tensor], predictions: pd.DataFrame,
-             embeddings: dict[str, torch.Tensor | np.ndarray], metrics: dict[str, Any]) -> Path:
-    """Write a complete bundle atomically (staged in a sibling folder, then renamed)."""
+             embeddings: dict[str, torch.Tensor | np.ndarray], metrics: dict[str, Any],
+             tables: dict[str, pd.DataFrame] | None = None) -> Path:
+    """Write a complete bundle atomically (staged in a sibling folder, then renamed); ``tables``: further
+    Parquet files of the run by file name (an adaptive run's ``decisions.parquet``)."""
     run_dir = Path(run_dir)
     staging = run_dir.with_name(run_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -49,6 +51,8 @@ def save_run(run_dir: Path, config: dict[str, Any], weights: dict[str, torch.Ten
     write_parquet(staging / "predictions.parquet", predictions)
     write_tensors(staging / "embeddings.safetensors", embeddings)
     write_json(staging / "metrics.json", metrics)
+    for name, table in (tables or {}).items():
+        write_parquet(staging / name, table)
     write_json(staging / "config.json", config)  # last: its presence marks a complete bundle
     if run_dir.exists():
         old = run_dir.with_name(run_dir.name + ".old")
@@ -96,7 +100,8 @@ class Run:
 
     @functools.cached_property
     def _model(self) -> Any:
-        from core.model import EarlyFusionClassifier, MultimodalClassifier, build_encoder, build_head
+        from core.model import (AdaptiveClassifier, EarlyFusionClassifier, MultimodalClassifier, build_encoder,
+                                build_head)
 
         cfg = self.config
         try:
@@ -104,6 +109,10 @@ class Run:
             if cfg["strategy"] == "early":
                 joint = build_encoder(cfg["early"]["joint"])
                 model = EarlyFusionClassifier(cfg["modalities"], joint, head, cfg["classes"], cfg["early"]["channels"])
+            elif cfg["strategy"] == "adaptive":
+                encoders = {m: build_encoder(cfg["encoders"][m]) for m in cfg["modalities"]}
+                model = AdaptiveClassifier(cfg["modalities"], encoders, head, cfg["classes"],
+                                           cfg["adaptive"]["segment_inputs"])
             else:
                 encoders = {m: build_encoder(cfg["encoders"][m]) for m in cfg["modalities"]}
                 model = MultimodalClassifier(cfg["modalities"], encoders, head, cfg["classes"])
@@ -196,6 +205,11 @@ def config_problems(config: Any) -> list[str]:
         if not isinstance(early, dict) or not isinstance(early.get("joint"), dict) \
                 or not isinstance(early.get("channels"), dict):
             out.append("config.json of an early-fusion run lacks 'early' {'joint': ..., 'channels': ...}")
+    if config.get("strategy") == "adaptive":
+        adaptive = config.get("adaptive")
+        if not isinstance(adaptive, dict) or not isinstance(adaptive.get("segment_inputs"), dict) \
+                or not isinstance(adaptive.get("policy"), list):
+            out.append("config.json of an adaptive run lacks 'adaptive' {'policy': [...], 'segment_inputs': ...}")
     if "encoder_set" in config and not isinstance(config["encoder_set"], str):
         out.append(f"config.json 'encoder_set' is {config['encoder_set']!r}, not a string")
     return out

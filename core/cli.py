@@ -2,7 +2,8 @@
 
 This module only parses the command line and dispatches: each subcommand calls
 the module that owns the step (``core.data``, ``core.train``, ``core.results``,
-``core.projection``, ``core.explain``, ``core.trust``, ``core.compute``; ``build`` runs :mod:`core.pipeline`;
+``core.projection``, ``core.explain``, ``core.trust``, ``core.compute``, ``core.robustness``; ``build`` runs
+:mod:`core.pipeline`;
 the runs a command names come from :func:`core.catalog.resolve_runs`).
 Steps are resumable: finished runs, explanations and projections whose
 settings match are kept, so an interrupted command is simply run again.
@@ -67,7 +68,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if not entry.usable:
             raise entry.error()
         report = reproduce_predictions(Path(run))
-        ok &= report["same_topk_labels"] and report["max_abs_prob_diff"] < 1e-4
+        ok &= report["same_topk_labels"] and report["max_abs_prob_diff"] < 1e-4 and report.get("same_decisions", True)
         print(json.dumps(report))
     return 0 if ok else 1
 
@@ -235,6 +236,8 @@ def build_parser(prog: str = CLI_NAME) -> argparse.ArgumentParser:
     _register_compute(sub)
     _register_explain(sub)
     _register_check(sub)
+    _register_robustness(sub)
+    _register_efficiency(sub)
     for p in sub.choices.values():
         _add_global_options(p, subcommand=True)
     return parser
@@ -397,6 +400,86 @@ def _register_check(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seeds the samples, re-initialisations, "
                                                                     "bootstrap and shuffles (default: 0)")
     p.set_defaults(func=cmd_check)
+
+
+# --------------------------------------------------------------------------- robustness
+
+def cmd_robustness(args: argparse.Namespace) -> int:
+    """Each run's robustness table (core.robustness), stored as <run>/robustness.json and printed."""
+    from core.robustness import (  # imports torch
+        format_robustness,
+        load_robustness,
+        robustness_path,
+        robustness_runs,
+        robustness_settings_from_args,
+    )
+
+    settings = robustness_settings_from_args(args)
+    skipped: list[str] = []
+    run_dirs = catalog.resolve_runs(args.target, _root(args), args.run, skipped)
+    report = robustness_runs(run_dirs, settings, force=args.force, share_run=args.share_run or "auto",
+                             progress=not args.quiet)
+    for run_dir in run_dirs:
+        table = load_robustness(run_dir)
+        if table is not None:
+            print(format_robustness(table))
+    print(f"robustness of {len(run_dirs)} run(s): {len(report['computed'])} computed, {len(report['kept'])} already "
+          f"stored ({report['seconds']:.1f} s, {report['encodings']} encodings in {report['encode_seconds']:.1f} s) "
+          f"-> {robustness_path('<run>')}")
+    return _report_skipped(skipped)
+
+
+def _register_robustness(sub: argparse._SubParsersAction) -> None:
+    from core.robustness import add_robustness_arguments
+
+    p = sub.add_parser("robustness", help="each run's accuracy with a modality missing, under noise and missing at "
+                                          "random, stored as <run>/robustness.json (see docs/ROBUSTNESS.md)")
+    p.add_argument("target", help="run folder, or experiment name / .toml / folder (every run, or --run)")
+    p.add_argument("--run", action="append", help="only this run of the experiment; repeatable")
+    p.add_argument("--force", action="store_true", help="compute again tables already stored with these settings")
+    p.add_argument("--share-run", metavar="RUN", help="the run whose explanations are recomputed on perturbed "
+                                                      "inputs (default: the build's first explained run)")
+    add_robustness_arguments(p)  # one flag per field of RobustnessSettings
+    p.set_defaults(func=cmd_robustness)
+
+
+# --------------------------------------------------------------------------- efficiency
+
+def cmd_efficiency(args: argparse.Namespace) -> int:
+    """The reference's efficiency table of each adaptive run's modalities (core.adaptive), printed and saved."""
+    from core.adaptive import efficiency_table, format_efficiency_table
+    from core.io import atomic_path
+
+    exp = load_experiment(args.experiment)
+    exp_dir = _root(args) / exp.name
+    entries = catalog.scan_runs(exp_dir, _root(args))
+    runs = [e.run for e in entries if e.usable and e.run is not None]
+    skipped = [f"run {e.name} ({e.state}): {e.message}" for e in entries if not e.usable]
+    bases = {}
+    for run in sorted(runs, key=lambda r: r.name):  # one table per encoder set's adaptive runs
+        if run.config.get("strategy") == "adaptive":
+            bases.setdefault(str(run.config.get("encoder_set", "")), run.name)
+    if not bases:
+        raise ConfigError(f"experiment {exp.name} has no adaptive run",
+                          fix=f"add a [fusion.adaptive] table to the experiment file, then `{cli_command()} train "
+                              f"{args.experiment}`")
+    tables = [efficiency_table(runs, name).assign(encoder_set=tag) for tag, name in bases.items()]
+    for table in tables:
+        print(format_efficiency_table(table.drop(columns="encoder_set")))
+    import pandas as pd
+
+    with atomic_path(exp_dir / "efficiency.csv") as tmp:
+        pd.concat(tables, ignore_index=True).to_csv(tmp, index=False, float_format="%.6g")
+    print(f"saved {exp_dir / 'efficiency.csv'}")
+    return _report_skipped(skipped)
+
+
+def _register_efficiency(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("efficiency", help="print and save the efficiency table of the adaptive runs (accuracy, "
+                                          "selection rate per modality, GFLOPs and the saving; "
+                                          "runs/<experiment>/efficiency.csv)")
+    p.add_argument("experiment")
+    p.set_defaults(func=cmd_efficiency)
 
 
 def main(argv: Sequence[str] | None = None, prog: str = CLI_NAME) -> int:

@@ -304,7 +304,10 @@ def compute_run(run_dir: str | Path, *, force: bool = False) -> dict[str, Any]:
     with torch_threads("encoder"):
         count = count_gflops(run.model(), items)
     metrics = read_json(run_dir / "metrics.json", what="run metrics")  # as stored, so no other key changes
-    metrics.update(gflops_metrics(count))
+    rates = metrics.get("gflops_selection_rates")
+    # an adaptive run keeps its expected cost: the new count weighted by its stored selection rates
+    counted = expected_gflops(count["gflops_by_part"], rates, count["uncounted"]) if rates else gflops_metrics(count)
+    metrics.update(counted)
     write_json(run_dir / "metrics.json", metrics)
-    return {"run": run.name, "computed": True, "gflops_per_sample": count["gflops_per_sample"],
-            "gflops_by_part": count["gflops_by_part"], "uncounted": count["uncounted"]}
+    return {"run": run.name, "computed": True, "gflops_per_sample": counted["gflops_per_sample"],
+            "gflops_by_part": counted["gflops_by_part"], "uncounted": count["uncounted"]}

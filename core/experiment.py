@@ -84,11 +84,17 @@ class Experiment:
     subset_methods: list[str] | None = None
     #: classical heads, ``<estimator>-<aggregation>`` (``[fusion] classical``, core.fusion.list_classical)
     classical: list[str] = field(default_factory=list)
+    #: intermediate methods that also get a modality-dropout twin run (``[fusion] dropout_runs``)
+    dropout_runs: list[str] = field(default_factory=list)
+    #: the twins' modality dropout: a probability, or one per modality (``[fusion] dropout_probability``)
+    dropout_probability: Any = 0.3
     raw: dict[str, Any] = field(default_factory=dict)
     #: modality -> its kind's keys of ``[modalities.<name>]`` with their defaults (``empty``, ``columns``)
     modality_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: text modality -> rule for empty cells: "refuse", "drop" or "keep" (also in ``modality_options``)
     empty_text: dict[str, str] = field(default_factory=dict)
+    #: ``[fusion.adaptive]`` with its defaults and ``cost`` as ``{policy modality: weight}``; None: no adaptive run
+    adaptive: dict[str, Any] | None = None
     #: ``[precompute]`` with its defaults: what ``build`` computes after training (see core.pipeline)
     precompute: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(DEFAULT_PRECOMPUTE))
 
@@ -384,7 +390,7 @@ def parse_experiment(raw: dict[str, Any], path: Path | None = None) -> Experimen
         default_tags = [""]
 
     fusion = raw.get("fusion") or {}
-    known_fusions = FUSIONS.names()
+    known_fusions = FUSIONS.names(strategy="intermediate")  # what [fusion] methods takes
     methods = list(fusion.get("methods", FUSIONS.names(strategy="intermediate")))
     for f in methods:
         if f not in FUSIONS:
@@ -392,6 +398,10 @@ def parse_experiment(raw: dict[str, Any], path: Path | None = None) -> Experimen
                 "classical heads go in [fusion] classical; " if is_classical(f) else did_you_mean(f, known_fusions)
             problems.append(Problem(f"[fusion] methods: unknown fusion method {f!r}",
                                     f"{hint}use some of: {choices(known_fusions)}"))
+        elif FUSIONS.meta(f).get("strategy") == "adaptive":
+            problems.append(Problem(f"[fusion] methods: {f!r} is not an intermediate fusion method",
+                                    "configure adaptive runs in a [fusion.adaptive] table (policy, segments, cost); "
+                                    f"methods takes: {choices(FUSIONS.names(strategy='intermediate'))}"))
     late = list(fusion.get("late", LATE_FUSIONS))
     classical = list(fusion.get("classical", []))
     for f in classical:
@@ -425,12 +435,32 @@ def parse_experiment(raw: dict[str, Any], path: Path | None = None) -> Experimen
             problems.append(Problem(f"[fusion] subset_methods: {', '.join(map(repr, outside))} "
                                     f"{'is' if len(outside) == 1 else 'are'} not in [fusion] methods, late or "
                                     "classical", f"use some of: {choices([*methods, *late, *classical])}"))
+    dropout_runs = list(fusion.get("dropout_runs", []))
+    outside = [f for f in dropout_runs if f not in methods]
+    if outside:
+        problems.append(Problem(f"[fusion] dropout_runs: {', '.join(map(repr, outside))} "
+                                f"{'is' if len(outside) == 1 else 'are'} not an intermediate method of [fusion] "
+                                "methods (modality dropout trains an intermediate head)",
+                                f"use some of: {choices(methods)}"))
+    if len(set(dropout_runs)) != len(dropout_runs):
+        problems.append(Problem("[fusion] dropout_runs names a method more than once", "list each method once"))
+    drop_tables = [("[fusion] dropout_probability", fusion.get("dropout_probability")),
+                   ("[train.fusion] modality_dropout", ((raw.get("train") or {}).get("fusion") or {})
+                    .get("modality_dropout"))]
+    for where_key, value in drop_tables:
+        unknown = [m for m in value if m not in modalities] if isinstance(value, dict) else []
+        if unknown:
+            problems.append(Problem(f"{where_key} names {', '.join(map(repr, unknown))}, not a declared modality",
+                                    f"{did_you_mean(unknown[0], modalities)}use modality names: "
+                                    f"{choices(modalities, '(none declared)')}"))
     early = bool(fusion.get("early", False))
     if early and not any(s and all(early_fusable(modalities.get(m)) for m in s) for s in subsets):
         stackable = " or ".join(k for k in list_kinds() if get_kind(k).early_fusion) or "(no kind)"
         problems.append(Problem(f"[fusion] early = true, but no fusion subset holds only {stackable} modalities "
                                 "(early fusion stacks clips on the channel axis)",
                                 f"set early = false, or add a subset of {stackable} modalities"))
+    adaptive, adaptive_problems = _adaptive_settings(fusion.get("adaptive"), modalities)
+    problems += adaptive_problems
     precompute = {**copy.deepcopy(DEFAULT_PRECOMPUTE), **copy.deepcopy(raw.get("precompute") or {})}
     problems += _precompute_problems(precompute)
     if problems:
@@ -443,9 +473,72 @@ def parse_experiment(raw: dict[str, Any], path: Path | None = None) -> Experimen
         name=str(name), path=path, seed=int(raw.get("seed", 0)), dataset=dataset, modalities=modalities,
         encoder_sets=encoder_sets, default_tags=default_tags, fusion_methods=methods, late_methods=late,
         early=early, subsets=subsets, train=train, subset_methods=subset_methods, classical=classical, raw=raw,
+        dropout_runs=dropout_runs, dropout_probability=fusion.get("dropout_probability", 0.3),
         modality_options=modality_options,
         empty_text={m: o["empty"] for m, o in modality_options.items() if "empty" in o}, precompute=precompute,
+        adaptive=adaptive,
     )
+
+
+def _adaptive_settings(table: dict[str, Any] | None, modalities: dict[str, str]
+                       ) -> tuple[dict[str, Any] | None, list[Problem]]:
+    """``[fusion.adaptive]`` with its defaults (``cost`` as one weight per policy modality), and its problems:
+    a modality the experiment lacks, a policy modality of a kind without segments, a cost for a modality the
+    policy does not select, an annealing that warms up (types and ranges are the schema's)."""
+    if table is None:
+        return None, []
+    spec = SCHEMA.keys["fusion"].keys["adaptive"]  # type: ignore[union-attr]
+    settings = {**defaults(spec), **copy.deepcopy(table)}
+    problems: list[Problem] = []
+    declared = choices(modalities, "(none declared)")
+    policy, always = list(settings.get("policy") or []), list(settings.get("always_on") or [])
+    for key, names in (("policy", policy), ("always_on", always)):
+        for m in names:
+            if m not in modalities:
+                problems.append(Problem(f"[fusion.adaptive] {key} names {m!r}, a modality the experiment lacks",
+                                        f"{did_you_mean(m, modalities)}use declared modalities: {declared}"))
+        if len(set(names)) != len(names):
+            problems.append(Problem(f"[fusion.adaptive] {key} names a modality more than once", "list each once"))
+    if not policy and "policy" in table:
+        problems.append(Problem("[fusion.adaptive] policy = [] leaves the policy nothing to select",
+                                "name one or more video, audio or time-series modalities"))
+    both = [m for m in policy if m in always]
+    if both:
+        problems.append(Problem(f"[fusion.adaptive] names {', '.join(map(repr, both))} in both policy and always_on",
+                                "a modality is either selected per segment (policy) or always on"))
+    timed_kinds = [k for k in list_kinds() if get_kind(k).segment_axis is not None]
+    timed = [m for m, k in modalities.items() if k in timed_kinds]
+    for m in policy:
+        kind = modalities.get(m)
+        if kind in KINDS and get_kind(kind).segment_axis is None:
+            problems.append(Problem(
+                f"[fusion.adaptive] policy names {m!r}, a {kind} modality: {kind} items have no temporal segments "
+                "for the policy to choose from",
+                f"select modalities of a kind with time ({', '.join(timed_kinds)}) in policy (this experiment's: "
+                f"{choices(timed, '(none)')}) and put {m!r} in always_on, or remove [fusion.adaptive]"))
+    cost = settings.get("cost", 1.0)
+    if isinstance(cost, dict):
+        unknown = [m for m in cost if m not in policy]
+        if unknown:
+            problems.append(Problem(f"[fusion.adaptive] cost names {', '.join(map(repr, unknown))}, not a policy "
+                                    "modality", f"give cost weights to policy modalities only: "
+                                    f"{choices(policy, '(none)')}"))
+        settings["cost"] = {m: float(cost.get(m, 1.0)) for m in policy}
+    elif isinstance(cost, (int, float)) and not isinstance(cost, bool):
+        settings["cost"] = {m: float(cost) for m in policy}
+    start, end = settings.get("tau_start"), settings.get("tau_end")
+    if isinstance(start, (int, float)) and isinstance(end, (int, float)) and end > start:
+        problems.append(Problem(f"[fusion.adaptive] tau_end = {end} is above tau_start = {start}: the temperature "
+                                "is annealed (lowered) during training", "set tau_end <= tau_start"))
+    scales = list(settings.get("cost_scales") or [])
+    if not scales:
+        problems.append(Problem("[fusion.adaptive] cost_scales = [] trains no adaptive run",
+                                "give cost_scales = [1.0] (the default), or remove [fusion.adaptive]"))
+    if len({float(x) for x in scales if isinstance(x, (int, float))}) != len(scales):
+        problems.append(Problem("[fusion.adaptive] cost_scales names a factor more than once", "list each once"))
+    order = [m for m in modalities if m in policy or m in always]  # the run's modalities, in declaration order
+    settings.update(policy=policy, always_on=always, modalities=order)
+    return settings, problems
 
 
 def _precompute_problems(precompute: dict[str, Any]) -> list[Problem]:

@@ -43,8 +43,9 @@ class Key:
     """One value of the file.
 
     ``type``: ``int``, ``float`` (an integer is accepted), ``str``, ``bool``,
-    ``list[str]``, ``list[int]`` or ``list[list[str]]``. ``min``/``max`` bound
-    numbers (``*_open``: the bound itself is excluded; for a list: each element);
+    ``list[str]``, ``list[int]``, ``list[float]``, ``list[list[str]]`` or ``float|table`` (a number, or an inline
+    table of numbers keyed by modality). ``min``/``max`` bound
+    numbers (``*_open``: the bound itself is excluded; for a list or table: each element);
     ``choices`` bound strings (for a list: each element). ``when = (sibling, values)``: the key applies only
     when the sibling key of the same table has one of ``values``.
     """
@@ -191,6 +192,37 @@ SCHEMA = Table(doc="top level", keys={
                               default_doc="every method on every subset"),
         "early": Key("bool", "also train an early-fusion run (clips stacked on the channel axis) for subsets of "
                      "video modalities only", False),
+        "dropout_runs": Key("list[str]", "intermediate fusion methods (of `methods`) that also get a twin run "
+                            "`<method>-mdrop-<subset>` over the first subset, trained with modality dropout "
+                            "(`dropout_probability`), so the method is shown with and without it",
+                            default_doc="`[]` (none)"),
+        "dropout_probability": Key("float|table", "modality dropout of the `dropout_runs` twins: the probability "
+                                   "that a modality's embedding is replaced by a learned missing-modality "
+                                   "embedding while training; a number, or a table per modality "
+                                   "(`{ image = 0.5, title = 0.2 }`, others 0)", default_doc="`0.3`",
+                                   min=0, max=1, max_open=True),
+        "adaptive": Table(doc="an adaptive run (AdaMML): per temporal segment, a policy picks which of the `policy` "
+                          "modalities run; named `adaptive-<modalities>` (see docs/EXPLAIN.md, \"Adaptive runs\")",
+                          default_doc="none", keys={
+            "policy": Key("list[str]", "modalities the policy selects per segment: declared modalities of a kind with "
+                          "time (video, audio, time series)", required=True),
+            "always_on": Key("list[str]", "declared modalities that always run on the whole item and feed the policy "
+                             "(cheap inputs such as location or trajectories)", [], default_doc="`[]` (none)"),
+            "segments": Key("int", "temporal segments per item", 4, min=1, max=64),
+            "cost": Key("float|table", "cost weight lambda_k of each policy modality in the loss: one number for "
+                        "every one, or a table per modality (`{ rgb = 1.0, depth = 0.5 }`, others 1.0)", 1.0,
+                        min=0),
+            "penalty": Key("float", "gamma: the cost term of a wrongly predicted item, in place of its usage term "
+                           "(>= 1 makes a wrong prediction cost at least as much as running everything; it weighs "
+                           "in choosing the epoch, as the cost of a wrong item has no gradient)", 1.0, min=0),
+            "tau_start": Key("float", "Gumbel-softmax temperature of the first epoch (annealed exponentially)", 1.0,
+                             min=0, min_open=True),
+            "tau_end": Key("float", "Gumbel-softmax temperature of the last epoch (<= tau_start)", 0.1, min=0,
+                           min_open=True),
+            "cost_scales": Key("list[float]", "one adaptive run per factor on every cost weight: the trade-off curve "
+                               "of accuracy against GFLOPs (1 is `adaptive-<modalities>`, another factor f "
+                               "`adaptive-x<f>-<modalities>`)", [1.0], min=0),
+        }),
     }),
     "train": Table(doc="training hyperparameters", keys={
         "unimodal": _train_stage("stage 1: one encoder + classifier per modality", "hidden",
@@ -207,7 +239,27 @@ SCHEMA = Table(doc="top level", keys={
         }),
         "fusion": _train_stage("stage 2: fusion heads on the cached embeddings", "dim", "fusion dimension", {
             "epochs": 60, "lr": 2e-3, "batch_size": 128, "weight_decay": 1e-4, "dim": 128, "dropout": 0.2,
-            "patience": 10}),
+            "patience": 10}, {
+            "modality_dropout": Key("float|table", "modality dropout of every intermediate fusion head: while "
+                                    "training, each modality's embedding of a sample is replaced by a learned "
+                                    "missing-modality embedding with this probability (a number, or a table per "
+                                    "modality, others 0); the head keeps that embedding for a modality missing at "
+                                    "test time (docs/ROBUSTNESS.md)", default_doc="`0.0` (off)",
+                                    min=0, max=1, max_open=True),
+        }),
+        "adaptive": _train_stage("adaptive runs (`[fusion.adaptive]`): the policy and the segment classifiers on "
+                                 "cached segment embeddings of the frozen unimodal encoders", "dim",
+                                 "policy LSTM hidden width", {
+            "epochs": 40, "lr": 5e-3, "batch_size": 64, "weight_decay": 1e-4, "dim": 32, "dropout": 0.2,
+            "patience": 10}, {
+            "patience": Key("int", "epochs without a lower validation loss (cross-entropy plus the cost term, with "
+                            "the test-time decisions) before stopping early, counted once the cost weights are "
+                            "whole; the best epoch is kept", 10, min=1),
+            "warmup_epochs": Key("int", "epochs that first train the segment classifiers alone, every modality "
+                                 "running in every segment (no policy, no cost)", 5, min=0),
+            "cost_ramp_epochs": Key("int", "epochs over which the cost weights grow from 0 to their value, so the "
+                                    "policy learns where each modality helps before the cost prunes it", 10, min=0),
+        }),
         "classical": Table(doc="stage 2 classical heads (`[fusion] classical`), fitted by scikit-learn on the cached "
                            "embeddings", keys={
             "C": Key("float", "inverse regularisation strength (scikit-learn's `C`) of every classical estimator", 1.0,
@@ -232,6 +284,13 @@ SCHEMA = Table(doc="top level", keys={
                                "count, the next the next, the last count repeating", [100, 50], min=1),
         "explain_seconds": Key("float", "time budget of the explanations in seconds; what it leaves is printed with "
                                "the command that finishes it", 120.0, min=0, min_open=True),
+        "robustness_seconds": Key("float", "time budget of the robustness tables (docs/ROBUSTNESS.md) in seconds; "
+                                  "0 computes none; the runs it leaves are printed with the command that "
+                                  "finishes them", 120.0, min=0),
+        "robustness_samples": Key("int", "test samples the robustness tables use at most (a seeded subsample; each "
+                                  "table records its n)", 500, min=1),
+        "robustness_levels": Key("int", "noise levels of each sweep, evenly spaced from 0 to 1 (MultiBench uses 11)",
+                                 11, min=2, max=101),
     }),
 })
 
@@ -245,7 +304,8 @@ def defaults(table: Table) -> dict[str, Any]:
 
 _TYPE_NAMES = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
                "list[str]": "a list of strings", "list[int]": "a list of integers",
-               "list[list[str]]": "a list of lists of strings"}
+               "list[list[str]]": "a list of lists of strings", "list[float]": "a list of numbers",
+               "float|table": "a number or a table of numbers per modality"}
 
 
 def toml_value(value: Any) -> str:
@@ -295,7 +355,7 @@ def allowed(key: Key) -> str:
         listed = ", ".join(json.dumps(c) for c in key.choices)
         return f"{_TYPE_NAMES[key.type]}, each one of {listed}" if key.type.startswith("list") else f"one of {listed}"
     rng = _range(key)
-    if rng and key.type.startswith("list"):
+    if rng and (key.type.startswith("list") or key.type == "float|table"):
         return f"{_TYPE_NAMES[key.type]}, each {rng}"
     return f"{_TYPE_NAMES[key.type]} {rng}" if rng else _TYPE_NAMES[key.type]
 
@@ -305,7 +365,7 @@ def _example(key: Key) -> Any:
         return key.default
     if key.choices:
         return [key.choices[0]] if key.type.startswith("list") else key.choices[0]
-    if key.type in ("int", "float"):
+    if key.type in ("int", "float", "float|table"):
         lo = key.min if key.min is not None else 0
         value = lo + (1 if key.min_open or key.max_open or key.type == "int" else 0)
         if key.max is not None and value >= key.max:
@@ -313,7 +373,8 @@ def _example(key: Key) -> Any:
         return int(value) if key.type == "int" else float(value)
     if key.type == "list[int]":
         return [int(key.min) + 1 if key.min is not None else 1]
-    return {"str": "...", "bool": True, "list[str]": ["..."], "list[list[str]]": [["...", "..."]]}[key.type]
+    return {"str": "...", "bool": True, "list[str]": ["..."], "list[float]": [1.0],
+            "list[list[str]]": [["...", "..."]]}[key.type]
 
 
 def location(path: tuple[str, ...], name: str) -> str:
@@ -336,6 +397,11 @@ def _type_ok(kind: str, value: Any) -> bool:
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
     if kind == "list[int]":
         return isinstance(value, list) and all(_type_ok("int", v) for v in value)
+    if kind == "list[float]":
+        return isinstance(value, list) and all(_type_ok("float", v) for v in value)
+    if kind == "float|table":
+        values = value.values() if isinstance(value, dict) else [value]
+        return all(_type_ok("float", v) for v in values)
     if kind == "list[list[str]]":
         return isinstance(value, list) and all(isinstance(s, list) and all(isinstance(v, str) for v in s)
                                                for s in value)
@@ -370,9 +436,10 @@ def check_value(key: Key, value: Any, path: tuple[str, ...], name: str) -> list[
         elif key.type == "int" and isinstance(value, float) and value.is_integer():
             fix = f"write {name} = {int(value)} (a whole number, no decimal point){table}"
         return [Problem(f"{where} = {_shown(value)} is {_what(value)}, not {_TYPE_NAMES[key.type]}", fix)]
-    if key.type in ("int", "float", "list[int]"):
+    if key.type in ("int", "float", "list[int]", "list[float]", "float|table"):
         bad = False
-        for number in map(float, value if isinstance(value, list) else [value]):
+        numbers = value if isinstance(value, list) else list(value.values()) if isinstance(value, dict) else [value]
+        for number in map(float, numbers):
             bad |= not math.isfinite(number)
             if key.min is not None:
                 bad |= number <= key.min if key.min_open else number < key.min

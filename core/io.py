@@ -17,7 +17,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -113,6 +113,27 @@ def read_json(path: str | os.PathLike, *, what: str = "file") -> Any:
         raise BundleError(
             f"{what} {path} is corrupted ({exc})", fix="delete it and rerun the step that writes it"
         ) from exc
+
+
+def read_checked_report(path: str | os.PathLike, *, what: str, command: str,
+                        problems: Callable[[Any], list[str]]) -> Any:
+    """A report a post-hoc step stored with a run (``trust.json``, ``robustness.json``), checked; None when
+    the file is absent. Unreadable, not JSON, or with ``problems(report)``: a :class:`BundleError` naming
+    the file, with "delete it and rerun ``command``" as the fix."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    fix = f"delete it and rerun `{command}`"
+    try:
+        report = read_json(path, what=what)
+    except BundleError as exc:
+        raise BundleError(exc.problem, fix=fix) from exc
+    except OSError as exc:
+        raise BundleError(f"{what} {path} cannot be read ({exc.strerror or exc})", fix=fix) from exc
+    found = problems(report)
+    if found:
+        raise BundleError(f"{what} {path} is damaged: {'; '.join(found)}", fix=fix)
+    return report
 
 
 def write_parquet(path: str | os.PathLike, frame: pd.DataFrame) -> None:

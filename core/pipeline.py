@@ -1,11 +1,11 @@
-"""The build: one pipeline of steps, prepare -> train -> results -> project -> explain.
+"""The build: one pipeline of steps, prepare -> train -> results -> project -> explain -> robustness.
 
 ``fusionlens build`` calls :func:`run_build`, which runs :data:`STEPS` in order.
 Every step is a function ``(ctx: BuildContext) -> str`` that does its work
 (each resumable: finished work is kept) and returns a one-line summary; the
 pipeline prints ``build <exp> [i/n] <step>: <summary> (<seconds>)`` as it goes
 and records each step in ``ctx.log``. The steps marked ``precompute``
-(projections, explanations) are skipped by ``--skip-precompute``.
+(projections, explanations, robustness tables) are skipped by ``--skip-precompute``.
 
 What those two compute is the experiment file's choice, its ``[precompute]``
 table (defaults: today's build): which projections, which runs get MM-SHAP
@@ -20,6 +20,7 @@ it, so that the dashboard can call :func:`explain_plan` and
 """
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -58,6 +59,9 @@ class PrecomputeChoices:
     explain_max_runs: int = DEFAULT_PRECOMPUTE["explain_max_runs"]
     explain_samples: tuple[int, ...] = tuple(DEFAULT_PRECOMPUTE["explain_samples"])
     explain_seconds: float = float(DEFAULT_PRECOMPUTE["explain_seconds"])
+    robustness_seconds: float = float(DEFAULT_PRECOMPUTE["robustness_seconds"])
+    robustness_samples: int = int(DEFAULT_PRECOMPUTE["robustness_samples"])
+    robustness_levels: int = int(DEFAULT_PRECOMPUTE["robustness_levels"])
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any]) -> PrecomputeChoices:
@@ -68,13 +72,19 @@ class PrecomputeChoices:
                    explain_runs=tuple(runs) if runs is not None else None,
                    explain_max_runs=int(values["explain_max_runs"]),
                    explain_samples=tuple(int(n) for n in values["explain_samples"]) or cls.explain_samples,
-                   explain_seconds=float(values["explain_seconds"]))
+                   explain_seconds=float(values["explain_seconds"]),
+                   robustness_seconds=float(values["robustness_seconds"]),
+                   robustness_samples=int(values["robustness_samples"]),
+                   robustness_levels=int(values["robustness_levels"]))
 
     def to_table(self) -> dict[str, Any]:
         """The choices as a ``[precompute]`` table (what :data:`PRECOMPUTE_FILE` holds)."""
         table: dict[str, Any] = {"projections": list(self.projections), "explain_max_runs": self.explain_max_runs,
                                  "explain_samples": list(self.explain_samples),
-                                 "explain_seconds": self.explain_seconds}
+                                 "explain_seconds": self.explain_seconds,
+                                 "robustness_seconds": self.robustness_seconds,
+                                 "robustness_samples": self.robustness_samples,
+                                 "robustness_levels": self.robustness_levels}
         if self.explain_runs is not None:
             table["explain_runs"] = list(self.explain_runs)
         return table
@@ -229,6 +239,33 @@ def explain_step(ctx: BuildContext) -> str:
                                                                       else ""))
 
 
+def robustness_step(ctx: BuildContext) -> str:
+    """Each run's robustness table (``docs/ROBUSTNESS.md``) within ``[precompute] robustness_seconds``;
+    the runs it leaves are printed with the command that finishes them (``fusionlens robustness``)."""
+    if ctx.choices.robustness_seconds <= 0:
+        return "none asked ([precompute] robustness_seconds = 0)"
+    run_dirs = list_runs(ctx.exp_dir, ctx.root)
+    if not run_dirs:
+        return "no runs"
+    from core.robustness import RobustnessSettings, robustness_command, robustness_runs  # imports torch
+
+    settings = RobustnessSettings(samples=ctx.choices.robustness_samples, levels=ctx.choices.robustness_levels,
+                                  seed=ctx.exp.seed)
+    report = robustness_runs(run_dirs, settings, time_limit=ctx.choices.robustness_seconds, progress=ctx.progress)
+    left = report["left"]
+    if left:  # one command finishes them all (runs already stored are kept)
+        from core.bundle import experiment_arg
+        from core.robustness import settings_argv
+
+        flags = " ".join(shlex.quote(a) for a in ["--runs-dir", str(ctx.root), *settings_argv(settings)])
+        names = ", ".join(p.name for p in left[:3]) + (f" and {len(left) - 3} more" if len(left) > 3 else "")
+        print(f"robustness: time budget spent, {len(left)} run(s) left ({names}); finish with "
+              f"`{cli_command()} robustness {experiment_arg(ctx.exp_dir)} {flags}` (one run: "
+              f"`{robustness_command(left[0], settings)}`)", file=sys.stderr)
+    return (f"{len(report['computed'])} run(s) computed, {len(report['kept'])} already stored"
+            + (f", {len(report['left'])} left" if report["left"] else ""))
+
+
 @dataclass(frozen=True)
 class BuildStep:
     """One step of the build: its name, its function and whether ``--skip-precompute`` skips it."""
@@ -245,6 +282,7 @@ STEPS: tuple[BuildStep, ...] = (
     BuildStep("results", results_step),
     BuildStep("project", project_step, precompute=True),
     BuildStep("explain", explain_step, precompute=True),
+    BuildStep("robustness", robustness_step, precompute=True),
 )
 
 

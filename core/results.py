@@ -15,7 +15,7 @@ COLUMNS = ["run", "encoders", "fusion", "strategy", "modalities", "top1", "top3"
            "inference_ms", "gflops"]
 #: Shown for a run whose metrics have no FLOP count (built before core.compute; ``fusionlens compute`` adds it).
 MISSING = "\u2014"
-STRATEGY_ORDER = {"unimodal": 0, "early": 1, "intermediate": 2, "late": 3, "classical": 4}
+STRATEGY_ORDER = {"unimodal": 0, "early": 1, "intermediate": 2, "late": 3, "classical": 4, "adaptive": 5}
 
 
 def _row(run: Run) -> dict[str, Any]:

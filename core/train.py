@@ -10,6 +10,7 @@ run bundle; a bundle whose fingerprint matches the experiment is not redone.
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import json
 import time
@@ -23,7 +24,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from core.bundle import is_complete, load_run, save_run
-from core.compute import COUNT_SAMPLES, count_gflops, gflops_metrics
+from core.adaptive import (cached_segment_embeddings, check_segmentable, decisions_frame, fit_adaptive,
+                           reproduce_decisions, segment_cache_path, selection_rates)
+from core.compute import COUNT_SAMPLES, count_gflops, expected_gflops, gflops_metrics
 from core.data import Dataset, has_dataset, load_experiment_dataset, prepare_dataset
 from core.errors import BundleError, ConfigError, cli_command
 from core.encoders import ENCODERS
@@ -32,8 +35,8 @@ from core.io import read_tensors, stable_hash, write_tensors
 from core.kinds import get_kind
 from core.kinds.video import clip_channels
 from core.metrics import classification_metrics, predictions_frame
-from core.fusion import is_classical
-from core.model import ClassicalHead, MultimodalClassifier, build_encoder, build_head
+from core.fusion import is_classical, segment_bounds, segment_summary
+from core.model import AdaptiveClassifier, ClassicalHead, MultimodalClassifier, build_encoder, build_head
 from core.threads import torch_threads
 
 EMBED_BATCH = 64
@@ -65,10 +68,13 @@ def _index_inputs(inputs: dict[str, torch.Tensor], idx: Any) -> dict[str, torch.
 
 
 @torch.no_grad()
-def encode_items(encoder: Any, items: Sequence[Any], batch_size: int = EMBED_BATCH) -> torch.Tensor:
-    """Embed raw items in fixed batches (the same batching at build and at reload)."""
+def encode_items(encoder: Any, items: Sequence[Any], batch_size: int = EMBED_BATCH,
+                 encode: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None) -> torch.Tensor:
+    """Embed raw items in fixed batches (the same batching at build and at reload); ``encode``: the model's
+    encoding of the prepared inputs when it is not the encoder's (an adaptive run's segments)."""
     encoder.eval()
-    out = [encoder(encoder.prepare(items[s])) for s in _batches(len(items), batch_size)]
+    run = encode or encoder
+    out = [run(encoder.prepare(items[s])) for s in _batches(len(items), batch_size)]
     return torch.cat(out).float() if out else torch.zeros(0, encoder.out_dim)
 
 
@@ -254,6 +260,20 @@ def fusion_run_name(enc_set: EncoderSet, fusion: str, subset: Sequence[str]) -> 
     return f"{enc_set.tag + '-' if enc_set.tag else ''}{fusion}-{'+'.join(subset)}"
 
 
+#: ``<method>-mdrop``: the twin of an intermediate fusion run trained with modality dropout (``[fusion]
+#: dropout_runs``, probability ``[fusion] dropout_probability``); its run is ``<method>-mdrop-<subset>``.
+MDROP_SUFFIX = "-mdrop"
+
+
+def modality_dropout_probs(value: Any, subset: Sequence[str]) -> list[float] | None:
+    """One modality-dropout probability per modality of ``subset`` from a number or a ``{modality: p}``
+    table (a modality it does not name gets 0); None when every probability is 0 (no dropout)."""
+    if value is None:
+        return None
+    probs = [float(value.get(m, 0.0)) for m in subset] if isinstance(value, dict) else [float(value)] * len(subset)
+    return probs if any(p > 0 for p in probs) else None
+
+
 def cache_path(exp_dir: Path, run_name: str) -> Path:
     return exp_dir / "_cache" / f"{run_name}.safetensors"
 
@@ -343,7 +363,11 @@ def train_unimodal(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_se
 
 def _finish_run(run_dir: Path, config: dict[str, Any], model: MultimodalClassifier, ds: Dataset,
                 test_emb: dict[str, torch.Tensor], test_ids: list[str], y_test: torch.Tensor,
-                train_seconds: float, head_params: int) -> Path:
+                train_seconds: float, head_params: int, selection_rates: dict[str, float] | None = None,
+                tables: dict[str, Any] | None = None) -> Path:
+    """Predict the test split from its embeddings, time and count the model, write the bundle. An adaptive
+    run passes its parts' ``selection_rates`` (its GFLOPs are then the expected cost, core.compute) and
+    its ``decisions.parquet`` in ``tables``."""
     with torch.no_grad():
         embs = [test_emb[m] for m in model.modalities] if model.factorizable else [test_emb["joint"]]
         logits = model.forward_embeddings(embs)
@@ -359,10 +383,12 @@ def _finish_run(run_dir: Path, config: dict[str, Any], model: MultimodalClassifi
         "inference_ms_per_sample": _timing_ms(model, items),
     })
     if sample_ids:  # FLOPs per sample, by part, on the timed samples (core.compute)
-        metrics.update(gflops_metrics(count_gflops(model, items)))
+        count = count_gflops(model, items)
+        metrics.update(gflops_metrics(count) if selection_rates is None else
+                       expected_gflops(count["gflops_by_part"], selection_rates, count.get("uncounted", [])))
     embeddings = {m: test_emb[m] for m in model.modalities if m in test_emb}
     embeddings["fused"] = fused
-    return save_run(run_dir, config, model.owned_state_dict(), preds, embeddings, metrics)
+    return save_run(run_dir, config, model.owned_state_dict(), preds, embeddings, metrics, tables=tables)
 
 
 # --------------------------------------------------------------------------- stage 2
@@ -398,7 +424,10 @@ def train_fusion(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set:
     name = fusion_run_name(enc_set, fusion, subset)
     exp_dir = root / exp.name
     run_dir = exp_dir / name
-    cfg = exp.train["classical"] if is_classical(fusion) else exp.train["fusion"]
+    method = fusion[:-len(MDROP_SUFFIX)] if fusion.endswith(MDROP_SUFFIX) else fusion
+    cfg = exp.train["classical"] if is_classical(method) else exp.train["fusion"]
+    if method != fusion:  # the modality-dropout twin of an intermediate run
+        cfg = {**cfg, "modality_dropout": exp.dropout_probability}
     uni = {m: load_run(exp_dir / unimodal_run_name(enc_set, m)) for m in subset}
     fingerprint = stable_hash({"fusion": fusion, "subset": list(subset), "train": cfg, "seed": exp.seed,
                          "unimodal": {m: uni[m].config["fingerprint"] for m in subset}})
@@ -420,14 +449,15 @@ def train_fusion(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set:
                                   fix=f"rebuild with `{cli_command()} build {exp.name} --force`") from exc
     in_dims = [emb["train"][m].shape[1] for m in subset]
     n_classes = len(ds.classes)
-    strategy = "classical" if is_classical(fusion) else "late" if fusion.startswith("late-") else "intermediate"
+    strategy = "classical" if is_classical(method) else "late" if method.startswith("late-") else "intermediate"
+    drop_probs = modality_dropout_probs(cfg.get("modality_dropout"), subset) if strategy == "intermediate" else None
     if strategy == "classical":
-        head = _fit_classical_head(fusion, subset, uni, emb, y, in_dims, n_classes, cfg,
+        head = _fit_classical_head(method, subset, uni, emb, y, in_dims, n_classes, cfg,
                                    seed=exp.seed + int(stable_hash(name)[:6], 16))
         head_cfg = head.config()
     elif strategy == "late":
         hidden = [uni[m].config["head"].get("hidden", 0) for m in subset]
-        head_cfg = {"type": "late", "in_dims": in_dims, "n_classes": n_classes, "fusion": fusion, "hidden": hidden}
+        head_cfg = {"type": "late", "in_dims": in_dims, "n_classes": n_classes, "fusion": method, "hidden": hidden}
         head = build_head(head_cfg)
         for voter, m in zip(head.voters, subset):
             voter.load_state_dict(uni[m].model().head.classifier.state_dict())
@@ -442,9 +472,12 @@ def train_fusion(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set:
                 opt.step()
         head.eval()
     else:
-        head_cfg = {"type": "intermediate", "in_dims": in_dims, "n_classes": n_classes, "fusion": fusion,
+        head_cfg = {"type": "intermediate", "in_dims": in_dims, "n_classes": n_classes, "fusion": method,
                     "dim": int(cfg["dim"]), "dropout": float(cfg["dropout"])}
+        if drop_probs:  # learned missing-modality embeddings, started at the training means
+            head_cfg["modality_dropout"] = drop_probs
         head = build_head(head_cfg)
+        head.init_missing([emb["train"][m].mean(0) for m in subset])
         xs_train = [emb["train"][m] for m in subset]
         xs_val = [emb["val"][m] for m in subset]
 
@@ -458,12 +491,14 @@ def train_fusion(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set:
     encoders = {m: uni[m].model().encoders[m] for m in subset}
     model = MultimodalClassifier(list(subset), encoders, head, ds.classes).eval()
     config = {
-        "experiment": exp.name, "run": name, "strategy": strategy, "fusion": fusion, "modalities": list(subset),
+        "experiment": exp.name, "run": name, "strategy": strategy, "fusion": method, "modalities": list(subset),
         "encoders": {m: uni[m].config["encoders"][m] for m in subset}, "head": head_cfg, "classes": ds.classes,
         "seed": exp.seed, "encoder_set": enc_set.tag, "fingerprint": fingerprint, "train": cfg,
         "dataset": {"name": ds.name, "fingerprint": ds_info["fingerprint"]},
         "unimodal_runs": {m: uni[m].name for m in subset},
     }
+    if drop_probs:
+        config["modality_dropout"] = dict(zip(subset, drop_probs))
     return _finish_run(run_dir, config, model, ds, emb["test"], ids["test"], y["test"], train_seconds,
                        head_params=sum(p.numel() for p in head.parameters()))
 
@@ -536,6 +571,104 @@ def _predict_joint(model: Any, ds: Dataset, ids: Sequence[str], batch_size: int 
     return torch.cat(out).float()
 
 
+# --------------------------------------------------------------------------- adaptive runs
+
+#: the fusion label of adaptive runs (core.fusion.AdaptiveHead); ``adaptive-x<f>`` scales every cost weight by f
+ADAPTIVE = "adaptive"
+
+
+def adaptive_label(scale: float) -> str:
+    """``adaptive`` for the cost weights as given, ``adaptive-x<scale>`` for them scaled (``[fusion.adaptive]
+    cost_scales``)."""
+    return ADAPTIVE if float(scale) == 1.0 else f"{ADAPTIVE}-x{float(scale):g}"
+
+
+def adaptive_scale(label: str) -> float:
+    return 1.0 if label == ADAPTIVE else float(label[len(ADAPTIVE) + 2:])
+
+
+@torch_threads("head")
+def train_adaptive(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set: EncoderSet, fusion: str,
+                   root: Path, *, force: bool = False, progress: bool = True) -> Path:
+    """An adaptive run (``[fusion.adaptive]``, :class:`core.model.AdaptiveClassifier`): the unimodal runs'
+    encoders, frozen, on each temporal segment; the policy and the segment classifiers (initialised from the
+    unimodal classifiers) trained on cached segment embeddings (:mod:`core.adaptive`)."""
+    settings = exp.adaptive or {}
+    modalities, policy = list(settings["modalities"]), list(settings["policy"])
+    name = fusion_run_name(enc_set, fusion, modalities)
+    exp_dir = root / exp.name
+    run_dir = exp_dir / name
+    cfg, scale, segments = exp.train["adaptive"], adaptive_scale(fusion), int(settings["segments"])
+    uni = {m: load_run(exp_dir / unimodal_run_name(enc_set, m)) for m in modalities}
+    adaptive_cfg = {"policy": policy, "always_on": list(settings["always_on"]), "segments": segments,
+                    "cost": {m: float(settings["cost"][m]) * scale for m in policy}, "cost_scale": scale,
+                    "penalty": float(settings["penalty"]), "tau_start": float(settings["tau_start"]),
+                    "tau_end": float(settings["tau_end"])}
+    fingerprint = stable_hash({"adaptive": adaptive_cfg, "train": cfg, "seed": exp.seed,
+                               "unimodal": {m: uni[m].config["fingerprint"] for m in modalities}})
+    if not force and is_up_to_date(run_dir, fingerprint):
+        return run_dir
+    seed = exp.seed + int(stable_hash(name)[:6], 16)
+    seed_everything(seed)
+    t0 = time.perf_counter()
+    ids = {s: ds.ids(s) for s in ("train", "val", "test")}
+    y = {s: torch.as_tensor(ds.label_indices(ids[s])) for s in ids}
+    encoders = {m: uni[m].model().encoders[m] for m in modalities}
+    kinds = {m: get_kind(ds.modalities[m]) for m in policy}
+    segment_inputs = {m: {"key": kinds[m].input_keys[0], "axis": int(kinds[m].segment_axis)} for m in policy}
+    first = {m: ds.items(m, ids["train"][:1]) for m in policy}
+    summary_dims = {}
+    for m in policy:  # the summary's size: the same for every segment (segment_bounds refuses too many segments)
+        x = encoders[m].prepare(first[m])[segment_inputs[m]["key"]]
+        axis = segment_inputs[m]["axis"]
+        start, end = segment_bounds(int(x.shape[axis]), segments)[0]
+        summary_dims[m] = int(segment_summary(x.narrow(axis, start, end - start), axis).shape[1])
+    hidden = [uni[m].config["head"].get("hidden", 0) for m in modalities]
+    head = build_head({"type": ADAPTIVE, "in_dims": [encoders[m].out_dim for m in modalities], "dim": int(cfg["dim"]),
+                       "n_classes": len(ds.classes), "modalities": modalities, "policy": policy, "segments": segments,
+                       "summary_dims": summary_dims, "hidden": hidden, "dropout": float(cfg["dropout"])})
+    for m in modalities:  # recognition classifiers start as the unimodal runs'
+        head.classifiers[m].load_state_dict(uni[m].model().head.classifier.state_dict())
+    model = AdaptiveClassifier(modalities, encoders, head, ds.classes, segment_inputs).eval()
+    for m in policy:
+        check_segmentable(model, m, first[m][0])
+    every = [i for s in ("train", "val", "test") for i in ids[s]]
+    emb: dict[str, dict[str, torch.Tensor]] = {s: {} for s in ids}
+    for m in modalities:
+        if m in policy:
+            key = stable_hash({"unimodal": uni[m].config["fingerprint"], "segments": segments})
+            cached = cached_segment_embeddings(model, m, lambda chunk, m=m: ds.items(m, chunk), every,
+                                               segment_cache_path(exp_dir, uni[m].name, segments), key, progress)
+            cached_ids = every
+        else:  # always on: the unimodal run's cached (out-of-fold) embeddings
+            cached_ids, cached = load_cached_embeddings(exp_dir, uni[m].name)
+        pos = {i: k for k, i in enumerate(cached_ids)}
+        for s in ids:
+            try:
+                emb[s][m] = cached[[pos[i] for i in ids[s]]]
+            except KeyError as exc:
+                raise BundleError(f"embedding cache of {m!r} lacks sample {exc}",
+                                  fix=f"rebuild with `{cli_command()} build {exp.name} --force`") from exc
+    xs = {s: [emb[s][m] for m in modalities] for s in ids}
+    training = fit_adaptive(head, xs, y, [adaptive_cfg["cost"][m] for m in policy], adaptive_cfg["penalty"],
+                            (adaptive_cfg["tau_start"], adaptive_cfg["tau_end"]), cfg, seed=seed, desc=name,
+                            progress=progress)
+    with torch.no_grad():
+        _, decisions = head.forward_parts(xs["test"])
+    rates = selection_rates(decisions, policy)
+    config = {
+        "experiment": exp.name, "run": name, "strategy": ADAPTIVE, "fusion": ADAPTIVE, "modalities": modalities,
+        "encoders": {m: uni[m].config["encoders"][m] for m in modalities}, "head": head.config(),
+        "classes": ds.classes, "seed": exp.seed, "encoder_set": enc_set.tag, "fingerprint": fingerprint, "train": cfg,
+        "dataset": {"name": ds.name, "fingerprint": ds_info["fingerprint"]},
+        "unimodal_runs": {m: uni[m].name for m in modalities},
+        "adaptive": {**adaptive_cfg, "segment_inputs": segment_inputs, "training": training},
+    }
+    return _finish_run(run_dir, config, model, ds, emb["test"], ids["test"], y["test"], time.perf_counter() - t0,
+                       head_params=sum(p.numel() for p in head.parameters()), selection_rates=rates,
+                       tables={"decisions.parquet": decisions_frame(ids["test"], decisions, policy)})
+
+
 # --------------------------------------------------------------------------- whole experiment
 
 def planned_runs(exp: Experiment, full: bool = False) -> list[tuple[str, EncoderSet, str, list[str]]]:
@@ -552,6 +685,13 @@ def planned_runs(exp: Experiment, full: bool = False) -> list[tuple[str, Encoder
                 methods = [f for f in methods if f in exp.subset_methods]
             for f in methods:
                 plan.append((fusion_run_name(es, f, subset), es, f, subset))
+                if i == 0 and f in exp.dropout_runs:  # its modality-dropout twin, over the first subset
+                    twin = f + MDROP_SUFFIX
+                    plan.append((fusion_run_name(es, twin, subset), es, twin, subset))
+        if exp.adaptive:  # one adaptive run per factor on the cost weights
+            mods = list(exp.adaptive["modalities"])
+            for scale in exp.adaptive["cost_scales"]:
+                plan.append((fusion_run_name(es, adaptive_label(scale), mods), es, adaptive_label(scale), mods))
     return plan
 
 
@@ -593,6 +733,8 @@ def train_experiment(exp: Experiment, root: Path, *, force: bool = False, progre
             done.append(train_unimodal(exp, ds, info, es, subset[0], root, force=again, progress=progress))
         elif fusion == "early":
             done.append(train_early(exp, ds, info, es, subset, root, force=again, progress=progress))
+        elif fusion.startswith(ADAPTIVE):
+            done.append(train_adaptive(exp, ds, info, es, fusion, root, force=again, progress=progress))
         else:
             done.append(train_fusion(exp, ds, info, es, fusion, subset, root, force=again, progress=progress))
     return done
@@ -606,7 +748,8 @@ def reproduce_predictions(run_dir: Path, batch_size: int = EMBED_BATCH) -> dict[
     ds, _ = load_experiment_dataset(run_dir.parent)
     ids = run.predictions["id"].astype(str).tolist()
     if model.factorizable:
-        embs = [encode_items(model.encoders[m], ds.items(m, ids), batch_size) for m in model.modalities]
+        embs = [encode_items(model.encoders[m], ds.items(m, ids), batch_size, encode=functools.partial(model.encode, m))
+                for m in model.modalities]
     else:
         embs = [_predict_joint(model, ds, ids, batch_size)]
     probs = torch.softmax(model.forward_embeddings(embs).float(), -1).numpy()
@@ -617,6 +760,9 @@ def reproduce_predictions(run_dir: Path, batch_size: int = EMBED_BATCH) -> dict[
     same_topk = all((cls[order[:, j]] == stored[f"top{j + 1}_label"].to_numpy()).all() for j in range(k))
     stored_probs = np.stack([stored[f"top{j + 1}_prob"].to_numpy() for j in range(k)], 1)
     new_probs = np.take_along_axis(probs, order, 1)
-    return {"run": run.name, "n": len(ids), "same_topk_labels": bool(same_topk),
-            "max_abs_prob_diff": float(np.abs(new_probs - stored_probs).max()) if len(ids) else 0.0,
-            "top1": float((order[:, 0] == ds.label_indices(ids)).mean()) if len(ids) else float("nan")}
+    report = {"run": run.name, "n": len(ids), "same_topk_labels": bool(same_topk),
+              "max_abs_prob_diff": float(np.abs(new_probs - stored_probs).max()) if len(ids) else 0.0,
+              "top1": float((order[:, 0] == ds.label_indices(ids)).mean()) if len(ids) else float("nan")}
+    if run.config.get("strategy") == ADAPTIVE:  # and the policy's decisions, from the raw items again
+        report.update(reproduce_decisions(run, ds.items, batch_size))
+    return report

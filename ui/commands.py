@@ -1,4 +1,4 @@
-"""The shell commands a page shows to fill what it lacks (build, project, explain, check).
+"""The shell commands a page shows to fill what it lacks (build, project, explain, check, robustness).
 
 They are written for the runs root the dashboard serves and the folder it was
 started from, and name a user's own experiment file while it exists, so a
@@ -68,4 +68,5 @@ def build_commands(experiment: str | None, run: str | None = None, root: str | P
         "project": f"{cli} project {exp}{run_arg}{runs_arg}",
         "explain": f"{cli} explain {shown(root_path / exp / (run or '<run>'))}",
         "check": f"{cli} check {shown(root_path / exp / (run or '<run>'))}",
+        "robustness": f"{cli} robustness {exp}{run_arg}{runs_arg}",
     }

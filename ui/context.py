@@ -53,6 +53,8 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("explorer", "Sample explorer", "views/4_explorer.py", ":material/image_search:"),
     PageSpec("embeddings", "Embeddings", "views/5_embeddings.py", ":material/scatter_plot:"),
     PageSpec("misclassifications", "Misclassifications", "views/6_misclassifications.py", ":material/grid_on:"),
+    PageSpec("robustness", "Robustness", "views/7_robustness.py", ":material/shield:"),
+    PageSpec("efficiency", "Efficiency", "views/8_efficiency.py", ":material/speed:"),
 )
 PAGE_BY_KEY = {p.key: p for p in PAGES}
 

@@ -15,6 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from core import catalog
+from core.adaptive import DECISIONS_FILE, efficiency_table as experiment_efficiency, is_adaptive, load_decisions
 from core.bundle import load_run as load_bundle
 from core.catalog import RunEntry
 from core.data import load_experiment_dataset
@@ -23,6 +24,7 @@ from core.experiment import runs_root
 from core.projection import ensure_projections, load_projection, load_run_embeddings
 from core.ranking import best_run as rank_best_run
 from core.results import results_table as experiment_results
+from core.robustness import ROBUSTNESS_FILE, load_robustness
 from core.trust import TRUST_FILE, load_trust
 from ui import precomputed, queries
 from ui.context import Context
@@ -51,6 +53,9 @@ __all__ = [
     "shared_run",
     "compute_projections",
     "trust_report",
+    "decisions",
+    "efficiency_table",
+    "robustness_reports",
 ]
 
 
@@ -373,3 +378,71 @@ def trust_report(run_obj: Any) -> tuple[dict[str, Any] | None, FusionLensError |
         return _trust_cached(str(run_dir), path_stamp(run_dir / TRUST_FILE)), None
     except FusionLensError as exc:
         return None, exc
+
+
+# --------------------------------------------------------------------------- robustness tables
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _robustness_cached(run_dir: str, stamp: tuple) -> dict[str, Any] | None:
+    return load_robustness(Path(run_dir))
+
+
+def robustness_reports(ctx: Context) -> tuple[dict[str, dict[str, Any]], dict[str, FusionLensError]]:
+    """The stored robustness tables (``<run>/robustness.json``) of the experiment's usable runs, by run
+    name (a run without one is left out), and the error of each damaged one (naming the file and the
+    fix, for the page to show; the other runs stay shown)."""
+    reports: dict[str, dict[str, Any]] = {}
+    problems: dict[str, FusionLensError] = {}
+    for name in ctx.runs:
+        entry = ctx.entries.get(name)
+        if entry is not None and not entry.usable:
+            continue
+        try:
+            run_dir = ctx.run_path(name)
+            if run_dir is None:
+                continue
+            report = _robustness_cached(str(run_dir), path_stamp(run_dir / ROBUSTNESS_FILE))
+        except FusionLensError as exc:
+            problems[name] = exc
+            continue
+        if report is not None:
+            reports[name] = report
+    return reports, problems
+
+
+# --------------------------------------------------------------------------- adaptive runs
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _decisions_cached(run_dir: str, stamp: tuple) -> pd.DataFrame:
+    return load_decisions(Path(run_dir))
+
+
+def decisions(run_obj: Any, *, quiet: bool = False) -> pd.DataFrame | None:
+    """An adaptive run's decisions (``decisions.parquet``); None for another run, or after showing what is
+    wrong with the file."""
+    if run_obj is None or not is_adaptive(run_obj):
+        return None
+    try:
+        return _decisions_cached(str(run_obj.path), (*bundle_stamp(run_obj.path),
+                                                     path_stamp(Path(run_obj.path) / DECISIONS_FILE)))
+    except FusionLensError as exc:
+        if not quiet:
+            show_error(exc, f"The decisions of run `{run_obj.name}` cannot be read")
+        return None
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _efficiency_cached(exp_dir: str, root: str, stamp: tuple, adaptive: str | None) -> pd.DataFrame:
+    runs = [e.run for e in catalog.scan_runs(Path(exp_dir), Path(root)) if e.usable and e.run is not None]
+    return experiment_efficiency(runs, adaptive)
+
+
+def efficiency_table(ctx: Context, adaptive: str | None = None) -> pd.DataFrame:
+    """The reference's efficiency table of the experiment (``core.adaptive.efficiency_table``): empty
+    without an adaptive run."""
+    if not ctx.experiment:
+        return pd.DataFrame()
+    stamp = experiment_stamp(ctx.root, ctx.experiment)
+    return _efficiency_cached(str(ctx.exp_dir), str(ctx.root), stamp, adaptive)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.explain import FLAT_PROB_THRESHOLD, class_interaction_table, class_share_table
+from core.explain import ADAPTIVE_EXPLAINED, FLAT_PROB_THRESHOLD, class_interaction_table, class_share_table
 from ui import figures as F
 from ui import loaders as L
 from ui import tables as T
@@ -55,6 +55,8 @@ for col, r in zip(columns, runs):
     with col:
         if len(runs) > 1:
             st.markdown(f"#### `{r.name}`")
+        if r.config.get("strategy") == "adaptive":  # its shares are of the prediction given the policy's decisions
+            st.caption(f"Adaptive run: each explanation is of {ADAPTIVE_EXPLAINED}.")
         samples = shares_by_run[r.name]
         if samples.empty:
             _no_explanations(r)

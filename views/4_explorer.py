@@ -13,6 +13,7 @@ from ui import precomputed as P
 from ui import queries as Q
 from ui import widgets as W
 from ui.context import context
+from ui.decisions import show_decisions
 from ui.labels import pretty_modality
 from ui.viewers import show_sample
 
@@ -96,6 +97,7 @@ with right:
     verdict = ":green[correct]" if bool(row["correct"]) else ":red[wrong]"
     st.subheader(f"Sample `{sample_id}`")
     st.markdown(f"True class **{row['label']}** · predicted **{row['pred']}** ({row['confidence']:.1%}) · {verdict}")
+    show_decisions(run, sample_id, key="ex_decisions")  # an adaptive run: what its policy ran for this sample
     explanation, damaged = None, None
     try:
         explanation = P.stored_explanation(run.path, sample_id)
@@ -133,6 +135,8 @@ with right:
                 st.caption("Interactions: not computed (this explanation was stored before they were kept).")
         st.caption(f"Explained class: {explanation.explained_class} · output {explanation.output_kind} · "
                    f"method {explanation.method}")
+        if explanation.settings.get("explained"):  # an adaptive run: explained given its policy's decisions
+            st.caption(f"Explained: {explanation.settings['explained']}.")
     elif damaged is not None:
         W.show_error(damaged, "The stored explanation of this sample cannot be read")
     else:

@@ -1,7 +1,7 @@
 """Datasets: manifests of a user's own data and the embedded demos.
 
 Where the samples come from (:data:`DATA_SOURCES`: ``manifest``, ``emoji``,
-``rgbd-sim``), how they are validated and split (:func:`load_manifest`, which
+``rgbd-sim``, ``site-sim``), how they are validated and split (:func:`load_manifest`, which
 loops over the modality kinds of :mod:`core.kinds`; :func:`prepare_dataset`)
 and how the prepared dataset is stored and read back
 (:func:`load_experiment_dataset`, :func:`read_dataset_info`; never imports torch).

@@ -50,7 +50,7 @@ from core.lazy import lazy_exports
 #: private module -> the public names it provides
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "_settings": (
-        "DEFAULT_AUDIO_BANDS", "DEFAULT_AUDIO_SEGMENTS", "DEFAULT_IMAGE_GRID", "DEFAULT_SERIES_SEGMENTS",
+        "ADAPTIVE_EXPLAINED", "DEFAULT_AUDIO_BANDS", "DEFAULT_AUDIO_SEGMENTS", "DEFAULT_IMAGE_GRID", "DEFAULT_SERIES_SEGMENTS",
         "DEFAULT_VIDEO_GRID", "DEFAULT_VIDEO_SEGMENTS", "ENGINE_MAX_PERMUTATIONS",
         "ENGINE_METHODS", "ENGINE_VERSION",
         "OUTPUT_KINDS", "ExplainSettings", "OutputSpec", "PrecomputeOptions", "add_explain_arguments", "cli_fields",

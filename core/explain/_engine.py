@@ -41,7 +41,7 @@ from core.explain._runs import (
     run_inputs,
     sample_record,
 )
-from core.explain._settings import ExplainSettings
+from core.explain._settings import ADAPTIVE_EXPLAINED, ExplainSettings
 from core.explain._interactions import coalition_shapley, coalition_values
 from core.explain._store import explanation_for, store_explanation
 
@@ -74,6 +74,9 @@ def explain_inputs(
             raise DataError(f"no inputs for modality {m!r}",
                             fix=f"pass inputs for every modality: {', '.join(model.modalities)}")
     maskers, grid_info = build_maskers(model, inputs, players, settings)
+    narrow = getattr(model, "narrow_maskers", None)
+    if callable(narrow):  # a model that ignores part of an input (an adaptive run's skipped segments): no players there
+        maskers = narrow(maskers, inputs)
     can_factorise = is_factorisable(model)
     if factorise and not can_factorise:
         raise ConfigError("this model cannot be factorised (no per-modality encode / forward_embeddings)",
@@ -204,11 +207,19 @@ def explain_sample(
     model = run.model()
     inputs = run_inputs(run, str(sample_id))
     factorise = None if run.config.get("strategy") != "early" else False
+    extra = {"label": record["label"], "pred": record["pred"], "correct": record["correct"], "run": run.name}
+    given = getattr(model, "given_decisions", None)
+    if callable(given):  # an adaptive run: its prediction given the policy's decisions for this sample
+        model = given(inputs)
+        if not any(model.used(m) for m in model.modalities):
+            raise DataError(f"the policy of run {run.name!r} ran no modality for sample {sample_id!r}: its prediction "
+                            "uses no input, so there is nothing to explain",
+                            fix="explain another sample (its decisions are on the Efficiency page)")
+        extra.update(decisions=model.record(), explained=ADAPTIVE_EXPLAINED)
     with explain_threads():
         exp = explain_inputs(
             model, inputs, sample_id=str(sample_id), label=record["label"], settings=settings, progress=progress,
-            factorise=factorise, extra={"label": record["label"], "pred": record["pred"],
-                                        "correct": record["correct"], "run": run.name},
+            factorise=factorise, extra=extra,
         )
     if store:
         store_explanation(run.path, exp, settings)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from core.adaptive import idle_samples
 from core.catalog import scan_runs
 from core.errors import ConfigError
 from core.ranking import has_explanations, run_rank_key
@@ -19,8 +20,9 @@ from core.ranking import has_explanations, run_rank_key
 
 def select_samples(run: Any, n: int | None = None, seed: int = 0) -> list[str]:
     """The test ids to explain: all, or the first ``n`` of a ``default_rng(seed)`` shuffle
-    (returned in prediction order)."""
-    ids = run.predictions["id"].astype(str).tolist()
+    (returned in prediction order); an adaptive run's items for which its policy ran nothing are left out."""
+    idle = idle_samples(run)  # an adaptive run's items for which its policy ran nothing: nothing to explain
+    ids = [i for i in run.predictions["id"].astype(str).tolist() if i not in idle]
     if n is None or n >= len(ids):
         return ids
     if isinstance(n, bool) or int(n) != n or n < 1:

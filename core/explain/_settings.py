@@ -65,6 +65,12 @@ GRID_RULES = ("mean", "total")
 OUTPUT_KINDS = ("pred_prob", "true_prob", "class_prob", "logit")
 
 
+#: what the explanation of an adaptive run is (kept in its settings as ``explained``; the pages say it)
+ADAPTIVE_EXPLAINED = ("the prediction given the policy's decisions for this sample: segments the policy skipped are "
+                      "absent (never players); the players are the inputs of the segments it used and the always-on "
+                      "modalities")
+
+
 def setting(default: Any, help: str, *, flag: str | None = None, metavar: str | None = None,
             choices: tuple[str, ...] | None = None, default_text: str | None = None) -> Any:
     """A settings field: its default, the help text of its CLI flag, the flag (default

@@ -2,7 +2,9 @@
 
 The registries are in :mod:`core.fusion.registry`; the intermediate methods
 (MultConcat, Concat, Addition, Max, Product, Average, Gated, LMF, Tensor) are in
-``_methods`` behind the :class:`FusionMethod` contract (``_base``). The
+``_methods`` behind the :class:`FusionMethod` contract (``_base``); the adaptive
+strategy (AdaMML: a policy picks the modalities of each temporal segment) is
+``_adaptive``'s :class:`AdaptiveHead`, registered as ``adaptive``. The
 classical heads' scikit-learn estimators (``logreg``, ``svc-linear``,
 ``svc-rbf``) are in ``_classical_estimators`` behind the
 :class:`ClassicalEstimator` contract; ``_classical`` holds
@@ -22,9 +24,19 @@ from core.fusion._classical_estimators import (  # noqa: E402,I001  (registers t
     parse_classical,
 )
 from core.fusion._classical import MISSING_CLASS_LOGIT, ClassicalClassifier  # noqa: E402,I001
+from core.fusion._adaptive import (  # noqa: E402,I001  (registers the adaptive strategy)
+    AdaptiveHead,
+    adaptive_cost,
+    annealed_tau,
+    check_cost_weights,
+    gumbel_decisions,
+    segment_bounds,
+    segment_summary,
+)
 
 __all__ = [
     "AGGREGATIONS",
+    "AdaptiveHead",
     "CLASSICAL_DEFAULTS",
     "CLASSICAL_ESTIMATORS",
     "ClassicalClassifier",
@@ -32,10 +44,16 @@ __all__ = [
     "FUSIONS",
     "FusionMethod",
     "MISSING_CLASS_LOGIT",
+    "adaptive_cost",
+    "annealed_tau",
+    "check_cost_weights",
     "classical_name",
     "create_fusion",
+    "gumbel_decisions",
     "is_classical",
     "list_classical",
     "list_fusions",
     "parse_classical",
+    "segment_bounds",
+    "segment_summary",
 ]

@@ -14,7 +14,7 @@ Importing this package never imports torch.
 from __future__ import annotations
 
 from core.kinds.base import DatasetLike, MaskerContext, ModalityKind, OptionKey
-from core.kinds.masking import Masker, patch_grid_for_tokens
+from core.kinds.masking import Masker, SubsetMasker, patch_grid_for_tokens
 from core.kinds.players import build_maskers, grid_for
 from core.kinds.registry import KINDS, canonical_kind, get_kind, kind_alias_note, kinds_of, list_kinds
 
@@ -31,6 +31,6 @@ from core.kinds.video import VideoTubeMasker  # noqa: E402
 
 __all__ = [
     "KINDS", "ColumnMasker", "DatasetLike", "ImagePatchMasker", "Masker", "MaskerContext", "ModalityKind",
-    "OptionKey", "SegmentMasker", "SpectrogramPatchMasker", "TextTokenMasker", "VideoTubeMasker", "build_maskers", "canonical_kind",
+    "OptionKey", "SegmentMasker", "SpectrogramPatchMasker", "SubsetMasker", "TextTokenMasker", "VideoTubeMasker", "build_maskers", "canonical_kind",
     "get_kind", "grid_for", "kind_alias_note", "kinds_of", "list_kinds", "patch_grid_for_tokens",
 ]

@@ -283,6 +283,7 @@ class AudioKind(ModalityKind):
     name = "audio"
     default_encoder = "audio-cnn"
     input_keys = ("spec",)
+    segment_axis = 3  # spec (B, 1, n_mels, frames)
     fill = 0.0  # after standardisation: the training mean of each mel bin
     feature_columns = {"band": "int", "segment": "int", "mel_lo": "int", "mel_hi": "int", "t0_ms": "int",
                        "t1_ms": "int"}

@@ -138,6 +138,9 @@ class ModalityKind:
     #: the encoder argument that sets the size vector files (SVG) are rasterised at when loaded
     #: (``Dataset.raster_sizes``); None for a kind that rasterises nothing
     raster_size_key: ClassVar[str | None] = None
+    #: the axis of the prepared input ``input_keys[0]`` that is time, for a kind whose items can be cut
+    #: into temporal segments (the adaptive strategy runs its encoder on each segment); None: not segmentable
+    segment_axis: ClassVar[int | None] = None
 
     @property
     def viewer(self) -> str:

@@ -143,3 +143,31 @@ class RegionMasker(Masker):
         fill = torch.full((), self.fill, dtype=x.dtype, device=x.device)
         out[self.key] = torch.where(keep[:, None], x, fill)
         return out
+
+
+class SubsetMasker(Masker):
+    """Some players of another masker, the others always present: a model that ignores part of its
+    input (an adaptive run's skipped segments) has no players there, so they are left out rather
+    than given a Shapley value of 0. ``keep``: the indices, in ``base``'s order, that stay players."""
+
+    def __init__(self, base: Masker, keep: Sequence[int]) -> None:
+        self.base = base
+        self.kind = base.kind  # type: ignore[misc]  (the instance's kind is its base's)
+        self.input_keys = base.input_keys  # type: ignore[misc]
+        self.keep = np.asarray(sorted({int(k) for k in keep}), dtype=np.int64)
+        if len(self.keep) and (self.keep[0] < 0 or self.keep[-1] >= base.n_features):
+            raise ConfigError(f"players {self.keep.tolist()} are not all among the {base.n_features} of the masker",
+                              fix=f"keep indices between 0 and {base.n_features - 1}")
+        self.n_features = int(len(self.keep))
+
+    def apply(self, inputs: dict[str, torch.Tensor], mask: Any) -> dict[str, torch.Tensor]:
+        import torch  # lazy: see the module docstring
+
+        m = self._mask(mask, torch.device("cpu"))
+        full = torch.ones(m.shape[0], self.base.n_features, dtype=torch.bool)
+        full[:, torch.as_tensor(self.keep)] = m
+        return self.base.apply(inputs, full)
+
+    def describe(self) -> list[dict[str, Any]]:
+        rows = self.base.describe()
+        return [rows[int(k)] for k in self.keep]

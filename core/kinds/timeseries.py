@@ -86,6 +86,7 @@ class TimeSeriesKind(ModalityKind):
     name = "timeseries"
     default_encoder = "gru"
     input_keys = ("series",)
+    segment_axis = 1  # series (B, length, C)
     fill = 0.0  # after standardisation: the training mean of the channel
     feature_columns = {"segment": "int", "group": "int", "t0": "int", "t1": "int", "channels": "str"}
     cell_doc = ("a path relative to the manifest to a `.npy` float array (T, C) or (T,), or a `.csv` with a header "

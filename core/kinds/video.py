@@ -42,6 +42,7 @@ class VideoKind(ModalityKind):
     cell_doc = ("a path relative to the manifest to a `.npy` array (T,H,W[,C]), a `.npz` (the array named like the "
                 "modality column, or its only array), or a folder of frame images (sorted by name)")
     early_fusion = True
+    segment_axis = 2  # clips (B, C, T, H, W)
 
     def finish_dataset(self, dataset: DatasetLike, modalities: list[str], config: Mapping[str, Any], *,
                        user_data: bool, progress: bool = False) -> None:

@@ -21,8 +21,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from core.errors import BundleError, cli_command
-from core.io import read_json, write_json
+from core.errors import cli_command
+from core.io import read_checked_report, write_json
 
 #: Bumped when the layout of ``trust.json`` changes; another version is refused with the fix.
 SCHEMA_VERSION = 1
@@ -133,19 +133,6 @@ def load_trust(run_dir: str | Path) -> dict[str, Any] | None:
     """A run's ``trust.json``, checked; None when the checks were never run.
 
     A file that cannot be read, is not JSON, or does not hold a trust report of this
-    version is a :class:`BundleError` naming the file and the fix (run the check again).
+    version is a :class:`~core.errors.BundleError` naming the file and the fix (run the check again).
     """
-    path = trust_path(run_dir)
-    if not path.is_file():
-        return None
-    fix = f"delete it and rerun `{check_command(run_dir)}`"
-    try:
-        report = read_json(path, what="trust report")
-    except BundleError as exc:
-        raise BundleError(exc.problem, fix=fix) from exc
-    except OSError as exc:
-        raise BundleError(f"trust report {path} cannot be read ({exc.strerror or exc})", fix=fix) from exc
-    problems = trust_problems(report)
-    if problems:
-        raise BundleError(f"trust report {path} is damaged: {'; '.join(problems)}", fix=fix)
-    return report
+    return read_checked_report(trust_path(run_dir), what="trust report", command=check_command(run_dir), problems=trust_problems)

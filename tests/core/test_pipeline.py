@@ -132,8 +132,8 @@ def _stored(root: Path) -> tuple[set[str], set[str]]:
 
 
 def test_build_steps_in_order():
-    assert [s.name for s in STEPS] == ["prepare", "train", "results", "project", "explain"]
-    assert [s.name for s in STEPS if s.precompute] == ["project", "explain"]
+    assert [s.name for s in STEPS] == ["prepare", "train", "results", "project", "explain", "robustness"]
+    assert [s.name for s in STEPS if s.precompute] == ["project", "explain", "robustness"]
 
 
 def test_skip_precompute_runs_the_first_three_steps(tiny_built, tmp_path, capsys):
@@ -141,11 +141,13 @@ def test_skip_precompute_runs_the_first_three_steps(tiny_built, tmp_path, capsys
     root = _built_copy(tiny_built, tmp_path)
     ctx = run_build(load_experiment(exp_path), root, skip_precompute=True)
     assert [(name, status) for name, status, *_ in ctx.log] == [
-        ("prepare", "done"), ("train", "done"), ("results", "done"), ("project", "skipped"), ("explain", "skipped")]
+        ("prepare", "done"), ("train", "done"), ("results", "done"), ("project", "skipped"), ("explain", "skipped"),
+        ("robustness", "skipped")]
     assert len(ctx.results) == 3 + 2 * 4 and ctx.skipped == []
     assert _stored(root) == (set(), set())
     err = capsys.readouterr().err
-    assert "build tiny [2/5] train: 11 run(s) ready" in err and "build tiny [5/5] explain: --skip-precompute" in err
+    assert "build tiny [2/6] train: 11 run(s) ready" in err and "build tiny [5/6] explain: --skip-precompute" in err
+    assert not list(root.glob("tiny/*/robustness.json"))
     # the choices are recorded all the same (the dashboard shows what the build would compute)
     assert read_precompute_choices(root / "tiny") == PrecomputeChoices()
 
@@ -164,9 +166,13 @@ def test_precompute_choices_are_honoured(tiny_built, tmp_path):
     root = _built_copy(tiny_built, tmp_path)
     runs = ["concat-image+title", "late-average-image+title+description"]
     exp = _with_precompute(exp_path, f'projections = ["pca"]\nexplain_runs = {json.dumps(runs)}\n'
-                                     "explain_samples = [3, 2]\n")
+                                     "explain_samples = [3, 2]\nrobustness_levels = 3\nrobustness_samples = 6\n")
     ctx = run_build(exp, root, progress=False)
-    assert [status for _, status, *_ in ctx.log] == ["done"] * 5
+    assert [status for _, status, *_ in ctx.log] == ["done"] * 6
+    # every run's robustness table, within the budget, with the experiment's choices
+    tables = {p.parent.name: json.loads(p.read_text()) for p in root.glob("tiny/*/robustness.json")}
+    assert set(tables) == set(ctx.results["run"]) and {t["n"] for t in tables.values()} == {6}
+    assert {len(c["levels"]) for t in tables.values() for per in t["noise"].values() for c in per.values()} == {3}
     projections, explained = _stored(root)
     assert {name.split("__")[1] for name in projections} == {"pca"}  # <embedding>__<method>__<key>.json
     assert {name.split("__")[0] for name in projections} >= {"image", "title", "fused"}
@@ -181,9 +187,11 @@ def test_precompute_choices_are_honoured(tiny_built, tmp_path):
 def test_precompute_nothing(tiny_built, tmp_path):
     exp_path, _ = tiny_built
     root = _built_copy(tiny_built, tmp_path)
-    ctx = run_build(_with_precompute(exp_path, "projections = []\nexplain_runs = []\n"), root, progress=False)
+    ctx = run_build(_with_precompute(exp_path, "projections = []\nexplain_runs = []\nrobustness_seconds = 0\n"),
+                    root, progress=False)
     summaries = {name: summary for name, _, summary, _ in ctx.log}
     assert summaries["project"].startswith("none asked") and summaries["explain"] == "no runs to explain"
+    assert summaries["robustness"].startswith("none asked") and not list(root.glob("tiny/*/robustness.json"))
     assert _stored(root) == (set(), set())
 
 
@@ -262,3 +270,16 @@ def test_precompute_record_read_back(tmp_path):
         read_precompute_choices(tmp_path)
     (tmp_path / "precompute.json").write_text('{"explain_max_runs": 1, "projections": ["umap"]}')
     assert read_precompute_choices(tmp_path) == PrecomputeChoices(projections=("umap",), explain_max_runs=1)
+
+
+def test_robustness_beyond_its_budget_is_listed_with_the_command(tiny_built, tmp_path, capsys):
+    exp_path, _ = tiny_built
+    root = _built_copy(tiny_built, tmp_path)
+    exp = _with_precompute(exp_path, "projections = []\nexplain_runs = []\nrobustness_seconds = 0.001\n"
+                                     "robustness_levels = 2\n")
+    ctx = run_build(exp, root, progress=False)
+    summary = {name: summary for name, _, summary, _ in ctx.log}["robustness"]
+    assert "left" in summary
+    err = capsys.readouterr().err
+    assert "robustness: time budget spent" in err and f"robustness {exp_path} --runs-dir {root}" in err
+    assert "--levels 2" in err

@@ -159,3 +159,32 @@ def test_user_rgbd_mismatch_is_repaired_on_request(tmp_path):
     depth = ds.items("depth", ["c5"])[0]
     rgb = ds.items("rgb", ["c5"])[0]
     assert depth.shape[0] == rgb.shape[0] == 6
+
+
+def test_robustness_of_an_early_fusion_run(tiny_rgbd):
+    """Early fusion: a missing modality's channels become 0 (the dataset mean after normalisation), the
+    joint input is encoded per condition, and both video noises are swept."""
+    import torch
+
+    from core.robustness import RobustnessSettings, load_robustness, robustness_runs
+
+    _, root = tiny_rgbd
+    run_dir = root / "tiny-rgbd" / "c3d-early-rgb+depth"
+    robustness_runs([run_dir], RobustnessSettings(levels=2, share_samples=0), share_run=None)
+    table = load_robustness(run_dir)
+    run = load_run(run_dir)
+    assert table["rule"] == "zeros" and table["clean"] == pytest.approx(run.metrics["top1"], abs=1e-9)
+    assert set(table["noise"]) == {"rgb", "depth"} and set(table["noise"]["rgb"]) == {"pixel-noise", "occlusion"}
+    assert table["noise"]["rgb"]["pixel-noise"]["baseline"] == "c3d-late-average-rgb+depth"
+    # without depth by hand: the depth channels of the normalised joint input set to 0
+    from core.data import load_experiment_dataset
+
+    ds, _ = load_experiment_dataset(root / "tiny-rgbd")
+    model = run.model()
+    ids = run.predictions["id"].astype(str).tolist()
+    with torch.no_grad():
+        inputs = model.prepare({m: ds.items(m, ids) for m in model.modalities})
+        inputs["depth"] = {"clips": torch.zeros_like(inputs["depth"]["clips"])}
+        pred = model(inputs).argmax(1).numpy()
+    y = np.array([run.classes.index(c) for c in run.predictions["label"]])
+    assert table["missing"]["depth"] == pytest.approx(float((pred == y).mean()), abs=1e-9)

@@ -26,6 +26,8 @@ PAGES = {
     "explorer": ("views/4_explorer.py", "Sample explorer"),
     "embeddings": ("views/5_embeddings.py", "Embeddings"),
     "misclassifications": ("views/6_misclassifications.py", "Misclassifications"),
+    "robustness": ("views/7_robustness.py", "Robustness"),
+    "efficiency": ("views/8_efficiency.py", "Efficiency"),
 }
 RUN = "concat-image+title"          # projected and (partly) explained
 BARE = "multconcat-image+title"     # nothing precomputed

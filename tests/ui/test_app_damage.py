@@ -13,7 +13,8 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
-PAGES = ("overview", "compare", "contributions", "explorer", "embeddings", "misclassifications")
+PAGES = ("overview", "compare", "contributions", "explorer", "embeddings", "misclassifications", "robustness",
+         "efficiency")
 GOOD = "multconcat-image+title"            # untouched
 BAD_METRICS = "bad-metrics-run"            # metrics.json lacks top1
 BAD_PROJECTION = "concat-image+title"      # a corrupted PCA parquet
@@ -67,7 +68,7 @@ def test_a_run_with_bad_metrics_shows_its_problem_and_the_others_stay_usable(mon
     picker = at.selectbox(key="fl_run")
     assert picker.format_func(BAD_METRICS) == f"{BAD_METRICS} (broken)"
     assert LINKED not in picker.options and LINKED not in at.session_state["fl_last_ctx"].runs
-    if page not in ("overview", "compare"):
+    if page not in ("overview", "compare", "robustness"):  # pages of the whole experiment
         errors = texts(at.error)
         assert f"Run `{BAD_METRICS}` cannot be shown" in errors and "metrics.json lacks 'top1'" in errors
         assert "**Fix:**" in errors

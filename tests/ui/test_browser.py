@@ -35,7 +35,8 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [("", "Overview"), ("compare", "Compare fusion methods"), ("contributions", "Modality contributions"),
-         ("explorer", "Sample explorer"), ("embeddings", "Embeddings"), ("misclassifications", "Misclassifications")]
+         ("explorer", "Sample explorer"), ("embeddings", "Embeddings"), ("misclassifications", "Misclassifications"),
+         ("robustness", "Robustness"), ("efficiency", "Efficiency")]
 
 
 @pytest.fixture(scope="module")

@@ -388,8 +388,10 @@ def test_build_commands_name_the_runs_root(monkeypatch, tmp_path):
         "project": f"{cli} project emoji --run concat-image+title",
         "explain": f"{cli} explain runs/emoji/concat-image+title",
         "check": f"{cli} check runs/emoji/concat-image+title",
+        "robustness": f"{cli} robustness emoji --run concat-image+title",
     }
     other = commands.build_commands("tiny", None, root=tmp_path)
+    assert other["robustness"] == f"{cli} robustness tiny --runs-dir {tmp_path.resolve()}"
     assert other["everything"] == f"FUSIONLENS_RUNS={tmp_path.resolve()} bash scripts/run.sh"
     assert other["build"] == f"{cli} build tiny --runs-dir {tmp_path.resolve()}"
     assert other["explain"] == f"{cli} explain {tmp_path.resolve() / 'tiny' / '<run>'}"

@@ -15,7 +15,11 @@ testable. The shared look (fonts, colours, class axes, empty states) is
 - :mod:`ui.figures.series`: a time series' channels with its segments' contributions, and its track map
   (Sample explorer);
 - :mod:`ui.figures.samples`: one sample's top-5, shares, contribution overlays and column bars (Sample explorer);
-- :mod:`ui.figures.audio`: an audio clip's log-mel spectrogram with its patches' contributions (Sample explorer).
+- :mod:`ui.figures.audio`: an audio clip's log-mel spectrogram with its patches' contributions (Sample explorer);
+- :mod:`ui.figures.efficiency`: accuracy against GFLOPs with the Pareto front, an adaptive run's selection rates
+  per class and one item's decision timeline (Efficiency, Sample explorer);
+- :mod:`ui.figures.robustness`: accuracy vs noise level per run and degraded modality, modality shares vs noise
+  level (Robustness).
 """
 from __future__ import annotations
 
@@ -27,8 +31,10 @@ from ui.figures.confusion import (
     make_precision_recall_figure,
 )
 from ui.figures.dataset import SPLIT_COLORS, make_split_counts_figure
+from ui.figures.efficiency import make_decision_timeline_figure, make_pareto_figure, make_selection_rate_figure
 from ui.figures.embeddings import make_embedding_figure
 from ui.figures.results import make_per_class_heatmap_figure, make_results_bar_figure
+from ui.figures.robustness import make_noise_curve_figure, make_share_noise_figure
 from ui.figures.series import make_series_figure, make_track_figure
 from ui.figures.samples import (
     make_column_contribution_figure,
@@ -89,18 +95,23 @@ __all__ = [
     "make_column_contribution_figure",
     "make_confused_pairs_figure",
     "make_confusion_figure",
+    "make_decision_timeline_figure",
     "make_embedding_figure",
+    "make_noise_curve_figure",
     "interaction_rows",
     "make_frames_overlay_figure",
     "make_image_overlay_figure",
     "make_interaction_figure",
     "make_modality_share_bar_figure",
+    "make_pareto_figure",
     "make_per_class_heatmap_figure",
     "make_precision_recall_figure",
     "make_results_bar_figure",
     "make_sample_share_figure",
     "make_sample_share_meanings_figure",
+    "make_selection_rate_figure",
     "make_share_correct_vs_incorrect_figure",
+    "make_share_noise_figure",
     "make_share_distribution_figure",
     "make_share_meanings_figure",
     "make_spectrogram_figure",

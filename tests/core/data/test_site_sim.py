@@ -258,6 +258,13 @@ def test_site_dataset_manifest_loads_and_resumes(tmp_path):
         generate_site_dataset(out, n_clips=12, seed=5, workers=1, progress=False, audio_rate=8000, **SMALL)
 
 
-def test_site_sim_is_a_registered_source_with_its_keys():
-    assert "site-sim" in DATA_SOURCES.names()
+def test_site_sim_source_renders_into_its_own_cache_folder(tmp_path, monkeypatch):
     assert "[dataset] audio_rate" in schema_keys()
+    monkeypatch.setenv("FUSIONLENS_CACHE", str(tmp_path))
+    table = {"source": "site-sim", "n_clips": 12, "frames": 4, "size": 32, "audio_rate": 8000}
+    manifest = DATA_SOURCES.get("site-sim")(table, seed=1, progress=False)
+    assert manifest.parent.parent == tmp_path and manifest.parent.name.startswith("site-sim-")
+    df = pd.read_csv(manifest)
+    assert len(df) == 12 and soundfile.info(str(manifest.parent / df["audio"][0])).samplerate == 8000
+    other = DATA_SOURCES.get("site-sim")({**table, "audio_rate": 16000}, seed=1, progress=False)
+    assert other.parent != manifest.parent          # another setting, another folder

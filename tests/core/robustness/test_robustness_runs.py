@@ -1,0 +1,176 @@
+"""Robustness tables of a tiny built experiment: each rule of a missing modality against a hand
+computation, curves, resumability, the time budget, bad input and the CLI."""
+from __future__ import annotations
+
+import json
+import shutil
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core.bundle import load_run
+from core.catalog import list_runs
+from core.cli import main
+from core.errors import BundleError, ConfigError
+from core.data import load_experiment_dataset
+from core.experiment import parse_experiment
+from core.robustness import (ROBUSTNESS_FILE, RobustnessSettings, load_robustness, missing_rule, robustness_run,
+                             robustness_runs)
+from core.train import load_cached_embeddings, train_experiment
+
+FAST = RobustnessSettings(levels=3, share_samples=0)
+MDROP = "multconcat-mdrop-image+title+description"
+
+
+@pytest.fixture(scope="module")
+def rob_root(tiny_built, tmp_path_factory) -> Path:
+    """A copy of the tiny experiment plus the modality-dropout twin of its MultConcat run."""
+    exp_path, built = tiny_built
+    root = tmp_path_factory.mktemp("robustness") / "runs"
+    shutil.copytree(built, root)
+    raw = tomllib.loads(exp_path.read_text())
+    raw["fusion"]["dropout_runs"] = ["multconcat"]
+    train_experiment(parse_experiment(raw, exp_path), root, only=[MDROP], progress=False)
+    return root
+
+
+def _acc(logits: torch.Tensor, y: np.ndarray) -> float:
+    return float((logits.argmax(1).numpy() == y).mean())
+
+
+def _train_mean(exp: Path, unimodal: str) -> torch.Tensor:
+    ds, _ = load_experiment_dataset(exp)
+    ids, cached = load_cached_embeddings(exp, unimodal)
+    pos = {i: k for k, i in enumerate(ids)}
+    return cached[[pos[i] for i in ds.ids("train")]].mean(0)
+
+
+def _test_data(run):
+    """The run's test embeddings per modality and labels, in prediction order (every test sample)."""
+    emb = run.embeddings()
+    y = np.array([run.classes.index(c) for c in run.predictions["label"]])
+    return [torch.as_tensor(emb[m]) for m in run.modalities], y
+
+
+def test_modality_dropout_trains_and_stores_its_missing_embedding(rob_root):
+    run = load_run(rob_root / "tiny" / MDROP)
+    assert run.config["fusion"] == "multconcat" and run.config["strategy"] == "intermediate"
+    assert run.config["modality_dropout"] == {m: 0.3 for m in run.modalities}
+    assert run.config["head"]["modality_dropout"] == [0.3, 0.3, 0.3]
+    head = run.model().head
+    assert head.missing is not None and [p.shape[0] for p in head.missing] == run.config["head"]["in_dims"]
+    assert missing_rule(run.config) == "learned"
+    # learned: started at the training mean embedding, moved by training
+    assert not torch.allclose(head.missing[0].detach(), _train_mean(rob_root / "tiny", "unimodal-image"), atol=1e-4)
+    plain = load_run(rob_root / "tiny" / "multconcat-image+title+description")
+    assert plain.model().head.missing is None and missing_rule(plain.config) == "train-mean"
+
+
+def test_each_missing_rule_against_a_hand_computation(rob_root):
+    exp = rob_root / "tiny"
+    robustness_runs(list_runs(exp), FAST, share_run=None)
+    n_test = len(load_run(exp / "unimodal-title").predictions)
+    # late fusion: the vote renormalised over the modalities present; without the image, the
+    # late-average of image + title is the title classifier alone, i.e. the unimodal title run
+    late = load_robustness(exp / "late-average-image+title")
+    assert late["rule"] == "renormalised" and late["n"] == n_test
+    assert late["missing"]["image"] == pytest.approx(load_robustness(exp / "unimodal-title")["clean"], abs=1e-9)
+    # an intermediate head: the training split's mean embedding in place of the modality
+    run = load_run(exp / "concat-image+title")
+    embs, y = _test_data(run)
+    mean = _train_mean(exp, "unimodal-title")  # the stage-2 cache: what the head trained on
+    with torch.no_grad():
+        by_hand = _acc(run.model().head([embs[0], mean.expand_as(embs[1])]), y)
+    table = load_robustness(exp / "concat-image+title")
+    assert table["rule"] == "train-mean" and table["missing"]["title"] == pytest.approx(by_hand, abs=1e-9)
+    assert table["clean"] == pytest.approx(run.metrics["top1"], abs=1e-9)
+    # modality dropout: the learned missing-modality embedding
+    run = load_run(exp / MDROP)
+    embs, y = _test_data(run)
+    head = run.model().head
+    with torch.no_grad():
+        by_hand = _acc(head([embs[0], head.missing[1].detach().expand_as(embs[1]), embs[2]]), y)
+    assert load_robustness(exp / MDROP)["missing"]["title"] == pytest.approx(by_hand, abs=1e-9)
+
+
+def test_curves_summaries_and_the_shared_missing_pattern(rob_root):
+    exp = rob_root / "tiny"
+    robustness_runs(list_runs(exp), FAST, share_run=None)
+    tables = {p.name: load_robustness(p) for p in list_runs(exp)}
+    for name, t in tables.items():
+        for m, per in t["noise"].items():
+            for noise, curve in per.items():
+                assert curve["levels"] == [0.0, 0.5, 1.0] and curve["accuracy"][0] == t["clean"]
+                assert all(0.0 <= a <= 1.0 for a in curve["accuracy"])
+                assert 0.0 <= curve["relative"] <= 1.0
+        late = name.startswith("late-average")
+        for m, per in t["noise"].items():  # the late-average run is its own baseline: effective 0
+            if late and len(t["missing"]) == len(t["noise"]):
+                assert all(c["effective"] == 0.0 and c["baseline"] == name for c in per.values())
+    # every run over the same modalities sees the same missing-at-random pattern
+    hits = {t["random_missing"][0]["n_missing"] for n, t in tables.items() if n.endswith("image+title+description")}
+    assert len(hits) == 1
+    assert set(tables["unimodal-image"]["noise"]["image"]) == {"pixel-noise", "occlusion"}
+
+
+def test_tables_are_kept_until_forced_and_the_budget_leaves_runs(rob_root):
+    exp = rob_root / "tiny"
+    runs = list_runs(exp)
+    robustness_runs(runs, FAST, share_run=None)
+    again = robustness_runs(runs, FAST, share_run=None)
+    assert again["computed"] == [] and len(again["kept"]) == len(runs)
+    other = RobustnessSettings(levels=2, share_samples=0, samples=4)
+    out = robustness_runs(runs[:2], other, time_limit=0.0, share_run=None)
+    assert out["computed"] == [] and out["left"] == [p.resolve() for p in runs[:2]]
+    out = robustness_runs(runs[:1], other, share_run=None)
+    assert out["computed"] == [runs[0].name] and load_robustness(runs[0])["n"] == 4
+
+
+def test_shares_of_perturbed_inputs(rob_root):
+    run_dir = rob_root / "tiny" / "concat-image+title"
+    table = robustness_run(run_dir, RobustnessSettings(levels=2, share_samples=2, share_levels=(0.0, 1.0)),
+                           share_run="concat-image+title", force=True)
+    shares = table["shares"]
+    assert set(shares) == {"image", "title"}
+    entry = shares["title"]["token-dropout"]
+    assert entry["levels"] == [0.0, 1.0] and all(0 <= k <= 2 for k in entry["n"])
+    for values in entry["shares"].values():
+        assert len(values) == 2
+    first = [entry["shares"][m][0] for m in ("image", "title")]
+    assert entry["n"][0] == 0 or sum(first) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_bad_input_is_refused_with_the_fix(rob_root):
+    run_dir = rob_root / "tiny" / "unimodal-title"
+    with pytest.raises(ConfigError, match="have no modality 'image'.*Fix: use some of their modalities: title"):
+        robustness_runs([run_dir], RobustnessSettings(modalities=("image",)))
+    with pytest.raises(ConfigError, match="outside \\[0, 1\\]"):
+        RobustnessSettings(missing_rates=(1.5,))
+    with pytest.raises(ConfigError, match="outside \\[0, 1\\]"):
+        RobustnessSettings(share_levels=(-0.5,))
+    with pytest.raises(ConfigError, match="levels"):
+        RobustnessSettings(levels=1)
+    damaged = rob_root / "tiny" / "concat-image+title+description"
+    (damaged / ROBUSTNESS_FILE).write_text('{"schema_version": 1, "noise": ')
+    with pytest.raises(BundleError, match=f"{ROBUSTNESS_FILE}.*Fix: delete it and rerun .*robustness"):
+        load_robustness(damaged)
+    (damaged / ROBUSTNESS_FILE).write_text(json.dumps({"schema_version": 99}))
+    with pytest.raises(BundleError, match="schema version 99"):
+        load_robustness(damaged)
+    (damaged / ROBUSTNESS_FILE).unlink()
+
+
+def test_cli(rob_root, capsys):
+    args = ["--runs-dir", str(rob_root), "--quiet", "robustness", "tiny", "--run", "late-average-image+title",
+            "--levels", "3", "--share-samples", "0", "--force"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "late-average-image+title: clean top-1" in out and "without image" in out and "1 computed" in out
+    assert main([*args[:-1], "--missing-rate", "1.5"]) == 2
+    assert "outside [0, 1]" in capsys.readouterr().err
+    assert main([*args, "--modality", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "no modality 'nope'" in err and "Fix: use some of their modalities: image, title" in err
