@@ -31,6 +31,7 @@ from core.pipeline import run_build
 from core.projection import METHODS as PROJECTION_METHODS
 from core.projection import project_runs
 from core.results import format_results, save_results
+from core.scale import add_ray_arguments, explain_on_ray, format_ray_summary, project_on_ray, robustness_on_ray
 from core.trust import DEFAULT_ESTIMATOR_SAMPLES, DEFAULT_SAMPLES, DEFAULT_SECONDS
 
 
@@ -257,6 +258,10 @@ def cmd_project(args: argparse.Namespace) -> int:
     """PCA / t-SNE / UMAP of each run's per-modality and fused test embeddings, stored with the run."""
     skipped: list[str] = []
     run_dirs = catalog.resolve_runs(args.target, _root(args), args.run, skipped)
+    if args.ray:  # one Ray task per run (core.scale), the same files
+        out = project_on_ray(run_dirs, args.methods, args.seed, address=args.ray, progress=not args.quiet)
+        print(format_ray_summary("project", out))
+        return _report_skipped(skipped)
     counts = project_runs(run_dirs, methods=args.methods, seed=args.seed, progress=not args.quiet)
     print(f"projections of {len(run_dirs)} run(s): {counts['computed']} computed, {counts['reused']} reused from "
           f"identical embeddings, {counts['kept']} already stored")
@@ -269,6 +274,7 @@ def _register_project(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", action="append", help="only this run of the experiment; repeatable")
     p.add_argument("--methods", nargs="+", default=list(PROJECTION_METHODS), choices=PROJECTION_METHODS)
     p.add_argument("--seed", type=int, default=0)
+    add_ray_arguments(p)
     p.set_defaults(func=cmd_project)
 
 
@@ -307,6 +313,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
     settings, options = settings_from_args(args)
     skipped: list[str] = []
     run_dirs = catalog.resolve_runs(args.target, _root(args), args.run, skipped)
+    if args.ray:  # every shard of each run as a Ray task (core.scale), writing the local parts
+        out = explain_on_ray(run_dirs, settings, options, address=args.ray, shards=args.ray_shards,
+                             progress=not args.quiet)
+        print(format_ray_summary("explain", out))
+        if out["remaining"]:
+            print("rerun the same command to finish", file=sys.stderr)
+        return _report_skipped(skipped)
     for run_dir in run_dirs:
         # the command that resumes it is recorded from the same settings (core.explain.precompute_command)
         report = explain_run(run_dir, settings, options, progress=not args.quiet)
@@ -352,6 +365,7 @@ def _register_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("target", help="run folder, or experiment name / .toml / folder (with --run)")
     p.add_argument("--run", action="append", help="only this run of the experiment; repeatable")
     add_explain_arguments(p)  # one flag per field of ExplainSettings and PrecomputeOptions
+    add_ray_arguments(p, shards=True)
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("explain-table", help="print and save the per-class modality-share and interaction "
@@ -417,6 +431,14 @@ def cmd_robustness(args: argparse.Namespace) -> int:
     settings = robustness_settings_from_args(args)
     skipped: list[str] = []
     run_dirs = catalog.resolve_runs(args.target, _root(args), args.run, skipped)
+    if args.ray:  # one Ray task per run (core.scale), the same robustness.json
+        out = robustness_on_ray(run_dirs, settings, force=args.force, share_run=args.share_run or "auto",
+                                address=args.ray, progress=not args.quiet)
+        for run_dir in run_dirs:
+            if (table := load_robustness(run_dir)) is not None:
+                print(format_robustness(table))
+        print(format_ray_summary("robustness", out))
+        return _report_skipped(skipped)
     report = robustness_runs(run_dirs, settings, force=args.force, share_run=args.share_run or "auto",
                              progress=not args.quiet)
     for run_dir in run_dirs:
@@ -440,6 +462,7 @@ def _register_robustness(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--share-run", metavar="RUN", help="the run whose explanations are recomputed on perturbed "
                                                       "inputs (default: the build's first explained run)")
     add_robustness_arguments(p)  # one flag per field of RobustnessSettings
+    add_ray_arguments(p)
     p.set_defaults(func=cmd_robustness)
 
 

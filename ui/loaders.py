@@ -311,7 +311,8 @@ def _projection_cached(run_dir: str, stamp: tuple, embedding: str, method: str) 
         return None
     ids, proj = found
     return {"ids": ids, "coords": proj.coords, "trustworthiness": proj.trustworthiness,
-            "k": proj.trustworthiness_k, "params": proj.params, "label": proj.label, "seed": proj.seed}
+            "k": proj.trustworthiness_k, "params": proj.params, "label": proj.label, "seed": proj.seed,
+            "trust_interval": proj.trustworthiness_interval, "trust_n": proj.trustworthiness_n, "fit": proj.fit}
 
 
 def projection(run_dir: Path, embedding: str, method: str) -> dict[str, Any] | None:

@@ -43,6 +43,7 @@ __all__ = [
     "sample_across_runs",
     "filter_results",
     "projection_frame",
+    "ids_in_selection",
     "selected_ids",
 ]
 
@@ -317,6 +318,54 @@ def projection_frame(ids: Sequence[Any], coords: np.ndarray, view: pd.DataFrame)
     """Coordinates (id, x, y) joined with the prediction view's columns for colour and hover."""
     frame = pd.DataFrame({"id": np.asarray(ids).astype(str), "x": coords[:, 0], "y": coords[:, 1]})
     return frame.merge(view, on="id", how="left")
+
+
+def _inside_polygon(x: np.ndarray, y: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+    """Even-odd rule: which points (x, y) lie inside the polygon (px, py) (one pass per edge, vectorised)."""
+    inside = np.zeros(x.shape, dtype=bool)
+    j = len(px) - 1
+    for i in range(len(px)):
+        crosses = (py[i] > y) != (py[j] > y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x_cross = (px[j] - px[i]) * (y - py[i]) / (py[j] - py[i]) + px[i]
+        inside ^= crosses & (x < x_cross)
+        j = i
+    return inside
+
+
+def _regions(event: Any) -> tuple[list[Any], list[Any]]:
+    if event is None:
+        return [], []
+    selection = event.get("selection") if isinstance(event, Mapping) else getattr(event, "selection", None)
+    if selection is None:
+        return [], []
+    get = (lambda k: selection.get(k) or []) if isinstance(selection, Mapping) else \
+        (lambda k: getattr(selection, k, None) or [])
+    return list(get("box")), list(get("lasso"))
+
+
+def ids_in_selection(event: Any, ids: Sequence[Any], coords: np.ndarray) -> list[str]:
+    """Ids of every point inside the event's box or lasso regions, plus the points it names.
+
+    The density view draws only a sample of the points, so the selection is
+    taken from the drawn regions (plotly's ``box`` / ``lasso`` in data
+    coordinates), over all ``coords`` (n, 2) rows, not from the points plotly
+    reports.
+    """
+    ids_arr = np.asarray(ids).astype(str)
+    x = np.asarray(coords[:, 0], dtype=np.float64)
+    y = np.asarray(coords[:, 1], dtype=np.float64)
+    mask = np.zeros(len(ids_arr), dtype=bool)
+    boxes, lassos = _regions(event)
+    for box in boxes:
+        bx, by = box.get("x") or [], box.get("y") or []
+        if len(bx) >= 2 and len(by) >= 2:
+            mask |= (x >= min(bx)) & (x <= max(bx)) & (y >= min(by)) & (y <= max(by))
+    for lasso in lassos:
+        lx, ly = np.asarray(lasso.get("x") or [], float), np.asarray(lasso.get("y") or [], float)
+        if len(lx) >= 3 and len(lx) == len(ly):
+            mask |= _inside_polygon(x, y, lx, ly)
+    return list(dict.fromkeys([*ids_arr[mask].tolist(), *selected_ids(event)]))
 
 
 def selected_ids(event: Any) -> list[str]:

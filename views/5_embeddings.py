@@ -94,29 +94,58 @@ hover = ["label", "pred", "confidence", "correct", *[f"share_{m}" for m in run.m
 
 @st.cache_resource(show_spinner=False, max_entries=48)
 def _figure(run_dir: str, stamp: tuple, emb: str, method: str, color_by: str, highlight: str | None,
-            colored: tuple[str, ...] | None):
-    """The scatter of one embedding: built once per (run files, colouring, ringed sample), never mutated."""
+            colored: tuple[str, ...] | None, density: bool):
+    """The plot of one embedding: built once per (run files, colouring, ringed sample, view), never mutated."""
     proj = found[emb]
+    title = f"{emb} · {proj['label']}"
+    if density:  # colour and hover columns are not drawn: skip the join with the predictions
+        coords = Q.projection_frame(proj["ids"], proj["coords"], view.iloc[:0][["id"]])
+        return F.make_density_figure(coords, title, axis_label=proj["label"], highlight_id=highlight), len(coords)
     coords = Q.projection_frame(proj["ids"], proj["coords"], view)
     fig = F.make_embedding_figure(
-        coords, color_by, hover, f"{emb} · {proj['label']}", axis_label=proj["label"], highlight_id=highlight,
+        coords, color_by, hover, title, axis_label=proj["label"], highlight_id=highlight,
         category_colors=colors, category_order=order, colored=colored, max_categories=MAX_COLORED)
     return fig, len(coords)
 
 
+def _quality_caption(proj: dict) -> str:
+    """Trustworthiness (exact, or estimated with its interval) and how the coordinates were made."""
+    n_all, n_trust = len(proj["ids"]), int(proj.get("trust_n") or 0)
+    low, high = proj.get("trust_interval") or (float("nan"), float("nan"))
+    text = f"Trustworthiness {proj['trustworthiness']:.3f}"
+    if 0 < n_trust < n_all:
+        text += f" ± {(high - low) / 2:.3f} (95 %, estimated on {n_trust:,} points, k={proj['k']})"
+    else:
+        text += f" (k={proj['k']})"
+    fit = proj.get("fit") or {}
+    if fit.get("transformed"):
+        text += (f" · fitted on {int(fit['fit_n']):,} points, {int(fit['transformed']):,} placed by transform"
+                 f" ({fit.get('backend', '?')})")
+    return text
+
+
 selected: list[str] = []
 shown = [e for e in picked if found[e] is not None]
+largest = max((len(found[e]["ids"]) for e in shown), default=0)
+density = False
+if largest >= F.DENSITY_MIN_POINTS:
+    every = st.toggle("Draw every point", value=False, key="emb_every_point",
+                      help=f"Above {F.DENSITY_MIN_POINTS:,} points a scatter is a solid blot and slow to send: "
+                           "the density view bins the points here and draws a sample on top.")
+    density = not every
+    st.caption(f"{largest:,} points: " + ("density view (points per bin, log scale); box or lasso selects every "
+                                           "point inside" if density else "every point drawn (WebGL)"))
 grid = st.columns(2) if len(shown) > 1 else [st.container()]
 stamp = run_stamp(run.path) + experiment_stamp(ctx.root, ctx.experiment)[:3]
 for i, emb in enumerate(shown):
     proj = found[emb]
-    fig, n_points = _figure(str(run.path), stamp, emb, method, color_by, ctx.sample, colored)
+    dense = density and len(proj["ids"]) >= F.DENSITY_MIN_POINTS
+    fig, n_points = _figure(str(run.path), stamp, emb, method, color_by, ctx.sample, colored, dense)
     with grid[i % len(grid)]:
-        event = st.plotly_chart(fig, key=f"emb_{emb}_{method}_{color_by}", on_select="rerun",
+        event = st.plotly_chart(fig, key=f"emb_{emb}_{method}_{color_by}_{'d' if dense else 'p'}", on_select="rerun",
                                 selection_mode=("points", "box", "lasso"))
-        st.caption(f"Trustworthiness {proj['trustworthiness']:.3f} (k={proj['k']}) · {n_points:,} samples · "
-                   "box or lasso to select, click a point to pick it")
-        selected += Q.selected_ids(event)
+        st.caption(f"{_quality_caption(proj)} · {n_points:,} samples · box or lasso to select, click a point to pick it")
+        selected += Q.ids_in_selection(event, proj["ids"], proj["coords"]) if dense else Q.selected_ids(event)
 
 # The selection outlives a redraw (ringing the selected sample redraws the plots, which clears
 # plotly's own selection); "Clear selection" forgets it.

@@ -12,7 +12,7 @@ The package by job (private modules; import from here, never from them):
 
 =============  ================================================================
 ``_methods``   the methods: one :class:`Projector` each in :data:`PROJECTORS`
-``_quality``   trustworthiness of a projection
+``_quality``   trustworthiness of a projection, exact or estimated on a sample
 ``_compute``   compute one projection (:class:`Projection`)
 ``_store``     the stored parquet + sidecar files: keys, save, load, list
 ``_runs``      project runs: their embeddings, what is missing, shared ones
@@ -21,7 +21,11 @@ The package by job (private modules; import from here, never from them):
 Adding a method is one :class:`Projector` subclass with
 ``@PROJECTORS.register("name", label="Name")`` in ``_methods``.
 
-umap (and its numba compile) and scikit-learn are imported only when a
+Large inputs: t-SNE (openTSNE, scikit-learn as the fallback) and UMAP fit a
+seeded sample of 20,000 points and ``transform`` the rest; trustworthiness is
+exact up to 2,000 points and estimated with a 95 % interval above.
+
+umap (and its numba compile), openTSNE and scikit-learn are imported only when a
 projection is actually computed, so listing or loading projections (what a
 dashboard page does) is cheap: a page view never imports umap.
 """
@@ -29,8 +33,9 @@ from __future__ import annotations
 
 from core.projection._compute import Projection, compute_projection, data_fingerprint
 from core.projection._methods import (METHOD_LABELS, METHODS, PROJECTORS, Projector, check_method, method_label,
-                                      resolve_params)
-from core.projection._quality import trustworthiness, trustworthiness_neighbors
+                                      opentsne_available, resolve_params)
+from core.projection._quality import (TRUST_SAMPLE, TrustEstimate, estimate_trustworthiness, trustworthiness,
+                                      trustworthiness_neighbors)
 from core.projection._runs import EMBEDDINGS_FILE, ensure_projections, load_run_embeddings, project_runs
 from core.projection._store import (PROJECTIONS_DIR, list_projections, load_projection, projection_key,
                                     projection_path, save_projection)
@@ -54,6 +59,10 @@ __all__ = [
     "load_run_embeddings",
     "trustworthiness",
     "trustworthiness_neighbors",
+    "estimate_trustworthiness",
+    "TrustEstimate",
+    "TRUST_SAMPLE",
+    "opentsne_available",
     "data_fingerprint",
     "project_runs",
     "PROJECTIONS_DIR",

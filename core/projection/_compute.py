@@ -16,7 +16,7 @@ import numpy as np
 
 from core.errors import DataError
 from core.projection._methods import PROJECTORS, check_method, method_label, resolve_params
-from core.projection._quality import trustworthiness, trustworthiness_neighbors
+from core.projection._quality import estimate_trustworthiness, trustworthiness_neighbors
 
 # Small inputs gain nothing from OpenMP/BLAS threads (see compute_projection).
 _SINGLE_THREAD_MAX_N = 2000
@@ -29,9 +29,14 @@ class Projection:
     ``coords`` is (n, 2) float32; ``params`` are the resolved parameters (defaults
     filled in), so ``method``, ``params`` and ``seed`` reproduce ``coords``.
     ``trustworthiness`` (in [0, 1], 1 = no false neighbours in 2-D) is measured
-    with ``trustworthiness_k`` neighbours against the input space. ``meta``
-    holds ``data_sha256`` (fingerprint of the input, to spot stale stored
-    projections) and, once loaded, ``path``.
+    with ``trustworthiness_k`` neighbours against the input space: exactly up
+    to 2,000 samples, above that estimated on ``trustworthiness_n`` query
+    points with the 95 % interval ``trustworthiness_interval`` (equal ends when
+    exact; ``trustworthiness_n`` 0 for projections stored before estimates).
+    ``fit`` says how the coordinates were made: ``backend`` (library and
+    version), ``fit_n`` (points fitted) and ``transformed`` (points placed by
+    ``transform``). ``meta`` holds ``data_sha256`` (fingerprint of the input,
+    to spot stale stored projections) and, once loaded, ``path``.
     """
 
     coords: np.ndarray
@@ -41,6 +46,9 @@ class Projection:
     trustworthiness: float
     seconds: float
     trustworthiness_k: int = 0
+    trustworthiness_interval: tuple[float, float] = (float("nan"), float("nan"))
+    trustworthiness_n: int = 0
+    fit: dict[str, Any] = field(default_factory=dict, compare=False)
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -87,6 +95,9 @@ def compute_projection(
 ) -> Projection:
     """Project ``X`` (n, d) to 2-D with ``method`` (``"pca"``, ``"tsne"``, ``"umap"``: :data:`PROJECTORS`).
 
+    Above 20,000 samples t-SNE and UMAP fit a seeded sample and transform the
+    rest; above 2,000 samples trustworthiness is estimated (see :class:`Projection`).
+
     Deterministic for a given ``seed``. Raises ``DataError`` for fewer than 3
     samples, NaN/inf values or a non-2-D input, ``ConfigError`` for an unknown
     method or parameter.
@@ -102,7 +113,8 @@ def compute_projection(
     limit = 1 if arr.shape[0] <= _SINGLE_THREAD_MAX_N else None
     with threadpool_limits(limits=limit):
         start = time.perf_counter()
-        coords = np.asarray(PROJECTORS.create(method).fit(arr, resolved, seed), dtype=np.float32)
+        raw, fit = PROJECTORS.create(method).project(arr, resolved, seed)
+        coords = np.asarray(raw, dtype=np.float32)
         seconds = time.perf_counter() - start
     if coords.shape != (arr.shape[0], 2) or not np.isfinite(coords).all():
         raise DataError(
@@ -111,15 +123,18 @@ def compute_projection(
         )
     k = trustworthiness_neighbors(arr.shape[0])
     metric = resolved.get("metric", "euclidean")
-    trust = trustworthiness(arr, coords.astype(np.float64), k, metric)
+    trust = estimate_trustworthiness(arr, coords.astype(np.float64), k, metric, seed=seed)
     return Projection(
         coords=coords,
         method=method,
         params=resolved,
         seed=seed,
-        trustworthiness=float(trust),
+        trustworthiness=float(trust.value),
         seconds=float(seconds),
         trustworthiness_k=k,
+        trustworthiness_interval=(float(trust.low), float(trust.high)),
+        trustworthiness_n=int(trust.n_points),
+        fit=dict(fit),
         meta={"data_sha256": data_fingerprint(arr)},
     )
 

@@ -1,8 +1,10 @@
 """Stored projections: ``<run_dir>/projections/<embedding>__<method>__<key>.parquet`` plus a JSON sidecar.
 
 The parquet holds columns ``id``, ``x``, ``y``; the sidecar holds the method,
-resolved parameters, seed, quality and the sha256 of the input and of the
-parquet. ``key`` hashes (embedding, method, resolved parameters, seed), so a
+resolved parameters, seed, quality (trustworthiness with its interval and the
+number of points it was measured on), how the coordinates were made (backend,
+points fitted and transformed) and the sha256 of the input and of the
+parquet. Version 1 sidecars (before estimates and fit records) still load. ``key`` hashes (embedding, method, resolved parameters, seed), so a
 projection is found again from the same request and never recomputed.
 
 Crash-safe: both files are written atomically, the sidecar last (its presence
@@ -28,7 +30,7 @@ from core.projection._compute import Projection
 from core.projection._methods import check_method, method_label, resolve_params
 
 PROJECTIONS_DIR = "projections"
-SIDECAR_VERSION = 1
+SIDECAR_VERSION = 2
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
@@ -93,6 +95,12 @@ def save_projection(run_dir: str | Path, embedding_name: str, ids: Iterable[Any]
             "key": key,
             "trustworthiness": projection.trustworthiness,
             "trustworthiness_k": projection.trustworthiness_k,
+            "trustworthiness_low": projection.trustworthiness_interval[0],
+            "trustworthiness_high": projection.trustworthiness_interval[1],
+            "trustworthiness_n": projection.trustworthiness_n,
+            "backend": projection.fit.get("backend"),
+            "fit_n": projection.fit.get("fit_n"),
+            "transformed": projection.fit.get("transformed"),
             "seconds": projection.seconds,
             "data_sha256": projection.meta.get("data_sha256"),
             "parquet_sha256": io.file_sha256(path),
@@ -130,6 +138,7 @@ def read_stored(sidecar: Path, meta: dict[str, Any] | None = None) -> tuple[np.n
             fix="delete it and recompute the projection",
         )
     coords = frame[["x", "y"]].to_numpy(dtype=np.float32)
+    fit = {key: meta[key] for key in ("backend", "fit_n", "transformed") if meta.get(key) is not None}
     proj = Projection(
         coords=coords,
         method=meta["method"],
@@ -138,6 +147,10 @@ def read_stored(sidecar: Path, meta: dict[str, Any] | None = None) -> tuple[np.n
         trustworthiness=float(meta.get("trustworthiness", float("nan"))),
         seconds=float(meta.get("seconds", float("nan"))),
         trustworthiness_k=int(meta.get("trustworthiness_k", 0)),
+        trustworthiness_interval=(float(meta.get("trustworthiness_low", float("nan"))),
+                                  float(meta.get("trustworthiness_high", float("nan")))),
+        trustworthiness_n=int(meta.get("trustworthiness_n", 0)),
+        fit=fit,
         meta={
             "embedding": meta.get("embedding"),
             "path": str(sidecar.with_suffix(".parquet")),

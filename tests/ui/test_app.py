@@ -301,6 +301,22 @@ def test_embeddings_compute_a_missing_projection_from_the_page(monkeypatch, app_
     assert "Trustworthiness" in captions
 
 
+def test_embeddings_draw_a_density_above_the_threshold(monkeypatch, app_root):
+    import ui.figures
+
+    monkeypatch.setattr(ui.figures, "DENSITY_MIN_POINTS", 5)   # the tiny run counts as "large"
+    at = open_app(monkeypatch, app_root["root"], "embeddings", run=RUN)
+    assert_ok(at, "embeddings")
+    traces = [json.loads(c.proto.spec)["data"] for c in at.get("plotly_chart")]
+    assert traces and all(t[0]["type"] == "heatmap" for t in traces)
+    assert "density view" in texts(at.caption) and "Trustworthiness" in texts(at.caption)
+    at.toggle(key="emb_every_point").set_value(True).run()       # back to every point
+    assert not at.exception
+    traces = [json.loads(c.proto.spec)["data"] for c in at.get("plotly_chart")]
+    assert all(tr["type"] == "scattergl" for t in traces for tr in t)
+    assert "every point drawn" in texts(at.caption)
+
+
 def test_contributions_side_by_side(monkeypatch, app_root):
     at = open_app(monkeypatch, app_root["root"], "contributions", run=RUN, run2=BARE)
     assert_ok(at, "contributions")

@@ -11,7 +11,7 @@ testable. The shared look (fonts, colours, class axes, empty states) is
 - :mod:`ui.figures.confusion`: confusion matrix, confused pairs, precision/recall (Misclassifications);
 - :mod:`ui.figures.shares`: modality shares per class and per sample, in both meanings (MM-SHAP and
   exact), and modality interactions per class (Modality contributions, Sample explorer);
-- :mod:`ui.figures.embeddings`: a 2-D projection (Embeddings);
+- :mod:`ui.figures.embeddings`: a 2-D projection, as points or as a density (Embeddings);
 - :mod:`ui.figures.series`: a time series' channels with its segments' contributions, and its track map
   (Sample explorer);
 - :mod:`ui.figures.samples`: one sample's top-5, shares, contribution overlays and column bars (Sample explorer);
@@ -32,7 +32,7 @@ from ui.figures.confusion import (
 )
 from ui.figures.dataset import SPLIT_COLORS, make_split_counts_figure
 from ui.figures.efficiency import make_decision_timeline_figure, make_pareto_figure, make_selection_rate_figure
-from ui.figures.embeddings import make_embedding_figure
+from ui.figures.embeddings import DENSITY_MIN_POINTS, make_density_figure, make_embedding_figure
 from ui.figures.results import make_per_class_heatmap_figure, make_results_bar_figure
 from ui.figures.robustness import make_noise_curve_figure, make_share_noise_figure
 from ui.figures.series import make_series_figure, make_track_figure
@@ -97,6 +97,8 @@ __all__ = [
     "make_confusion_figure",
     "make_decision_timeline_figure",
     "make_embedding_figure",
+    "make_density_figure",
+    "DENSITY_MIN_POINTS",
     "make_noise_curve_figure",
     "interaction_rows",
     "make_frames_overlay_figure",

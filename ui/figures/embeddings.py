@@ -1,4 +1,10 @@
-"""Figures of embeddings (Embeddings): a 2-D projection, coloured by class, correctness or share."""
+"""Figures of embeddings (Embeddings): a 2-D projection, coloured by class, correctness or share.
+
+:func:`make_embedding_figure` draws every point (WebGL); above
+:data:`DENSITY_MIN_POINTS` points the page draws :func:`make_density_figure`
+instead (a 2-D histogram binned here, in numpy, so the browser receives a grid
+instead of every point, with a seeded sample of points on top for hovering and
+for box or lasso selection)."""
 from __future__ import annotations
 
 import math
@@ -21,6 +27,12 @@ from ui.figures.style import (
     style_figure,
 )
 from ui.labels import pretty
+
+#: Above this many points the Embeddings page opens in the density view (a scatter is a solid blot there).
+DENSITY_MIN_POINTS = 200_000
+#: Above this many points a scatter's hover names only the sample and its colour value: the full hover
+#: text (about 100 bytes a point) would dominate what the browser receives.
+HOVER_FULL_MAX = 100_000
 
 
 def _is_categorical(series: pd.Series) -> bool:
@@ -67,6 +79,8 @@ def make_embedding_figure(
     size = 4 if n > 20000 else 6 if n > 3000 else 8
     ids = coords_df["id"].astype(str).to_numpy()
     hover_cols = [c for c in hover_cols if c in coords_df.columns and c != "id"]
+    if n > HOVER_FULL_MAX:
+        hover_cols = [c for c in hover_cols if c == color_by]
     # hover text, built column by column (a 10,000-point scatter stays well under 0.1 s)
     hover = ("<b>" + esc_values(ids) + "</b>").astype(object)
     for col in hover_cols:
@@ -167,4 +181,66 @@ def make_embedding_figure(
                     "font": {"size": BASE_FONT_SIZE - 2}})
     fig.update_xaxes(zeroline=False, showticklabels=False)
     fig.update_yaxes(zeroline=False, showticklabels=False)
+    return fig
+
+
+def make_density_figure(
+    coords_df: pd.DataFrame,
+    title: str = "",
+    *,
+    axis_label: str = "Dimension",
+    bins: int = 200,
+    overlay: int = 5000,
+    seed: int = 0,
+    highlight_id: str | None = None,
+) -> go.Figure:
+    """Point density of a large 2-D projection: a ``bins`` x ``bins`` histogram (log colour scale).
+
+    The counts are binned here, so the figure's size does not grow with the
+    points. A seeded sample of ``overlay`` points is drawn on top, faintly, with
+    the sample id as ``customdata``: it names points on hover, and a box or
+    lasso drawn over it reports its region (the page then selects every point
+    inside, see ``ui.queries.ids_in_selection``).
+    """
+    if coords_df is None or coords_df.empty:
+        return empty_figure(f"No projection yet: compute it with `{cli_command()} project` or the button above.", title)
+    check_columns(coords_df, ["id", "x", "y"], "projection")
+    x = coords_df["x"].to_numpy(dtype=np.float64)
+    y = coords_df["y"].to_numpy(dtype=np.float64)
+    counts, x_edges, y_edges = np.histogram2d(x, y, bins=bins)
+    with np.errstate(divide="ignore"):
+        z = np.where(counts > 0, np.log10(np.maximum(counts, 1)), np.nan).T  # empty bins stay blank
+    top = max(1, int(np.ceil(np.nanmax(z)))) if np.isfinite(z).any() else 1
+    fig = go.Figure(go.Heatmap(
+        x=(0.5 * (x_edges[:-1] + x_edges[1:])).astype(np.float32),
+        y=(0.5 * (y_edges[:-1] + y_edges[1:])).astype(np.float32),
+        z=z.astype(np.float32), colorscale="Viridis", zmin=0, zmax=top, hoverongaps=False,
+        customdata=counts.T.astype(np.int64), hovertemplate="%{customdata:,} points<extra></extra>",
+        colorbar={"title": {"text": "Points per bin"}, "tickvals": list(range(top + 1)),
+                  "ticktext": [f"{10 ** v:,}" for v in range(top + 1)]},
+        name="Density", showscale=True,
+    ))
+    n = len(coords_df)
+    ids = coords_df["id"].astype(str).to_numpy()
+    if overlay > 0:
+        rows = np.sort(np.random.default_rng(seed).choice(n, size=min(overlay, n), replace=False))
+        fig.add_trace(go.Scattergl(
+            x=x[rows].astype(np.float32), y=y[rows].astype(np.float32), mode="markers", customdata=ids[rows],
+            hovertemplate="<b>%{customdata}</b><extra></extra>", name=f"{len(rows):,} sampled points",
+            marker={"size": 3, "color": "rgba(255,255,255,0.35)", "line": {"width": 0}}, showlegend=False,
+        ))
+    if highlight_id is not None:
+        where = np.flatnonzero(ids == str(highlight_id))
+        if where.size:
+            i = int(where[0])
+            fig.add_trace(go.Scattergl(
+                x=[x[i]], y=[y[i]], mode="markers", name="Selected sample", customdata=[str(highlight_id)],
+                hovertemplate=f"<b>{esc(highlight_id)}</b> (selected)<extra></extra>", showlegend=False,
+                marker={"size": 14, "color": "rgba(0,0,0,0)", "line": {"width": 3, "color": "#E74C3C"}},
+            ))
+    style_figure(fig, title, f"{axis_label} 1", f"{axis_label} 2", height=560)
+    fig.update_layout(dragmode="lasso", hovermode="closest", uirevision=title or "embedding-density",
+                      clickmode="event+select", plot_bgcolor="#FFFFFF")
+    fig.update_xaxes(zeroline=False, showticklabels=False, showgrid=False)
+    fig.update_yaxes(zeroline=False, showticklabels=False, showgrid=False)
     return fig
