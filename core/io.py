@@ -17,7 +17,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -113,6 +113,21 @@ def read_json(path: str | os.PathLike, *, what: str = "file") -> Any:
         raise BundleError(
             f"{what} {path} is corrupted ({exc})", fix="delete it and rerun the step that writes it"
         ) from exc
+
+
+def plain_json(value: Any) -> Any:
+    """``value`` as plain JSON: numpy scalars and arrays unwrapped, NaN and inf as None, paths as text."""
+    if isinstance(value, Mapping):
+        return {str(k): plain_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [plain_json(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
 
 
 def read_checked_report(path: str | os.PathLike, *, what: str, command: str,

@@ -53,6 +53,14 @@ def show_commands(*commands: str, intro: str | None = None) -> None:
     st.code("\n".join(commands), language="bash")
 
 
+def unreadable_runs(problems: list[str]) -> None:
+    """A folded list of the runs that could not be read (each problem with its fix); nothing when none."""
+    if problems:
+        with st.expander(f"{len(problems)} run(s) could not be read and are left out", icon=":material/warning:"):
+            for p in problems:
+                st.markdown(f"- {p}")
+
+
 def empty_no_runs(ctx: Context) -> None:
     """The page when there is nothing to show yet: what to run."""
     cmds = build_commands(ctx.experiment, root=ctx.root)

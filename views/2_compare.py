@@ -21,10 +21,7 @@ if not ctx.experiment or not ctx.runs:
     st.stop()
 
 results, problems = L.results_table(ctx)
-if problems:
-    with st.expander(f"{len(problems)} run(s) could not be read and are left out", icon=":material/warning:"):
-        for p in problems:
-            st.markdown(f"- {p}")
+W.unreadable_runs(problems)
 if results.empty:
     st.info("No run of this experiment could be read. Rebuild it with:", icon=":material/info:")
     W.show_commands(build_commands(ctx.experiment, root=ctx.root)["build"] + " --force")

@@ -22,10 +22,7 @@ if not ctx.experiment or not ctx.runs:
     st.stop()
 
 results, problems = L.results_table(ctx)
-if problems:
-    with st.expander(f"{len(problems)} run(s) could not be read and are left out", icon=":material/warning:"):
-        for p in problems:
-            st.markdown(f"- {p}")
+W.unreadable_runs(problems)
 
 # ---------------------------------------------------------------- every run: accuracy against compute
 front = pareto_front(results) if not results.empty else pd.Series(dtype=bool)

@@ -16,32 +16,16 @@ Reading never imports torch (the dashboard's Robustness page reads it).
 """
 from __future__ import annotations
 
-import math
 import shlex
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
-
 from core.errors import cli_command
-from core.io import read_checked_report, write_json
+from core.io import plain_json as plain, read_checked_report, write_json
 
 #: Bumped when the layout of ``robustness.json`` changes; another version is refused with the fix.
 SCHEMA_VERSION = 1
 ROBUSTNESS_FILE = "robustness.json"
-
-
-def plain(value: Any) -> Any:
-    """``value`` as plain JSON: numpy scalars and arrays unwrapped, NaN and inf as None."""
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [plain(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def robustness_path(run_dir: str | Path) -> Path:

@@ -13,16 +13,13 @@ written as ``null``.
 """
 from __future__ import annotations
 
-import math
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
-
 from core.errors import cli_command
-from core.io import read_checked_report, write_json
+from core.io import plain_json as plain, read_checked_report, write_json
 
 #: Bumped when the layout of ``trust.json`` changes; another version is refused with the fix.
 SCHEMA_VERSION = 1
@@ -69,21 +66,6 @@ def worst(statuses: list[str]) -> str:
         if status in statuses:
             return status
     return "skip"
-
-
-def plain(value: Any) -> Any:
-    """``value`` as plain JSON: numpy scalars and arrays unwrapped, NaN and inf as None."""
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [plain(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def trust_path(run_dir: str | Path) -> Path:
