@@ -2,9 +2,12 @@
 
 This module only parses the command line and dispatches: each subcommand calls
 the module that owns the step (``core.data``, ``core.train``, ``core.results``,
-``core.projection``, ``core.explain``, ``core.trust``, ``core.compute``, ``core.robustness``; ``build`` runs
+``core.projection``, ``core.explain`` (also ``blame``), ``core.trust``, ``core.compute``, ``core.robustness``;
+``build`` runs
 :mod:`core.pipeline`;
-the runs a command names come from :func:`core.catalog.resolve_runs`).
+the runs a command names come from :func:`core.catalog.resolve_runs`; ``report``
+calls the dashboard's plain report package ``ui.report``, the one exception to
+``core`` never importing ``ui``).
 Steps are resumable: finished runs, explanations and projections whose
 settings match are kept, so an interrupted command is simply run again.
 Global options (``--runs-dir``, ``--quiet``, ``--threads``) go before or
@@ -238,7 +241,9 @@ def build_parser(prog: str = CLI_NAME) -> argparse.ArgumentParser:
     _register_explain(sub)
     _register_check(sub)
     _register_robustness(sub)
+    _register_blame(sub)
     _register_efficiency(sub)
+    _register_report(sub)
     for p in sub.choices.values():
         _add_global_options(p, subcommand=True)
     return parser
@@ -466,6 +471,34 @@ def _register_robustness(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_robustness)
 
 
+# --------------------------------------------------------------------------- blame
+
+def cmd_blame(args: argparse.Namespace) -> int:
+    """Each run's modality blame for errors (core.explain), stored as <run>/blame.parquet and summarised."""
+    from core.explain import blame_path, blame_runs, blame_sentences, blame_table, load_blame  # imports torch
+
+    skipped: list[str] = []
+    run_dirs = catalog.resolve_runs(args.target, _root(args), args.run, skipped)
+    report = blame_runs(run_dirs, force=args.force, progress=not args.quiet)
+    for run_dir in run_dirs:
+        frame = load_blame(run_dir)
+        if frame is not None:
+            print(f"{Path(run_dir).name}: " + " ".join(blame_sentences(blame_table(frame))))
+    print(f"blame of {len(run_dirs)} run(s): {len(report['computed'])} computed, {len(report['kept'])} already "
+          f"stored ({report['seconds']:.1f} s) -> {blame_path('<run>')}")
+    return _report_skipped(skipped)
+
+
+def _register_blame(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("blame", help="which modality pushed each test prediction toward the wrong class (exact "
+                                     "modality Shapley values of the logit margin), stored as <run>/blame.parquet "
+                                     "(see docs/EXPLAIN.md)")
+    p.add_argument("target", help="run folder, or experiment name / .toml / folder (every run, or --run)")
+    p.add_argument("--run", action="append", help="only this run of the experiment; repeatable")
+    p.add_argument("--force", action="store_true", help="compute again tables already stored for this training")
+    p.set_defaults(func=cmd_blame)
+
+
 # --------------------------------------------------------------------------- efficiency
 
 def cmd_efficiency(args: argparse.Namespace) -> int:
@@ -503,6 +536,32 @@ def _register_efficiency(sub: argparse._SubParsersAction) -> None:
                                           "runs/<experiment>/efficiency.csv)")
     p.add_argument("experiment")
     p.set_defaults(func=cmd_efficiency)
+
+
+# --------------------------------------------------------------------------- report
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """One self-contained HTML report of a run (ui.report), readable offline."""
+    # The one place core reaches into the dashboard package: the CLI is the application shell, and the
+    # report is drawn with the dashboard's own figures (a plain module, no streamlit; tests/test_layers.py).
+    from ui.report import write_report
+
+    root = _root(args)
+    name = args.experiment if "/" not in args.experiment and (root / args.experiment).is_dir() \
+        else load_experiment(args.experiment).name
+    path = write_report(root, name, args.run, args.output, progress=not args.quiet)
+    print(f"report written to {path} (open it in any browser; it needs no server or network)")
+    return 0
+
+
+def _register_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="write one self-contained HTML report of a run (story, results, modality "
+                                      "shares, confusion matrix, sample cards), readable offline")
+    p.add_argument("experiment", help="experiment name under the runs root, or its .toml")
+    p.add_argument("--run", help="the run (default: the best run over every modality)")
+    p.add_argument("--output", metavar="PATH",
+                   help="the file to write, or a folder (default: <runs root>/<experiment>/reports/<run>.html)")
+    p.set_defaults(func=cmd_report)
 
 
 def main(argv: Sequence[str] | None = None, prog: str = CLI_NAME) -> int:

@@ -291,6 +291,9 @@ SCHEMA = Table(doc="top level", keys={
                                   "table records its n)", 500, min=1),
         "robustness_levels": Key("int", "noise levels of each sweep, evenly spaced from 0 to 1 (MultiBench uses 11)",
                                  11, min=2, max=101),
+        "blame_seconds": Key("float", "time budget of the modality blame of every run's test predictions "
+                             "(`fusionlens blame`, docs/EXPLAIN.md) in seconds; 0 computes none; the runs it "
+                             "leaves are printed with the command that finishes them", 120.0, min=0),
     }),
 })
 

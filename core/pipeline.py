@@ -1,11 +1,11 @@
-"""The build: one pipeline of steps, prepare -> train -> results -> project -> explain -> robustness.
+"""The build: one pipeline of steps, prepare -> train -> results -> project -> explain -> blame -> robustness.
 
 ``fusionlens build`` calls :func:`run_build`, which runs :data:`STEPS` in order.
 Every step is a function ``(ctx: BuildContext) -> str`` that does its work
 (each resumable: finished work is kept) and returns a one-line summary; the
 pipeline prints ``build <exp> [i/n] <step>: <summary> (<seconds>)`` as it goes
 and records each step in ``ctx.log``. The steps marked ``precompute``
-(projections, explanations, robustness tables) are skipped by ``--skip-precompute``.
+(projections, explanations, blame, robustness tables) are skipped by ``--skip-precompute``.
 
 What those two compute is the experiment file's choice, its ``[precompute]``
 table (defaults: today's build): which projections, which runs get MM-SHAP
@@ -62,6 +62,7 @@ class PrecomputeChoices:
     robustness_seconds: float = float(DEFAULT_PRECOMPUTE["robustness_seconds"])
     robustness_samples: int = int(DEFAULT_PRECOMPUTE["robustness_samples"])
     robustness_levels: int = int(DEFAULT_PRECOMPUTE["robustness_levels"])
+    blame_seconds: float = float(DEFAULT_PRECOMPUTE["blame_seconds"])
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any]) -> PrecomputeChoices:
@@ -75,7 +76,8 @@ class PrecomputeChoices:
                    explain_seconds=float(values["explain_seconds"]),
                    robustness_seconds=float(values["robustness_seconds"]),
                    robustness_samples=int(values["robustness_samples"]),
-                   robustness_levels=int(values["robustness_levels"]))
+                   robustness_levels=int(values["robustness_levels"]),
+                   blame_seconds=float(values["blame_seconds"]))
 
     def to_table(self) -> dict[str, Any]:
         """The choices as a ``[precompute]`` table (what :data:`PRECOMPUTE_FILE` holds)."""
@@ -84,7 +86,8 @@ class PrecomputeChoices:
                                  "explain_seconds": self.explain_seconds,
                                  "robustness_seconds": self.robustness_seconds,
                                  "robustness_samples": self.robustness_samples,
-                                 "robustness_levels": self.robustness_levels}
+                                 "robustness_levels": self.robustness_levels,
+                                 "blame_seconds": self.blame_seconds}
         if self.explain_runs is not None:
             table["explain_runs"] = list(self.explain_runs)
         return table
@@ -239,6 +242,30 @@ def explain_step(ctx: BuildContext) -> str:
                                                                       else ""))
 
 
+def blame_step(ctx: BuildContext) -> str:
+    """Each run's modality blame for errors (every test prediction, ``docs/EXPLAIN.md``) within
+    ``[precompute] blame_seconds``; the runs it leaves are printed with the command that finishes
+    them (``fusionlens blame``)."""
+    if ctx.choices.blame_seconds <= 0:
+        return "none asked ([precompute] blame_seconds = 0)"
+    run_dirs = list_runs(ctx.exp_dir, ctx.root)
+    if not run_dirs:
+        return "no runs"
+    from core.explain import blame_runs  # imports torch
+
+    report = blame_runs(run_dirs, time_limit=ctx.choices.blame_seconds, progress=ctx.progress)
+    left = report["left"]
+    if left:  # one command finishes them all (runs already stored are kept)
+        from core.bundle import experiment_arg
+
+        names = ", ".join(p.name for p in left[:3]) + (f" and {len(left) - 3} more" if len(left) > 3 else "")
+        print(f"blame: time budget spent, {len(left)} run(s) left ({names}); finish with "
+              f"`{cli_command()} blame {experiment_arg(ctx.exp_dir)} --runs-dir {shlex.quote(str(ctx.root))}`",
+              file=sys.stderr)
+    return (f"{len(report['computed'])} run(s) computed, {len(report['kept'])} already stored"
+            + (f", {len(left)} left" if left else ""))
+
+
 def robustness_step(ctx: BuildContext) -> str:
     """Each run's robustness table (``docs/ROBUSTNESS.md``) within ``[precompute] robustness_seconds``;
     the runs it leaves are printed with the command that finishes them (``fusionlens robustness``)."""
@@ -282,6 +309,7 @@ STEPS: tuple[BuildStep, ...] = (
     BuildStep("results", results_step),
     BuildStep("project", project_step, precompute=True),
     BuildStep("explain", explain_step, precompute=True),
+    BuildStep("blame", blame_step, precompute=True),
     BuildStep("robustness", robustness_step, precompute=True),
 )
 

@@ -1,4 +1,4 @@
-"""The shell commands a page shows to fill what it lacks (build, project, explain, check, robustness).
+"""The shell commands a page shows to fill what it lacks (build, project, explain, check, robustness, blame).
 
 They are written for the runs root the dashboard serves and the folder it was
 started from, and name a user's own experiment file while it exists, so a
@@ -69,4 +69,6 @@ def build_commands(experiment: str | None, run: str | None = None, root: str | P
         "explain": f"{cli} explain {shown(root_path / exp / (run or '<run>'))}",
         "check": f"{cli} check {shown(root_path / exp / (run or '<run>'))}",
         "robustness": f"{cli} robustness {exp}{run_arg}{runs_arg}",
+        "report": f"{cli} report {exp}{run_arg}{runs_arg}",
+        "blame": f"{cli} blame {exp}{run_arg}{runs_arg}",
     }

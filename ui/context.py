@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import streamlit as st
 
@@ -24,6 +24,7 @@ __all__ = [
     "K_RUN",
     "K_RUN2",
     "K_SAMPLE",
+    "K_PRESENT",
     "URL_KEYS",
     "WRITTEN",
     "CTX",
@@ -33,6 +34,9 @@ __all__ = [
     "set_sample",
     "context",
     "open_in_explorer",
+    "K_SELECTION",
+    "open_selection_in_explorer",
+    "selection",
 ]
 
 
@@ -55,13 +59,18 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("misclassifications", "Misclassifications", "views/6_misclassifications.py", ":material/grid_on:"),
     PageSpec("robustness", "Robustness", "views/7_robustness.py", ":material/shield:"),
     PageSpec("efficiency", "Efficiency", "views/8_efficiency.py", ":material/speed:"),
+    PageSpec("slices", "Slice finder", "views/9_slices.py", ":material/troubleshoot:"),
 )
 PAGE_BY_KEY = {p.key: p for p in PAGES}
 
 K_EXP, K_RUN, K_RUN2, K_SAMPLE = "fl_exp", "fl_run", "fl_run2", "fl_sample"
 URL_KEYS = {"exp": K_EXP, "run": K_RUN, "run2": K_RUN2, "sample": K_SAMPLE}
+#: presentation mode (ui.presentation), mirrored in the URL as ``?present=1``
+K_PRESENT = "fl_present"
 WRITTEN = "_fl_url_written"
 CTX, LAST_CTX = "fl_ctx", "fl_last_ctx"
+#: the explorer's active selection of samples: ``{"name", "ids", "experiment"}`` (see open_selection_in_explorer)
+K_SELECTION = "fl_selection"
 
 
 @dataclass
@@ -100,7 +109,8 @@ class Context:
 
 def write_url(ctx: Context) -> None:
     """Mirror the current view in the URL (only when it changed)."""
-    desired = {"page": ctx.page, "exp": ctx.experiment, "run": ctx.run, "run2": ctx.run2, "sample": ctx.sample}
+    desired = {"page": ctx.page, "exp": ctx.experiment, "run": ctx.run, "run2": ctx.run2, "sample": ctx.sample,
+               "present": "1" if st.session_state.get(K_PRESENT) else None}
     desired = {k: str(v) for k, v in desired.items() if v}
     if st.query_params.to_dict() != desired:
         st.query_params.from_dict(desired)
@@ -140,8 +150,28 @@ def open_in_explorer(sample_id: str) -> None:
     ``persist_state="session"`` for that reason, and the link carries the whole view as well.
     """
     set_sample(sample_id)
+    _switch_to_explorer(sample=str(sample_id))
+
+
+def _switch_to_explorer(**extra: str) -> None:
+    """Open the sample explorer under the current experiment and runs (the link carries the view)."""
     ctx: Any = st.session_state.get(CTX) or st.session_state.get(LAST_CTX)
     view = {"exp": ctx.experiment, "run": ctx.run, "run2": ctx.run2} if ctx is not None else {}
     params = st.query_params.to_dict() | {k: str(v) for k, v in view.items() if v}
-    params.update(page="explorer", sample=str(sample_id))
+    params.update(page="explorer", **extra)
     st.switch_page(PAGE_BY_KEY["explorer"].path, query_params=params)
+
+
+def open_selection_in_explorer(name: str, ids: Sequence[str]) -> None:
+    """Keep ``ids`` as the explorer's selection (``st.session_state["fl_selection"]``, named ``name``)
+    and switch to the sample explorer, which shows only those samples until the selection is cleared."""
+    ctx: Any = st.session_state.get(CTX) or st.session_state.get(LAST_CTX)
+    st.session_state[K_SELECTION] = {"name": str(name), "ids": [str(i) for i in dict.fromkeys(ids)],
+                                     "experiment": getattr(ctx, "experiment", None)}
+    _switch_to_explorer()
+
+
+def selection() -> dict[str, Any] | None:
+    """The explorer's active selection ``{"name", "ids", "experiment"}``, or None."""
+    value = st.session_state.get(K_SELECTION)
+    return value if isinstance(value, dict) and isinstance(value.get("ids"), list) else None

@@ -15,13 +15,16 @@ import pandas as pd
 import streamlit as st
 
 from core import catalog
+from core import slices as slice_finder
 from core.adaptive import DECISIONS_FILE, efficiency_table as experiment_efficiency, is_adaptive, load_decisions
 from core.bundle import load_run as load_bundle
 from core.catalog import RunEntry
 from core.data import load_experiment_dataset
 from core.errors import BundleError, FusionLensError
+from core.explain import BLAME_FILE, BLAME_META_FILE, blame_is_current, load_blame
 from core.experiment import runs_root
 from core.projection import ensure_projections, load_projection, load_run_embeddings
+from core.ranking import best_full_run as rank_best_full_run
 from core.ranking import best_run as rank_best_run
 from core.results import results_table as experiment_results
 from core.robustness import ROBUSTNESS_FILE, load_robustness
@@ -29,6 +32,8 @@ from core.trust import TRUST_FILE, load_trust
 from ui import precomputed, queries
 from ui.context import Context
 from ui.models import build_run_model
+from ui.commands import build_commands
+from ui.story import Story, make_story
 from ui.stamps import bundle_stamp, dataset_stamp, experiment_stamp, path_stamp, run_stamp
 from ui.widgets import empty_no_runs, show_error
 
@@ -37,6 +42,9 @@ __all__ = [
     "need_run",
     "results_table",
     "best_run",
+    "best_overall_run",
+    "experiment_modalities",
+    "story",
     "n_classes",
     "explanation_plan",
     "run_entries",
@@ -56,6 +64,10 @@ __all__ = [
     "decisions",
     "efficiency_table",
     "robustness_reports",
+    "blame",
+    "compute_blame",
+    "slice_features",
+    "slices",
 ]
 
 
@@ -107,11 +119,60 @@ def results_table(ctx: Context) -> tuple[pd.DataFrame, list[str]]:
     return frame, problems
 
 
+def experiment_modalities(ctx: Context, results: pd.DataFrame | None = None) -> list[str]:
+    """Every modality of the selected experiment: its dataset description's, else every modality
+    a run of ``results`` uses."""
+    try:
+        info = queries.dataset_info(ctx.root, ctx.experiment) if ctx.experiment else None
+    except FusionLensError:
+        info = None
+    mods = (info or {}).get("modalities")
+    if isinstance(mods, dict) and mods:
+        return [str(m) for m in mods]
+    if results is None or results.empty or "modalities" not in results.columns:
+        return []
+    return list(dict.fromkeys(m for text in results["modalities"].astype(str) for m in text.split("+") if m))
+
+
 def best_run(ctx: Context, results: pd.DataFrame | None) -> str | None:
-    """The experiment's best run, ties broken as the build breaks them (see core.ranking)."""
+    """The experiment's best run among those that use every modality (the Overview's best run and
+    the sidebar's default, so the first screen shows every modality), else the best run overall;
+    ties broken as the build breaks them (see core.ranking)."""
+    if results is None or results.empty:
+        return None
+    explained = queries.explained_runs(ctx.root, ctx.experiment, results["run"].tolist())
+    return (rank_best_full_run(results, experiment_modalities(ctx, results), explained=explained)
+            or rank_best_run(results, explained=explained))
+
+
+def best_overall_run(ctx: Context, results: pd.DataFrame | None) -> str | None:
+    """The experiment's best run whatever modalities it uses (see core.ranking.best_run)."""
     if results is None or results.empty:
         return None
     return rank_best_run(results, explained=queries.explained_runs(ctx.root, ctx.experiment, results["run"].tolist()))
+
+
+def story(ctx: Context, results: pd.DataFrame | None) -> Story:
+    """The experiment's story (:func:`ui.story.make_story`) from the cached tables: the predictions of
+    the runs it compares and the stored shares of the run it names (a damaged store is a sentence)."""
+    if results is None or results.empty:
+        return make_story(results, experiment_modalities(ctx))
+    mods = dict(zip(results["run"].astype(str), results["modalities"].astype(str).str.split("+")))
+
+    def predictions(run: str) -> pd.DataFrame | None:
+        loaded = load_run(ctx, run, quiet=True)
+        return None if loaded is None else loaded.predictions
+
+    def shares_of(run: str) -> pd.DataFrame | None:
+        problem = explanation_problem(ctx, run)
+        if problem is not None:
+            raise problem
+        return queries.share_frame(explanation_summaries(ctx, run), mods.get(run, []))
+
+    return make_story(results, experiment_modalities(ctx, results),
+                      explained=queries.explained_runs(ctx.root, ctx.experiment, results["run"].tolist()),
+                      predictions=predictions, shares=shares_of,
+                      explain_command=lambda run: build_commands(ctx.experiment, run, root=ctx.root)["explain"])
 
 
 def n_classes(ctx: Context) -> int | None:
@@ -412,6 +473,50 @@ def robustness_reports(ctx: Context) -> tuple[dict[str, dict[str, Any]], dict[st
     return reports, problems
 
 
+# --------------------------------------------------------------------------- modality blame for errors
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _blame_cached(run_dir: str, stamp: tuple) -> tuple[pd.DataFrame | None, bool]:
+    frame = load_blame(Path(run_dir))
+    return frame, frame is not None and blame_is_current(Path(run_dir))
+
+
+def blame(run_obj: Any) -> tuple[pd.DataFrame | None, bool, FusionLensError | None]:
+    """``(table, current, None)`` of a run's stored modality blame (``<run>/blame.parquet``; table None when
+    it was never computed; ``current``: computed for this training of the run), or ``(None, False, error)``
+    when the file is damaged: the error names the file and the fix, for the page to show."""
+    run_dir = Path(run_obj.path)
+    stamp = (path_stamp(run_dir / BLAME_FILE), path_stamp(run_dir / BLAME_META_FILE), *bundle_stamp(run_dir))
+    try:
+        frame, current = _blame_cached(str(run_dir), stamp)
+    except FusionLensError as exc:
+        return None, False, exc
+    return frame, current, None
+
+
+def compute_blame(run_obj: Any) -> bool:
+    """Compute and store a run's modality blame (every test prediction) inside a status box with a
+    progress bar; False after showing what went wrong."""
+    from core.explain import blame_run  # imports torch: only when asked
+
+    with st.status("Computing which modality misled the model…", expanded=True) as status:
+        bar = st.progress(0.0, text="Encoding each modality present and wholly masked…")
+
+        def progress(done: int, total: int) -> None:
+            bar.progress(min(1.0, done / max(total, 1)), text=f"Encoding each modality present and wholly masked… "
+                                                             f"{done:,}/{total:,}")
+
+        try:
+            blame_run(shared_run(run_obj), force=True, progress=progress)
+        except FusionLensError as exc:
+            status.update(label="The blame could not be computed", state="error")
+            show_error(exc, "The blame of this run could not be computed")
+            return False
+        status.update(label="Stored with the run.", state="complete")
+    return True
+
+
 # --------------------------------------------------------------------------- adaptive runs
 
 
@@ -447,3 +552,50 @@ def efficiency_table(ctx: Context, adaptive: str | None = None) -> pd.DataFrame:
         return pd.DataFrame()
     stamp = experiment_stamp(ctx.root, ctx.experiment)
     return _efficiency_cached(str(ctx.exp_dir), str(ctx.root), stamp, adaptive)
+
+
+# --------------------------------------------------------------------------- slices
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _slice_features_cached(run_dir: str, stamp: tuple, exp_dir: str, ds_stamp: tuple,
+                           modalities: tuple[str, ...]) -> pd.DataFrame:
+    view = _view_cached(run_dir, stamp, exp_dir, ds_stamp, modalities)
+    try:
+        ds, _ = _dataset_cached(exp_dir, ds_stamp)
+    except (FusionLensError, KeyError, TypeError):  # no manifest columns: the predictions' own features
+        ds = None
+    return slice_finder.slice_features(view, list(modalities), ds)
+
+
+def slice_features(ctx: Context, run_obj: Any) -> pd.DataFrame | None:
+    """The slice features of a run's test predictions (:func:`core.slices.slice_features`, with the
+    dataset's manifest columns), or None after showing the problem and the fix."""
+    try:
+        return _slice_features_cached(str(run_obj.path), run_stamp(run_obj.path), str(ctx.exp_dir),
+                                      dataset_stamp(ctx.exp_dir), tuple(run_obj.modalities))
+    except FusionLensError as exc:
+        show_error(exc, "The slice features of this run cannot be made")
+        return None
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _slices_cached(run_dir: str, stamp: tuple, exp_dir: str, ds_stamp: tuple, modalities: tuple[str, ...],
+                   columns: tuple[str, ...], min_size: int, max_conditions: int, alpha: float) -> pd.DataFrame:
+    features = _slice_features_cached(run_dir, stamp, exp_dir, ds_stamp, modalities)
+    view = _view_cached(run_dir, stamp, exp_dir, ds_stamp, modalities)
+    return slice_finder.find_slices(features, view.set_index("id")["correct"], columns=list(columns),
+                                    min_size=min_size, max_conditions=max_conditions, alpha=alpha)
+
+
+def slices(ctx: Context, run_obj: Any, *, columns: list[str], min_size: int, max_conditions: int,
+           alpha: float) -> pd.DataFrame | None:
+    """The run's slices found by SliceLine (:func:`core.slices.find_slices`; ``attrs`` carry the summary
+    and, for an empty table, the reason), or None after showing the problem and the fix."""
+    try:
+        return _slices_cached(str(run_obj.path), run_stamp(run_obj.path), str(ctx.exp_dir), dataset_stamp(ctx.exp_dir),
+                              tuple(run_obj.modalities), tuple(columns), int(min_size), int(max_conditions),
+                              float(alpha))
+    except FusionLensError as exc:
+        show_error(exc, "Slices cannot be searched")
+        return None

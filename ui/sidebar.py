@@ -15,6 +15,8 @@ from core.catalog import PathRefused, check_name
 from core.experiment import runs_root
 from ui.context import K_EXP, K_RUN, K_RUN2, URL_KEYS, WRITTEN, Context
 from ui.loaders import best_run, results_table, run_entries
+from ui.presentation import presentation_toggle
+from ui.view_panel import views_panel
 
 __all__ = ["sidebar"]
 
@@ -106,5 +108,7 @@ def sidebar(page_key: str) -> Context:
         if refused:
             st.caption("Not offered (they lead outside the runs directory): "
                        + ", ".join(f"`{e.name}`" for e in refused))
+        presentation_toggle()
+        views_panel(ctx)
         st.caption(f"Runs directory: `{root}`")
     return ctx

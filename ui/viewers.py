@@ -11,7 +11,8 @@ over its channels and its x/y track map);
 registers its viewer with :func:`register_viewer` (and a test removes it with
 :func:`unregister_viewer`); the pages only loop over the dataset's modalities,
 and a modality whose kind has no viewer is shown as its item's text
-(:data:`PLAIN_VIEWER`).
+(:data:`PLAIN_VIEWER`). A sample with clips first gets :func:`show_clip_player`: its clips and
+audio playing in sync in one cached figure, above the viewers (whose frame slider steps through them).
 
 The value extractors (:func:`patch_grid`, :func:`tube_values`, :func:`token_values`,
 :func:`column_values`, :func:`audio_patches`, :func:`series_contributions`) reshape an explanation's stored
@@ -19,6 +20,7 @@ per-feature values for a figure; they compute nothing.
 """
 from __future__ import annotations
 
+import hashlib
 import html
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -27,14 +29,16 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core.data import frame_rate
 from core.errors import FusionLensError
 from core.kinds import get_kind
-from core.kinds.audio import DEFAULT_SAMPLE_RATE, spectrogram_of
+from core.kinds.audio import DEFAULT_SAMPLE_RATE, spectrogram_of, wav_bytes
 from core.kinds.tabular import column_names
 from core.kinds.timeseries import channel_names as series_channel_names
 from ui import figures as F
 from ui.context import Context
 from ui.loaders import dataset, items, load_run
+from ui.stamps import dataset_stamp, run_stamp
 
 __all__ = [
     "Viewer",
@@ -45,6 +49,7 @@ __all__ = [
     "registered_viewer",
     "viewer_for",
     "show_sample",
+    "show_clip_player",
     "patch_grid",
     "tube_values",
     "token_values",
@@ -216,23 +221,31 @@ def audio_patches(explanation: Any, modality: str) -> pd.DataFrame | None:
     return rows[["band", "segment", "mel_lo", "mel_hi", "t0_ms", "t1_ms", "phi"]].reset_index(drop=True)
 
 
-def show_audio(ctx: Context, sample_id: str, modality: str, explanation: Any) -> None:
-    """The clip's log-mel spectrogram (as the run's encoder computes it), with the contributions of its
-    patches over it when explained, and a player to listen to it."""
-    waves = items(ctx, modality, [sample_id])
-    if waves is None:
-        return
+def _audio_settings(ctx: Context, modality: str) -> dict[str, Any]:
+    """The run's spectrogram settings of an audio modality (its encoder's), with the dataset's sample rate."""
     run = load_run(ctx, ctx.run, quiet=True) if ctx.run else None  # cached: the page loaded it already
     settings = dict(((run.config.get("encoders") or {}).get(modality) or {}).get("kwargs") or {}) if run else {}
     loaded = dataset(ctx, quiet=True)
     options = loaded[0].options.get(modality, {}) if loaded is not None else {}
     settings["sample_rate"] = int(options.get("sample_rate") or settings.get("sample_rate") or DEFAULT_SAMPLE_RATE)
+    return settings
+
+
+def show_audio(ctx: Context, sample_id: str, modality: str, explanation: Any, *, listen: bool = True) -> None:
+    """The clip's log-mel spectrogram (as the run's encoder computes it), with the contributions of its
+    patches over it when explained, and a player to listen to it (``listen``; the clip player above
+    the viewers has one already when the sample also has clips)."""
+    waves = items(ctx, modality, [sample_id])
+    if waves is None:
+        return
+    settings = _audio_settings(ctx, modality)
     wave = np.asarray(waves[0], dtype=np.float32)
     db, times, hz_edges = spectrogram_of(wave, **settings)
     patches = audio_patches(explanation, modality) if explanation is not None else None
     title = f"{modality}: {'patch contributions' if patches is not None else 'log-mel spectrogram (no explanation yet)'}"
     st.plotly_chart(F.make_spectrogram_figure(db, times, hz_edges, patches, title=title), key=f"spec_{modality}")
-    st.audio(wave, sample_rate=settings["sample_rate"])
+    if listen:
+        st.audio(wav_bytes(wave, settings["sample_rate"]), format="audio/wav")
 
 
 def show_plain(ctx: Context, sample_id: str, modality: str, explanation: Any) -> None:
@@ -304,11 +317,84 @@ def viewer_for(kind: str | None) -> Viewer:
     return registered_viewer(kind) or PLAIN_VIEWER
 
 
+def _kind_name(kind: str | None) -> str | None:
+    try:
+        return get_kind(str(kind)).name
+    except FusionLensError:  # a kind this version does not know
+        return None
+
+
+def _explanation_key(explanation: Any) -> str:
+    """A short hash of an explanation's values and their modalities (part of the clip player's cache key)."""
+    if explanation is None:
+        return "unexplained"
+    digest = hashlib.sha256(np.ascontiguousarray(explanation.values, dtype=np.float64).tobytes())
+    digest.update(np.ascontiguousarray(explanation.feature_modality, dtype=np.int64).tobytes())
+    digest.update("\0".join(explanation.modalities).encode())
+    return digest.hexdigest()[:16]
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _clip_player_cached(run_key: tuple, data_key: tuple, sample_id: str, explanation_key: str,
+                        order: tuple[str, ...], fps: float | None, _clips: dict[str, np.ndarray],
+                        _tubes: dict[str, np.ndarray | None], _audio: list[Any]) -> Any:
+    """The clip player, built once per run files, dataset, sample and explanation (the arguments
+    with a leading underscore follow from those and are not hashed)."""
+    return F.make_clip_player_figure(_clips, _tubes, audio=_audio, modalities=list(order), fps=fps)
+
+
+def show_clip_player(ctx: Context, sample_id: str, modalities: dict[str, str | None], explanation: Any) -> list[str]:
+    """The sample's clips (every video modality) and audio playing in sync in one figure, with their
+    contributions when explained (:func:`ui.figures.make_clip_player_figure`), rendered once and cached;
+    then a player of each audio modality, which plays on its own. Returns the audio modalities given a
+    player here (their viewers below then leave theirs out)."""
+    kinds = {m: _kind_name(k) for m, k in modalities.items()}
+    clips: dict[str, np.ndarray] = {}
+    for modality in (m for m, k in kinds.items() if k == "video"):
+        loaded_items = items(ctx, modality, [sample_id])
+        if loaded_items is not None:
+            clips[modality] = np.asarray(loaded_items[0])
+    if not clips:
+        return []
+    tubes = {m: tube_values(explanation, m) if explanation is not None else None for m in clips}
+    audio, waves = [], {}
+    for modality in (m for m, k in kinds.items() if k == "audio"):
+        loaded_items = items(ctx, modality, [sample_id])
+        if loaded_items is None:
+            continue
+        settings = _audio_settings(ctx, modality)
+        wave = np.asarray(loaded_items[0], dtype=np.float32)
+        db, times, hz_edges = spectrogram_of(wave, **settings)
+        patches = audio_patches(explanation, modality) if explanation is not None else None
+        audio.append(F.AudioTrack(modality, db, times, hz_edges, len(wave) / settings["sample_rate"], patches))
+        waves[modality] = (wave, settings["sample_rate"])
+    longest = max(clips, key=lambda m: clips[m].shape[0])
+    loaded = dataset(ctx, quiet=True)
+    fps = frame_rate(loaded[0], longest, clips[longest].shape[0]) if loaded is not None else None
+    run_dir = ctx.run_path(ctx.run) if ctx.run else None
+    data_key = dataset_stamp(ctx.exp_dir) if ctx.exp_dir is not None else ()
+    fig = _clip_player_cached(run_stamp(run_dir) if run_dir is not None else (), data_key,
+                              str(sample_id), _explanation_key(explanation), tuple(modalities), fps, clips, tubes,
+                              audio)
+    st.plotly_chart(fig, key="clip_player")
+    for modality, (wave, rate) in waves.items():
+        st.audio(wav_bytes(wave, rate), format="audio/wav")
+        st.caption(f"{modality}: plays on its own, not in step with the clip player above; press both Play "
+                   "buttons together to hear it with the frames.")
+    return list(waves)
+
+
 def show_sample(ctx: Context, sample_id: str, modalities: dict[str, str | None], explanation: Any) -> None:
     """Every modality of one sample, each with its kind's viewer (``modalities``: name -> kind, None
-    when unknown)."""
+    when unknown); when it has clips, first the clip player (:func:`show_clip_player`), which plays
+    them and its audio in sync."""
+    listened = set(show_clip_player(ctx, sample_id, modalities, explanation))
     for modality, kind in modalities.items():
-        viewer_for(kind).show(ctx, sample_id, modality, explanation)
+        viewer = viewer_for(kind)
+        if modality in listened and viewer.show is show_audio:
+            show_audio(ctx, sample_id, modality, explanation, listen=False)  # its player is by the clip player
+        else:
+            viewer.show(ctx, sample_id, modality, explanation)
 
 
 register_viewer(get_kind("audio").viewer, Viewer(show_audio))

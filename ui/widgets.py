@@ -10,6 +10,7 @@ import streamlit as st
 from core.errors import FusionLensError
 from ui.commands import build_commands
 from ui.context import Context, set_sample
+from ui.exports import selection_csv, selection_frame
 
 __all__ = [
     "FIGURE_BOX_HEIGHT",
@@ -24,6 +25,7 @@ __all__ = [
     "download_name",
     "dataframe_selection",
     "on_row_select",
+    "download_selection",
 ]
 
 #: Tallest a figure is drawn before it gets a scrollable box of this height (pixels).
@@ -167,3 +169,15 @@ def on_row_select(key: str, ids: list[str], action: Callable[[str], None] = set_
             action(ids[rows[0]])
 
     return callback
+
+
+def download_selection(frame: Any, name: str, key: str, *, manifest: Any = None, label: str = "Download CSV") -> Any:
+    """A download button for a selection of samples as CSV: ``frame``'s rows (id, label, pred,
+    confidence, correct, dominant, share_<m>..., with ``manifest``'s columns joined on id), text
+    cells that look like formulas quoted (:mod:`ui.exports`); the file is named after ``name``.
+    The CSV is made when the button is clicked (not on every rerun), and a click does not rerun."""
+    return st.download_button(
+        label, data=lambda: selection_csv(selection_frame(frame, manifest)),
+        file_name=f"{download_name(name)[:120]}.csv", mime="text/csv", key=key, on_click="ignore",
+        icon=":material/download:", disabled=len(frame) == 0,
+        help=f"{len(frame):,} sample(s) with their predictions, shares and manifest columns, as CSV")

@@ -1,10 +1,11 @@
-"""Overview: the dataset, the runs, the best run, and what is precomputed for the selected run."""
+"""Overview: the experiment's story (with links to the pages that prove it), the best run over every
+modality, the HTML report, then the dataset, the runs and what is precomputed for the selected run."""
 from __future__ import annotations
 
 import streamlit as st
 
 from core.data.manifest import describe_preparation
-from core.errors import cli_command
+from core.errors import FusionLensError, cli_command
 from core.projection import METHOD_LABELS
 from ui import figures as F
 from ui import loaders as L
@@ -13,7 +14,9 @@ from ui import queries as Q
 from ui import tables as T
 from ui import widgets as W
 from ui.commands import build_commands
-from ui.context import K_RUN, context
+from ui.context import K_RUN, PAGE_BY_KEY, context
+from ui.report import render_report
+from ui.stamps import experiment_stamp, path_stamp
 from ui.viewers import registered_viewer
 
 ctx = context("overview")
@@ -25,6 +28,31 @@ if not ctx.experiment:
 
 loaded = L.dataset(ctx, quiet=not (ctx.exp_dir / "dataset.json").exists())
 results, problems = L.results_table(ctx) if ctx.runs else (None, [])
+
+# ---------------------------------------------------------------- the story
+story = L.story(ctx, results)
+with st.container(border=True):
+    st.markdown("#### The story")
+    if story.state == "no-runs":
+        if ctx.runs:
+            st.info("**No run of this experiment can be read**, so there is no story yet: the **Runs** tab below "
+                    "says what is wrong with each and how to fix it.", icon=":material/info:")
+        else:
+            W.empty_no_runs(ctx)
+    for sentence in story.sentences:
+        text, link = st.columns([4.2, 1.5], vertical_alignment="center")
+        text.markdown(sentence.markdown())
+        spec = PAGE_BY_KEY[sentence.page]
+        shown = sentence.run or ctx.run  # the run the sentence is about, else the selected one
+        link.page_link(spec.path, label=spec.title, icon=":material/arrow_forward:",
+                       query_params={"exp": ctx.experiment, **({"run": shown} if shown else {})},
+                       help="The page that shows this in detail")
+    if story.state == "no-full-run":
+        W.show_commands(build_commands(ctx.experiment, root=ctx.root)["build"],
+                        intro="The experiment file lists the fusion runs; build them with:")
+    elif story.state == "ready":
+        st.caption("Differences in top-1 come with a paired bootstrap 95 % interval over the test samples both runs "
+                   "predicted; a share with its Student-t 95 % interval and the number of explained samples.")
 
 # ---------------------------------------------------------------- headline numbers
 if loaded is not None:
@@ -43,11 +71,12 @@ else:
             f"`{cli_command()} prepare {ctx.experiment}` (part of `build`).")
 
 best = L.best_run(ctx, results)
+overall = L.best_overall_run(ctx, results)
 n_classes = len(ds.classes) if loaded is not None else L.n_classes(ctx)
 trivial = T.trivial_topk(n_classes)
 if best is not None:
     row = results.set_index("run").loc[best]
-    st.subheader("Best run")
+    st.subheader("Best run over every modality" if story.state == "ready" else "Best run")
     b1, b2, b3, b4 = st.columns([2.2, 1, 1, 1])
     with b1:
         st.markdown(f"### `{best}`")
@@ -62,8 +91,46 @@ if best is not None:
     else:
         b3.metric("Top-5", f"{row['top5']:.1%}")
     b4.metric("Macro-F1", f"{row['macro_f1']:.3f}")
-    st.caption("Best = highest top-1; a tie goes to the run over more modalities, then to a run with stored "
-               "explanations, then by name (the build explains the same run).")
+    if overall is not None and overall != best:
+        other = results.set_index("run").loc[overall]
+        o1, o2 = st.columns([4, 1.2], vertical_alignment="center")
+        o1.markdown(f"**Best overall:** `{overall}` ({other['modalities']}, {other['fusion']}) at "
+                    f"**{other['top1']:.1%}** top-1, {100 * (other['top1'] - row['top1']):+.1f} points (the story "
+                    "says whether that is more than noise).")
+        if ctx.run != overall:
+            o2.button("Show this run", key="ov_overall", icon=":material/arrow_forward:",
+                      on_click=lambda: st.session_state.__setitem__(K_RUN, overall))
+    st.caption("Best = highest top-1 among the runs that use every modality (the best overall is shown too); a tie "
+               "goes to the run over more modalities, then to a run with stored explanations, then by name (the "
+               "build explains the same run).")
+
+# ---------------------------------------------------------------- the report
+if ctx.run:
+    # a rebuilt run or new explanations make a new report
+    report_key = (ctx.experiment, ctx.run, experiment_stamp(ctx.root, ctx.experiment),
+                  path_stamp(ctx.run_dir / "explanations"))
+    with st.container(border=True):
+        st.markdown(f"#### Report of `{ctx.run}`")
+        r1, r2 = st.columns([1, 2.2], vertical_alignment="center")
+        if r1.button("Prepare report", key="ov_report_prepare", icon=":material/description:",
+                     help="One HTML file with the story, the results, modality shares, the confusion matrix and "
+                          "sample cards, readable offline (no server, no network). Takes a few seconds."):
+            with st.status("Preparing the report…", expanded=False) as status:
+                try:
+                    document = render_report(ctx.root, ctx.experiment, ctx.run, progress=lambda done, total, label:
+                                             status.update(label=f"Preparing the report: {label} ({done}/{total})"))
+                    st.session_state["ov_report"] = {"key": report_key, "html": document}
+                    status.update(label="The report is ready", state="complete")
+                except FusionLensError as exc:
+                    status.update(label="The report could not be prepared", state="error")
+                    W.show_error(exc, "The report could not be prepared")
+        ready = st.session_state.get("ov_report")
+        if ready is not None and ready["key"] == report_key:
+            r2.download_button("Download report (HTML)", ready["html"], key="ov_report_download",
+                               file_name=f"fusionlens-{ctx.experiment}-{ctx.run}.html", mime="text/html",
+                               icon=":material/download:", on_click="ignore")
+        else:
+            r2.caption(f"Or from a shell: `{build_commands(ctx.experiment, ctx.run, root=ctx.root)['report']}`")
 
 plan = L.explanation_plan(ctx)
 if plan is not None and (plan["missing"] > 0).any():

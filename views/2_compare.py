@@ -37,7 +37,7 @@ def _encoders_per_modality(frame: pd.DataFrame) -> dict[str, list[str]]:
 
 
 # ---------------------------------------------------------------- filters
-with st.container(border=True):
+with st.container(border=True, key="fl_controls_compare"):  # hidden while presenting (ui.presentation)
     f1, f2, f3, f4 = st.columns([1, 1.4, 1.4, 1.2])
     strategies = f1.multiselect("Strategy", sorted(results["strategy"].unique()), key="cmp_strategy",
                                 placeholder="all")
@@ -125,9 +125,9 @@ d2.download_button("Download LaTeX", T.results_latex(
 # ---------------------------------------------------------------- charts
 st.subheader("Accuracy per run")
 useful = [m for m in ("top1", "top3", "top5") if m not in trivial] + ["macro_f1"]
-metrics = st.multiselect("Metrics", ["top1", "top3", "top5", "macro_f1"],
-                         default=useful[:3] if len(shown) <= 12 else ["top1", "macro_f1"],
-                         format_func=lambda m: METRIC_LABELS[m], key="cmp_metrics")
+metrics = st.container(key="fl_controls_compare_metrics").multiselect(  # hidden while presenting
+    "Metrics", ["top1", "top3", "top5", "macro_f1"], default=useful[:3] if len(shown) <= 12 else ["top1", "macro_f1"],
+    format_func=lambda m: METRIC_LABELS[m], key="cmp_metrics")
 ordered = shown.sort_values("top1", ascending=False)
 fig = F.make_results_bar_figure(ordered, metrics or ["top1"], title="Accuracy per run (sorted by top-1)")
 st.plotly_chart(fig, key="cmp_bars")

@@ -37,7 +37,7 @@ def _no_explanations(r) -> None:
 shares_by_run = {r.name: L.shares(ctx, r) for r in runs}
 all_classes = list(run.classes)
 
-with st.container(border=True):
+with st.container(border=True, key="fl_controls_contributions"):  # hidden while presenting (ui.presentation)
     c1, c2, c3, c4 = st.columns([2, 1.2, 1, 1.3])
     default_classes = all_classes if len(all_classes) <= 12 else []
     picked = c1.multiselect("Classes", all_classes, default=default_classes, key="contrib_classes",

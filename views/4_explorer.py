@@ -12,7 +12,8 @@ from ui import loaders as L
 from ui import precomputed as P
 from ui import queries as Q
 from ui import widgets as W
-from ui.context import context
+from ui.commands import build_commands
+from ui.context import K_SELECTION, context, selection
 from ui.decisions import show_decisions
 from ui.labels import pretty_modality
 from ui.viewers import show_sample
@@ -31,8 +32,19 @@ modality_kinds = loaded[0].modalities if loaded is not None else {}
 # the columns of modalities whose kind keeps readable text in the manifest: listed and searched
 text_cols = [m for m in Q.text_modalities(modality_kinds, run.modalities) if m in view.columns]
 
+# ---------------------------------------------------------------- a selection opened from another page
+picked = selection()
+if picked is not None:
+    chip, clear = st.columns([4, 1.1], vertical_alignment="center")
+    elsewhere = picked.get("experiment") not in (None, ctx.experiment)
+    chip.info(f"**Selection: {picked['name']}** ({len(picked['ids']):,} samples)"
+              + (f", made under experiment `{picked['experiment']}`" if elsewhere else "")
+              + ". The table shows only these samples, with the filters below.", icon=":material/filter_alt:")
+    clear.button("Clear selection", key="ex_clear_selection", icon=":material/close:",
+                 on_click=lambda: st.session_state.pop(K_SELECTION, None))
+
 # ---------------------------------------------------------------- filters
-with st.container(border=True):
+with st.container(border=True, key="fl_controls_explorer"):  # hidden while presenting (ui.presentation)
     r1 = st.columns([1.2, 1.2, 1.45, 1.15])
     true_classes = r1[0].multiselect("True class", run.classes, key="ex_true", placeholder="any")
     pred_classes = r1[1].multiselect("Predicted class", run.classes, key="ex_pred", placeholder="any")
@@ -50,6 +62,8 @@ with st.container(border=True):
 filtered = Q.filter_predictions(
     view, true_classes=true_classes, pred_classes=pred_classes, correctness=correctness, confidence=confidence,
     dominant=dominant, search=search, search_columns=["id", "label", "pred", *text_cols])
+if picked is not None:
+    filtered = filtered[filtered["id"].isin(set(picked["ids"]))]
 
 left, right = st.columns([1.05, 1], gap="large")
 with left:
@@ -64,7 +78,7 @@ with left:
             shown["dominant"] = shown["dominant"].fillna("—")  # not explained yet
         # a new filter is a new table, so an old row selection cannot point at another sample
         table_key = "ex_table_" + str(abs(hash((tuple(true_classes), tuple(pred_classes), correctness, confidence,
-                                                search, tuple(dominant)))))
+                                                search, tuple(dominant), picked and picked["name"]))))
         st.dataframe(
             shown, hide_index=True, width="stretch", height=min(560, 38 + 35 * len(shown)), key=table_key,
             on_select=W.on_row_select(table_key, shown["id"].astype(str).tolist()), selection_mode="single-row",
@@ -78,6 +92,8 @@ with left:
             },
         )
         st.caption("Select a row to see the sample in detail.")
+        W.download_selection(filtered, f"{ctx.experiment}-{run.name}-" + (picked["name"] if picked else "explorer"),
+                             "ex_download", manifest=loaded[0].frame if loaded is not None else None)
 
 
 with right:
@@ -151,6 +167,19 @@ with right:
                 W.show_error(exc, "This sample could not be explained")
 
     st.plotly_chart(F.make_topk_figure(row), key="sample_topk")
+    # which modality pushed this prediction toward the wrong (or the runner-up) class
+    blame, _, blame_damaged = L.blame(run)
+    blamed = None if blame is None else blame[blame["id"].astype(str) == str(sample_id)]
+    if blamed is not None and len(blamed):
+        st.plotly_chart(F.make_sample_blame_figure(blamed.iloc[0], run.modalities), key="sample_blame")
+        st.caption("Each modality's exact Shapley value of the logit margin (rival class - true class; the rival "
+                   "is the prediction when wrong, the runner-up when right): + pushed toward the rival, - toward "
+                   "the true class. Summed per class on **Misclassifications**.")
+    elif blame_damaged is not None:
+        st.caption(f"The stored blame of this run cannot be read: {blame_damaged}")
+    elif not bool(row["correct"]):
+        st.caption(f"Which modality misled the model here: compute the run's blame on **Misclassifications** or with "
+                   f"`{build_commands(ctx.experiment, ctx.run, root=ctx.root)['blame']}`.")
 
 # the page's full width: in the detail column, long run names pushed columns out of view
 st.markdown(f"**The same sample under the other runs** · `{sample_id}`")

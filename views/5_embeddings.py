@@ -9,7 +9,7 @@ from ui import loaders as L
 from ui import queries as Q
 from ui import widgets as W
 from ui.commands import build_commands
-from ui.context import context, open_in_explorer, set_sample
+from ui.context import context, open_in_explorer, open_selection_in_explorer, set_sample
 from ui.stamps import experiment_stamp, run_stamp
 
 ctx = context("embeddings")
@@ -29,7 +29,7 @@ if has_shares:
     COLOR_BY.update({f"share_{m}": f"{m} share (MM-SHAP)" for m in run.modalities})
     COLOR_BY["dominant"] = "Dominant modality"
 
-with st.container(border=True):
+with st.container(border=True, key="fl_controls_embeddings"):  # hidden while presenting (ui.presentation)
     c1, c2, c3 = st.columns([1.1, 1.4, 2])
     stored = [m for m in METHODS if L.projection_or_problem(run.path, "fused", m)[0] is not None]
     default = "tsne" if "tsne" in stored else (stored[0] if stored else "pca")
@@ -94,8 +94,9 @@ hover = ["label", "pred", "confidence", "correct", *[f"share_{m}" for m in run.m
 
 @st.cache_resource(show_spinner=False, max_entries=48)
 def _figure(run_dir: str, stamp: tuple, emb: str, method: str, color_by: str, highlight: str | None,
-            colored: tuple[str, ...] | None, density: bool):
-    """The plot of one embedding: built once per (run files, colouring, ringed sample, view), never mutated."""
+            colored: tuple[str, ...] | None, density: bool, scale: float = 1.0):
+    """The plot of one embedding: built once per (run files, colouring, ringed sample, view, figure scale
+    while presenting), never mutated."""
     proj = found[emb]
     title = f"{emb} · {proj['label']}"
     if density:  # colour and hover columns are not drawn: skip the join with the predictions
@@ -140,7 +141,8 @@ stamp = run_stamp(run.path) + experiment_stamp(ctx.root, ctx.experiment)[:3]
 for i, emb in enumerate(shown):
     proj = found[emb]
     dense = density and len(proj["ids"]) >= F.DENSITY_MIN_POINTS
-    fig, n_points = _figure(str(run.path), stamp, emb, method, color_by, ctx.sample, colored, dense)
+    fig, n_points = _figure(str(run.path), stamp, emb, method, color_by, ctx.sample, colored, dense,
+                             F.figure_scale())
     with grid[i % len(grid)]:
         event = st.plotly_chart(fig, key=f"emb_{emb}_{method}_{color_by}_{'d' if dense else 'p'}", on_select="rerun",
                                 selection_mode=("points", "box", "lasso"))
@@ -166,6 +168,15 @@ if len(selected) == 1 and selected[0] != ctx.sample:
 
 rows = view[view["id"].isin(selected)].reset_index(drop=True)
 st.markdown(f"**{len(rows):,} selected** · {int((~rows['correct'].astype(bool)).sum())} misclassified")
+sel_name = f"{METHOD_LABELS[method]} selection on Embeddings"
+b_open, b_csv = st.columns([1, 1])
+if b_open.button("Open these in the explorer", key="emb_open_selection", icon=":material/filter_alt:",
+                 help="The sample explorer with only these samples (its filters still apply)"):
+    open_selection_in_explorer(sel_name, rows["id"].astype(str).tolist())
+with b_csv:
+    loaded = L.dataset(ctx, quiet=True)
+    W.download_selection(rows, f"{ctx.experiment}-{run.name}-{method}-selection", "emb_download",
+                         manifest=loaded[0].frame if loaded is not None else None)
 columns = ["id", "label", "pred", "confidence", "correct", *(["dominant"] if has_shares else [])]
 table_key = "emb_sel_" + str(abs(hash(tuple(selected))))
 st.dataframe(rows[columns].fillna({"dominant": "—"}), hide_index=True, width="stretch",

@@ -1,14 +1,19 @@
-"""Misclassifications: confusion matrix with drill-down, confused pairs, precision/recall, shares."""
+"""Misclassifications: confusion matrix with drill-down, confused pairs, precision/recall, shares, and which
+modality misled the model (modality blame for errors)."""
 from __future__ import annotations
 
 import streamlit as st
 
+from core.explain import blame_sentences, blame_table
 from ui import figures as F
 from ui import loaders as L
 from ui import tables as T
 from ui import widgets as W
+from ui.blame import blame_display_table
 from ui.commands import build_commands
-from ui.context import context, open_in_explorer
+from ui.context import context, open_in_explorer, open_selection_in_explorer
+from ui.figures.blame import blame_classes
+from ui.labels import pretty_modality
 
 ctx = context("misclassifications")
 W.page_header("Misclassifications", ctx, "where the model is wrong, and which samples")
@@ -27,7 +32,7 @@ c2.metric("Misclassified", f"{n_wrong:,} ({n_wrong / max(len(view), 1):.1%})")
 c3.metric("Macro-F1", f"{run.metrics.get('macro_f1', float('nan')):.3f}")
 
 many = len(labels) > 20
-t1, t2 = st.columns(2)
+t1, t2 = st.container(key="fl_controls_misclassifications").columns(2)  # hidden while presenting
 normalize = t1.toggle("Normalise rows (share of each true class)", key="mis_norm")
 errors_only = t2.toggle("Errors only (leave the diagonal blank)", value=many, key="mis_errors",
                         help="With many classes the correct predictions dominate the colour scale.")
@@ -89,6 +94,15 @@ with right:
                      on_select=W.on_row_select(key, cell["id"].astype(str).tolist()), selection_mode="single-row",
                      column_config={"confidence": st.column_config.ProgressColumn(
                          "Confidence", format="%.2f", min_value=0, max_value=1)})
+        cell_name = f"true {true_cls}, predicted {pred_cls}"
+        b_open, b_csv = st.columns([1, 1])
+        if b_open.button("Open these in the explorer", key="mis_open_cell", icon=":material/filter_alt:",
+                         help="The sample explorer with only this cell's samples (its filters still apply)"):
+            open_selection_in_explorer(cell_name, cell["id"].astype(str).tolist())
+        with b_csv:
+            loaded = L.dataset(ctx, quiet=True)
+            W.download_selection(cell, f"{ctx.experiment}-{run.name}-{cell_name}", "mis_cell_download",
+                                 manifest=loaded[0].frame if loaded is not None else None)
         target = ctx.sample if ctx.sample in set(cell["id"]) else None
         if target:
             st.markdown(f"Selected **`{target}`**")
@@ -122,3 +136,37 @@ elif L.explanation_problem(ctx, run.path.name) is not None:
 else:
     st.info("**No explanations yet** for this run: compute them with", icon=":material/info:")
     st.code(build_commands(ctx.experiment, ctx.run, root=ctx.root)["explain"], language="bash")
+
+# ------------------------------------------------------------------ modality blame for errors
+st.subheader("Which modality misled the model")
+blame, blame_current, blame_damaged = L.blame(run)
+blame_cmd = build_commands(ctx.experiment, ctx.run, root=ctx.root)["blame"]
+if blame_damaged is not None:
+    W.show_error(blame_damaged, "The blame table of this run cannot be read")
+elif blame is None:
+    st.info("**No blame computed yet** for this run: for every test prediction, which modality pushed it toward "
+            "the wrong class. Compute it here or with", icon=":material/info:")
+    st.code(blame_cmd, language="bash")
+    if st.button("Compute now", key="mis_blame_now", icon=":material/bolt:") and L.compute_blame(run):
+        st.rerun()
+else:
+    if not blame_current:
+        st.warning(f"This blame was computed for an earlier training of the run: recompute it with "
+                   f"`{blame_cmd} --force`.", icon=":material/history:")
+    blamed = blame_table(blame, run.classes)
+    if int(blamed["n_errors"].iloc[-1]) == 0:
+        st.success(f"**No errors** among the {len(blame):,} test predictions: no modality misled the model.",
+                   icon=":material/check_circle:")
+    else:
+        st.markdown("\n".join(f"- {line}" for line in blame_sentences(blamed, name=pretty_modality)))
+        W.show_figure(F.make_blame_class_figure(blamed, run.modalities), key="mis_blame")
+        ranked = blame_classes(blamed, top=len(blamed))
+        st.dataframe(blame_display_table(blamed, run.modalities, ranked), hide_index=True, width="stretch",
+                     key="mis_blame_table")
+        st.caption("For each prediction, each modality's exact Shapley value of the logit margin "
+                   "(logit of the wrong class - logit of the true class; each modality present or wholly masked as "
+                   "in the MM-SHAP modality game; the values add up to the margin with every modality minus the "
+                   "margin with none). **Misled**: the modality pushed toward the wrong class (value > 0); "
+                   "**culprit**: it pushed hardest. Mean push in logits with a 95 % interval; for correct "
+                   "predictions the margin is taken against the runner-up class, so a negative mean there says "
+                   "the modality supported the right answer. Classes with the most errors first.")

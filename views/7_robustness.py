@@ -56,11 +56,12 @@ st.caption("Missing rule: " + "; ".join(f"**{k}**: {v}" for k, v in rules.items(
 # ------------------------------------------------------------------ curves
 st.markdown("### Accuracy vs noise")
 names = list(reports)
-chosen = st.multiselect("Runs", names, default=pick_runs(reports, ctx.run), key="rob_runs",
-                        help="The sidebar's run, its late-fusion baselines and the modality-dropout runs first.")
+controls = st.container(key="fl_controls_robustness")  # hidden while presenting (ui.presentation)
+chosen = controls.multiselect("Runs", names, default=pick_runs(reports, ctx.run), key="rob_runs",
+                              help="The sidebar's run, its late-fusion baselines and the modality-dropout runs first.")
 swept = list(dict.fromkeys(m for r in chosen for m in (reports[r].get("noise") or {})))
-shown_mods = st.multiselect("Degraded modalities", swept, default=swept, format_func=pretty_modality,
-                            key="rob_mods") if swept else []
+shown_mods = controls.multiselect("Degraded modalities", swept, default=swept, format_func=pretty_modality,
+                                  key="rob_mods") if swept else []
 W.show_figure(make_noise_curve_figure(reports, chosen, shown_mods or None), key="rob_curves")
 
 # ------------------------------------------------------------------ shares vs noise

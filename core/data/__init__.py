@@ -12,6 +12,7 @@ from core.data.manifest import Dataset, load_image, load_manifest, stratified_gr
 from core.data.prepare import prepare_dataset
 from core.data.sources import DATA_SOURCES
 from core.data.store import dataset_problems, has_dataset, load_experiment_dataset, read_dataset_info
+from core.data.timing import frame_rate
 
-__all__ = ["DATA_SOURCES", "Dataset", "dataset_problems", "has_dataset", "load_experiment_dataset",
+__all__ = ["DATA_SOURCES", "Dataset", "dataset_problems", "frame_rate", "has_dataset", "load_experiment_dataset",
            "load_image", "load_manifest", "prepare_dataset", "read_dataset_info", "stratified_group_split"]

@@ -16,7 +16,11 @@ factorised game (:class:`SampleGame`): each modality's masked variants are
 encoded once and only the fusion head runs per coalition. :func:`explain_run`
 precomputes a run's test split into ``<run>/explanations/`` (resumable,
 shardable); :func:`load_explanations`, :func:`explanation_for`,
-:func:`class_share_table` and :func:`class_interaction_table` read it back.
+:func:`class_share_table` and :func:`class_interaction_table` read it back. Modality blame for errors
+(:func:`blame_runs`, ``fusionlens blame``): for every test prediction each
+modality's exact Shapley value of the logit margin of the rival vs the true
+class, stored as ``<run>/blame.parquet`` (:func:`load_blame`) and summarised per
+class (:func:`blame_table`, :func:`blame_sentences`).
 See ``docs/EXPLAIN.md``.
 
 The package by job (private modules; import from here, never from them):
@@ -36,6 +40,9 @@ The package by job (private modules; import from here, never from them):
 ``_selection``         which runs and samples a precompute explains
 ``_precompute``        explain a run's test split (sharded, resumable)
 ``_aggregate``         the per-class share and interaction tables
+``_blame``             modality blame for errors: the margin game of every test prediction
+``_blame_store``       ``blame.parquet`` / ``blame.json``: write, checked read, current or not
+``_blame_table``       the blame of errors per class, and its sentences
 ``_progress``          progress bars and callbacks
 =====================  ==========================================================
 
@@ -86,6 +93,13 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "_selection": ("select_build_runs", "select_samples"),
     "_precompute": ("explain_run",),
+    "_blame_store": (
+        "BLAME_FILE", "BLAME_META_FILE", "BLAME_VERSION", "blame_column", "blame_columns", "blame_command",
+        "blame_is_current", "blame_path", "load_blame", "load_blame_meta",
+    ),
+    "_blame_table": ("BLAME_CONFIDENCE", "blame_modalities", "blame_sentences", "blame_table", "format_blame_table"),
+    "_blame": ("WHOLE_MODALITY", "blame_frame", "blame_inputs", "blame_run", "blame_runs", "blame_sample",
+               "mask_modality", "masked_inputs", "shapley_matrix"),
     "_aggregate": (
         "ALL_CLASSES", "INTERACTION_CONFIDENCE", "class_interaction_table", "class_share_table",
         "format_class_interaction_table", "format_class_share_table", "interval_text",

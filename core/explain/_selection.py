@@ -33,11 +33,12 @@ def select_samples(run: Any, n: int | None = None, seed: int = 0) -> list[str]:
 
 
 def select_build_runs(exp_dir: Any, max_runs: int = 3) -> list[Any]:
-    """Runs the build explains: the best fused run (top-1), then MultConcat and late-average
-    over the most modalities (the reference's fusion and its simplest vote), then the best
-    intermediate fusion over the most modalities; at most ``max_runs``. "Best" breaks top-1
-    ties like the dashboard's Overview (:func:`core.ranking.run_rank_key`): more modalities,
-    then a run with stored explanations, then the name."""
+    """Runs the build explains: the best fused run over the most modalities (top-1; the run the
+    dashboard's Overview shows, :func:`core.ranking.best_full_run`), then MultConcat and
+    late-average over the most modalities (the reference's fusion and its simplest vote), then
+    the best intermediate fusion over the most modalities; at most ``max_runs``. "Best" breaks
+    top-1 ties like the Overview (:func:`core.ranking.run_rank_key`): a run with stored
+    explanations, then the name."""
     fused = []
     for entry in scan_runs(exp_dir):
         if not entry.usable or entry.run is None:  # a damaged run is reported by `list` and the pages
@@ -53,7 +54,7 @@ def select_build_runs(exp_dir: Any, max_runs: int = 3) -> list[Any]:
     def rank(r: tuple) -> tuple:  # the Overview's "best run" rule, so the build explains the run it shows
         return run_rank_key(r[0].name, r[2], len(r[1]["modalities"]), has_explanations(r[0]))
 
-    chosen = [min(fused, key=rank)[0]]
+    chosen = [min((r for r in fused if len(r[1]["modalities"]) == most), key=rank)[0]]
     for fusion in ("multconcat", "late-average"):
         for run_dir, cfg, _ in fused:
             if cfg.get("fusion") == fusion and len(cfg["modalities"]) == most and run_dir not in chosen:

@@ -253,6 +253,19 @@ def spectrogram_of(wave: np.ndarray, *, sample_rate: int = DEFAULT_SAMPLE_RATE, 
                                                                                  fmax)
 
 
+def wav_bytes(wave: np.ndarray, sample_rate: int) -> bytes:
+    """A mono waveform (float in [-1, 1]) as the bytes of a 16-bit PCM WAV file at ``sample_rate``
+    (what a page's or a report's audio player plays); samples beyond full scale are clipped."""
+    import io
+
+    import soundfile  # lazy: see the module's docstring
+
+    samples = np.clip(np.nan_to_num(np.asarray(wave, dtype=np.float32).reshape(-1)), -1.0, 1.0)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, int(sample_rate), subtype="PCM_16", format="WAV")
+    return buffer.getvalue()
+
+
 # --------------------------------------------------------------------------- the kind
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import ConfigError
-from core.kinds.base import DatasetLike, MaskerContext, ModalityKind
+from core.kinds.base import DatasetLike, MaskerContext, ModalityKind, OptionKey
 from core.kinds.masking import RegionMasker, check_grid, edges, part_index, single_input
 from core.kinds.registry import KINDS
 from core.kinds.video_files import load_clip, validate_pair
@@ -43,6 +43,22 @@ class VideoKind(ModalityKind):
                 "modality column, or its only array), or a folder of frame images (sorted by name)")
     early_fusion = True
     segment_axis = 2  # clips (B, C, T, H, W)
+    options = {
+        "fps": OptionKey("float", "frames per second of the clips: the Sample explorer's clip player then shows each "
+                         "frame's time in seconds", default_doc="unknown: frame numbers (the simulator's clips: "
+                         "their frames over the clip's 4 s)"),
+    }
+
+    def check_cells(self, frame: pd.DataFrame, modality: str, options: Mapping[str, Any],
+                    report: dict[str, Any]) -> pd.DataFrame:
+        """The option ``fps``, when given, is a positive number; then every cell holds a path."""
+        fps = options.get("fps")
+        if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float, np.number))
+                                or not np.isfinite(fps) or fps <= 0):
+            raise ConfigError(f"[modalities.{modality}] fps = {fps!r} is not a frame rate",
+                              fix="give the clips' frames per second as a positive number (e.g. fps = 25), "
+                                  "or leave it out to show frame numbers")
+        return super().check_cells(frame, modality, options, report)
 
     def finish_dataset(self, dataset: DatasetLike, modalities: list[str], config: Mapping[str, Any], *,
                        user_data: bool, progress: bool = False) -> None:

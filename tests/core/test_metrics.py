@@ -65,3 +65,55 @@ def test_macro_f1_counts_only_the_classes_present():
     m = classification_metrics(y, probs, CLASSES)
     assert m["macro_f1"] == 1.0 and m["top1"] == 1.0
     assert m["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+
+
+# --------------------------------------------------------------------------- paired differences and mean intervals
+
+
+def test_paired_accuracy_difference_counts_only_the_discordant_samples():
+    from core.metrics import paired_accuracy_difference
+
+    # 200 samples: both right on 150, both wrong on 30, only a right on 15, only b right on 5
+    a = np.array([1] * 150 + [0] * 30 + [1] * 15 + [0] * 5, dtype=bool)
+    b = np.array([1] * 150 + [0] * 30 + [0] * 15 + [1] * 5, dtype=bool)
+    out = paired_accuracy_difference(a, b, seed=0)
+    assert (out["n"], out["a_only"], out["b_only"]) == (200, 15, 5)
+    assert out["difference"] == pytest.approx(10 / 200, abs=1e-15)  # (15 - 5) / 200, exact counts
+    assert out["low"] < out["difference"] < out["high"]
+    # the bootstrap's spread is the discordant counts' own: sd of the mean difference
+    sd = math.sqrt((20 / 200 - (10 / 200) ** 2) / 200)
+    assert out["high"] - out["low"] == pytest.approx(2 * 1.96 * sd, rel=0.1)
+    assert out["p_value"] == pytest.approx(0.0414, abs=1e-3)  # exact binomial: 15 of 20 discordant
+    # the same verdicts: nothing to tell apart
+    same = paired_accuracy_difference(a, a)
+    assert (same["difference"], same["low"], same["high"], same["p_value"]) == (0.0, 0.0, 0.0, 1.0)
+    # a and b swapped: the interval mirrors (same seed, counts drawn the other way round)
+    flipped = paired_accuracy_difference(b, a, seed=0)
+    assert flipped["difference"] == -out["difference"] and flipped["p_value"] == pytest.approx(out["p_value"])
+
+
+def test_paired_accuracy_difference_edge_cases():
+    from core.errors import DataError
+    from core.metrics import paired_accuracy_difference
+
+    empty = paired_accuracy_difference([], [])
+    assert empty["n"] == 0 and math.isnan(empty["difference"]) and math.isnan(empty["low"])
+    with pytest.raises(DataError, match="pair the two runs"):
+        paired_accuracy_difference([True, False], [True])
+    seeded = [paired_accuracy_difference([1, 0, 1, 1], [0, 0, 1, 0], seed=3)[k] for k in ("low", "high")]
+    assert seeded == [paired_accuracy_difference([1, 0, 1, 1], [0, 0, 1, 0], seed=3)[k] for k in ("low", "high")]
+
+
+def test_mean_interval_is_the_student_t_interval():
+    from scipy import stats
+
+    from core.metrics import mean_interval
+
+    values = [0.2, 0.4, 0.5, 0.9, float("nan")]
+    mean, low, high, n = mean_interval(values)
+    ref_low, ref_high = stats.t.interval(0.95, 3, loc=0.5, scale=stats.sem([0.2, 0.4, 0.5, 0.9]))
+    assert n == 4 and mean == pytest.approx(0.5, abs=1e-15)
+    assert (low, high) == (pytest.approx(ref_low, abs=1e-12), pytest.approx(ref_high, abs=1e-12))
+    one = mean_interval([0.3])
+    assert one[0] == 0.3 and math.isnan(one[1]) and one[3] == 1
+    assert mean_interval([])[3] == 0 and math.isnan(mean_interval([])[0])

@@ -132,8 +132,8 @@ def _stored(root: Path) -> tuple[set[str], set[str]]:
 
 
 def test_build_steps_in_order():
-    assert [s.name for s in STEPS] == ["prepare", "train", "results", "project", "explain", "robustness"]
-    assert [s.name for s in STEPS if s.precompute] == ["project", "explain", "robustness"]
+    assert [s.name for s in STEPS] == ["prepare", "train", "results", "project", "explain", "blame", "robustness"]
+    assert [s.name for s in STEPS if s.precompute] == ["project", "explain", "blame", "robustness"]
 
 
 def test_skip_precompute_runs_the_first_three_steps(tiny_built, tmp_path, capsys):
@@ -142,12 +142,12 @@ def test_skip_precompute_runs_the_first_three_steps(tiny_built, tmp_path, capsys
     ctx = run_build(load_experiment(exp_path), root, skip_precompute=True)
     assert [(name, status) for name, status, *_ in ctx.log] == [
         ("prepare", "done"), ("train", "done"), ("results", "done"), ("project", "skipped"), ("explain", "skipped"),
-        ("robustness", "skipped")]
+        ("blame", "skipped"), ("robustness", "skipped")]
     assert len(ctx.results) == 3 + 2 * 4 and ctx.skipped == []
     assert _stored(root) == (set(), set())
     err = capsys.readouterr().err
-    assert "build tiny [2/6] train: 11 run(s) ready" in err and "build tiny [5/6] explain: --skip-precompute" in err
-    assert not list(root.glob("tiny/*/robustness.json"))
+    assert "build tiny [2/7] train: 11 run(s) ready" in err and "build tiny [5/7] explain: --skip-precompute" in err
+    assert not list(root.glob("tiny/*/robustness.json")) and not list(root.glob("tiny/*/blame.parquet"))
     # the choices are recorded all the same (the dashboard shows what the build would compute)
     assert read_precompute_choices(root / "tiny") == PrecomputeChoices()
 
@@ -168,7 +168,9 @@ def test_precompute_choices_are_honoured(tiny_built, tmp_path):
     exp = _with_precompute(exp_path, f'projections = ["pca"]\nexplain_runs = {json.dumps(runs)}\n'
                                      "explain_samples = [3, 2]\nrobustness_levels = 3\nrobustness_samples = 6\n")
     ctx = run_build(exp, root, progress=False)
-    assert [status for _, status, *_ in ctx.log] == ["done"] * 6
+    assert [status for _, status, *_ in ctx.log] == ["done"] * 7
+    # every run's blame of every test prediction
+    assert {p.parent.name for p in root.glob("tiny/*/blame.parquet")} == set(ctx.results["run"])
     # every run's robustness table, within the budget, with the experiment's choices
     tables = {p.parent.name: json.loads(p.read_text()) for p in root.glob("tiny/*/robustness.json")}
     assert set(tables) == set(ctx.results["run"]) and {t["n"] for t in tables.values()} == {6}
@@ -187,9 +189,10 @@ def test_precompute_choices_are_honoured(tiny_built, tmp_path):
 def test_precompute_nothing(tiny_built, tmp_path):
     exp_path, _ = tiny_built
     root = _built_copy(tiny_built, tmp_path)
-    ctx = run_build(_with_precompute(exp_path, "projections = []\nexplain_runs = []\nrobustness_seconds = 0\n"),
-                    root, progress=False)
+    ctx = run_build(_with_precompute(exp_path, "projections = []\nexplain_runs = []\nrobustness_seconds = 0\n"
+                                               "blame_seconds = 0\n"), root, progress=False)
     summaries = {name: summary for name, _, summary, _ in ctx.log}
+    assert summaries["blame"].startswith("none asked") and not list(root.glob("tiny/*/blame.parquet"))
     assert summaries["project"].startswith("none asked") and summaries["explain"] == "no runs to explain"
     assert summaries["robustness"].startswith("none asked") and not list(root.glob("tiny/*/robustness.json"))
     assert _stored(root) == (set(), set())
@@ -283,3 +286,17 @@ def test_robustness_beyond_its_budget_is_listed_with_the_command(tiny_built, tmp
     err = capsys.readouterr().err
     assert "robustness: time budget spent" in err and f"robustness {exp_path} --runs-dir {root}" in err
     assert "--levels 2" in err
+
+
+def test_blame_beyond_its_budget_is_listed_with_the_command(tiny_built, tmp_path, capsys):
+    exp_path, _ = tiny_built
+    root = _built_copy(tiny_built, tmp_path)
+    exp = _with_precompute(exp_path, "projections = []\nexplain_runs = []\nrobustness_seconds = 0\n"
+                                     "blame_seconds = 0.001\n")
+    ctx = run_build(exp, root, progress=False)
+    summary = {name: summary for name, _, summary, _ in ctx.log}["blame"]
+    stored = list(root.glob("tiny/*/blame.parquet"))
+    assert summary == f"{len(stored)} run(s) computed, 0 already stored, {len(ctx.results) - len(stored)} left"
+    assert len(stored) < len(ctx.results)  # the first run may start within the budget, not all of them
+    err = capsys.readouterr().err
+    assert "blame: time budget spent" in err and f"blame {exp_path} --runs-dir {root}" in err

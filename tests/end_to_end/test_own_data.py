@@ -275,7 +275,7 @@ def test_walk_the_dashboard_in_chromium(built):
 
 
 def _walk(page, url: str, root: Path) -> None:
-    from core.ranking import best_run
+    from core.ranking import best_full_run
     from core.results import results_table
     from ui.queries import explained_runs
 
@@ -295,7 +295,7 @@ def _walk(page, url: str, root: Path) -> None:
     # a run that is not the sidebar's default, with correct predictions to click on
     results, _ = results_table(root / "my")
     default = sidebar_choice(page, "Run")
-    assert default == best_run(results, explained=explained_runs(root, "my", results["run"].tolist()))
+    assert default == best_full_run(results, explained=explained_runs(root, "my", results["run"].tolist()))
     classes = json.loads((root / "my" / "dataset.json").read_text())["classes"]
 
     def diagonal(run: str) -> int | None:

@@ -28,6 +28,7 @@ PAGES = {
     "misclassifications": ("views/6_misclassifications.py", "Misclassifications"),
     "robustness": ("views/7_robustness.py", "Robustness"),
     "efficiency": ("views/8_efficiency.py", "Efficiency"),
+    "slices": ("views/9_slices.py", "Slice finder"),
 }
 RUN = "concat-image+title"          # projected and (partly) explained
 BARE = "multconcat-image+title"     # nothing precomputed
@@ -454,7 +455,7 @@ def test_open_in_explorer_keeps_the_experiment_run_and_sample(monkeypatch, two_e
 
 
 def test_switching_experiment_falls_back_silently(monkeypatch, two_experiments):
-    from core.ranking import best_run
+    from core.ranking import best_full_run
     from core.results import results_table
 
     at = open_app(monkeypatch, two_experiments, "compare", run=ONLY_IN_A[0], run2=ONLY_IN_A[1])
@@ -464,7 +465,8 @@ def test_switching_experiment_falls_back_silently(monkeypatch, two_experiments):
     at.selectbox(key="fl_exp").select("tiny-b").run()
     assert not at.exception and not at.error, texts(at.error)  # a stale run is no security refusal
     ctx = at.session_state["fl_last_ctx"]
-    best = best_run(results_table(two_experiments / "tiny-b")[0])  # nothing is explained here
+    # nothing is explained here; the default is the best run over every modality
+    best = best_full_run(results_table(two_experiments / "tiny-b")[0])
     assert (ctx.experiment, ctx.run, ctx.run2) == ("tiny-b", best, None)  # that experiment's default run
     assert at.query_params["exp"] in ("tiny-b", ["tiny-b"]) and "run2" not in at.query_params
     at.selectbox(key="fl_exp").select("tiny").run()

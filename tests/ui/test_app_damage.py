@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 PAGES = ("overview", "compare", "contributions", "explorer", "embeddings", "misclassifications", "robustness",
-         "efficiency")
+         "efficiency", "slices")
 GOOD = "multconcat-image+title"            # untouched
 BAD_METRICS = "bad-metrics-run"            # metrics.json lacks top1
 BAD_PROJECTION = "concat-image+title"      # a corrupted PCA parquet
@@ -99,7 +99,7 @@ def test_a_corrupted_projection_is_reported_on_the_embeddings_page(monkeypatch, 
     assert len(at.get("plotly_chart")) == 2  # image and title are intact and still drawn
 
 
-@pytest.mark.parametrize("page", ["overview", "contributions", "misclassifications", "explorer"])
+@pytest.mark.parametrize("page", ["overview", "contributions", "misclassifications", "explorer", "slices"])
 def test_corrupted_explanations_are_reported_as_damage(monkeypatch, damaged_root, page):
     at = open_app(monkeypatch, damaged_root["root"], page, run=BAD_EXPLANATIONS, sample=damaged_root["sample"])
     assert not at.exception, texts(at.exception)
@@ -114,7 +114,7 @@ def test_a_damaged_dataset_description_is_an_error_not_a_traceback(monkeypatch, 
     shutil.copytree(damaged_root["root"] / "tiny" / GOOD, root / "tiny" / GOOD)
     shutil.copy(damaged_root["root"] / "tiny" / "dataset.parquet", root / "tiny" / "dataset.parquet")
     (root / "tiny" / "dataset.json").write_text(json.dumps({"name": "tiny", "modalities": 5}))
-    for page in ("overview", "explorer"):
+    for page in ("overview", "explorer", "slices"):
         at = open_app(monkeypatch, root, page, run=GOOD)
         assert not at.exception, texts(at.exception)
         if page == "overview":

@@ -36,7 +36,7 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [("", "Overview"), ("compare", "Compare fusion methods"), ("contributions", "Modality contributions"),
          ("explorer", "Sample explorer"), ("embeddings", "Embeddings"), ("misclassifications", "Misclassifications"),
-         ("robustness", "Robustness"), ("efficiency", "Efficiency")]
+         ("robustness", "Robustness"), ("efficiency", "Efficiency"), ("slices", "Slice finder")]
 
 
 @pytest.fixture(scope="module")
@@ -174,14 +174,14 @@ def _choice(page, label: str) -> str:
 def test_open_in_explorer_keeps_the_sidebars_experiment_and_run(server, browser_page):
     import pandas as pd
 
-    from core.ranking import best_run
+    from core.ranking import best_full_run
     from core.results import results_table
     from ui.queries import explained_runs
 
     page = browser_page
     root = server["root"]
     results, _ = results_table(root / "tiny-b")
-    best = best_run(results, explained=explained_runs(root, "tiny-b", results["run"]))
+    best = best_full_run(results, explained=explained_runs(root, "tiny-b", results["run"]))  # the default run
     run = server["bare"] if server["bare"] != best else server["run"]  # not the run the sidebar defaults to
     open_page(page, server["url"])
     _pick(page, "Experiment", "tiny-b")

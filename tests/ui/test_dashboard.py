@@ -242,6 +242,29 @@ def test_explained_runs_and_the_build_pick_the_same_run(tiny_built, tmp_path):
     assert best == target.name and select_build_runs(exp)[0].name == best
 
 
+def test_the_default_run_uses_every_modality_and_the_build_explains_it_first(tiny_built, tmp_path):
+    from core.explain import select_build_runs
+    from core.ranking import best_full_run, full_runs
+    from core.results import results_table
+
+    _, root = tiny_built
+    copy = tmp_path / "runs"
+    shutil.copytree(root, copy)
+    exp = copy / "tiny"
+    top1 = {"concat-image+title": 0.9, "unimodal-title": 0.9, "late-average-image+title+description": 0.8}
+    for run_dir in exp.iterdir():
+        if (run_dir / "metrics.json").is_file():
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+            (run_dir / "metrics.json").write_text(json.dumps({**metrics, "top1": top1.get(run_dir.name, 0.5)}))
+    results, _ = results_table(exp)
+    assert best_run(results) == "concat-image+title"  # the best overall leaves the description out
+    assert set(full_runs(results)["modalities"]) == {"image+title+description"}
+    assert best_full_run(results) == "late-average-image+title+description"
+    assert best_full_run(results, ["image", "title"]) == "concat-image+title"  # image+title runs qualify too
+    assert best_full_run(results, ["image", "title", "audio"]) is None  # no run has every modality
+    assert select_build_runs(exp)[0].name == "late-average-image+title+description"  # explained first
+
+
 def test_filter_results():
     results = pd.DataFrame({"run": ["unimodal-image", "concat-image+title", "gated-image+title"],
                             "strategy": ["unimodal", "intermediate", "intermediate"],
@@ -389,6 +412,8 @@ def test_build_commands_name_the_runs_root(monkeypatch, tmp_path):
         "explain": f"{cli} explain runs/emoji/concat-image+title",
         "check": f"{cli} check runs/emoji/concat-image+title",
         "robustness": f"{cli} robustness emoji --run concat-image+title",
+        "blame": f"{cli} blame emoji --run concat-image+title",
+        "report": f"{cli} report emoji --run concat-image+title",
     }
     other = commands.build_commands("tiny", None, root=tmp_path)
     assert other["robustness"] == f"{cli} robustness tiny --runs-dir {tmp_path.resolve()}"

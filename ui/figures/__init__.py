@@ -15,15 +15,22 @@ testable. The shared look (fonts, colours, class axes, empty states) is
 - :mod:`ui.figures.series`: a time series' channels with its segments' contributions, and its track map
   (Sample explorer);
 - :mod:`ui.figures.samples`: one sample's top-5, shares, contribution overlays and column bars (Sample explorer);
+- :mod:`ui.figures.blame`: which modality misled the model, per class and for one prediction (Misclassifications,
+  Sample explorer);
 - :mod:`ui.figures.audio`: an audio clip's log-mel spectrogram with its patches' contributions (Sample explorer);
+- :mod:`ui.figures.clips`: the clip player, a sample's clips and audio playing in sync with their contributions
+  (Sample explorer, report);
 - :mod:`ui.figures.efficiency`: accuracy against GFLOPs with the Pareto front, an adaptive run's selection rates
   per class and one item's decision timeline (Efficiency, Sample explorer);
 - :mod:`ui.figures.robustness`: accuracy vs noise level per run and degraded modality, modality shares vs noise
-  level (Robustness).
+  level (Robustness);
+- :mod:`ui.figures.slices`: each slice's error rate with its interval against the overall one (Slice finder).
 """
 from __future__ import annotations
 
 from ui.figures.audio import make_spectrogram_figure
+from ui.figures.clips import AudioTrack, make_clip_player_figure
+from ui.figures.blame import make_blame_class_figure, make_sample_blame_figure
 from ui.figures.confusion import (
     OTHER_CLASSES,
     make_confused_pairs_figure,
@@ -57,6 +64,7 @@ from ui.figures.shares import (
     output_unit,
     share_rows,
 )
+from ui.figures.slices import SLICE_COLORS, make_slice_figure
 from ui.figures.style import (
     BASE_FONT_SIZE,
     CLASS_COLORS,
@@ -66,16 +74,21 @@ from ui.figures.style import (
     MAX_FIT_WIDTH,
     MIN_CLASS_FONT_SIZE,
     MODALITY_COLORS,
+    PRESENT_SCALE,
     class_colors,
     class_font_size,
     class_pitch,
     class_ticks,
+    figure_scale,
     modality_color,
     modality_colors,
+    scale_figure,
+    scaled_figures,
     short_label,
 )
 
 __all__ = [
+    "AudioTrack",
     "BASE_FONT_SIZE",
     "CLASS_COLORS",
     "CONTRIBUTION_COLORSCALE",
@@ -84,6 +97,7 @@ __all__ = [
     "MAX_FIT_WIDTH",
     "MIN_CLASS_FONT_SIZE",
     "MODALITY_COLORS",
+    "PRESENT_SCALE",
     "OTHER_CLASSES",
     "SHARE_MEANINGS",
     "SPLIT_COLORS",
@@ -92,6 +106,11 @@ __all__ = [
     "class_font_size",
     "class_pitch",
     "class_ticks",
+    "figure_scale",
+    "scale_figure",
+    "scaled_figures",
+    "make_blame_class_figure",
+    "make_clip_player_figure",
     "make_column_contribution_figure",
     "make_confused_pairs_figure",
     "make_confusion_figure",
@@ -109,11 +128,14 @@ __all__ = [
     "make_per_class_heatmap_figure",
     "make_precision_recall_figure",
     "make_results_bar_figure",
+    "make_sample_blame_figure",
     "make_sample_share_figure",
     "make_sample_share_meanings_figure",
     "make_selection_rate_figure",
     "make_share_correct_vs_incorrect_figure",
     "make_share_noise_figure",
+    "make_slice_figure",
+    "SLICE_COLORS",
     "make_share_distribution_figure",
     "make_share_meanings_figure",
     "make_spectrogram_figure",

@@ -12,9 +12,9 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.errors import DataError
+from ui.figures.overlays import clip_value_range, overlay_trace, symmetric_max, to_rgb_uint8, tube_array, tube_slice
 from ui.figures.style import (
     BASE_FONT_SIZE,
-    CONTRIBUTION_COLORSCALE,
     FONT_FAMILY,
     empty_figure,
     esc,
@@ -76,28 +76,6 @@ def make_sample_share_figure(
     return fig
 
 
-def _to_rgb_uint8(image: Any, lo: float | None = None, hi: float | None = None) -> np.ndarray:
-    """HxW, HxWx1, HxWx3 or HxWx4 array (uint8 or float) as HxWx3 uint8."""
-    arr = np.asarray(image)
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[..., 0]
-    if arr.ndim == 3 and arr.shape[2] == 4:
-        arr = arr[..., :3]
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] != 3):
-        raise DataError(f"image must be HxW or HxWx3, got shape {arr.shape}", fix="pass one image or frame")
-    if arr.dtype != np.uint8:
-        f = arr.astype(np.float64)
-        lo = float(np.nanmin(f)) if lo is None else lo
-        hi = float(np.nanmax(f)) if hi is None else hi
-        if arr.ndim == 3 and lo >= 0 and hi <= 1.0:
-            lo, hi = 0.0, 1.0
-        f = (f - lo) / (hi - lo) if hi > lo else np.zeros_like(f)
-        arr = np.clip(np.nan_to_num(f) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    if arr.ndim == 2:
-        arr = np.repeat(arr[..., None], 3, axis=2)
-    return arr
-
-
 def _patch_grid(patch_values: Any) -> np.ndarray:
     """(ph, pw) array from a 2-D array, a square 1-D vector, or rows with ``value``.
 
@@ -126,30 +104,6 @@ def _patch_grid(patch_values: Any) -> np.ndarray:
     return arr
 
 
-def _overlay_trace(grid: np.ndarray, height: int, width: int, zmax: float, opacity: float, show_scale: bool = True) -> go.Heatmap:
-    ph, pw = grid.shape
-    cell_h, cell_w = height / ph, width / pw
-    rows = np.repeat(np.arange(ph), pw)
-    cols = np.tile(np.arange(pw), ph)
-    custom = np.stack([rows, cols], axis=1).reshape(ph, pw, 2)
-    return go.Heatmap(
-        z=grid,
-        x=(np.arange(pw) + 0.5) * cell_w - 0.5,
-        y=(np.arange(ph) + 0.5) * cell_h - 0.5,
-        colorscale=CONTRIBUTION_COLORSCALE, zmin=-zmax, zmax=zmax, zmid=0, opacity=opacity,
-        showscale=show_scale, customdata=custom,
-        colorbar={"title": {"text": "SHAP value"}, "thickness": 16, "exponentformat": "e"},
-        hovertemplate="Patch (row %{customdata[0]}, col %{customdata[1]})<br>SHAP value: %{z:.4f}<extra></extra>",
-        hoverongaps=False,
-    )
-
-
-def _symmetric_max(values: np.ndarray) -> float:
-    finite = np.abs(values[np.isfinite(values)])
-    m = float(finite.max()) if finite.size else 0.0
-    return m if m > 0 else 1e-9
-
-
 def _image_layout(fig: go.Figure, title: str, height: int, width: int) -> go.Figure:
     style_figure(fig, title)
     fig.update_xaxes(visible=False, range=[-0.5, width - 0.5], constrain="domain")
@@ -172,11 +126,11 @@ def make_image_overlay_figure(
     (see :func:`_patch_grid`). The colour range is symmetric around 0 (red
     pushes towards the prediction, blue against); the colourbar reads "SHAP value".
     """
-    img = _to_rgb_uint8(image_uint8)
+    img = to_rgb_uint8(image_uint8)
     grid = _patch_grid(patch_values)
     h, w = img.shape[:2]
-    zmax = float(zmax) if zmax else _symmetric_max(grid)
-    fig = go.Figure([go.Image(z=img, hoverinfo="skip"), _overlay_trace(grid, h, w, zmax, opacity)])
+    zmax = float(zmax) if zmax else symmetric_max(grid)
+    fig = go.Figure([go.Image(z=img, hoverinfo="skip"), overlay_trace(grid, h, w, zmax, opacity)])
     return _image_layout(fig, title, h, w)
 
 
@@ -203,22 +157,13 @@ def make_frames_overlay_figure(
     if t_total == 0:
         return empty_figure("This clip has no frames.", title)
     idx = int(np.clip(frame_index, 0, t_total - 1))
-    values = np.asarray(tube_values, dtype=float)
-    if values.ndim == 2:
-        values = values[None]
-    if values.ndim != 3:
-        raise DataError(f"tube values must be (T', rows, cols), got shape {values.shape}", fix="pass one grid per time slice")
-    t_slice = min(values.shape[0] - 1, idx * values.shape[0] // t_total)
-    single = frames.ndim == 3 or frames.shape[-1] == 1
-    lo = hi = None
-    if single and frames.dtype != np.uint8:
-        finite = frames[np.isfinite(frames)]
-        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    img = _to_rgb_uint8(frames[idx], lo, hi)
+    values = tube_array(tube_values)
+    t_slice = tube_slice(values.shape[0], idx, t_total)
+    img = to_rgb_uint8(frames[idx], *clip_value_range(frames))
     h, w = img.shape[:2]
-    zmax = _symmetric_max(values)
+    zmax = symmetric_max(values)
     title = title if title is not None else f"Frame {idx + 1} of {t_total}"
-    fig = go.Figure([go.Image(z=img, hoverinfo="skip"), _overlay_trace(values[t_slice], h, w, zmax, opacity)])
+    fig = go.Figure([go.Image(z=img, hoverinfo="skip"), overlay_trace(values[t_slice], h, w, zmax, opacity)])
     return _image_layout(fig, title, h, w)
 
 

@@ -5,13 +5,17 @@ Demo-ready conventions, used by every builder of :mod:`ui.figures`:
 - a modality has the same colour in every figure (:func:`modality_colors`);
 - contributions use one diverging scale, red positive / blue negative,
   symmetric around 0 (:data:`CONTRIBUTION_COLORSCALE`);
-- an empty input gives a figure that says what is missing instead of failing.
+- an empty input gives a figure that says what is missing instead of failing;
+- while presenting (:func:`scaled_figures`), :func:`style_figure` enlarges every font,
+  margin and the figure's size by :func:`figure_scale`.
 """
 from __future__ import annotations
 
+import contextlib
 import html
 import zlib
-from typing import Any, Iterable, Sequence
+from contextvars import ContextVar
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -57,6 +61,10 @@ CONTRIBUTION_COLORSCALE: list[list[Any]] = [
     [0.0, "#2166AC"], [0.25, "#67A9CF"], [0.5, "#F7F7F7"], [0.75, "#EF8A62"], [1.0, "#B2182B"],
 ]
 
+# Depth (a single-channel clip): grey, near dark and far light as in the frame viewer's pictures, so that the
+# red/blue contribution overlay stays readable over it.
+DEPTH_COLORSCALE: list[list[Any]] = [[0.0, "#141414"], [1.0, "#F2F2F2"]]
+
 
 def modality_colors(modalities: Sequence[str]) -> dict[str, str]:
     """Colour of each modality in ``modalities``: known names first, then the fallback palette.
@@ -99,6 +107,95 @@ def class_colors(classes: Sequence[Any]) -> dict[Any, str]:
     return {c: CLASS_COLORS[i % len(CLASS_COLORS)] for i, c in enumerate(classes)}
 
 
+#: How much larger fonts, margins and figures are while presenting on a projector.
+PRESENT_SCALE = 1.35
+# Per script run: Streamlit runs each session's script in its own thread, so one session
+# presenting never enlarges another session's figures.
+_FIGURE_SCALE: ContextVar[float] = ContextVar("fusionlens_figure_scale", default=1.0)
+
+
+def figure_scale() -> float:
+    """The factor :func:`style_figure` enlarges figures by in this context (1.0 unless presenting)."""
+    return _FIGURE_SCALE.get()
+
+
+@contextlib.contextmanager
+def scaled_figures(scale: float) -> Iterator[None]:
+    """Figures styled inside this block get fonts, margins and sizes ``scale`` times larger."""
+    if not (0.5 <= float(scale) <= 3.0):
+        raise ValueError(f"figure scale {scale!r} is outside 0.5-3")
+    token = _FIGURE_SCALE.set(float(scale))
+    try:
+        yield
+    finally:
+        _FIGURE_SCALE.reset(token)
+
+
+def _times(size: Any, factor: float) -> Any:
+    if isinstance(size, (int, float)) and not isinstance(size, bool):
+        return round(size * factor, 1)
+    if isinstance(size, (list, tuple, np.ndarray)):
+        return [_times(v, factor) for v in size]
+    return size
+
+
+def _font_updates(obj: Any, factor: float) -> Any:
+    """The sparse update that scales every ``*font.size`` in a figure's JSON (``None``: nothing to do).
+
+    Lists of objects (annotations, sliders) come back whole: plotly replaces a list on update.
+    """
+    if isinstance(obj, dict):
+        out = {}
+        for key, value in obj.items():
+            if key.endswith("font") and isinstance(value, dict):
+                if "size" in value:
+                    out[key] = {"size": _times(value["size"], factor)}
+            elif isinstance(value, (dict, list)):
+                sub = _font_updates(value, factor)
+                if sub is not None:
+                    out[key] = sub
+        return out or None
+    if isinstance(obj, list) and obj and all(isinstance(v, dict) for v in obj):
+        subs = [_font_updates(v, factor) for v in obj]
+        if not any(sub is not None for sub in subs):
+            return None
+        return [_merged(v, sub) for v, sub in zip(obj, subs)]
+    return None
+
+
+def _merged(base: dict, update: dict | None) -> dict:
+    if not update:
+        return base
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = _merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) \
+            else value
+    return out
+
+
+def scale_figure(fig: go.Figure, factor: float) -> go.Figure:
+    """Enlarge every font size, the margins and an explicit height or width of ``fig`` by ``factor``
+    (in place; returns ``fig``)."""
+    if factor == 1.0:
+        return fig
+    layout = fig.layout.to_plotly_json()
+    update = _font_updates(layout, factor) or {}
+    for key in ("height", "width"):
+        if isinstance(layout.get(key), (int, float)):
+            update[key] = int(round(layout[key] * factor))
+    margin = layout.get("margin") or {}
+    scaled = {k: int(round(margin[k] * factor)) for k in ("l", "r", "t", "b") if isinstance(margin.get(k), (int, float))}
+    if scaled:
+        update["margin"] = scaled
+    if update:
+        fig.update_layout(update)
+    for trace in fig.data:
+        sub = _font_updates(trace.to_plotly_json(), factor)
+        if sub:
+            trace.update(sub)
+    return fig
+
+
 def style_figure(
     fig: go.Figure,
     title: str | None = None,
@@ -108,23 +205,35 @@ def style_figure(
     height: int | None = None,
     legend_title: str | None = None,
 ) -> go.Figure:
-    """The house style on ``fig``: white template, base font, title top left, titled axes."""
+    """The house style on ``fig``: white template, base font, title top left, titled axes.
+
+    While presenting (:func:`figure_scale` above 1) the fonts set so far are enlarged once and
+    the house fonts, margins and ``height`` are set at the larger size.
+    """
+    k = figure_scale()
+    if k != 1.0 and not getattr(fig, "_fl_scaled", False):
+        scale_figure(fig, k)
+        fig._fl_scaled = True  # a second style_figure on the same figure does not enlarge it again
+
+    def size(points: float) -> float:
+        return round(points * k, 1)
+
     fig.update_layout(
         template="plotly_white",
-        font={"size": BASE_FONT_SIZE, "family": FONT_FAMILY},
-        title={"text": title or "", "font": {"size": TITLE_FONT_SIZE}, "x": 0.0, "xanchor": "left"},
-        margin={"l": 70, "r": 30, "t": 70 if title else 30, "b": 60},
-        hoverlabel={"font": {"size": BASE_FONT_SIZE}},
-        legend={"font": {"size": BASE_FONT_SIZE - 1}},
+        font={"size": size(BASE_FONT_SIZE), "family": FONT_FAMILY},
+        title={"text": title or "", "font": {"size": size(TITLE_FONT_SIZE)}, "x": 0.0, "xanchor": "left"},
+        margin={m: int(round(v * k)) for m, v in {"l": 70, "r": 30, "t": 70 if title else 30, "b": 60}.items()},
+        hoverlabel={"font": {"size": size(BASE_FONT_SIZE)}},
+        legend={"font": {"size": size(BASE_FONT_SIZE - 1)}},
     )
     if legend_title is not None:
         fig.update_layout(legend_title_text=legend_title)
     if xtitle is not None:
-        fig.update_xaxes(title={"text": xtitle, "font": {"size": BASE_FONT_SIZE + 1}}, automargin=True)
+        fig.update_xaxes(title={"text": xtitle, "font": {"size": size(BASE_FONT_SIZE + 1)}}, automargin=True)
     if ytitle is not None:
-        fig.update_yaxes(title={"text": ytitle, "font": {"size": BASE_FONT_SIZE + 1}}, automargin=True)
+        fig.update_yaxes(title={"text": ytitle, "font": {"size": size(BASE_FONT_SIZE + 1)}}, automargin=True)
     if height is not None:
-        fig.update_layout(height=height)
+        fig.update_layout(height=int(round(height * k)))
     return fig
 
 
@@ -145,8 +254,8 @@ def class_pitch(n: int) -> int:
 
 
 def class_font_size(n: int) -> int:
-    """Tick label size for ``n`` classes: never below :data:`MIN_CLASS_FONT_SIZE`."""
-    return BASE_FONT_SIZE - 1 if n <= 20 else 13 if n <= 40 else MIN_CLASS_FONT_SIZE
+    """Tick label size for ``n`` classes: never below :data:`MIN_CLASS_FONT_SIZE` (larger while presenting)."""
+    return int(round((BASE_FONT_SIZE - 1 if n <= 20 else 13 if n <= 40 else MIN_CLASS_FONT_SIZE) * figure_scale()))
 
 
 def short_label(name: Any, limit: int = CLASS_LABEL_CHARS) -> str:

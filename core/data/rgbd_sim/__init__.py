@@ -43,7 +43,7 @@ those of :func:`simulate`; :data:`RELIANCE5` is their ground truth.
 from __future__ import annotations
 
 from core.data.rgbd_sim._clip import SimulatedClip, clip_variant, simulate, simulate_clip
-from core.data.rgbd_sim._dataset import generate_dataset
+from core.data.rgbd_sim._dataset import generate_dataset, recorded_duration
 from core.data.rgbd_sim._depth import degrade_depth
 from core.data.rgbd_sim._geometry import Box, Camera
 from core.data.rgbd_sim._render import render_boxes
@@ -79,6 +79,7 @@ __all__ = [
     "clip_variant",
     "degrade_depth",
     "generate_dataset",
+    "recorded_duration",
     "SITE_VERSION",
     "SITE_MODALITIES",
     "RELIANCE5",

@@ -18,7 +18,7 @@ import pandas as pd
 
 from core.data.rgbd_sim._clip import run_simulation
 from core.data.rgbd_sim._site import CLASSES, DURATION_S, SIMULATOR_VERSION
-from core.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError, FusionLensError
 from core.io import atomic_path, read_json, write_json, write_parquet
 
 
@@ -120,6 +120,22 @@ def check_settings(out: Path, settings: dict[str, Any], n_clips: int) -> None:
             raise DataError(f"{out} holds clips rendered with other settings ({diff})",
                             fix="pass another out_dir, or delete that folder to render it again")
     write_json(cfg_path, {**settings, "n_clips": int(n_clips)})
+
+
+def recorded_duration(folder: str | os.PathLike) -> float | None:
+    """The seconds every clip of a rendered folder spans (its ``simulator.json``), or None when the
+    folder holds no simulator's clips (a user's own data) or the record does not say."""
+    path = Path(folder) / "simulator.json"
+    if not path.is_file():
+        return None
+    try:
+        record = read_json(path, what="simulator settings")
+    except (FusionLensError, OSError):  # unreadable: the duration is unknown, frame numbers are shown
+        return None
+    seconds = record.get("duration_s") if isinstance(record, dict) else None
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not np.isfinite(seconds) or seconds <= 0:
+        return None
+    return float(seconds)
 
 
 def run_jobs(fn: Callable[[tuple], dict[str, Any]], jobs: list[tuple], *, workers: int,
