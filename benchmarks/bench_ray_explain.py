@@ -30,36 +30,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-EXPERIMENT = """
-name = "rayx"
-seed = 0
-[dataset]
-source = "manifest"
-manifest = "data/manifest.csv"
-[modalities.image]
-kind = "image"
-encoder = "small-cnn"
-encoder_kwargs = { image_size = 24, width = 8, out_dim = 64 }
-[modalities.title]
-kind = "text"
-encoder = "minilm"
-encoder_kwargs = { max_length = 16 }
-[modalities.description]
-kind = "text"
-encoder = "minilm"
-encoder_kwargs = { max_length = 16 }
-[fusion]
-methods = ["multconcat"]
-late = []
-subsets = [["image", "title", "description"]]
-[train.unimodal]
-epochs = 3
-batch_size = 64
-[train.fusion]
-epochs = 10
-batch_size = 64
-dim = 64
-"""
+from tests._experiments import image_text_experiment, write_experiment  # noqa: E402
+
+#: the tests' image + two-text experiment, larger: 24 px images, 16 tokens, one MultConcat run
+EXPERIMENT = image_text_experiment(
+    "rayx", methods=["multconcat"], late=[], subsets=[["image", "title", "description"]],
+    image_kwargs={"image_size": 24, "width": 8, "out_dim": 64}, max_length=16,
+    train={"unimodal": {"epochs": 3, "batch_size": 64}, "fusion": {"epochs": 10, "batch_size": 64, "dim": 64}})
 RUN = "multconcat-image+title+description"
 
 
@@ -95,9 +72,9 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="fusionlens-ray-bench-"))
     make_synthetic_manifest(tmp / "data", n_classes=4, per_class=args.per_class)
-    (tmp / "rayx.toml").write_text(EXPERIMENT)
+    exp_path = write_experiment(tmp, EXPERIMENT)
     t0 = time.perf_counter()
-    (run_dir,) = [d for d in train_experiment(load_experiment(tmp / "rayx.toml"), tmp / "runs", progress=False)
+    (run_dir,) = [d for d in train_experiment(load_experiment(exp_path), tmp / "runs", progress=False)
                   if d.name == RUN]
     settings = ExplainSettings(method=args.method, n_permutations=args.permutations)
     options = PrecomputeOptions(n=args.n)

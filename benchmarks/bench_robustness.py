@@ -33,11 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def _tiny(folder: Path, per_class: int) -> tuple[Path, str]:
     from core.experiment import load_experiment
     from core.train import train_experiment
-    from tests.conftest import write_tiny_experiment
+    from tests._experiments import write_tiny_experiment
 
-    exp_path = write_tiny_experiment(folder, per_class=per_class)
-    text = exp_path.read_text().replace("[fusion]\n", '[fusion]\ndropout_runs = ["multconcat"]\n')
-    exp_path.write_text(text)
+    exp_path = write_tiny_experiment(folder, per_class=per_class, changes={"fusion": {"dropout_runs": ["multconcat"]}})
     train_experiment(load_experiment(exp_path), folder / "runs", progress=False)
     return folder / "runs", "tiny"
 

@@ -39,38 +39,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests._experiments import experiment, video_modality, write_experiment  # noqa: E402
+
 #: a tiny RGB-D experiment (the simulator, C3D encoders) for --synthetic
-SYNTHETIC = """
-name = "tiny-rgbd"
-seed = 0
-grid_default = ["c3d"]
-[dataset]
-source = "rgbd-sim"
-n_clips = 96
-frames = 8
-size = 32
-[modalities.rgb]
-kind = "video"
-encoder = "c3d"
-encoder_kwargs = { num_frames = 8, image_size = 32, out_dim = 16, width = 8 }
-[modalities.depth]
-kind = "video"
-encoder = "c3d"
-encoder_kwargs = { num_frames = 8, image_size = 32, out_dim = 16, width = 8 }
-[encoder_grid.c3d]
-video = "c3d"
-[fusion]
-methods = ["multconcat"]
-late = ["late-average"]
-early = true
-subsets = [["rgb", "depth"]]
-[train.unimodal]
-epochs = 8
-batch_size = 16
-[train.fusion]
-epochs = 20
-dim = 16
-"""
+SYNTHETIC = experiment(
+    "tiny-rgbd",
+    dataset={"source": "rgbd-sim", "n_clips": 96, "frames": 8, "size": 32},
+    modalities={m: video_modality(size=32, out_dim=16, width=8) for m in ("rgb", "depth")},
+    fusion={"methods": ["multconcat"], "late": ["late-average"], "early": True, "subsets": [["rgb", "depth"]]},
+    train={"unimodal": {"epochs": 8, "batch_size": 16}, "fusion": {"epochs": 20, "dim": 16}},
+    grid_default=["c3d"], encoder_grid={"c3d": {"video": "c3d"}})
 
 
 def v1_walks(sizes: list[int], n_orders: int, n_walks: int, seed: int) -> np.ndarray:
@@ -95,8 +73,7 @@ def build_synthetic(folder: Path) -> Path:
     from core.train import train_experiment
 
     os.environ.setdefault("FUSIONLENS_CACHE", str(folder / "cache"))
-    path = folder / "tiny-rgbd.toml"
-    path.write_text(SYNTHETIC)
+    path = write_experiment(folder, SYNTHETIC)
     root = folder / "runs"
     t0 = time.perf_counter()
     train_experiment(load_experiment(path), root, progress=False)

@@ -313,7 +313,7 @@ def _register_compute(sub: argparse._SubParsersAction) -> None:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     """MM-SHAP of (a seeded sample of) each run's test split, stored under <run>/explanations/."""
-    from core.explain import explain_run  # imports torch
+    from core.explain import explain_runs  # imports torch
 
     settings, options = settings_from_args(args)
     skipped: list[str] = []
@@ -325,9 +325,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
         if out["remaining"]:
             print("rerun the same command to finish", file=sys.stderr)
         return _report_skipped(skipped)
-    for run_dir in run_dirs:
-        # the command that resumes it is recorded from the same settings (core.explain.precompute_command)
-        report = explain_run(run_dir, settings, options, progress=not args.quiet)
+    # samples outermost, runs inside: runs sharing an encoder encode each masked variant once; the command
+    # that resumes each run is recorded from the same settings (core.explain.precompute_command)
+    reports = explain_runs(run_dirs, settings, options, progress=not args.quiet)
+    for run_dir, report in zip(run_dirs, reports):
         print(f"{report['run']}: {report['computed']} sample(s) explained, {report['skipped']} already stored, "
               f"{report['remaining']} left (shard {report['part']}, settings {report['settings_hash']}, "
               f"{report['seconds']:.1f} s) -> {Path(run_dir) / 'explanations'}")

@@ -7,7 +7,6 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
 from core.errors import DataError
 
@@ -36,6 +35,9 @@ def predictions_frame(ids: Sequence[str], y_true: np.ndarray, probs: np.ndarray,
 
 
 def classification_metrics(y_true: np.ndarray, probs: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    # sklearn only where metrics are computed: the explanation tables import this module for mean_interval
+    from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+
     pred = probs.argmax(1)
     labels = np.arange(len(classes))
     p, r, f, s = precision_recall_fscore_support(y_true, pred, labels=labels, zero_division=0)

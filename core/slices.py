@@ -4,7 +4,8 @@ A slice is a group of test samples that share a few readable conditions
 ("true class = cat AND dominant modality = image"). :func:`slice_features`
 turns a run's predictions view (``ui.queries.predictions_view``'s columns: id,
 label, pred, confidence, correct, dominant, share_<m>) and the dataset's
-manifest into categorical columns; :func:`find_slices` searches them with
+per-sample columns (manifest and ``clips_meta.parquet``) into categorical
+columns; :func:`find_slices` searches them with
 SliceLine (Sagadeeva & Boehm, "SliceLine: Fast, Linear-Algebra-based Slice
 Finding for ML Model Debugging", SIGMOD 2021), as implemented by the maintained
 PyPI package ``sliceline`` (``sliceline.slicefinder.Slicefinder``), and tests
@@ -20,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from pathlib import PurePath
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -73,6 +75,10 @@ MAX_LEVELS = 8
 NUMERIC_BINS = 4
 #: a text column with more distinct values than this fraction of the rows is an id or free text: skipped
 ID_LIKE = 0.5
+#: whole numbers with more distinct values than this fraction of the rows are an index or a seed: skipped
+NEARLY_UNIQUE = 0.9
+#: column names (or name endings ``_<name>``) of identifiers, not groups
+ID_NAMES = ("id", "uid", "uuid", "seed", "index", "idx", "path", "file")
 #: how the slices were found, for captions and reports
 METHOD = "SliceLine (Sagadeeva & Boehm, SIGMOD 2021; PyPI package sliceline)"
 #: the columns of :func:`find_slices`' table, in order
@@ -113,6 +119,12 @@ def _manifest_feature(values: pd.Series, max_levels: int, numeric_bins: int) -> 
     present = text != ""
     numbers = pd.to_numeric(text.where(present, None), errors="coerce")
     numeric = bool(present.any()) and bool(numbers[present].notna().all())
+    distinct = int(numbers[present].nunique()) if numeric else int(text[present].nunique())
+    if numeric and distinct > max_levels and distinct > NEARLY_UNIQUE * int(present.sum()) \
+            and bool((numbers[present] % 1 == 0).all()):
+        return None, f"whole numbers nearly unique per sample ({distinct} distinct in {n} rows): an index or seed"
+    if not numeric and bool(present.any()) and bool(text[present].map(_path_like).mean() > 0.5):
+        return None, "file paths"
     if numeric and numbers[present].nunique() > max_levels:
         try:
             bins = pd.qcut(numbers[present], q=numeric_bins, duplicates="drop")
@@ -140,6 +152,17 @@ def _manifest_feature(values: pd.Series, max_levels: int, numeric_bins: int) -> 
     return levels.astype(object), None
 
 
+def _id_name(name: str) -> bool:
+    """A column named as an identifier or a seed (``sample_id``, ``clip_seed``, ``clip_index``)."""
+    low = name.strip().lower().replace(" ", "_").replace("-", "_")
+    return low in ID_NAMES or low.endswith(tuple(f"_{n}" for n in ID_NAMES))
+
+
+def _path_like(value: str) -> bool:
+    """A cell that names a file: a folder separator and a file suffix (``clips/clip_00001.npz``)."""
+    return ("/" in value or "\\" in value) and bool(PurePath(value.replace("\\", "/")).suffix) and " " not in value
+
+
 def _modality_columns(dataset: Any) -> set[str]:
     """The manifest columns a dataset's modalities read (file paths, text, numbers): not slice features."""
     out: set[str] = set()
@@ -161,12 +184,15 @@ def slice_features(view: pd.DataFrame, modalities: Sequence[str], dataset: Any =
 
     Columns, named for people: ``true class``, ``predicted class``, ``dominant modality`` (``not
     explained`` where no share is known), ``<m> share`` (low / mid / high by the fixed edges 1/3 and
-    2/3), ``confidence`` (below 0.5, 0.5 to 0.8, 0.8 and above) and every usable column of ``dataset.frame``
-    (a :class:`core.data.Dataset`; joined on ``id``): text columns with at most ``max_levels`` levels
-    (rarer levels become ``other``), numbers with many values cut into ``numeric_bins`` quantile bins.
+    2/3), ``confidence`` (below 0.5, 0.5 to 0.8, 0.8 and above) and every usable per-sample column of
+    ``dataset`` (a :class:`core.data.Dataset`: its :meth:`~core.data.Dataset.sample_metadata`, the manifest
+    plus the data's ``clips_meta.parquet`` such as the simulators' ``variant``; any object with a ``frame``;
+    joined on ``id``): text columns with at most ``max_levels`` levels (rarer levels become ``other``),
+    numbers with many values cut into ``numeric_bins`` quantile bins.
     Left out: the sample's id, label, split and group, every column a modality reads (file paths,
-    free text), id-like text columns and columns with one value; ``frame.attrs["skipped"]`` maps each
-    left-out feature to why (for the page to say).
+    free text), columns named as ids or seeds (``clip_seed``), nearly unique whole numbers, file paths,
+    id-like text columns and columns with one value; ``frame.attrs["skipped"]`` maps each left-out
+    feature to why (for the page to say).
     """
     missing = [c for c in ("id", "label", "pred", "confidence", "correct") if c not in view.columns]
     if missing:
@@ -200,12 +226,20 @@ def slice_features(view: pd.DataFrame, modalities: Sequence[str], dataset: Any =
     columns[CONFIDENCE] = _bins(pd.Series(view["confidence"].to_numpy(), index=index), CONFIDENCE_EDGES,
                                 CONFIDENCE_LEVELS, MISSING)
     frame = getattr(dataset, "frame", None)
+    if callable(getattr(dataset, "sample_metadata", None)):  # the manifest and the data's per-sample metadata
+        try:
+            frame = dataset.sample_metadata()
+        except DataError as exc:  # a damaged metadata file: the manifest's columns still make slices
+            skipped["per-sample metadata"] = str(exc)
     if isinstance(frame, pd.DataFrame) and "id" in frame.columns:
         leave = set(RESERVED) | _modality_columns(dataset)
         manifest = frame.assign(id=frame["id"].astype(str)).drop_duplicates("id").set_index("id")
         manifest = manifest.reindex(index)
         for name in manifest.columns:
             if name in leave:
+                continue
+            if _id_name(str(name)):
+                skipped[str(name)] = "an identifier or seed (one value per sample), not a group"
                 continue
             levels, why = _manifest_feature(manifest[name], max_levels, numeric_bins)
             label = str(name) if str(name) not in columns else f"{name} (manifest)"

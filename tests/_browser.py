@@ -2,13 +2,16 @@
 clicks the dashboard's pages are driven with (a confusion-matrix cell, a lasso on a scatter,
 a row of a dataframe, a sidebar picker).
 
-Used by ``tests/ui/test_browser.py`` and ``tests/end_to_end/test_own_data.py``.
+Used by ``tests/ui/test_browser.py``, ``tests/ui/test_presentation_browser.py`` and
+``tests/end_to_end/test_own_data.py``.
 """
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -43,6 +46,35 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90.0) -> Non
             pass
         time.sleep(0.3)
     raise TimeoutError(f"streamlit did not answer on {url} within {timeout:.0f} s")
+
+
+def require_chromium() -> None:
+    """Skip the test unless headless Chromium and playwright are there."""
+    import pytest
+
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is missing: install it with `apt-get install -y chromium` "
+                    "(scripts/test.sh does)")
+    pytest.importorskip("playwright.sync_api")
+
+
+@contextlib.contextmanager
+def streamlit_server(runs_root: Path, log_dir: Path) -> Iterator[str]:
+    """The dashboard (``streamlit run app.py`` on a free port of 127.0.0.1) over ``runs_root``; its URL
+    once it answers. Its output goes to ``log_dir/streamlit.log``; it is stopped when the block ends."""
+    port = free_port()
+    env = {**os.environ, "FUSIONLENS_RUNS": str(runs_root), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    with open(log_dir / "streamlit.log", "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
+             "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_healthy(url, proc)
+            yield url
+        finally:
+            stop(proc)
 
 
 def stop(proc: subprocess.Popen) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,59 +19,28 @@ os.environ.setdefault("FUSIONLENS_THREADS", str(TEST_THREADS))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-TINY_EXPERIMENT = """
-name = "tiny"
-seed = 0
-[dataset]
-source = "manifest"
-manifest = "data/manifest.csv"
-[modalities.image]
-kind = "image"
-encoder = "small-cnn"
-encoder_kwargs = {{ image_size = 16, width = 4, out_dim = 16 }}
-[modalities.title]
-kind = "text"
-encoder = "minilm"
-encoder_kwargs = {{ max_length = 12 }}
-[modalities.description]
-kind = "text"
-encoder = "minilm"
-encoder_kwargs = {{ max_length = 12 }}
-[fusion]
-methods = {methods}
-late = ["late-average", "late-weighted"]
-subsets = [["image", "title", "description"], ["image", "title"]]
-[train.unimodal]
-epochs = 4
-batch_size = 16
-hidden = 32
-[train.fusion]
-epochs = 8
-batch_size = 16
-dim = 16
-"""
-
-
-def write_tiny_experiment(folder: Path, methods: str = '["multconcat", "concat"]', **manifest_kw) -> Path:
-    from core.data.synthetic import make_synthetic_manifest
-
-    make_synthetic_manifest(folder / "data", **manifest_kw)
-    path = folder / "tiny.toml"
-    path.write_text(TINY_EXPERIMENT.format(methods=methods))
-    return path
-
-
 @pytest.fixture(scope="session")
 def tiny_built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(experiment file, runs root) of a tiny experiment built once per test session."""
     from core.experiment import load_experiment
     from core.train import train_experiment
+    from tests._experiments import write_tiny_experiment
 
     folder = tmp_path_factory.mktemp("tiny")
     exp_path = write_tiny_experiment(folder)
     root = folder / "runs"
     train_experiment(load_experiment(exp_path), root, progress=False)
     return exp_path, root
+
+
+@pytest.fixture(scope="module")
+def tiny_runs_copy(tiny_built, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A runs root holding a copy of the tiny experiment, one per test module: free to write into
+    (blame, saved views) without touching the session's build."""
+    _, built = tiny_built
+    root = tmp_path_factory.mktemp("tiny-copy") / "runs"
+    shutil.copytree(built, root)
+    return root
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 UI_ONLY = ("streamlit", "ui", "views")
 #: ui modules that are plain Python (tested without a server): they must not need streamlit
 PLAIN_UI = ("ui.stamps", "ui.queries", "ui.commands", "ui.precomputed", "ui.models", "ui.labels", "ui.tables",
+            "ui.contributions", "ui.slices",
             "ui.blame",
             "ui.story", "ui.report",
             "ui.saved_views",

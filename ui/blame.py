@@ -5,7 +5,7 @@ out), so the page stays thin and the table is testable. Every count is shown wit
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -13,7 +13,7 @@ import pandas as pd
 from core.explain import ALL_CLASSES
 from ui.labels import pretty_modality
 
-__all__ = ["blame_display_table"]
+__all__ = ["blame_caption", "blame_display_table"]
 
 
 def _count(k: int, n: int) -> str:
@@ -50,3 +50,15 @@ def blame_display_table(table: pd.DataFrame, modalities: Sequence[str], classes:
                                                          r[f"{col}_correct_high"])
         out.append(cells)
     return pd.DataFrame(out)
+
+
+def blame_caption(bold: Callable[[str], str] = lambda word: f"**{word}**") -> str:
+    """How to read the blame figure and table (the Misclassifications page and the report);
+    ``bold`` marks a defined word (Markdown by default)."""
+    return ("For each prediction, each modality's exact Shapley value of the logit margin "
+            "(logit of the wrong class - logit of the true class; each modality present or wholly masked as "
+            "in the MM-SHAP modality game; the values add up to the margin with every modality minus the "
+            f"margin with none). {bold('Misled')}: the modality pushed toward the wrong class (value > 0); "
+            f"{bold('culprit')}: it pushed hardest. Mean push in logits with a 95 % interval; for correct "
+            "predictions the margin is taken against the runner-up class, so a negative mean there says "
+            "the modality supported the right answer. Classes with the most errors first.")

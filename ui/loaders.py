@@ -33,6 +33,7 @@ from ui import precomputed, queries
 from ui.context import Context
 from ui.models import build_run_model
 from ui.commands import build_commands
+from ui.slices import search_slices
 from ui.story import Story, make_story
 from ui.stamps import bundle_stamp, dataset_stamp, experiment_stamp, path_stamp, run_stamp
 from ui.widgets import empty_no_runs, show_error
@@ -584,8 +585,8 @@ def _slices_cached(run_dir: str, stamp: tuple, exp_dir: str, ds_stamp: tuple, mo
                    columns: tuple[str, ...], min_size: int, max_conditions: int, alpha: float) -> pd.DataFrame:
     features = _slice_features_cached(run_dir, stamp, exp_dir, ds_stamp, modalities)
     view = _view_cached(run_dir, stamp, exp_dir, ds_stamp, modalities)
-    return slice_finder.find_slices(features, view.set_index("id")["correct"], columns=list(columns),
-                                    min_size=min_size, max_conditions=max_conditions, alpha=alpha)
+    return search_slices(features, view, columns=list(columns), min_size=min_size, max_conditions=max_conditions,
+                         alpha=alpha)
 
 
 def slices(ctx: Context, run_obj: Any, *, columns: list[str], min_size: int, max_conditions: int,

@@ -12,30 +12,41 @@ registers its viewer with :func:`register_viewer` (and a test removes it with
 :func:`unregister_viewer`); the pages only loop over the dataset's modalities,
 and a modality whose kind has no viewer is shown as its item's text
 (:data:`PLAIN_VIEWER`). A sample with clips first gets :func:`show_clip_player`: its clips and
-audio playing in sync in one cached figure, above the viewers (whose frame slider steps through them).
+audio playing in sync in one cached figure, above the viewers or in a container the page gives
+(the explorer's is full width, below its columns; the viewers' frame sliders step through the clips).
 
 The value extractors (:func:`patch_grid`, :func:`tube_values`, :func:`token_values`,
-:func:`column_values`, :func:`audio_patches`, :func:`series_contributions`) reshape an explanation's stored
-per-feature values for a figure; they compute nothing.
+:func:`column_values`, :func:`audio_patches`, :func:`series_contributions`) live in the plain
+:mod:`ui.contributions` (the report's cards use them too) and are re-exported here.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from core.data import frame_rate
 from core.errors import FusionLensError
 from core.kinds import get_kind
-from core.kinds.audio import DEFAULT_SAMPLE_RATE, spectrogram_of, wav_bytes
+from core.kinds.audio import wav_bytes
 from core.kinds.tabular import column_names
 from core.kinds.timeseries import channel_names as series_channel_names
 from ui import figures as F
+from ui.contributions import (
+    audio_patches,
+    audio_settings,
+    audio_track,
+    column_values,
+    patch_grid,
+    series_contributions,
+    token_values,
+    tube_values,
+)
 from ui.context import Context
 from ui.loaders import dataset, items, load_run
 from ui.stamps import dataset_stamp, run_stamp
@@ -57,55 +68,6 @@ __all__ = [
     "series_contributions",
     "audio_patches",
 ]
-
-
-# --------------------------------------------------------------------------- an explanation's values, reshaped
-
-
-def _feature_rows(explanation: Any, modality: str) -> pd.DataFrame:
-    frame = explanation.per_feature_frame()
-    return frame[frame["modality"] == modality]
-
-
-def patch_grid(explanation: Any, modality: str) -> np.ndarray | None:
-    """(rows, cols) Shapley values of an image modality's patches, or None when it has none."""
-    rows = _feature_rows(explanation, modality)
-    if rows.empty or rows["row"].isna().all():
-        return None
-    r = rows["row"].astype(int).to_numpy()
-    c = rows["col"].astype(int).to_numpy()
-    grid = np.full((r.max() + 1, c.max() + 1), np.nan)
-    grid[r, c] = rows["phi"].to_numpy(dtype=float)
-    return grid
-
-
-def tube_values(explanation: Any, modality: str) -> np.ndarray | None:
-    """(segments, rows, cols) Shapley values of a video modality's tubes, or None."""
-    rows = _feature_rows(explanation, modality)
-    if rows.empty or rows["row"].isna().all():
-        return None
-    seg = rows["segment"].fillna(0).astype(int).to_numpy()
-    r = rows["row"].astype(int).to_numpy()
-    c = rows["col"].astype(int).to_numpy()
-    values = np.full((seg.max() + 1, r.max() + 1, c.max() + 1), np.nan)
-    values[seg, r, c] = rows["phi"].to_numpy(dtype=float)
-    return values
-
-
-def token_values(explanation: Any, modality: str) -> tuple[list[str], list[float]] | None:
-    """Tokens and their Shapley values of a text modality, or None."""
-    rows = _feature_rows(explanation, modality)
-    if rows.empty or rows["token"].isna().all():
-        return None
-    return rows["token"].astype(str).tolist(), rows["phi"].astype(float).tolist()
-
-
-def column_values(explanation: Any, modality: str) -> tuple[list[str], list[float]] | None:
-    """Column names and their Shapley values of a tabular modality, or None."""
-    rows = _feature_rows(explanation, modality)
-    if rows.empty or "column" not in rows.columns or rows["column"].isna().all():
-        return None
-    return rows["column"].astype(str).tolist(), rows["phi"].astype(float).tolist()
 
 
 # --------------------------------------------------------------------------- one viewer per kind
@@ -176,16 +138,6 @@ def show_tabular(ctx: Context, sample_id: str, modality: str, explanation: Any) 
                     key=f"columns_{modality}")
 
 
-def series_contributions(explanation: Any, modality: str) -> pd.DataFrame | None:
-    """The players of a time-series modality (segment, group, t0, t1, channels) with their Shapley
-    values (``phi``), or None."""
-    rows = _feature_rows(explanation, modality)
-    if rows.empty or "channels" not in rows.columns or rows["channels"].isna().all():
-        return None
-    out = rows[["segment", "group", "t0", "t1", "channels", "phi"]].reset_index(drop=True)
-    return out.astype({"segment": int, "group": int, "t0": int, "t1": int, "phi": float})
-
-
 def show_timeseries(ctx: Context, sample_id: str, modality: str, explanation: Any) -> None:
     """The series' channels over time, its segments' contributions as shaded bands when explained,
     and a top-down track map of its ``xy`` channel pairs (the modality's option) when it has any."""
@@ -212,40 +164,40 @@ def show_timeseries(ctx: Context, sample_id: str, modality: str, explanation: An
                         key=f"track_{modality}")
 
 
-def audio_patches(explanation: Any, modality: str) -> pd.DataFrame | None:
-    """The spectrogram patches of an audio modality (band, segment, mel_lo, mel_hi, t0_ms, t1_ms)
-    with their Shapley values (``phi``), or None."""
-    rows = _feature_rows(explanation, modality)
-    if rows.empty or "band" not in rows.columns or rows["band"].isna().all():
-        return None
-    return rows[["band", "segment", "mel_lo", "mel_hi", "t0_ms", "t1_ms", "phi"]].reset_index(drop=True)
-
-
 def _audio_settings(ctx: Context, modality: str) -> dict[str, Any]:
     """The run's spectrogram settings of an audio modality (its encoder's), with the dataset's sample rate."""
     run = load_run(ctx, ctx.run, quiet=True) if ctx.run else None  # cached: the page loaded it already
-    settings = dict(((run.config.get("encoders") or {}).get(modality) or {}).get("kwargs") or {}) if run else {}
+    kwargs = ((run.config.get("encoders") or {}).get(modality) or {}).get("kwargs") if run else None
     loaded = dataset(ctx, quiet=True)
-    options = loaded[0].options.get(modality, {}) if loaded is not None else {}
-    settings["sample_rate"] = int(options.get("sample_rate") or settings.get("sample_rate") or DEFAULT_SAMPLE_RATE)
-    return settings
+    return audio_settings(kwargs, loaded[0].options.get(modality, {}) if loaded is not None else {})
+
+
+def _audio_track(ctx: Context, sample_id: str, modality: str, explanation: Any
+                 ) -> tuple[F.AudioTrack, np.ndarray, int] | None:
+    """An audio modality's clip of one sample as the run's encoder sees it (its log-mel spectrogram),
+    with its patch contributions when explained, the wave and its sample rate; None when the item
+    cannot be read (the problem is shown)."""
+    waves = items(ctx, modality, [sample_id])
+    if waves is None:
+        return None
+    settings = _audio_settings(ctx, modality)
+    wave = np.asarray(waves[0], dtype=np.float32)
+    return audio_track(wave, modality, explanation, settings), wave, settings["sample_rate"]
 
 
 def show_audio(ctx: Context, sample_id: str, modality: str, explanation: Any, *, listen: bool = True) -> None:
     """The clip's log-mel spectrogram (as the run's encoder computes it), with the contributions of its
     patches over it when explained, and a player to listen to it (``listen``; the clip player above
     the viewers has one already when the sample also has clips)."""
-    waves = items(ctx, modality, [sample_id])
-    if waves is None:
+    loaded = _audio_track(ctx, sample_id, modality, explanation)
+    if loaded is None:
         return
-    settings = _audio_settings(ctx, modality)
-    wave = np.asarray(waves[0], dtype=np.float32)
-    db, times, hz_edges = spectrogram_of(wave, **settings)
-    patches = audio_patches(explanation, modality) if explanation is not None else None
+    track, wave, rate = loaded
+    db, times, hz_edges, patches = track.db, track.times, track.hz_edges, track.patches
     title = f"{modality}: {'patch contributions' if patches is not None else 'log-mel spectrogram (no explanation yet)'}"
     st.plotly_chart(F.make_spectrogram_figure(db, times, hz_edges, patches, title=title), key=f"spec_{modality}")
     if listen:
-        st.audio(wav_bytes(wave, settings["sample_rate"]), format="audio/wav")
+        st.audio(wav_bytes(wave, rate), format="audio/wav")
 
 
 def show_plain(ctx: Context, sample_id: str, modality: str, explanation: Any) -> None:
@@ -359,15 +311,12 @@ def show_clip_player(ctx: Context, sample_id: str, modalities: dict[str, str | N
     tubes = {m: tube_values(explanation, m) if explanation is not None else None for m in clips}
     audio, waves = [], {}
     for modality in (m for m, k in kinds.items() if k == "audio"):
-        loaded_items = items(ctx, modality, [sample_id])
-        if loaded_items is None:
+        loaded_track = _audio_track(ctx, sample_id, modality, explanation)
+        if loaded_track is None:
             continue
-        settings = _audio_settings(ctx, modality)
-        wave = np.asarray(loaded_items[0], dtype=np.float32)
-        db, times, hz_edges = spectrogram_of(wave, **settings)
-        patches = audio_patches(explanation, modality) if explanation is not None else None
-        audio.append(F.AudioTrack(modality, db, times, hz_edges, len(wave) / settings["sample_rate"], patches))
-        waves[modality] = (wave, settings["sample_rate"])
+        track, wave, rate = loaded_track
+        audio.append(track)
+        waves[modality] = (wave, rate)
     longest = max(clips, key=lambda m: clips[m].shape[0])
     loaded = dataset(ctx, quiet=True)
     fps = frame_rate(loaded[0], longest, clips[longest].shape[0]) if loaded is not None else None
@@ -384,11 +333,14 @@ def show_clip_player(ctx: Context, sample_id: str, modalities: dict[str, str | N
     return list(waves)
 
 
-def show_sample(ctx: Context, sample_id: str, modalities: dict[str, str | None], explanation: Any) -> None:
+def show_sample(ctx: Context, sample_id: str, modalities: dict[str, str | None], explanation: Any, *,
+                player: Any = None) -> None:
     """Every modality of one sample, each with its kind's viewer (``modalities``: name -> kind, None
     when unknown); when it has clips, first the clip player (:func:`show_clip_player`), which plays
-    them and its audio in sync."""
-    listened = set(show_clip_player(ctx, sample_id, modalities, explanation))
+    them and its audio in sync: drawn in ``player`` (a Streamlit container, e.g. a full-width one below
+    the page's columns, so its pictures are not squeezed into a narrow column) when given, else here."""
+    with player if player is not None else contextlib.nullcontext():
+        listened = set(show_clip_player(ctx, sample_id, modalities, explanation))
     for modality, kind in modalities.items():
         viewer = viewer_for(kind)
         if modality in listened and viewer.show is show_audio:

@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.errors import FusionLensError
 from ui.commands import build_commands
-from ui.context import Context, set_sample
+from ui.context import Context, open_selection_in_explorer, set_sample
 from ui.exports import selection_csv, selection_frame
 
 __all__ = [
@@ -26,6 +26,8 @@ __all__ = [
     "dataframe_selection",
     "on_row_select",
     "download_selection",
+    "sample_columns",
+    "selection_actions",
 ]
 
 #: Tallest a figure is drawn before it gets a scrollable box of this height (pixels).
@@ -181,3 +183,31 @@ def download_selection(frame: Any, name: str, key: str, *, manifest: Any = None,
         file_name=f"{download_name(name)[:120]}.csv", mime="text/csv", key=key, on_click="ignore",
         icon=":material/download:", disabled=len(frame) == 0,
         help=f"{len(frame):,} sample(s) with their predictions, shares and manifest columns, as CSV")
+
+
+def sample_columns(dataset: Any) -> Any:
+    """Every per-sample column of ``dataset`` (``ui.loaders.dataset``'s ``(Dataset, info)`` or None): the
+    manifest with the data's metadata (e.g. a simulated clip's variant); the manifest alone when the
+    metadata file is damaged; None without a dataset."""
+    if dataset is None:
+        return None
+    try:
+        return dataset[0].sample_metadata()
+    except FusionLensError:  # a damaged metadata file: the manifest's own columns
+        return dataset[0].frame
+
+
+def selection_actions(frame: Any, name: str, file_name: str, *, open_key: str, download_key: str,
+                      dataset: Any = None, what: str = "these samples") -> None:
+    """Two buttons side by side for a selection of samples (``frame``'s rows, with an ``id``): open them
+    in the sample explorer as the selection ``name`` (:func:`ui.context.open_selection_in_explorer`; the
+    explorer's filters still apply) and download them as CSV (:func:`download_selection`, named after
+    ``file_name``), with every per-sample column of ``dataset`` (``ui.loaders.dataset``'s
+    ``(Dataset, info)`` or None: the manifest and the data's metadata, e.g. a simulated clip's variant)."""
+    manifest = sample_columns(dataset)
+    b_open, b_csv = st.columns([1, 1])
+    if b_open.button("Open these in the explorer", key=open_key, icon=":material/filter_alt:",
+                     help=f"The sample explorer with only {what} (its filters still apply)"):
+        open_selection_in_explorer(name, frame["id"].astype(str).tolist())
+    with b_csv:
+        download_selection(frame, file_name, download_key, manifest=manifest)

@@ -66,6 +66,7 @@ if picked is not None:
     filtered = filtered[filtered["id"].isin(set(picked["ids"]))]
 
 left, right = st.columns([1.05, 1], gap="large")
+player = st.container()  # the clip player, full width below the columns (in the right one its pictures were tiny)
 with left:
     st.markdown(f"**{len(filtered):,} of {len(view):,} test samples**")
     if filtered.empty:
@@ -93,7 +94,7 @@ with left:
         )
         st.caption("Select a row to see the sample in detail.")
         W.download_selection(filtered, f"{ctx.experiment}-{run.name}-" + (picked["name"] if picked else "explorer"),
-                             "ex_download", manifest=loaded[0].frame if loaded is not None else None)
+                             "ex_download", manifest=W.sample_columns(loaded))
 
 
 with right:
@@ -122,7 +123,7 @@ with right:
     if loaded is None:
         st.info("The dataset of this experiment is not available, so the inputs cannot be shown.")
     else:  # each modality drawn by its kind's viewer, with its contributions when explained
-        show_sample(ctx, sample_id, {m: modality_kinds.get(m) for m in run.modalities}, explanation)
+        show_sample(ctx, sample_id, {m: modality_kinds.get(m) for m in run.modalities}, explanation, player=player)
 
     if explanation is not None:
         if explanation.flat:  # core.explain.is_flat: noise, not a share

@@ -9,7 +9,7 @@ from ui import loaders as L
 from ui import queries as Q
 from ui import widgets as W
 from ui.commands import build_commands
-from ui.context import context, open_in_explorer, open_selection_in_explorer, set_sample
+from ui.context import context, open_in_explorer, set_sample
 from ui.stamps import experiment_stamp, run_stamp
 
 ctx = context("embeddings")
@@ -169,14 +169,8 @@ if len(selected) == 1 and selected[0] != ctx.sample:
 rows = view[view["id"].isin(selected)].reset_index(drop=True)
 st.markdown(f"**{len(rows):,} selected** · {int((~rows['correct'].astype(bool)).sum())} misclassified")
 sel_name = f"{METHOD_LABELS[method]} selection on Embeddings"
-b_open, b_csv = st.columns([1, 1])
-if b_open.button("Open these in the explorer", key="emb_open_selection", icon=":material/filter_alt:",
-                 help="The sample explorer with only these samples (its filters still apply)"):
-    open_selection_in_explorer(sel_name, rows["id"].astype(str).tolist())
-with b_csv:
-    loaded = L.dataset(ctx, quiet=True)
-    W.download_selection(rows, f"{ctx.experiment}-{run.name}-{method}-selection", "emb_download",
-                         manifest=loaded[0].frame if loaded is not None else None)
+W.selection_actions(rows, sel_name, f"{ctx.experiment}-{run.name}-{method}-selection",
+                    open_key="emb_open_selection", download_key="emb_download", dataset=L.dataset(ctx, quiet=True))
 columns = ["id", "label", "pred", "confidence", "correct", *(["dominant"] if has_shares else [])]
 table_key = "emb_sel_" + str(abs(hash(tuple(selected))))
 st.dataframe(rows[columns].fillna({"dominant": "—"}), hide_index=True, width="stretch",

@@ -9,9 +9,9 @@ from ui import figures as F
 from ui import loaders as L
 from ui import tables as T
 from ui import widgets as W
-from ui.blame import blame_display_table
+from ui.blame import blame_caption, blame_display_table
 from ui.commands import build_commands
-from ui.context import context, open_in_explorer, open_selection_in_explorer
+from ui.context import context, open_in_explorer
 from ui.figures.blame import blame_classes
 from ui.labels import pretty_modality
 
@@ -95,14 +95,9 @@ with right:
                      column_config={"confidence": st.column_config.ProgressColumn(
                          "Confidence", format="%.2f", min_value=0, max_value=1)})
         cell_name = f"true {true_cls}, predicted {pred_cls}"
-        b_open, b_csv = st.columns([1, 1])
-        if b_open.button("Open these in the explorer", key="mis_open_cell", icon=":material/filter_alt:",
-                         help="The sample explorer with only this cell's samples (its filters still apply)"):
-            open_selection_in_explorer(cell_name, cell["id"].astype(str).tolist())
-        with b_csv:
-            loaded = L.dataset(ctx, quiet=True)
-            W.download_selection(cell, f"{ctx.experiment}-{run.name}-{cell_name}", "mis_cell_download",
-                                 manifest=loaded[0].frame if loaded is not None else None)
+        W.selection_actions(cell, cell_name, f"{ctx.experiment}-{run.name}-{cell_name}", open_key="mis_open_cell",
+                            download_key="mis_cell_download", dataset=L.dataset(ctx, quiet=True),
+                            what="this cell's samples")
         target = ctx.sample if ctx.sample in set(cell["id"]) else None
         if target:
             st.markdown(f"Selected **`{target}`**")
@@ -163,10 +158,4 @@ else:
         ranked = blame_classes(blamed, top=len(blamed))
         st.dataframe(blame_display_table(blamed, run.modalities, ranked), hide_index=True, width="stretch",
                      key="mis_blame_table")
-        st.caption("For each prediction, each modality's exact Shapley value of the logit margin "
-                   "(logit of the wrong class - logit of the true class; each modality present or wholly masked as "
-                   "in the MM-SHAP modality game; the values add up to the margin with every modality minus the "
-                   "margin with none). **Misled**: the modality pushed toward the wrong class (value > 0); "
-                   "**culprit**: it pushed hardest. Mean push in logits with a 95 % interval; for correct "
-                   "predictions the margin is taken against the runner-up class, so a negative mean there says "
-                   "the modality supported the right answer. Classes with the most errors first.")
+        st.caption(blame_caption())

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.slices import METHOD, NOT_EXPLAINED, default_min_size, slice_ids
+from core.slices import NOT_EXPLAINED, slice_ids
 from ui import figures as F
 from ui import loaders as L
 from ui import widgets as W
 from ui.commands import build_commands
-from ui.context import context, open_selection_in_explorer
+from ui.context import context
+from ui.slices import ALPHAS, CONDITIONS, default_settings, no_significant_text, slices_caption
 
 ctx = context("slices")
 W.page_header("Slice finder", ctx, "groups of test samples with the highest error rate, and whether it is chance")
@@ -43,6 +44,7 @@ elif n_explained < len(view):
 
 # ---------------------------------------------------------------- the search
 n = len(view)
+defaults = default_settings(n)  # the report searches with the same
 with st.container(border=True, key="fl_controls_slices"):  # hidden while presenting (ui.presentation)
     c1, c2, c3, c4 = st.columns([3, 1.1, 1.3, 1.1])
     columns = c1.multiselect(
@@ -50,12 +52,13 @@ with st.container(border=True, key="fl_controls_slices"):  # hidden while presen
         help="Slices are conditions on these columns: classes, dominant modality, share and confidence bins, "
              "and the dataset's manifest columns.")
     min_size = int(c2.number_input(
-        "Smallest slice", min_value=1, max_value=max(1, n), value=min(default_min_size(n), n), step=1,
+        "Smallest slice", min_value=1, max_value=max(1, n), value=defaults["min_size"], step=1,
         key="sl_min_size", help="Slices with fewer samples are not searched (default: 1 % of the samples, "
                                 "at least 5)."))
-    max_conditions = c3.segmented_control("Conditions per slice", [1, 2, 3], default=2, key="sl_conditions",
-                                          help="At most this many conditions joined by AND.") or 2
-    alpha = c4.selectbox("Significance level", [0.01, 0.05, 0.1], index=1, key="sl_alpha",
+    max_conditions = c3.segmented_control(
+        "Conditions per slice", list(CONDITIONS), default=defaults["max_conditions"], key="sl_conditions",
+        help="At most this many conditions joined by AND.") or defaults["max_conditions"]
+    alpha = c4.selectbox("Significance level", list(ALPHAS), index=ALPHAS.index(defaults["alpha"]), key="sl_alpha",
                          help="A slice is significant when its q-value is below this level.")
 if skipped:
     st.caption("Not searched: " + "; ".join(f"**{c}**, {why}" for c, why in skipped.items()) + ".")
@@ -77,18 +80,11 @@ if summary.get("reason"):
     st.info(f"**No slice to show:** {reason}.", icon=":material/info:")
     st.stop()
 if not table["significant"].any():
-    st.info(f"**No significant slice.** These are the groups with the highest error rates SliceLine found, but "
-            f"none is further above the overall {summary['error_rate']:.1%} than chance would explain "
-            f"(q < {alpha:g}) with {summary['n']:,} test samples.", icon=":material/info:")
+    st.info(f"**No significant slice.** {no_significant_text(summary)}", icon=":material/info:")
 
 fig = F.make_slice_figure(table, title=f"Error rate per slice · run {run.name}")
 W.show_figure(fig, key="sl_figure")
-st.caption(
-    f"Found by {METHOD}: up to {summary['max_conditions']} condition(s), at least {summary['min_size']} samples. "
-    "p-value: one-sided exact binomial test of the slice's errors against the overall error rate; q-value: "
-    f"Benjamini-Hochberg over every slice the search could have returned ({summary.get('family', 0):,}), "
-    "because the slices shown were picked for their high error on these same samples. That keeps chance "
-    "slices out, but it is no proof: confirm a slice on new data.")
+st.caption(slices_caption(summary))
 
 # ---------------------------------------------------------------- the slices
 ranks = [int(r) for r in table["rank"]]
@@ -128,15 +124,9 @@ rows = rows.reset_index(drop=True)
 st.markdown(f"**{len(rows):,} samples**, {int((~rows['correct'].astype(bool)).sum()):,} wrong "
             f"({chosen['error_rate']:.1%}, 95 % interval {chosen['ci_low']:.1%} to {chosen['ci_high']:.1%}): "
             f"*{chosen['description']}*")
-b_open, b_csv = st.columns([1, 1])
-slice_name = f"slice #{pick}: {chosen['description']}"
-if b_open.button("Open in the sample explorer", key="sl_open", icon=":material/open_in_new:",
-                 help="The sample explorer with only this slice's samples (its filters still apply)"):
-    open_selection_in_explorer(slice_name, ids)
-with b_csv:
-    loaded = L.dataset(ctx, quiet=True)
-    W.download_selection(rows, f"{ctx.experiment}-{run.name}-slice-{pick}", "sl_download",
-                         manifest=loaded[0].frame if loaded is not None else None)
+W.selection_actions(rows, f"slice #{pick}: {chosen['description']}", f"{ctx.experiment}-{run.name}-slice-{pick}",
+                    open_key="sl_open", download_key="sl_download", dataset=L.dataset(ctx, quiet=True),
+                    what="this slice's samples")
 sample_columns = ["id", "label", "pred", "confidence", "correct", *(["dominant"] if n_explained else [])]
 sample_key = f"sl_samples_{pick}_{key}"
 st.dataframe(rows[sample_columns].fillna({"dominant": "—"}) if n_explained else rows[sample_columns],

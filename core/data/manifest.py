@@ -26,6 +26,9 @@ from core.kinds.image_files import load_image  # noqa: F401 (re-exported: core.d
 SPLITS = ("train", "val", "test")
 #: ids named in a message before "and N more"
 PREVIEW = 10
+#: per-sample descriptive columns beside a manifest, keyed by ``id`` (the RGB-D and site simulators write
+#: the clip's variant, designed reliance and actor summary there; a user's data may have one too)
+SAMPLE_METADATA = "clips_meta.parquet"
 
 
 def _preview(values: Sequence[Any], n: int = 5) -> str:
@@ -86,6 +89,7 @@ class Dataset:
     #: what preparation changed (empty text, dropped classes, ...): see :func:`describe_preparation`
     report: dict[str, Any] = field(default_factory=dict)
     _indexed: Any = field(default=None, init=False, repr=False, compare=False)  # (frame, frame by id)
+    _metadata: Any = field(default=None, init=False, repr=False, compare=False)  # (frame, joined frame)
 
     def ids(self, split: str | None = None) -> list[str]:
         f = self.frame if split is None else self.frame[self.frame["split"] == split]
@@ -100,6 +104,30 @@ class Dataset:
             raise DataError(f"sample id(s) not in dataset {self.name!r}: {_preview(missing)}",
                             fix="pick ids from the run's predictions table")
         return f.loc[list(ids)]
+
+    def sample_metadata(self) -> pd.DataFrame:
+        """Every descriptive column of each sample: the manifest's rows (``frame``) with the columns of
+        :data:`SAMPLE_METADATA` beside the manifest (in ``root``) joined on ``id``; a column in both keeps
+        the manifest's values. Without that file, ``frame`` itself. Read once per frame (Parquet only);
+        a damaged or id-less file is a DataError naming it."""
+        if self._metadata is not None and self._metadata[0] is self.frame:
+            return self._metadata[1]
+        path = Path(self.root) / SAMPLE_METADATA
+        joined = self.frame
+        if path.is_file():
+            try:
+                extra = pd.read_parquet(path)
+            except Exception as exc:  # pyarrow raises several types for damaged files
+                raise DataError(f"the per-sample metadata {path} is unreadable ({type(exc).__name__})",
+                                fix="delete it (or render the simulator's data again) to use the manifest alone")
+            if "id" not in extra.columns:
+                raise DataError(f"the per-sample metadata {path} has no 'id' column",
+                                fix="add the sample ids as an 'id' column, or delete the file")
+            extra = extra.assign(id=extra["id"].astype(str)).drop_duplicates("id")
+            extra = extra[["id", *[c for c in extra.columns if c not in self.frame.columns]]]
+            joined = self.frame.assign(id=self.frame["id"].astype(str)).merge(extra, on="id", how="left")
+        self._metadata = (self.frame, joined)
+        return joined
 
     def label_indices(self, ids: Sequence[str]) -> np.ndarray:
         index = {c: i for i, c in enumerate(self.classes)}

@@ -44,6 +44,7 @@ from core.explain._store import (
     load_explanations,
     preferred_rows,
 )
+from core.metrics import mean_interval
 
 ALL_CLASSES = "(all classes)"
 SUBSETS = ("all", "correct", "incorrect")
@@ -183,20 +184,6 @@ def _save(table: pd.DataFrame, samples: pd.DataFrame, run_dir: Path | None, save
     table.attrs["path"] = str(path)
 
 
-def _t_interval(values: np.ndarray, confidence: float) -> tuple[float, float, float]:
-    """Mean and Student-t interval of the mean (NaN bounds with fewer than 2 values)."""
-    n = len(values)
-    if n == 0:
-        return float("nan"), float("nan"), float("nan")
-    mean = float(values.mean())
-    if n < 2:
-        return mean, float("nan"), float("nan")
-    from scipy.stats import t  # scipy only where an interval is computed
-
-    half = float(t.ppf(0.5 + confidence / 2, n - 1) * values.std(ddof=1) / np.sqrt(n))
-    return mean, mean - half, mean + half
-
-
 def class_interaction_table(
     source: Any,
     modalities: Sequence[str] | None = None,
@@ -238,7 +225,7 @@ def class_interaction_table(
                 for s in SUBSETS:
                     vals = values[c][masks[s]]
                     vals = vals[np.isfinite(vals)]
-                    mean, low, high = _t_interval(vals, float(confidence))
+                    mean, low, high, _ = mean_interval(vals, float(confidence))
                     row.update({f"{c}_{s}": mean, f"{c}_{s}_n": len(vals), f"{c}_{s}_low": low,
                                 f"{c}_{s}_high": high})
             rows.append(row)

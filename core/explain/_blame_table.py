@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 
 from core.errors import ConfigError
-from core.explain._aggregate import ALL_CLASSES, _t_interval
+from core.explain._aggregate import ALL_CLASSES
 from core.explain._blame_store import blame_column
+from core.metrics import mean_interval
 
 #: Confidence of the intervals of :func:`blame_table`.
 BLAME_CONFIDENCE = 0.95
@@ -85,7 +86,7 @@ def blame_table(frame: pd.DataFrame, classes: Sequence[str] | None = None, *,
                         f"culprit_{m}": blamed, f"culprit_share_{m}": _share(blamed, n_err)})
             for subset, mask in (("errors", errors), ("correct", right)):
                 vals = v[mask]
-                mean, low, high = _t_interval(vals[np.isfinite(vals)], float(confidence))
+                mean, low, high, _ = mean_interval(vals, float(confidence))
                 row.update({f"{blame_column(m)}_{subset}": mean, f"{blame_column(m)}_{subset}_low": low,
                             f"{blame_column(m)}_{subset}_high": high})
         rows.append(row)

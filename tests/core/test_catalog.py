@@ -263,7 +263,7 @@ def test_a_pickle_only_model_folder_is_refused_without_running_it(root, tmp_path
     with pytest.raises(BundleError, match="pickle"):
         load_run(run_dir).model()
     # and an experiment file that names it, through the CLI
-    from tests.conftest import write_tiny_experiment
+    from tests._experiments import write_tiny_experiment
 
     exp_file = write_tiny_experiment(tmp_path / "exp")
     text = exp_file.read_text().replace(

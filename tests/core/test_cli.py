@@ -14,7 +14,7 @@ import pytest
 from core.cli import build_parser, dashboard_command, main
 from core.errors import cli_command
 from core.experiment import PROJECT_ROOT, runs_root
-from tests.conftest import write_tiny_experiment
+from tests._experiments import write_tiny_experiment
 
 SCRIPT = Path(sys.executable).parent / "fusionlens"
 GLOBAL_OPTIONS = ("--runs-dir", "--quiet", "--threads")
@@ -151,7 +151,7 @@ def _stamps(folder: Path) -> dict[str, tuple[int, int]]:
 def test_force_retrains_only_the_named_run(monkeypatch, tmp_path, capsys):
     import core.train as T
 
-    exp_path = write_tiny_experiment(tmp_path, methods='["concat"]')
+    exp_path = write_tiny_experiment(tmp_path, methods=["concat"])
     root = tmp_path / "runs"
     run, deps = "concat-image+title", ("unimodal-image", "unimodal-title")
     # which torch thread count each training loop ran with (head=1 and encoder=3 tell the jobs apart)

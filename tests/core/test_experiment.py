@@ -71,13 +71,14 @@ def test_embedded_experiments_are_valid(name):
 
 
 def test_experiments_of_the_tests_are_valid(tmp_path):
-    from tests.conftest import TINY_EXPERIMENT
-    from tests.end_to_end.test_rgbd_pipeline import TINY_RGBD
+    from tests._experiments import TINY_ADAPTIVE, TINY_RGBD, TINY_SITE, dump_toml, image_text_experiment
 
-    tiny_raw = tomllib.loads(TINY_EXPERIMENT.format(methods='["multconcat", "concat"]'))
-    tiny = parse_experiment(tiny_raw, tmp_path / "t.toml")
+    for config in (image_text_experiment(), TINY_RGBD, TINY_ADAPTIVE, TINY_SITE):
+        assert tomllib.loads(dump_toml(config)) == config  # the files the tests write hold what they declare
+        assert parse_experiment(tomllib.loads(dump_toml(config)), tmp_path / "t.toml").name == config["name"]
+    tiny = parse_experiment(tomllib.loads(dump_toml(image_text_experiment())), tmp_path / "t.toml")
     assert tiny.train["unimodal"]["hidden"] == 32 and tiny.raster_sizes() == {"image": 16}
-    rgbd = parse_experiment(tomllib.loads(TINY_RGBD))
+    rgbd = parse_experiment(tomllib.loads(dump_toml(TINY_RGBD)))
     assert [s.tag for s in rgbd.encoder_sets] == ["c3d", "slowfast"]
     assert rgbd.encoder_sets[1].specs["rgb"]["kwargs"]["width"] == 8
 

@@ -131,3 +131,15 @@ def test_file_sha256(tmp_path):
     path = tmp_path / "f.bin"
     path.write_bytes(b"x" * (3 << 20))  # over one read chunk
     assert file_sha256(path) == hashlib.sha256(b"x" * (3 << 20)).hexdigest()
+
+
+def test_atomic_writes_get_the_umask_mode_not_mkstemps_0600(tmp_path):
+    import os
+
+    from core.io import write_json
+
+    target = tmp_path / "report.json"
+    write_json(target, {"a": 1})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (target.stat().st_mode & 0o777) == (0o666 & ~mask)

@@ -8,7 +8,6 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from core.bundle import load_run
@@ -275,28 +274,21 @@ def test_precompute_record_read_back(tmp_path):
     assert read_precompute_choices(tmp_path) == PrecomputeChoices(projections=("umap",), explain_max_runs=1)
 
 
-def test_robustness_beyond_its_budget_is_listed_with_the_command(tiny_built, tmp_path, capsys):
+@pytest.mark.parametrize("step, budget, stored_file, flags", [
+    ("robustness", "robustness_seconds = 0.001\nrobustness_levels = 2\n", "robustness.json", ["--levels 2"]),
+    ("blame", "robustness_seconds = 0\nblame_seconds = 0.001\n", "blame.parquet", []),
+])
+def test_a_step_beyond_its_budget_is_listed_with_the_command(tiny_built, tmp_path, capsys, step, budget,
+                                                             stored_file, flags):
     exp_path, _ = tiny_built
     root = _built_copy(tiny_built, tmp_path)
-    exp = _with_precompute(exp_path, "projections = []\nexplain_runs = []\nrobustness_seconds = 0.001\n"
-                                     "robustness_levels = 2\n")
+    exp = _with_precompute(exp_path, "projections = []\nexplain_runs = []\n" + budget)
     ctx = run_build(exp, root, progress=False)
-    summary = {name: summary for name, _, summary, _ in ctx.log}["robustness"]
-    assert "left" in summary
-    err = capsys.readouterr().err
-    assert "robustness: time budget spent" in err and f"robustness {exp_path} --runs-dir {root}" in err
-    assert "--levels 2" in err
-
-
-def test_blame_beyond_its_budget_is_listed_with_the_command(tiny_built, tmp_path, capsys):
-    exp_path, _ = tiny_built
-    root = _built_copy(tiny_built, tmp_path)
-    exp = _with_precompute(exp_path, "projections = []\nexplain_runs = []\nrobustness_seconds = 0\n"
-                                     "blame_seconds = 0.001\n")
-    ctx = run_build(exp, root, progress=False)
-    summary = {name: summary for name, _, summary, _ in ctx.log}["blame"]
-    stored = list(root.glob("tiny/*/blame.parquet"))
+    summary = {name: summary for name, _, summary, _ in ctx.log}[step]
+    stored = list(root.glob(f"tiny/*/{stored_file}"))
     assert summary == f"{len(stored)} run(s) computed, 0 already stored, {len(ctx.results) - len(stored)} left"
     assert len(stored) < len(ctx.results)  # the first run may start within the budget, not all of them
     err = capsys.readouterr().err
-    assert "blame: time budget spent" in err and f"blame {exp_path} --runs-dir {root}" in err
+    assert f"{step}: time budget spent" in err and f"{step} {exp_path} --runs-dir {root}" in err
+    for flag in flags:  # the step's own settings travel with the command
+        assert flag in err

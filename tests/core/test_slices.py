@@ -214,3 +214,53 @@ def test_correctness_is_aligned_by_id(planted):
     a = find_slices(features, by_id, max_conditions=1)
     b = find_slices(features, view["correct"].to_numpy(), max_conditions=1)
     pd.testing.assert_frame_equal(a, b)  # exact: the same inputs through the same steps
+
+
+def test_a_simulated_clip_datasets_variant_is_a_slice_column(tmp_path):
+    """The RGB-D simulator keeps each clip's variant in clips_meta.parquet, not in the manifest: the
+    dataset's per-sample metadata brings it (and the other descriptive columns) to the slice finder."""
+    from core.data import load_experiment_dataset, load_manifest
+    from core.data.manifest import SAMPLE_METADATA
+    from core.data.rgbd_sim import generate_dataset
+    from core.data.store import save_dataset
+
+    manifest = generate_dataset(tmp_path / "sim", n_clips=12, seed=1, workers=1, progress=False, frames=4, size=32)
+    frame = pd.read_csv(manifest).assign(camera=lambda f: np.where(np.arange(len(f)) % 2, "north", "south"))
+    frame.to_csv(manifest, index=False)   # a user's own manifest column keeps working beside the metadata
+    save_dataset(tmp_path / "exp", load_manifest(manifest, {"rgb": "video", "depth": "video"}), manifest=manifest,
+                 source="rgbd-sim")
+    dataset, _ = load_experiment_dataset(tmp_path / "exp")   # as the dashboard reads it back
+    meta = pd.read_parquet(tmp_path / "sim" / SAMPLE_METADATA).set_index("id")
+    rng = np.random.default_rng(0)
+    ids = dataset.frame["id"]
+    view = pd.DataFrame({"id": ids, "label": dataset.frame["label"], "pred": dataset.frame["label"],
+                         "confidence": rng.random(len(ids)), "correct": rng.random(len(ids)) < 0.7})
+    features = slice_features(view, ["rgb", "depth"], dataset)
+    assert {"variant", "reliance", "arm_mode", "camera"} <= set(features.columns)
+    # readable levels, joined on id: each clip's own variant
+    assert features["variant"].to_dict() == {i: str(meta.loc[i, "variant"]) for i in ids}
+    skipped = features.attrs["skipped"]
+    assert "clip_seed" in skipped and "clip_seed" not in features.columns    # a seed is no group
+    assert not {"rgb", "depth", "group", "label"} & set(features.columns)     # paths and the sample's identity
+    table = find_slices(features, view["correct"], columns=["variant"], min_size=1, max_conditions=1)
+    assert all(c == "variant" for conds in table["conditions"] for c, _ in conds)
+
+    # a damaged metadata file: the manifest's columns still slice, the page says why the rest is missing
+    (tmp_path / "sim" / SAMPLE_METADATA).write_bytes(b"not parquet")
+    dataset, _ = load_experiment_dataset(tmp_path / "exp")
+    features = slice_features(view, ["rgb", "depth"], dataset)
+    assert "camera" in features.columns and "variant" not in features.columns
+    assert "unreadable" in features.attrs["skipped"]["per-sample metadata"]
+
+
+def test_ids_seeds_and_paths_in_metadata_are_skipped():
+    view, dataset = predictions(n=300)
+    n = len(view)
+    frame = dataset.frame.assign(frame_no=np.random.default_rng(1).permutation(n).astype(str),  # whole, unique
+                                 sample_uid=[f"u{i % 50}" for i in range(n)],                  # named as an id
+                                 thumb=[f"thumbs/{i % 20}.png" for i in range(n)])             # file paths
+    features = slice_features(view, MODALITIES, SimpleNamespace(frame=frame, modalities=dataset.modalities, options={}))
+    skipped = features.attrs["skipped"]
+    assert "index or seed" in skipped["frame_no"] and "identifier" in skipped["sample_uid"]
+    assert skipped["thumb"] == "file paths"
+    assert "depth_m" in features.columns   # measured numbers, nearly unique too, stay as quantile bins

@@ -15,18 +15,14 @@ from core.data import load_experiment_dataset
 from core.errors import DataError
 from core.results import results_table
 from core.train import reproduce_predictions
-from tests._adaptive import ADAPTIVE_RUN, COSTLY_RUN, FUSION_RUN, build_tiny_adaptive
+from tests._experiments import ADAPTIVE_RUN, COSTLY_RUN, FUSION_RUN, TINY_ADAPTIVE, built_experiment
 from tests._tolerance import f32_atol, longest_reduction
 
 
 @pytest.fixture(scope="module")
 def tiny_ada(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("ada")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("FUSIONLENS_CACHE", str(folder / "cache"))
-    _, root = build_tiny_adaptive(folder)
-    yield root / "tiny-ada"
-    mp.undo()
+    with built_experiment(tmp_path_factory.mktemp("ada"), TINY_ADAPTIVE) as (_, root):
+        yield root / "tiny-ada"
 
 
 def test_adaptive_runs_are_built_and_listed(tiny_ada):

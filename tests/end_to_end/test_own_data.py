@@ -28,7 +28,6 @@ import pandas as pd
 import pytest
 
 from tests._browser import (
-    CHROMIUM,
     SHOTS,
     chromium_page,
     click_heatmap_cell,
@@ -37,6 +36,7 @@ from tests._browser import (
     no_error_shown,
     open_page,
     pick_in_sidebar,
+    require_chromium,
     select_row,
     settle,
     sidebar_choice,
@@ -44,6 +44,7 @@ from tests._browser import (
     title,
     wait_healthy,
 )
+from tests._experiments import dump_toml, merge
 
 pytestmark = pytest.mark.e2e
 
@@ -69,7 +70,6 @@ OVERRIDES: dict[str, dict[str, Any]] = {
                   "fusion": {"epochs": 20, "batch_size": 8, "dim": 8, "lr": 0.005}},
     },
 }
-INLINE = {"encoder_kwargs", "kwargs", "split"}
 
 
 # --------------------------------------------------------------------------- the README's walkthrough
@@ -92,37 +92,6 @@ def walkthrough() -> dict[str, Any]:
         "commands": [line.split("#", 1)[0].strip() for lang, body in blocks if lang == "bash"
                      for line in body.splitlines() if line.strip()],
     }
-
-
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in extra.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def _value(v: Any) -> str:
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {_value(x)}" for k, x in v.items()) + " }"
-    if isinstance(v, list):
-        return "[" + ", ".join(_value(x) for x in v) + "]"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return json.dumps(v)
-    return repr(v)
-
-
-def dump_toml(data: dict[str, Any], prefix: str = "") -> str:
-    """TOML text of ``data``: tables as ``[a.b]`` sections, the keys in INLINE as inline tables."""
-    plain = {k: v for k, v in data.items() if not isinstance(v, dict) or k in INLINE}
-    tables = {k: v for k, v in data.items() if k not in plain}
-    lines = [f"[{prefix}]"] if prefix and plain else []
-    lines += [f"{k} = {_value(v)}" for k, v in plain.items()]
-    out = "\n".join(lines) + ("\n\n" if lines else "")
-    for k, v in tables.items():
-        out += dump_toml(v, f"{prefix}.{k}" if prefix else k)
-    return out
 
 
 # --------------------------------------------------------------------------- helpers
@@ -192,7 +161,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     for name, body in guide["toml"].items():
         (data / f"readme-{name}").write_text(body)
         load_experiment(data / f"readme-{name}")  # the README's own file is valid as printed
-        (data / name).write_text(dump_toml(_merge(tomllib.loads(body), OVERRIDES[name])))
+        (data / name).write_text(dump_toml(merge(tomllib.loads(body), OVERRIDES[name])))
 
     # 5: build, from the data folder, with the commands of the README
     builds = [c.split() for c in guide["commands"] if c.startswith("fusionlens build ")]
@@ -242,10 +211,7 @@ def test_builds_land_in_the_data_folders_runs(built):
 
 
 def test_walk_the_dashboard_in_chromium(built):
-    if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium is missing: install it with `apt-get install -y chromium` "
-                    "(scripts/test.sh does)")
-    pytest.importorskip("playwright.sync_api")
+    require_chromium()
     data, root = built["data"], built["root"]
     port = free_port()
     log_path = data / "dashboard.log"

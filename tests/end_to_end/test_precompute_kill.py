@@ -47,6 +47,9 @@ EXPLAIN_RUNS = ("multconcat-image+title+description", "concat-image+title+descri
 RANDOM_DELAYS = np.random.default_rng(8).uniform(0.2, 1.0, size=2)
 #: columns (and keys of the settings column) that legitimately differ between two computations of a row
 TIMING_COLUMNS = ["computed_at", "seconds"]
+#: cost records in a row's settings that depend on the runs explained beside it (tables lent between
+#: runs sharing an encoder, core.explain.SharedTables), not on the sample and the settings
+COST_RECORDS = ["encoder_rows", "shared_tables"]
 
 
 def copy_root(tiny_built, dest: Path) -> Path:
@@ -121,7 +124,7 @@ def explanation_rows(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         warnings.simplefilter("error")
         samples, features = load_explanations(run_dir)
     samples = samples.drop(columns=TIMING_COLUMNS).sort_values("sample_id").reset_index(drop=True)
-    samples["settings"] = [json.dumps({k: v for k, v in json.loads(s).items() if k not in TIMING_COLUMNS},
+    samples["settings"] = [json.dumps({k: v for k, v in json.loads(s).items() if k not in TIMING_COLUMNS + COST_RECORDS},
                                       sort_keys=True) for s in samples["settings"]]
     features = features.sort_values(["sample_id", "modality", "feature_index"]).reset_index(drop=True)
     return samples, features

@@ -10,56 +10,15 @@ from core.bundle import load_run
 from core.catalog import list_runs
 from core.experiment import load_experiment
 from core.results import save_results
-from core.train import reproduce_predictions, train_experiment
+from core.train import reproduce_predictions
+from tests._experiments import TINY_RGBD, built_experiment, video_modality, write_experiment
 from tests._tolerance import f32_atol, longest_reduction
-
-TINY_RGBD = """
-name = "tiny-rgbd"
-seed = 0
-grid_default = ["c3d"]
-[dataset]
-source = "rgbd-sim"
-n_clips = 32
-frames = 8
-size = 32
-[modalities.rgb]
-kind = "video"
-encoder = "c3d"
-encoder_kwargs = { num_frames = 8, image_size = 32, out_dim = 16, width = 4 }
-[modalities.depth]
-kind = "video"
-encoder = "c3d"
-encoder_kwargs = { num_frames = 8, image_size = 32, out_dim = 16, width = 4 }
-[encoder_grid.c3d]
-video = "c3d"
-[encoder_grid.slowfast]
-video = "slowfast"
-kwargs = { width = 8 }
-[fusion]
-methods = ["multconcat", "addition"]
-late = ["late-average"]
-early = true
-subsets = [["rgb", "depth"]]
-[train.unimodal]
-epochs = 2
-batch_size = 8
-[train.fusion]
-epochs = 3
-dim = 8
-"""
 
 
 @pytest.fixture(scope="module")
 def tiny_rgbd(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("rgbd")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("FUSIONLENS_CACHE", str(folder / "cache"))
-    path = folder / "tiny-rgbd.toml"
-    path.write_text(TINY_RGBD)
-    root = folder / "runs"
-    train_experiment(load_experiment(path), root, progress=False)
-    yield path, root
-    mp.undo()
+    with built_experiment(tmp_path_factory.mktemp("rgbd"), TINY_RGBD) as (path, root):
+        yield path, root
 
 
 def test_default_build_trains_one_encoder_with_every_strategy(tiny_rgbd):
@@ -120,26 +79,10 @@ def _user_rgbd(tmp_path: Path, repair: bool) -> Path:
         np.save(tmp_path / "clips" / f"c{i}_depth.npy", depth)
         rows.append(f"c{i},{label},clips/c{i}_rgb.npy,clips/c{i}_depth.npy")
     (tmp_path / "manifest.csv").write_text("id,label,rgb,depth\n" + "\n".join(rows) + "\n")
-    exp = tmp_path / "mine.toml"
-    exp.write_text(f"""
-name = "mine"
-[dataset]
-source = "manifest"
-manifest = "manifest.csv"
-repair_video = {str(repair).lower()}
-[modalities.rgb]
-kind = "video"
-encoder = "c3d"
-encoder_kwargs = {{ num_frames = 6, image_size = 24, out_dim = 8, width = 2 }}
-[modalities.depth]
-kind = "video"
-encoder = "c3d"
-encoder_kwargs = {{ num_frames = 6, image_size = 24, out_dim = 8, width = 2 }}
-[fusion]
-methods = ["concat"]
-late = []
-""")
-    return exp
+    video = video_modality(size=24, out_dim=8, width=2, frames=6)
+    return write_experiment(tmp_path, {
+        "name": "mine", "dataset": {"source": "manifest", "manifest": "manifest.csv", "repair_video": repair},
+        "modalities": {"rgb": video, "depth": video}, "fusion": {"methods": ["concat"], "late": []}})
 
 
 def test_user_rgbd_mismatch_names_the_clip(tmp_path):

@@ -536,10 +536,10 @@ def three_classes(tmp_path_factory) -> Path:
     from core.experiment import load_experiment
     from core.train import train_experiment
 
-    from tests.conftest import write_tiny_experiment
+    from tests._experiments import write_tiny_experiment
 
     folder = tmp_path_factory.mktemp("three")
-    exp_path = write_tiny_experiment(folder, methods='["concat"]', n_classes=3, per_class=8)
+    exp_path = write_tiny_experiment(folder, methods=["concat"], n_classes=3, per_class=8)
     train_experiment(load_experiment(exp_path), folder / "runs", progress=False)
     return folder / "runs"
 

@@ -71,14 +71,6 @@ def test_sample_figure_and_display_table():
 # --------------------------------------------------------------------------- the pages
 
 
-@pytest.fixture(scope="module")
-def page_root(tiny_built, tmp_path_factory) -> Path:
-    _, built = tiny_built
-    root = tmp_path_factory.mktemp("blame_page") / "runs"
-    shutil.copytree(built, root)
-    return root
-
-
 def _open(monkeypatch, root: Path, page: str, **query: str) -> AppTest:
     monkeypatch.setenv("FUSIONLENS_RUNS", str(root))
     at = AppTest.from_file(APP, default_timeout=120)
@@ -98,9 +90,9 @@ def _chart_titles(at: AppTest) -> list[str]:
     return [str(json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "")) for c in at.get("plotly_chart")]
 
 
-def test_misclassifications_page_without_then_with_blame(monkeypatch, page_root):
-    run_dir = page_root / "tiny" / RUN
-    at = _open(monkeypatch, page_root, "misclassifications", run=RUN)
+def test_misclassifications_page_without_then_with_blame(monkeypatch, tiny_runs_copy):
+    run_dir = tiny_runs_copy / "tiny" / RUN
+    at = _open(monkeypatch, tiny_runs_copy, "misclassifications", run=RUN)
     assert "No blame computed yet" in _texts(at.info)
     assert f"blame tiny --run {RUN}" in _texts(at.code)
     assert not (run_dir / BLAME_FILE).exists()
@@ -115,19 +107,19 @@ def test_misclassifications_page_without_then_with_blame(monkeypatch, page_root)
     assert any(t.startswith("Which modality misled the model") for t in _chart_titles(at))
 
 
-def test_explorer_shows_a_wrong_predictions_blame(monkeypatch, page_root):
-    run_dir = page_root / "tiny" / RUN
+def test_explorer_shows_a_wrong_predictions_blame(monkeypatch, tiny_runs_copy):
+    run_dir = tiny_runs_copy / "tiny" / RUN
     blame_run(run_dir)
     wrong = pd.read_parquet(run_dir / BLAME_FILE).query("not correct")["id"].iloc[0]
-    at = _open(monkeypatch, page_root, "explorer", run=RUN, sample=str(wrong))
+    at = _open(monkeypatch, tiny_runs_copy, "explorer", run=RUN, sample=str(wrong))
     assert not at.error, _texts(at.error)
     assert "Each modality's exact Shapley value of the logit margin" in _texts(at.caption)
     assert any(t.startswith("Push toward the predicted") for t in _chart_titles(at))
 
 
-def test_a_damaged_blame_file_is_an_error_naming_it(monkeypatch, page_root, tmp_path):
+def test_a_damaged_blame_file_is_an_error_naming_it(monkeypatch, tiny_runs_copy, tmp_path):
     root = tmp_path / "runs"
-    shutil.copytree(page_root, root)
+    shutil.copytree(tiny_runs_copy, root)
     blame_run(root / "tiny" / RUN)
     (root / "tiny" / RUN / BLAME_FILE).write_bytes(b"not a parquet file")
     at = _open(monkeypatch, root, "misclassifications", run=RUN)

@@ -6,34 +6,29 @@ follows, and saves screenshots under test-output/screenshots/.
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 from urllib.parse import quote
 from pathlib import Path
 
 import pytest
 
 from tests._browser import (
-    CHROMIUM,
     SHOTS,
     chromium_page,
     click_heatmap_cell,
-    free_port,
     lasso_whole_plot,
     no_error_shown,
     open_page,
+    require_chromium,
     select_row,
     settle,
-    stop,
-    wait_healthy,
+    streamlit_server,
 )
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 PAGES = [("", "Overview"), ("compare", "Compare fusion methods"), ("contributions", "Modality contributions"),
          ("explorer", "Sample explorer"), ("embeddings", "Embeddings"), ("misclassifications", "Misclassifications"),
          ("robustness", "Robustness"), ("efficiency", "Efficiency"), ("slices", "Slice finder")]
@@ -41,10 +36,7 @@ PAGES = [("", "Overview"), ("compare", "Compare fusion methods"), ("contribution
 
 @pytest.fixture(scope="module")
 def server(tiny_built, tmp_path_factory):
-    if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium is missing: install it with `apt-get install -y chromium` "
-                    "(scripts/test.sh does)")
-    pytest.importorskip("playwright.sync_api")
+    require_chromium()
     import importlib.util
 
     # the runs root of the AppTest tests: projections, explanations and broken runs included
@@ -55,20 +47,8 @@ def server(tiny_built, tmp_path_factory):
     root = app_tests.make_app_root(tiny_built, tmp_path_factory.mktemp("browser"))
     # a second experiment (sorted after the first), for the "the view keeps its experiment" checks
     app_tests.copy_experiment(root["root"], "tiny", "tiny-b")
-    port = free_port()
-    env = {**os.environ, "FUSIONLENS_RUNS": str(root["root"]), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    log = open(tmp_path_factory.mktemp("browser-log") / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc)
+    with streamlit_server(root["root"], tmp_path_factory.mktemp("browser-log")) as url:
         yield {"url": url, "run": RUN, "bare": BARE, **root}
-    finally:
-        stop(proc)
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from core.data import frame_rate
 from core.errors import ConfigError, DataError
 from core.kinds import get_kind
 from core.kinds.audio import spectrogram_of, wav_bytes
+from tests._experiments import SITE_RUN, TINY_SITE, built_experiment
 from tests._tolerance import f32_atol
 from ui import figures as F
 from ui.figures.clips import MAX_FRAMES, MAX_SIDE, MIN_FRAME_MS, player_frames
@@ -220,67 +221,22 @@ def test_wav_bytes_round_trip():
 
 # --------------------------------------------------------------------------- the Sample explorer
 
-TINY_SITE = """
-name = "tiny-site"
-seed = 0
-[dataset]
-source = "site-sim"
-n_clips = 16
-frames = 8
-size = 16
-audio_rate = 8000
-[modalities.rgb]
-kind = "video"
-encoder = "c3d"
-encoder_kwargs = { num_frames = 8, image_size = 16, out_dim = 8, width = 4 }
-[modalities.depth]
-kind = "video"
-encoder = "c3d"
-encoder_kwargs = { num_frames = 8, image_size = 16, out_dim = 8, width = 4 }
-[modalities.audio]
-kind = "audio"
-encoder = "audio-cnn"
-sample_rate = 8000
-encoder_kwargs = { n_mels = 16, out_dim = 8 }
-[fusion]
-methods = ["concat"]
-late = []
-subsets = [["rgb", "depth", "audio"]]
-[train.unimodal]
-epochs = 1
-batch_size = 8
-oof_folds = 0
-[train.fusion]
-epochs = 1
-dim = 8
-"""
-RUN = "concat-rgb+depth+audio"
-
 
 @pytest.fixture(scope="module")
 def site_root(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A tiny site experiment (RGB, depth and audio of 16 simulated clips, 8 frames of 16 px over 4 s),
     trained, with one test sample explained."""
     from core.data import load_experiment_dataset
-    from core.experiment import load_experiment
     from core.explain import explain_sample
-    from core.train import train_experiment
 
-    folder = tmp_path_factory.mktemp("site-player")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("FUSIONLENS_CACHE", str(folder / "cache"))
-    path = folder / "tiny-site.toml"
-    path.write_text(TINY_SITE)
-    root = folder / "runs"
-    train_experiment(load_experiment(path), root, progress=False)
-    ds, _ = load_experiment_dataset(root / "tiny-site")
-    sample = ds.ids("test")[0]
-    explain_sample(root / "tiny-site" / RUN, sample, store=True)
-    yield root, sample
-    mp.undo()
+    with built_experiment(tmp_path_factory.mktemp("site-player"), TINY_SITE) as (_, root):
+        ds, _ = load_experiment_dataset(root / "tiny-site")
+        sample = ds.ids("test")[0]
+        explain_sample(root / "tiny-site" / SITE_RUN, sample, store=True)
+        yield root, sample
 
 
-def test_the_explorer_plays_the_clips_and_audio_once_above_the_viewers(site_root, monkeypatch):
+def test_the_explorer_plays_the_clips_and_audio_once_full_width(site_root, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
     root, sample = site_root
@@ -289,7 +245,7 @@ def test_the_explorer_plays_the_clips_and_audio_once_above_the_viewers(site_root
     monkeypatch.setattr(F, "make_clip_player_figure",
                         lambda *a, _make=F.make_clip_player_figure, **k: built.append(1) or _make(*a, **k))
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=120)
-    for key, value in {"page": "explorer", "exp": "tiny-site", "run": RUN, "sample": sample}.items():
+    for key, value in {"page": "explorer", "exp": "tiny-site", "run": SITE_RUN, "sample": sample}.items():
         at.query_params[key] = value
     at.run()
     assert not at.exception, "\n".join(str(e.value) for e in at.exception)
@@ -298,8 +254,11 @@ def test_the_explorer_plays_the_clips_and_audio_once_above_the_viewers(site_root
     players = [s for s in specs if s["layout"]["title"]["text"] == "RGB + Depth + Audio: the clip playing"]
     assert len(players) == 1  # once, not per modality
     player = players[0]
-    titles = [s["layout"]["title"]["text"] for s in specs]
-    assert titles.index(player["layout"]["title"]["text"]) < titles.index("rgb: frame 1 of 8, tube contributions")
+    # full width below the two columns (in the detail column its pictures were ~110 px); the viewers stay there
+    in_columns = [json.loads(c.proto.spec)["layout"]["title"]["text"] for col in at.columns
+                  for c in col.get("plotly_chart")]
+    assert "rgb: frame 1 of 8, tube contributions" in in_columns
+    assert player["layout"]["title"]["text"] not in in_columns
     assert [t["type"] for t in player["data"]] == ["image", "heatmap", "heatmap", "heatmap", "heatmap", "heatmap",
                                                    "scatter"]  # rgb + tubes, depth + tubes, spectrogram + patches
     assert len(player["frames"]) == 8
@@ -349,3 +308,29 @@ def test_the_player_renders_and_plays_in_chromium(tmp_path):
         cursor = page.evaluate("() => { const gd = document.querySelector('.plotly-graph-div');"
                                " return gd._fullData[gd._fullData.length - 1].x[0]; }")
         assert cursor == pytest.approx(active / 2, abs=0.5 + 1e-9)  # the cursor within a frame of the slider
+
+
+# --------------------------------------------------------------------------- in the report
+
+
+def test_the_reports_clip_cards_show_frames_the_spectrogram_and_a_player(site_root, monkeypatch):
+    import re
+
+    from core.explain import Explanation
+    from ui.report import write_report
+
+    root, sample = site_root
+    # the tiny model's prediction barely depends on its inputs (a "flat" explanation, drawn without
+    # overlays); taken as not flat here, so the overlays of the explained card are drawn
+    monkeypatch.setattr(Explanation, "flat", property(lambda self: False))
+    document = write_report(root, "tiny-site", SITE_RUN, output=root.parent / "site.html").read_text(encoding="utf-8")
+    samples = document[document.index('<section id="samples">'):]
+    # every card: the first and the middle frame of each clip; the explained one with its tubes over them
+    assert "frame 1 of 8" in samples and "frame 5 of 8" in samples
+    assert "tube contributions" in samples
+    assert "Audio: patch contributions" in samples or "Audio: log-mel spectrogram" in samples
+    # the clip player of at most two cards, waiting for Play (plotly's autoplay would hide the pictures)
+    assert "<h3>Clips playing</h3>" in samples and "at most 32 evenly spaced frames of at most 96 pixels" in samples
+    players = re.findall(r'"text":"[^"]*true [^"]*predicted [^"]*"', samples)
+    assert 1 <= len(players) <= 2
+    assert "Plotly.addFrames" in samples and "Plotly.animate" not in samples

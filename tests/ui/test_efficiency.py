@@ -12,7 +12,7 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from core.adaptive import pareto_front  # noqa: E402
-from tests._adaptive import ADAPTIVE_RUN, COSTLY_RUN, FUSION_RUN, build_tiny_adaptive  # noqa: E402
+from tests._experiments import ADAPTIVE_RUN, COSTLY_RUN, FUSION_RUN, TINY_ADAPTIVE, built_experiment  # noqa: E402
 from ui import figures as F  # noqa: E402
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -67,12 +67,8 @@ def test_selection_rate_figure_has_one_bar_trace_per_modality():
 
 @pytest.fixture(scope="module")
 def ada_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("ada-ui")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("FUSIONLENS_CACHE", str(folder / "cache"))
-    _, root = build_tiny_adaptive(folder)
-    yield root
-    mp.undo()
+    with built_experiment(tmp_path_factory.mktemp("ada-ui"), TINY_ADAPTIVE) as (_, root):
+        yield root
 
 
 def _open(monkeypatch, root: Path, page: str, **query: str) -> AppTest:

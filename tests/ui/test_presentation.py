@@ -75,11 +75,51 @@ def _annotated():
     return style_figure(fig, "Title", "x", "y", height=300)
 
 
+def _series():
+    import numpy as np
+    import pandas as pd
+
+    players = pd.DataFrame({"segment": [0, 1], "group": [0, 0], "t0": [0, 10], "t1": [10, 20], "phi": [0.3, -0.1]})
+    return F.make_series_figure(np.sin(np.arange(40.0))[:, None] * [1.0, 2.0], ["x", "y"], contributions=players,
+                                title="Track")
+
+
+def _interactions():
+    import pandas as pd
+
+    from ui.labels import SUBSETS
+
+    row = {"class": "cat"}
+    for s in SUBSETS:
+        row.update({f"interaction_image__text_{s}": 0.1, f"interaction_image__text_{s}_n": 5,
+                    f"interaction_image__text_{s}_low": 0.0, f"interaction_image__text_{s}_high": 0.2})
+    return F.make_interaction_figure(pd.DataFrame([row, {**row, "class": "dog"}]), ["image", "text"])
+
+
+def _embedding():
+    import pandas as pd
+
+    names = [f"class {i}" for i in range(12)]  # more than 8 legend entries: the legend goes under the plot
+    coords = pd.DataFrame({"id": [f"s{i}" for i in range(24)], "x": range(24), "y": range(24),
+                           "label": [names[i % 12] for i in range(24)]})
+    return F.make_embedding_figure(coords, "label", ["label"], "Fused")
+
+
+def _topk():
+    return F.make_topk_figure({"label": "dog", "top1_label": "cat", "top1_prob": 0.6, "top2_label": "dog",
+                               "top2_prob": 0.3})
+
+
 BUILDERS = {
     "confusion": lambda: F.make_confusion_figure(["cat", "dog", "fish"], [[5, 1, 0], [2, 4, 1], [0, 1, 6]]),
     "pairs": lambda: F.make_confused_pairs_figure(["cat", "dog", "fish"], [[5, 1, 0], [2, 4, 1], [0, 1, 6]]),
     "empty": lambda: empty_figure("nothing yet", "Empty"),
     "annotated": _annotated,
+    # builders that set a font (or margin) after style_figure: through style.font_size / scaled_px
+    "series": _series,
+    "interactions": _interactions,
+    "embedding": _embedding,
+    "topk": _topk,
 }
 
 
@@ -95,6 +135,8 @@ def test_every_font_and_the_height_grow_while_presenting(name):
         assert after[path] == pytest.approx(size * F.PRESENT_SCALE, abs=1.0), path
     if normal.layout.height:
         assert large.layout.height == pytest.approx(normal.layout.height * F.PRESENT_SCALE, abs=1)
+    if name in ("series", "embedding"):  # a legend under the plot: its margin grows with the fonts
+        assert large.layout.margin.b == pytest.approx(normal.layout.margin.b * F.PRESENT_SCALE, abs=1)
     assert font_sizes(BUILDERS[name]().to_plotly_json()) == before  # nothing leaks out of the block
 
 

@@ -2,51 +2,28 @@
 filters, enlarges the root font, and the presenter bar stays reachable; a ``?view=`` link opens the view."""
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from tests._browser import CHROMIUM, SHOTS, chromium_page, free_port, no_error_shown, open_page, settle, stop, \
-    title, wait_healthy
+from tests._browser import SHOTS, chromium_page, no_error_shown, open_page, require_chromium, settle, \
+    streamlit_server, title
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def server(tiny_built, tmp_path_factory):
-    if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium is missing: install it with `apt-get install -y chromium`")
-    pytest.importorskip("playwright.sync_api")
+def server(tiny_runs_copy, tmp_path_factory):
+    require_chromium()
     from ui.context import PAGE_BY_KEY
     from ui.saved_views import SavedView, ViewStore
 
-    _, built = tiny_built
-    root = tmp_path_factory.mktemp("present") / "runs"
-    shutil.copytree(built, root)
+    root = tiny_runs_copy
     store = ViewStore(root, PAGE_BY_KEY)
     store.save(SavedView.create("wrong ones", "explorer", pages=PAGE_BY_KEY, exp="tiny",
                                 filters={"ex_correct": "Incorrect"}))
     store.save(SavedView.create("errors", "misclassifications", pages=PAGE_BY_KEY, exp="tiny"))
     store.set_presentation(["wrong ones", "errors"])
-    port = free_port()
-    env = {**os.environ, "FUSIONLENS_RUNS": str(root), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    log = open(tmp_path_factory.mktemp("present-log") / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc)
+    with streamlit_server(root, tmp_path_factory.mktemp("present-log")) as url:
         yield url
-    finally:
-        stop(proc)
-        log.close()
 
 
 def visible(page, selector: str) -> bool:

@@ -13,7 +13,7 @@ import pytest
 
 HOSTILE_CLASS = "</script><script>alert('class')</script><b onmouseover=x>"
 HOSTILE_TEXT = "<img src=x onerror=alert('text')>"
-SECTIONS_KEYS = ("story", "results", "shares", "confusion", "samples")
+SECTIONS_KEYS = ("story", "results", "shares", "confusion", "slices", "blame", "samples")
 
 
 def best_full(root: Path, experiment: str = "tiny") -> str:
@@ -27,14 +27,21 @@ def best_full(root: Path, experiment: str = "tiny") -> str:
 
 @pytest.fixture(scope="module")
 def explained_root(tiny_built, tmp_path_factory) -> Path:
-    """A copy of the tiny experiment whose best run over every modality has 4 explained samples."""
-    from core.explain import explain_run
+    """A copy of the tiny experiment whose best run over every modality has 4 explained samples and
+    its modality blame."""
+    from core.explain import blame_run, explain_run
 
     _, built = tiny_built
     root = tmp_path_factory.mktemp("report") / "runs"
     shutil.copytree(built, root)
     explain_run(root / "tiny" / best_full(root), n=4, seed=0, progress=False)
+    blame_run(root / "tiny" / best_full(root))
     return root
+
+
+def section_of(document: str, key: str) -> str:
+    start = document.index(f'<section id="{key}">')
+    return document[start:document.index("</section>", start)]
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +69,10 @@ def test_the_report_has_every_section_and_its_figures(report):
     for key in SECTIONS_KEYS:
         assert f'<section id="{key}">' in document
     assert f"FusionLens report: tiny" in document and f"<dd>{report['run']}: " in document
-    # results bar, share bars per class, correct vs incorrect, confusion matrix
-    assert document.count('<div class="fl-figure">') == 4
+    # results bar, share bars per class, correct vs incorrect, confusion matrix, blame per class; no slice
+    # of 8 test samples scores (the slices section says so, the planted test below draws one)
+    assert "No slice to show:" in section_of(document, "slices")
+    assert document.count('<div class="fl-figure">') == 5
     assert "Which modality matters most" not in document  # explained: the story names the modality
     assert re.search(r"(Image|Title|Description) drives <strong>\d+ %</strong>", document)
     # the sample cards: the most confident errors first, pictures as PNG, the explained ones with overlays
@@ -105,6 +114,8 @@ def test_a_report_of_another_run_and_the_default_place(explained_root):
     assert f"<dd>{run}: " in document
     assert "Not explained yet" in document and f"explain " in document  # how to fill the shares section
     assert document.count('<div class="fl-figure">') == 2  # results and confusion: no shares without explanations
+    blame = section_of(document, "blame")  # never computed for this run: the command that computes it
+    assert "No blame computed yet" in blame and f"blame tiny --run {run}" in blame
     from core.catalog import scan_runs
 
     assert "reports" not in {e.name for e in scan_runs(explained_root / "tiny")}  # not taken for a run
@@ -212,7 +223,7 @@ def test_the_report_file_renders_offline_in_chromium(report, hostile_report):
             drawn = "Array.from(document.querySelectorAll('.fl-figure')).filter(" \
                     "f => f.querySelector('.js-plotly-plot .main-svg')).length"
             page.wait_for_function(f"{drawn} === {n}", timeout=60_000)
-            assert page.evaluate(drawn) == n == 4
+            assert page.evaluate(drawn) == n == 5
             assert page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
             assert page.evaluate("document.images.length") >= 3
             page.screenshot(path=str(SHOTS / "report.png"), full_page=True)
@@ -259,3 +270,95 @@ def test_a_section_registers_in_report_order():
             report_section("other", "Other", after="nope")(extra)
     finally:
         SECTIONS[:] = saved
+
+
+# --------------------------------------------------------------------------- slices and blame
+
+
+def _planted_view(modalities: list[str], label: str, *, rate_in: float, rate_out: float, n: int = 240,
+                  seed: int = 0):
+    """A predictions view of ``n`` samples over 3 classes (the first named ``label``) whose errors fall
+    at ``rate_in`` in the slice "true class = label AND dominant = the first modality" and ``rate_out``
+    elsewhere."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    classes = [label, "cat", "dog"]
+    true = rng.choice(classes, n)
+    dominant = rng.choice(modalities, n)
+    inside = (true == label) & (dominant == modalities[0])
+    wrong = rng.random(n) < np.where(inside, rate_in, rate_out)
+    pred = np.where(wrong, np.where(true == "cat", "dog", "cat"), true)
+    shares = rng.dirichlet(np.ones(len(modalities)), n)
+    return pd.DataFrame({"id": [f"s{i}" for i in range(n)], "label": true, "pred": pred,
+                         "confidence": rng.uniform(0.3, 1.0, n), "correct": ~wrong, "dominant": dominant,
+                         **{f"share_{m}": shares[:, k] for k, m in enumerate(modalities)}})
+
+
+@pytest.fixture(scope="module")
+def report_data(explained_root):
+    from ui.report import collect
+
+    return collect(explained_root, "tiny")
+
+
+def test_the_slices_section_lists_a_planted_slice_first_with_its_interval_and_escapes_it(report_data):
+    from dataclasses import replace
+
+    from ui.report import get_section
+
+    view = _planted_view(report_data.modalities, HOSTILE_CLASS, rate_in=0.8, rate_out=0.1)
+    body = get_section("slices").render(replace(report_data, view=view, dataset=None))
+    assert body.count('<div class="fl-figure">') == 1  # the slice figure
+    rows = re.findall(r"<tr><td>(\d+)</td><td>(.*?)</td><td>(\d+)</td><td>(\d+)</td><td>([^<]*)</td>", body)
+    assert rows and rows[0][0] == "1"
+    first = rows[0][1]  # the planted slice, its hostile class name escaped
+    assert "&lt;/script&gt;&lt;script&gt;alert(&#x27;class&#x27;)" in first and "image" in first
+    assert re.fullmatch(r"\d+\.\d% \[\d+\.\d%, \d+\.\d%\]", rows[0][4])  # error rate [Wilson 95 % interval]
+    assert "<script>alert" not in body and "<b onmouseover" not in body
+    assert "confirm a slice on new data" in body and "Benjamini-Hochberg" in body
+    assert "<td>yes</td>" in body  # the planted slice is significant
+    assert "No significant slice" not in body
+
+
+def test_the_slices_section_says_when_there_is_nothing_to_find(report_data):
+    from dataclasses import replace
+
+    from ui.report import get_section
+
+    render = get_section("slices").render
+    mods = report_data.modalities
+    right = _planted_view(mods, "bird", rate_in=0.0, rate_out=0.0)
+    assert "No slice to show: no error to explain: all 240 test predictions are right." in render(
+        replace(report_data, view=right, dataset=None))
+    noise = render(replace(report_data, view=_planted_view(mods, "bird", rate_in=0.2, rate_out=0.2, seed=3),
+                           dataset=None))
+    assert "No significant slice." in noise and "<td>yes</td>" not in noise
+    assert "This run has no test predictions" in render(replace(report_data, view=right.head(0)))
+
+
+def test_the_blame_section_shows_the_sentences_figure_and_table(report):
+    blame = section_of(report["html"], "blame")
+    assert re.search(r"<li>(Image|Title|Description) misled the model in \d+ of \d+ errors", blame)
+    assert blame.count('<div class="fl-figure">') == 1
+    assert "<th>Image: misled</th>" in blame and "(all classes)" in blame
+    assert "<b>Misled</b>" in blame and "value &gt; 0" in blame  # the page's caption, escaped
+    assert "earlier training" not in blame  # computed for this training
+
+
+def test_the_blame_section_names_a_damaged_or_stale_blame(explained_root, tmp_path):
+    from ui.report import get_section
+
+    from ui.report import collect
+
+    root = tmp_path / "runs"
+    shutil.copytree(explained_root, root)
+    run_dir = root / "tiny" / best_full(root)
+    config = json.loads((run_dir / "config.json").read_text())
+    config["fingerprint"] = "retrained"
+    (run_dir / "config.json").write_text(json.dumps(config))
+    stale = get_section("blame").render(collect(root, "tiny"))
+    assert "computed for an earlier training" in stale and "--force" in stale
+    (run_dir / "blame.parquet").write_bytes(b"not parquet")
+    damaged = get_section("blame").render(collect(root, "tiny"))
+    assert "cannot be read" in damaged and "blame.parquet" in damaged and "Fix:" in damaged

@@ -9,6 +9,7 @@ import pytest
 
 from core import catalog
 from core.errors import ConfigError
+from ui.context import PAGE_BY_KEY
 from ui.saved_views import (
     FORMAT_VERSION,
     VIEWS_DIR,
@@ -22,7 +23,7 @@ from ui.saved_views import (
     view_link,
 )
 
-PAGES = ("overview", "explorer", "embeddings", "misclassifications", "compare", "slices")
+PAGES = tuple(PAGE_BY_KEY)  # the dashboard's page keys, as app.py gives them to the store
 
 
 def store_at(root: Path) -> ViewStore:

@@ -23,6 +23,8 @@ from ui.figures.style import (
     empty_figure,
     esc,
     esc_values,
+    font_size,
+    scaled_px,
     short_label,
     style_figure,
 )
@@ -175,10 +177,10 @@ def make_embedding_figure(
                       legend={"itemsizing": "constant"})
     if below:
         fig.update_layout(
-            margin={"b": 22 * legend_rows + 90},
+            margin={"b": scaled_px(22 * legend_rows + 90)},
             legend={"orientation": "h", "x": 0.0, "xanchor": "left", "yref": "container", "y": 0.0,
                     "yanchor": "bottom", "entrywidth": 0.5, "entrywidthmode": "fraction", "title": {"side": "top"},
-                    "font": {"size": BASE_FONT_SIZE - 2}})
+                    "font": {"size": font_size(BASE_FONT_SIZE - 2)}})
     fig.update_xaxes(zeroline=False, showticklabels=False)
     fig.update_yaxes(zeroline=False, showticklabels=False)
     return fig

@@ -18,6 +18,7 @@ from ui.figures.style import (
     FONT_FAMILY,
     empty_figure,
     esc,
+    font_size,
     modality_colors,
     style_figure,
 )
@@ -51,7 +52,7 @@ def make_topk_figure(pred_row: Mapping[str, Any] | pd.Series, *, title: str = "T
     if true:
         fig.add_annotation(
             text=f"True class: <b>{esc(true)}</b>", xref="paper", yref="paper", x=1, y=1.02,
-            xanchor="right", yanchor="bottom", showarrow=False, font={"size": BASE_FONT_SIZE - 1},
+            xanchor="right", yanchor="bottom", showarrow=False, font={"size": font_size(BASE_FONT_SIZE - 1)},
         )
     return fig
 

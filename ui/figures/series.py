@@ -20,6 +20,8 @@ from ui.figures.style import (
     CONTRIBUTION_COLORSCALE,
     empty_figure,
     esc,
+    font_size,
+    scaled_px,
     style_figure,
 )
 
@@ -115,9 +117,9 @@ def make_series_figure(series: Any, channels: Sequence[str], *, contributions: p
                 hovertemplate="resampled steps %{customdata[0]}-%{customdata[1]}: %{customdata[2]:.4g}<extra></extra>",
             ), row=row, col=1)
     style_figure(fig, title, None, "Value", height=max(340, 130 + 210 * n))
-    fig.update_xaxes(title={"text": "Time step", "font": {"size": BASE_FONT_SIZE + 1}}, row=n, col=1)
+    fig.update_xaxes(title={"text": "Time step", "font": {"size": font_size(BASE_FONT_SIZE + 1)}}, row=n, col=1)
     # the channels' legend under the plot, so that the colour bar of the contributions has the right side
-    fig.update_layout(hovermode="closest", margin={"b": 110},
+    fig.update_layout(hovermode="closest", margin={"b": scaled_px(110)},
                       legend={"orientation": "h", "yref": "container", "y": 0.0, "yanchor": "bottom",
                               "x": 0.0, "xanchor": "left"})
     return fig

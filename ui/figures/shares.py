@@ -31,6 +31,7 @@ from ui.figures.style import (
     class_ticks,
     empty_figure,
     esc,
+    font_size,
     modality_colors,
     share_columns,
     style_figure,
@@ -387,6 +388,6 @@ def make_interaction_figure(
                          zeroline=False, exponentformat="none", row=r, col=1)
     style_figure(fig, title, legend_title="Predictions", height=max(320, 120 + 240 * len(pairs)))
     fig.update_xaxes(categoryorder="array", categoryarray=classes, **class_ticks(classes))
-    fig.update_xaxes(title={"text": "Class", "font": {"size": BASE_FONT_SIZE + 1}}, row=len(pairs), col=1)
+    fig.update_xaxes(title={"text": "Class", "font": {"size": font_size(BASE_FONT_SIZE + 1)}}, row=len(pairs), col=1)
     fig.update_layout(scattermode="group")
     return fig

@@ -7,7 +7,8 @@ Demo-ready conventions, used by every builder of :mod:`ui.figures`:
   symmetric around 0 (:data:`CONTRIBUTION_COLORSCALE`);
 - an empty input gives a figure that says what is missing instead of failing;
 - while presenting (:func:`scaled_figures`), :func:`style_figure` enlarges every font,
-  margin and the figure's size by :func:`figure_scale`.
+  margin and the figure's size by :func:`figure_scale`; a builder that sets a font or margin
+  after it uses :func:`font_size` / :func:`scaled_px`, which follow the same scale.
 """
 from __future__ import annotations
 
@@ -131,6 +132,17 @@ def scaled_figures(scale: float) -> Iterator[None]:
         _FIGURE_SCALE.reset(token)
 
 
+def font_size(points: float) -> float:
+    """A font size for a builder that sets one after :func:`style_figure`: ``points`` enlarged by
+    :func:`figure_scale` while presenting (fonts set before it are enlarged by it)."""
+    return round(float(points) * figure_scale(), 1)
+
+
+def scaled_px(pixels: float) -> int:
+    """A margin or offset in pixels set after :func:`style_figure`, enlarged like its own margins."""
+    return int(round(float(pixels) * figure_scale()))
+
+
 def _times(size: Any, factor: float) -> Any:
     if isinstance(size, (int, float)) and not isinstance(size, bool):
         return round(size * factor, 1)
@@ -215,9 +227,7 @@ def style_figure(
         scale_figure(fig, k)
         fig._fl_scaled = True  # a second style_figure on the same figure does not enlarge it again
 
-    def size(points: float) -> float:
-        return round(points * k, 1)
-
+    size = font_size
     fig.update_layout(
         template="plotly_white",
         font={"size": size(BASE_FONT_SIZE), "family": FONT_FAMILY},

@@ -4,7 +4,8 @@
 Overview's "Download report (HTML)") writes what :func:`render_report` draws: a header (the
 experiment, the run, the date, the FusionLens version and the data it came from), then the
 sections of :data:`SECTIONS` in order (the story, the results table, modality shares per
-class and correct vs incorrect, the confusion matrix, sample cards), each a small function
+class and correct vs incorrect, the confusion matrix, the slices with the most errors, which
+modality misled the model, sample cards with clips playing), each a small function
 of :class:`ReportData` returning HTML (add one with :func:`report_section`; :func:`esc`,
 :func:`figure_html` and :func:`table_html` draw its parts).
 
@@ -24,6 +25,7 @@ from core.io import atomic_path
 from ui.report._data import REPORT_STEPS, Card, ReportData, collect
 from ui.report._page import FIGURE_CLASS, esc, figure_html, page_html, table_html
 from ui.report._sections import SECTIONS, Section, get_section, report_section
+from ui.report._failures import blame_section, slices_section  # registers them after the confusion matrix
 
 __all__ = [
     "FIGURE_CLASS",

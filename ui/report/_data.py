@@ -89,6 +89,9 @@ class ReportData:
     cards: list[Card]
     created: datetime
     version: str
+    #: the experiment's dataset (:class:`core.data.Dataset`; None when it cannot be read): its manifest
+    #: columns for the slice search, its options (frame rates, sample rates) for the clip cards
+    dataset: Any = None
 
     @property
     def modalities(self) -> list[str]:
@@ -211,4 +214,4 @@ def collect(root: str | Path, experiment: str, run: str | None = None, *,
         kinds=kinds, view=view, explained=explained, explain_problem=explain_problem,
         explain_command=build_commands(experiment, bundle.name, root=root)["explain"],
         dataset_problem=dataset_problem, cards=cards, created=datetime.now(timezone.utc),
-        version=fusionlens_version())
+        version=fusionlens_version(), dataset=dataset)

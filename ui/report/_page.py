@@ -34,8 +34,11 @@ def esc(value: Any) -> str:
 
 def figure_html(fig: go.Figure, caption: str | None = None) -> str:
     """One figure drawn by the inlined plotly.js (``include_plotlyjs=False``, no MathJax), in a
-    ``<div class="fl-figure">`` that scrolls sideways when the figure is wider than the page."""
-    body = fig.to_html(full_html=False, include_plotlyjs=False, include_mathjax=False, config=_PLOTLY_CONFIG)
+    ``<div class="fl-figure">`` that scrolls sideways when the figure is wider than the page. An
+    animated figure (the clip player) waits for its Play button: plotly's autoplay animates with a
+    transition, which does not redraw pictures (they would vanish)."""
+    body = fig.to_html(full_html=False, include_plotlyjs=False, include_mathjax=False, config=_PLOTLY_CONFIG,
+                       auto_play=False)
     note = f'<p class="caption">{esc(caption)}</p>' if caption else ""
     return f'<div class="{FIGURE_CLASS}">{body}</div>{note}'
 

@@ -3,8 +3,8 @@
 A section registers itself with :func:`report_section` (key, title, and optionally the
 key of the section it follows), so a new one is one function in any module:
 
-    @report_section("slices", "Slices with the most errors", after="samples")
-    def slices_section(data: ReportData) -> str: ...
+    @report_section("outliers", "Outliers", after="samples")
+    def outliers_section(data: ReportData) -> str: ...
 
 :data:`SECTIONS` holds them in report order; :func:`ui.report.render_report` draws them.
 Figures come from the same :mod:`ui.figures` builders as the dashboard's pages, so the
@@ -19,11 +19,15 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from core.data import frame_rate
 from core.errors import FusionLensError
 from core.explain import ALL_CLASSES, class_share_table
 from core.kinds import get_kind
 from ui import figures as F
 from ui import tables as T
+from ui.contributions import audio_settings, audio_track, feature_rows, patch_grid, token_values, tube_values
+from ui.figures.clips import MAX_FRAMES, MAX_SIDE
+from ui.figures.overlays import tube_slice
 from ui.labels import pretty, pretty_modality
 from ui.report._data import N_CORRECT_CARDS, N_ERROR_CARDS, Card, ReportData
 from ui.report._page import esc, figure_html, overlay_rgb, png_data_uri, table_html
@@ -34,6 +38,8 @@ __all__ = ["Section", "SECTIONS", "report_section", "get_section"]
 CONFUSION_CLASSES = 25
 #: Players listed on a card for a modality shown without a picture or tokens.
 TOP_PLAYERS = 5
+#: Cards whose clips also get the clip player (each a figure of up to MAX_FRAMES frames of MAX_SIDE px).
+CLIP_PLAYERS = 2
 
 
 @dataclass(frozen=True)
@@ -197,58 +203,82 @@ def confusion_section(data: ReportData) -> str:
 # --------------------------------------------------------------------------- sample cards
 
 
-def _feature_rows(explanation: Any, modality: str) -> pd.DataFrame:
-    frame = explanation.per_feature_frame()
-    return frame[frame["modality"] == modality]
-
-
-def _grid(rows: pd.DataFrame, segment: int | None = None) -> np.ndarray | None:
-    """(rows, cols) Shapley values of an image's patches (or of one time slice of a clip's tubes)."""
-    if rows.empty or "row" not in rows.columns or rows["row"].isna().all():
-        return None
-    if segment is not None and "segment" in rows.columns:
-        rows = rows[rows["segment"].fillna(0).astype(int) == segment]
-    r, c = rows["row"].astype(int).to_numpy(), rows["col"].astype(int).to_numpy()
-    grid = np.full((r.max() + 1, c.max() + 1), np.nan)
-    grid[r, c] = rows["phi"].to_numpy(dtype=float)
-    return grid
-
-
-def _picture(image: Any, explanation: Any, modality: str, *, frame: bool = False) -> str:
-    rows = _feature_rows(explanation, modality) if explanation is not None and not explanation.flat else None
-    grid = _grid(rows, segment=0 if frame else None) if rows is not None else None
-    what = "first frame" if frame else "input"
-    caption = f"<figcaption>{what}</figcaption>" if frame or grid is not None else ""
-    out = [f'<figure><img alt="{esc(modality)}: {what}" src="{png_data_uri(image)}">{caption}</figure>']
-    if grid is not None:
-        out.append(f'<figure><img alt="{esc(modality)} contributions" src="{png_data_uri(overlay_rgb(image, grid))}">'
-                   f"<figcaption>patch contributions</figcaption></figure>")
+def _pictures(pictures: list[tuple[np.ndarray, np.ndarray | None, str]], modality: str) -> str:
+    """Pictures (picture, its contribution grid or None, what it is), each followed by its overlay."""
+    out = []
+    for picture, grid, what in pictures:
+        out.append(f'<figure><img alt="{esc(modality)}: {esc(what)}" src="{png_data_uri(picture)}">'
+                   f"<figcaption>{esc(what)}</figcaption></figure>")
+        if grid is not None:
+            out.append(f'<figure><img alt="{esc(modality)} contributions, {esc(what)}" '
+                       f'src="{png_data_uri(overlay_rgb(picture, grid))}"><figcaption>'
+                       f"{'tube' if 'frame' in what else 'patch'} contributions</figcaption></figure>")
     return f'<div class="pictures">{"".join(out)}</div>'
 
 
-def _modality_html(card: Card, modality: str, kind: str) -> str:
+def _explained(explanation: Any) -> bool:
+    return explanation is not None and not explanation.flat
+
+
+def _image_html(image: Any, explanation: Any, modality: str) -> str:
+    grid = patch_grid(explanation, modality) if _explained(explanation) else None
+    return _pictures([(np.asarray(image), grid, "input")], modality)
+
+
+def _clip_html(clip: Any, explanation: Any, modality: str) -> str:
+    """The clip's first and middle frames, each with the tubes of its time slice over it."""
+    clip = np.asarray(clip)
+    tubes = tube_values(explanation, modality) if _explained(explanation) else None
+    n = clip.shape[0]
+    shown = []
+    for index in sorted({0, n // 2}):
+        grid = tubes[tube_slice(len(tubes), index, n)] if tubes is not None else None
+        shown.append((clip[index], grid, f"frame {index + 1} of {n}"))
+    return _pictures(shown, modality)
+
+
+def _audio_html(wave: Any, explanation: Any, modality: str, data: ReportData) -> str:
+    """The clip's log-mel spectrogram as the run's encoder computes it, its patches' contributions over it."""
+    track = audio_track(wave, modality, explanation if _explained(explanation) else None,
+                        _audio_settings(data, modality))
+    what = "patch contributions" if track.patches is not None else "log-mel spectrogram"
+    fig = F.make_spectrogram_figure(track.db, track.times, track.hz_edges, track.patches,
+                                    title=f"{pretty_modality(modality)}: {what}")
+    fig.update_layout(height=300, margin={"l": 60, "r": 10})
+    return figure_html(fig)
+
+
+def _audio_settings(data: ReportData, modality: str) -> dict[str, Any]:
+    kwargs = ((data.run.config.get("encoders") or {}).get(modality) or {}).get("kwargs")
+    options = (getattr(data.dataset, "options", None) or {}).get(modality, {})
+    return audio_settings(kwargs, options)
+
+
+def _viewer(kind: str) -> str:
+    try:
+        return get_kind(kind).viewer
+    except FusionLensError:  # a kind this version does not know: its item as text
+        return ""
+
+
+def _modality_html(card: Card, modality: str, kind: str, data: ReportData) -> str:
     title = f"<b>{esc(pretty_modality(modality))}</b>"
     if modality in card.item_problems:
         return f'<div class="modality">{title}: <span class="note">{esc(card.item_problems[modality])}</span></div>'
     item = card.items.get(modality)
     exp = card.explanation
-    try:
-        viewer = get_kind(kind).viewer
-    except FusionLensError:  # a kind this version does not know: its item as text
-        viewer = ""
+    viewer = _viewer(kind)
     if viewer == "image":
-        return f'<div class="modality">{title}{_picture(item, exp, modality)}</div>'
+        return f'<div class="modality">{title}{_image_html(item, exp, modality)}</div>'
     if viewer == "video":
-        clip = np.asarray(item)
-        return f'<div class="modality">{title}{_picture(clip[0], exp, modality, frame=True)}</div>'
-    rows = _feature_rows(exp, modality) if exp is not None else None
+        return f'<div class="modality">{title}{_clip_html(item, exp, modality)}</div>'
+    if viewer == "audio":
+        return f'<div class="modality">{title}{_audio_html(item, exp, modality, data)}</div>'
     if viewer == "text":
-        if rows is not None and "token" in rows.columns and not rows["token"].isna().all():
-            body = F.token_html(rows["token"].astype(str).tolist(), rows["phi"].astype(float).tolist(),
-                                font_size=14)
-        else:
-            body = f"<div>{esc(item)}</div>"
+        tokens = token_values(exp, modality) if exp is not None else None
+        body = F.token_html(*tokens, font_size=14) if tokens is not None else f"<div>{esc(item)}</div>"
         return f'<div class="modality">{title}{body}</div>'
+    rows = feature_rows(exp, modality) if exp is not None else None
     if rows is not None and len(rows):  # any other kind: the players that moved the prediction most
         labels = exp.feature_labels()
         idx = exp.feature_indices(modality)
@@ -278,7 +308,7 @@ def _card_html(card: Card, data: ReportData) -> str:
     parts = [f"<h4>{esc(card.sample_id)}</h4>",
              f"<div>True <b>{esc(card.label)}</b> \u00b7 predicted <b>{esc(card.pred)}</b> "
              f"({card.confidence:.1%}) \u00b7 {verdict}</div>", _share_bar(card, data.modalities)]
-    parts += [_modality_html(card, m, data.kinds.get(m, "")) for m in data.modalities]
+    parts += [_modality_html(card, m, data.kinds.get(m, ""), data) for m in data.modalities]
     if card.explanation is None:
         parts.append(_note(card.explanation_problem or "Not explained yet."))
     return f'<div class="card">{"".join(parts)}</div>'
@@ -298,4 +328,34 @@ def samples_section(data: ReportData) -> str:
     for heading, cards in (("Most confident errors", errors), ("Correct predictions", right)):
         if cards:
             parts += [f"<h3>{heading}</h3>", f'<div class="cards">{"".join(_card_html(c, data) for c in cards)}</div>']
+    parts.append(_clip_players(data))
+    return "".join(parts)
+
+
+def _clip_players(data: ReportData) -> str:
+    """The clip player (:func:`ui.figures.make_clip_player_figure`) of the first :data:`CLIP_PLAYERS`
+    cards with clips: their clips and audio playing in sync with their contributions."""
+    video = [m for m in data.modalities if _viewer(data.kinds.get(m, "")) == "video"]
+    if not video:
+        return ""
+    sound = [m for m in data.modalities if _viewer(data.kinds.get(m, "")) == "audio"]
+    playable = [c for c in data.cards if any(m in c.items for m in video)]
+    if not playable:
+        return ""
+    shown = playable[:CLIP_PLAYERS]
+    parts = ["<h3>Clips playing</h3>", _note(
+        f"The clips of the first {len(shown)} card(s) with clips (of {len(playable)}), playing in sync with "
+        "their contributions: press Play or drag the slider. To keep the file small each player holds at most "
+        f"{MAX_FRAMES} evenly spaced frames of at most {MAX_SIDE} pixels a side; its subtitle says what was "
+        "left out. Every clip is on the Sample explorer page in full.")]
+    for card in shown:
+        clips = {m: np.asarray(card.items[m]) for m in video if m in card.items}
+        exp = card.explanation if _explained(card.explanation) else None
+        tubes = {m: tube_values(exp, m) if exp is not None else None for m in clips}
+        audio = [audio_track(card.items[m], m, exp, _audio_settings(data, m)) for m in sound if m in card.items]
+        longest = max(clips, key=lambda m: clips[m].shape[0])
+        fps = frame_rate(data.dataset, longest, clips[longest].shape[0]) if data.dataset is not None else None
+        fig = F.make_clip_player_figure(clips, tubes, audio=audio, modalities=data.modalities, fps=fps,
+                                        title=esc(f"{card.sample_id}: true {card.label}, predicted {card.pred}"))
+        parts.append(figure_html(fig))
     return "".join(parts)

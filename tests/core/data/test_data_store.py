@@ -95,7 +95,7 @@ def test_the_schema_offers_the_registered_sources(tmp_path):
 
 def test_prepare_asks_the_registered_source(tmp_path, capsys):
     """A source is one registered function: prepare finds it by the name in [dataset] source."""
-    from tests.conftest import write_tiny_experiment
+    from tests._experiments import write_tiny_experiment
 
     exp_path = write_tiny_experiment(tmp_path / "files")
     calls = []

@@ -14,7 +14,7 @@ import pytest
 
 from core.experiment import PROJECT_ROOT, load_experiment
 from tests._tolerance import f64_atol
-from tests.conftest import write_tiny_experiment
+from tests._experiments import write_tiny_experiment
 
 
 def _edit_manifest(folder: Path, fn) -> None:
@@ -82,7 +82,7 @@ def test_empty_text_kept_trains_and_explains_with_no_text_players(tmp_path):
     from core.explain import explain_sample
     from core.train import train_experiment
 
-    exp_path = write_tiny_experiment(tmp_path, methods='["concat"]')
+    exp_path = write_tiny_experiment(tmp_path, methods=["concat"])
     _set_rule(exp_path, "description", "keep")
     text = exp_path.read_text().replace('late = ["late-average", "late-weighted"]', 'late = ["late-average"]')
     exp_path.write_text(text.replace('subsets = [["image", "title", "description"], ["image", "title"]]',

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,6 @@ from torch import nn
 
 from core.cli import main
 from core.errors import BundleError, ConfigError
-from core.experiment import parse_experiment
 from core.explain import (
     ALL_CLASSES,
     BLAME_FILE,
@@ -43,7 +40,7 @@ from core.explain import (
     run_inputs,
     shapley_matrix,
 )
-from tests._adaptive import ADAPTIVE_RUN, TINY_ADAPTIVE
+from tests._experiments import ADAPTIVE_RUN, TINY_ADAPTIVE, built_experiment, merge
 from tests._tolerance import f64_atol, shapley_atol
 
 FUSED = "multconcat-image+title+description"
@@ -136,15 +133,6 @@ def test_the_shapley_matrix_is_the_exact_shapley_value_and_efficient():
 # --------------------------------------------------------------------------- tiny built runs
 
 
-@pytest.fixture(scope="module")
-def blame_root(tiny_built, tmp_path_factory) -> Path:
-    """A copy of the tiny experiment (blame files are written into its runs)."""
-    _, built = tiny_built
-    root = tmp_path_factory.mktemp("blame") / "runs"
-    shutil.copytree(built, root)
-    return root
-
-
 def _logit_scale(run_dir: Path, ids: list[str]) -> float:
     from core.bundle import load_run
 
@@ -167,8 +155,8 @@ def _check_against_samples(run_dir: Path, frame: pd.DataFrame, n_wrong: int = 3,
 
 
 @pytest.mark.parametrize("run", [FUSED, LATE])
-def test_the_batched_path_agrees_with_the_direct_per_sample_game(blame_root, run):
-    run_dir = blame_root / "tiny" / run
+def test_the_batched_path_agrees_with_the_direct_per_sample_game(tiny_runs_copy, run):
+    run_dir = tiny_runs_copy / "tiny" / run
     frame = blame_frame(run_dir)
     preds = pd.read_parquet(run_dir / "predictions.parquet")
     assert frame["id"].tolist() == preds["id"].astype(str).tolist()
@@ -191,8 +179,8 @@ def test_the_batched_path_agrees_with_the_direct_per_sample_game(blame_root, run
     assert checked >= len(frame) // 2
 
 
-def test_storage_round_trip_current_and_damaged(blame_root):
-    run_dir = blame_root / "tiny" / LATE
+def test_storage_round_trip_current_and_damaged(tiny_runs_copy):
+    run_dir = tiny_runs_copy / "tiny" / LATE
     stored = blame_run(run_dir)
     meta = json.loads((run_dir / BLAME_META_FILE).read_text())
     assert meta["output"] == "logit" and meta["n"] == len(stored) and meta["modalities"] == ["image", "title"]
@@ -226,8 +214,8 @@ def test_storage_round_trip_current_and_damaged(blame_root):
     assert not blame_is_current(run_dir)
 
 
-def test_per_class_table_and_sentences(blame_root):
-    frame = blame_run(blame_root / "tiny" / FUSED)
+def test_per_class_table_and_sentences(tiny_runs_copy):
+    frame = blame_run(tiny_runs_copy / "tiny" / FUSED)
     classes = sorted(set(frame["label"]))
     table = blame_table(frame, classes)
     assert table["class"].tolist() == [*classes, ALL_CLASSES]
@@ -257,17 +245,17 @@ def test_per_class_table_and_sentences(blame_root):
         blame_table(frame.drop(columns=["culprit"]))
 
 
-def test_cli_on_the_tiny_experiment(blame_root, capsys):
+def test_cli_on_the_tiny_experiment(tiny_runs_copy, capsys):
     runs = ["--run", FUSED, "--run", "concat-image+title"]
-    assert main(["--runs-dir", str(blame_root), "--quiet", "blame", "tiny", *runs]) == 0
+    assert main(["--runs-dir", str(tiny_runs_copy), "--quiet", "blame", "tiny", *runs]) == 0
     out = capsys.readouterr().out
     assert "misled the model in" in out and f"{FUSED}:" in out
-    assert (blame_root / "tiny" / "concat-image+title" / BLAME_FILE).is_file()
-    assert main(["--runs-dir", str(blame_root), "--quiet", "blame", "tiny", *runs]) == 0
+    assert (tiny_runs_copy / "tiny" / "concat-image+title" / BLAME_FILE).is_file()
+    assert main(["--runs-dir", str(tiny_runs_copy), "--quiet", "blame", "tiny", *runs]) == 0
     assert "0 computed, 2 already stored" in capsys.readouterr().out
-    assert main(["--runs-dir", str(blame_root), "--quiet", "blame", "tiny", *runs, "--force"]) == 0
+    assert main(["--runs-dir", str(tiny_runs_copy), "--quiet", "blame", "tiny", *runs, "--force"]) == 0
     assert "2 computed, 0 already stored" in capsys.readouterr().out
-    assert main(["--runs-dir", str(blame_root), "--quiet", "blame", "tiny", "--run", "no-such-run"]) == 2
+    assert main(["--runs-dir", str(tiny_runs_copy), "--quiet", "blame", "tiny", "--run", "no-such-run"]) == 2
 
 
 # --------------------------------------------------------------------------- adaptive and early-fusion runs
@@ -275,19 +263,10 @@ def test_cli_on_the_tiny_experiment(blame_root, capsys):
 
 @pytest.fixture(scope="module")
 def rgbd_root(tmp_path_factory) -> Path:
-    """The tiny RGB-D experiment (tests/_adaptive.py) with its adaptive run and an early fusion."""
-    from core.train import train_experiment
-
-    folder = tmp_path_factory.mktemp("blame-rgbd")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("FUSIONLENS_CACHE", str(folder / "cache"))
-    path = folder / "tiny-ada.toml"
-    path.write_text(TINY_ADAPTIVE.replace('late = []\n', 'late = []\nearly = true\n'))
-    root = folder / "runs"
-    exp = parse_experiment(tomllib.loads(path.read_text()), path)
-    train_experiment(exp, root, progress=False)
-    yield root
-    mp.undo()
+    """The tiny RGB-D experiment (tests/_experiments.py) with its adaptive run and an early fusion."""
+    early = merge(TINY_ADAPTIVE, {"fusion": {"early": True}})
+    with built_experiment(tmp_path_factory.mktemp("blame-rgbd"), early) as (_, root):
+        yield root
 
 
 def test_adaptive_and_early_runs_agree_with_the_direct_game(rgbd_root):

@@ -20,7 +20,7 @@ from core.trust import (
     share_values,
     spearman,
 )
-from tests.conftest import write_tiny_experiment
+from tests._experiments import write_tiny_experiment
 
 RGBD = ["rgb", "depth"]
 #: the designed depth share of each reliance tier in the synthetic frames

@@ -20,7 +20,7 @@ from core.trust import (
     reliance_table,
     uses_sufficient,
 )
-from tests.conftest import write_tiny_experiment
+from tests._experiments import write_tiny_experiment
 
 
 def designed_weight(sets: list[str], m: str, signal: float) -> float:
