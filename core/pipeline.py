@@ -221,22 +221,19 @@ def explain_step(ctx: BuildContext) -> str:
     plan = explain_plan(ctx.exp_dir, ctx.choices, ctx.root, ctx.skipped)
     if not plan:
         return "no runs to explain"
-    from core.explain import explain_run  # loads the engine, which imports torch
+    from core.explain import explain_runs  # loads the engine, which imports torch
 
-    start, seed, cli = time.perf_counter(), ctx.exp.seed, cli_command()
+    seed, cli = ctx.exp.seed, cli_command()
+    finish = [f"{cli} explain {run_dir} --n {n} --seed {seed}" for run_dir, n in plan]
+    # samples outermost, runs inside: runs sharing an encoder encode each masked variant once
+    reports = explain_runs(plan, seed=seed, progress=ctx.progress, time_limit=ctx.choices.explain_seconds,
+                           commands=finish)
     computed = left_total = 0
-    for run_dir, n in plan:
-        finish = f"{cli} explain {run_dir} --n {n} --seed {seed}"
-        left = ctx.choices.explain_seconds - (time.perf_counter() - start)
-        if left <= 0:
-            print(f"explanations: time budget spent; finish with `{finish}`", file=sys.stderr)
-            left_total += n
-            continue
-        report = explain_run(run_dir, n=n, seed=seed, progress=ctx.progress, time_limit=left, command=finish)
+    for report, command in zip(reports, finish):
         computed += report["computed"]
         left_total += report["remaining"]
         if report["remaining"]:
-            print(f"explanations of {report['run']}: {report['remaining']} left; finish with `{finish}`",
+            print(f"explanations of {report['run']}: {report['remaining']} left; finish with `{command}`",
                   file=sys.stderr)
     return (f"{len(plan)} run(s), {computed} sample(s) explained" + (f", about {left_total} left" if left_total
                                                                       else ""))

@@ -38,7 +38,8 @@ The package by job (private modules; import from here, never from them):
 ``_result``            the Explanation object and its table form
 ``_store``             explanations/ on disk: write, read, status
 ``_selection``         which runs and samples a precompute explains
-``_precompute``        explain a run's test split (sharded, resumable)
+``_precompute``        a run's test split, or several runs' (sharded, resumable)
+``_reuse``             embedding tables shared by the runs of one encoder
 ``_aggregate``         the per-class share and interaction tables
 ``_blame``             modality blame for errors: the margin game of every test prediction
 ``_blame_store``       ``blame.parquet`` / ``blame.json``: write, checked read, current or not
@@ -92,7 +93,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "load_explanation_summaries", "load_explanations", "main_settings_hash", "preferred_rows",
     ),
     "_selection": ("select_build_runs", "select_samples"),
-    "_precompute": ("explain_run",),
+    "_precompute": ("RUNS_PER_PASS", "explain_run", "explain_runs"),
+    "_reuse": ("SharedTables", "TableKey", "encoder_identity", "input_digest", "masker_key", "table_key"),
     "_blame_store": (
         "BLAME_FILE", "BLAME_META_FILE", "BLAME_VERSION", "blame_column", "blame_columns", "blame_command",
         "blame_is_current", "blame_path", "load_blame", "load_blame_meta",

@@ -23,7 +23,7 @@ interactions (:mod:`core.explain._interactions`). What is explained, and every s
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Hashable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ from core.explain._game import HEAD_BATCH, SampleGame, is_factorisable, output_f
 from core.explain._players import build_maskers, fill_values, modality_kind, resolve_players
 from core.explain._progress import Progress, check_progress
 from core.explain._result import Explanation
+from core.explain._reuse import SharedTables, encoder_identity, table_key
 from core.explain._runs import (
     check_run_modalities,
     explain_threads,
@@ -56,13 +57,18 @@ def explain_inputs(
     progress: Any = None,
     factorise: bool | None = None,
     extra: Mapping[str, Any] | None = None,
+    shared: SharedTables | None = None,
+    encoder_ids: Mapping[str, Hashable | None] | None = None,
 ) -> Explanation:
     """Explain one sample given the model inputs of each modality (batch dimension 1).
 
     ``label`` (class name or index) is needed for ``output="true_prob"``;
     ``factorise`` None uses the factorised game whenever the model allows it;
     ``extra`` is merged into the explanation's settings (for example label and
-    prediction). Returns one :class:`Explanation`.
+    prediction). ``shared`` lends embedding tables between the games of models
+    whose modality ``m`` has the same ``encoder_ids[m]`` (:func:`encoder_identity`;
+    a modality without one keeps its own table): the values are the same, only
+    encoder rows are saved. Returns one :class:`Explanation`.
     """
     settings = ExplainSettings.build(settings)
     progress = check_progress(progress)
@@ -82,7 +88,11 @@ def explain_inputs(
         raise ConfigError("this model cannot be factorised (no per-modality encode / forward_embeddings)",
                           fix="pass factorise=None or False")
     factorised = can_factorise if factorise is None else bool(factorise)
-    game = SampleGame(model, inputs, maskers, players, factorised=factorised)
+    keys = None
+    if shared is not None and factorised and encoder_ids:
+        keys = {m: table_key(encoder_ids[m], m, str(sample_id), maskers.get(m) if m in players else None, inputs[m])
+                for m in model.modalities if encoder_ids.get(m) is not None}
+    game = SampleGame(model, inputs, maskers, players, factorised=factorised, shared=shared, table_keys=keys)
     n = game.n_features
     if n == 0:
         raise DataError(f"sample {sample_id!r} has no features to explain (every token is special?)",
@@ -137,6 +147,7 @@ def explain_inputs(
         "n_features": {m: int(s) for m, s in zip(players, game.sizes)},
         "engine": "factorised" if factorised else "unfactorised",
         "encoder_rows": game.encoder_rows if factorised else None,
+        "shared_tables": game.shared_tables if factorised else None,
         "head_rows": game.head_rows if factorised else None,
         "model_rows": None if factorised else game.model_rows,
         "cost_flops": choice.costs,
@@ -179,6 +190,7 @@ def explain_sample(
     *,
     store: bool = True,
     progress: Any = None,
+    tables: SharedTables | None = None,
     **changes: Any,
 ) -> Explanation:
     """Explain one sample of a run on demand (the dashboard's "explain now").
@@ -191,6 +203,9 @@ def explain_sample(
         store: also write the result under ``<run>/explanations/`` (read back by
             :func:`explanation_for`); an identical stored result is not recomputed.
         progress: True (tqdm), False, or a callable ``(done, total)``.
+        tables: a :class:`SharedTables` lent between the runs explained in turn (the
+            precompute's): a run whose encoder of a modality is another's reuses that
+            encoder's embeddings of this sample's masked variants.
         **changes: fields of :class:`ExplainSettings` to change, for example
             ``method="exact"``, ``output=("class", NAME)``, ``grid=2``.
     """
@@ -216,10 +231,13 @@ def explain_sample(
                             "uses no input, so there is nothing to explain",
                             fix="explain another sample (its decisions are on the Efficiency page)")
         extra.update(decisions=model.record(), explained=ADAPTIVE_EXPLAINED)
+    encoder_ids = None
+    if tables is not None and factorise is None:
+        encoder_ids = {m: encoder_identity(run, model, m) for m in model.modalities}
     with explain_threads():
         exp = explain_inputs(
             model, inputs, sample_id=str(sample_id), label=record["label"], settings=settings, progress=progress,
-            factorise=factorise, extra=extra,
+            factorise=factorise, extra=extra, shared=tables, encoder_ids=encoder_ids,
         )
     if store:
         store_explanation(run.path, exp, settings)

@@ -9,10 +9,11 @@ The game is factorised: a coalition mask splits into one sub-mask per
 modality; each modality's distinct sub-masks are encoded once (batched, cached
 by the sub-mask's bytes, :class:`EmbeddingTable`) and every coalition then costs
 one pass of the cheap fusion head (``model.forward_embeddings``) over cached
-embeddings. A model that cannot be factorised (no ``encode``/``forward_embeddings``,
-``factorisable`` or ``factorizable = False``, or an ``early`` run) is played
-unfactorised: every coalition runs the whole model on the masked inputs, in
-batches.
+embeddings. The tables can outlive a game: the runs that share an encoder lend
+them to each other (:mod:`core.explain._reuse`). A model that cannot be
+factorised (no ``encode``/``forward_embeddings``, ``factorisable`` or
+``factorizable = False``, or an ``early`` run) is played unfactorised: every
+coalition runs the whole model on the masked inputs, in batches.
 
 Costs are floating-point operations counted with ``torch.utils.flop_counter``
 once per architecture and input shape (:func:`counted_flops`: matrix products
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Hashable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -172,12 +173,16 @@ class SampleGame:
     Features are the players of ``players`` (model order), modality by modality;
     the model's other modalities stay present. ``factorised`` uses per-modality
     embedding tables (see the module docstring); otherwise every coalition runs
-    the whole model on masked inputs.
+    the whole model on masked inputs. ``shared`` (a :class:`~core.explain.SharedTables`)
+    lends the tables of modalities given a key in ``table_keys``: the games of runs with the
+    same encoder, sample and players (:func:`~core.explain.table_key`) encode each masked
+    variant once between them.
     """
 
     def __init__(self, model: Any, inputs: Mapping[str, dict[str, torch.Tensor]], maskers: Mapping[str, Masker],
                  players: Sequence[str], *, factorised: bool, encoder_batch: int | None = None,
-                 head_batch: int = HEAD_BATCH) -> None:
+                 head_batch: int = HEAD_BATCH, shared: Any = None,
+                 table_keys: Mapping[str, Hashable | None] | None = None) -> None:
         self.model = model
         self.modalities = list(model.modalities)
         self.players = list(players)
@@ -198,12 +203,25 @@ class SampleGame:
         self.on_rows: Callable[[int], None] | None = None
         self.head_flops_per_row = 0.0
         self.tables: dict[str, EmbeddingTable] = {}
+        self.shared_tables: list[str] = []  # modalities whose table an earlier game (another run) made
+        self._encoded_before: dict[str, int] = {}
         if self.factorised:
+            keys = dict(table_keys or {})
             for m in self.modalities:
-                encode = functools.partial(model.encode, m)
-                module = model.encoders[m] if hasattr(model, "encoders") else model
-                self.tables[m] = EmbeddingTable(encode, self.maskers.get(m) if m in self.players else None,
-                                                 self.inputs[m], batches[m], module=module)
+                key = keys.get(m) if shared is not None else None
+                table = shared.get(key) if key is not None else None
+                if table is None:
+                    encode = functools.partial(model.encode, m)
+                    module = model.encoders[m] if hasattr(model, "encoders") else model
+                    table = EmbeddingTable(encode, self.maskers.get(m) if m in self.players else None,
+                                           self.inputs[m], batches[m], module=module)
+                    if key is not None:
+                        shared.put(key, table)
+                    self._encoded_before[m] = 0
+                else:
+                    self.shared_tables.append(m)
+                    self._encoded_before[m] = table.encoded
+                self.tables[m] = table
 
     # -- evaluation ---------------------------------------------------------------------
 
@@ -260,7 +278,9 @@ class SampleGame:
 
     @property
     def encoder_rows(self) -> dict[str, int]:
-        return {m: t.encoded for m, t in self.tables.items()}
+        """Rows each modality's encoder ran on for this game (rows an earlier game encoded into a
+        shared table are not counted again)."""
+        return {m: t.encoded - self._encoded_before.get(m, 0) for m, t in self.tables.items()}
 
     def encoder_flops(self) -> dict[str, float]:
         """FLOPs of one encoder row per explained modality (counted on first use)."""

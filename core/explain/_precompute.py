@@ -13,16 +13,27 @@ part) are skipped; the shard's part is rewritten atomically every
 an interrupted precompute loses at most the samples in flight; a killed one
 (``kill -9``, power loss) loses at most the samples since the last flush, and
 every file it leaves is complete (see :mod:`core.explain._store`).
+
+:func:`explain_runs` explains several runs (the build's plan, ``fusionlens
+explain`` of an experiment) with samples outermost and runs inside, in passes
+of at most :data:`RUNS_PER_PASS` runs: the runs whose encoder of a modality
+comes from the same unimodal run then encode each masked variant of a sample
+once between them (:class:`~core.explain.SharedTables`), while each run's parts
+are written exactly as :func:`explain_run` writes them.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, Sequence
 
 import pandas as pd
 
+from core.errors import ConfigError
 from core.explain._engine import explain_sample
 from core.explain._progress import Progress, check_progress
+from core.explain._reuse import SharedTables
 from core.explain._runs import check_run_modalities, explain_threads, resolve_run
 from core.explain._selection import select_samples
 from core.explain._settings import ExplainSettings, PrecomputeOptions, precompute_command, split_changes
@@ -38,6 +49,64 @@ from core.explain._store import (
     write_settings,
 )
 from core.io import remove_stale_tmp
+
+
+#: Runs explained side by side, sample by sample (their models stay loaded together; the per-process
+#: run cache of :func:`core.explain.resolve_run` holds as many).
+RUNS_PER_PASS = 8
+
+
+class _RunPart:
+    """One run's shard of a precompute: its sample list, what is stored, and its part, flushed as
+    :func:`explain_run` documents (rows kept from an interrupted run, rewritten atomically)."""
+
+    def __init__(self, run: Any, settings: ExplainSettings, options: PrecomputeOptions, command: str | None) -> None:
+        self.run = resolve_run(run)
+        check_run_modalities(self.run, settings)
+        self.settings = settings
+        i, k = options.shard_index
+        self.ids = select_samples(self.run, options.n, settings.seed)[i::k]
+        self.hash = settings.hash()
+        self.label = part_label(i, k)
+        remove_stale_tmp(explanations_dir(self.run.path))  # what a killed precompute was writing
+        done = stored_sample_ids(self.run.path, self.hash)
+        self.todo = [s for s in self.ids if s not in done]
+        write_settings(self.run.path, settings)
+        if command is None:
+            command = precompute_command(self.run.path, settings, options)
+        write_request(self.run.path, settings, self.label, self.ids,
+                      {"n": options.n, "seed": settings.seed, "shard": f"{i}/{k}", "command": command})
+        # rows this part already holds (from an earlier, interrupted run) are kept
+        previous = read_part(self.run.path, self.hash, self.label)
+        self.kept_s = [previous[0]] if previous is not None else []
+        self.kept_f = [previous[1]] if previous is not None else []
+        self.fresh: list[Any] = []
+        self.last_flush = time.perf_counter()
+        self.computed = 0
+        self.encoder_rows = 0
+
+    def add(self, explanation: Any, flush_every: int, flush_seconds: float) -> None:
+        self.fresh.append(explanation)
+        self.computed += 1
+        self.encoder_rows += sum((explanation.settings.get("encoder_rows") or {}).values())
+        if len(self.fresh) >= flush_every or time.perf_counter() - self.last_flush > flush_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.fresh:
+            return
+        s = pd.concat([*self.kept_s, samples_frame(self.fresh, self.label)], ignore_index=True)
+        f = pd.concat([*self.kept_f, features_frame(self.fresh, self.label)], ignore_index=True)
+        write_part(self.run.path, self.hash, self.label, s, f)
+        self.kept_s[:], self.kept_f[:] = [s], [f]
+        self.fresh.clear()
+        self.last_flush = time.perf_counter()
+
+    def report(self, seconds: float) -> dict[str, Any]:
+        return {"run": self.run.name, "settings_hash": self.hash, "part": self.label, "requested": len(self.ids),
+                "skipped": len(self.ids) - len(self.todo), "computed": self.computed,
+                "remaining": len(self.todo) - self.computed, "seconds": round(seconds, 2),
+                "encoder_rows": self.encoder_rows}
 
 
 def explain_run(
@@ -64,62 +133,87 @@ def explain_run(
     Returns counts: ``requested``, ``skipped`` (already stored), ``computed``,
     ``remaining``, plus ``settings_hash``, ``part`` and ``seconds``.
     """
+    return explain_runs([run], settings, options, progress=progress, flush_seconds=flush_seconds,
+                        time_limit=time_limit, commands=None if command is None else [command], share=False,
+                        **changes)[0]
+
+
+def explain_runs(
+    runs: Sequence[Any],
+    settings: ExplainSettings | None = None,
+    options: PrecomputeOptions | None = None,
+    *,
+    progress: Any = True,
+    flush_seconds: float = 30.0,
+    time_limit: float | None = None,
+    commands: Sequence[str | None] | None = None,
+    share: bool = True,
+    **changes: Any,
+) -> list[dict[str, Any]]:
+    """Explain several runs as :func:`explain_run` explains each, sample by sample across the runs.
+
+    ``runs``: run folders or loaded runs, or ``(run, n)`` pairs giving a run its own sample count
+    (the build's plan); the others take ``options.n``. Each run's files, rows and resumption are
+    :func:`explain_run`'s. Runs are taken in passes of :data:`RUNS_PER_PASS`, in order; within a
+    pass the samples of all its runs are explained in turn (the first run's order first), each by
+    every run that asks for it, so that with ``share`` the runs whose encoder of a modality is the
+    same reuse that encoder's embeddings of the sample's masked variants
+    (:class:`~core.explain.SharedTables`; the values do not change). ``time_limit`` (seconds) is
+    one budget for all the runs; ``commands[i]`` is recorded as run ``i``'s resume command.
+    Returns :func:`explain_run`'s counts for every run, in order (``seconds``: since the call
+    began), each with ``encoder_rows`` (rows its encoders ran on) and, for the whole call,
+    ``shared_tables`` (tables lent between runs). A run named twice is refused.
+    """
     t0 = time.perf_counter()
     progress = check_progress(progress)
     setting_changes, option_changes = split_changes(changes)
     options = PrecomputeOptions.build(options, **option_changes)
     settings = ExplainSettings.build(settings, **setting_changes)
-    run = resolve_run(run)
-    check_run_modalities(run, settings)
-    i, k = options.shard_index
-    ids = select_samples(run, options.n, settings.seed)[i::k]
-    h = settings.hash()
-    label = part_label(i, k)
-    remove_stale_tmp(explanations_dir(run.path))  # what a killed precompute was writing
-    done = stored_sample_ids(run.path, h)
-    todo = [s for s in ids if s not in done]
-    write_settings(run.path, settings)
-    if command is None:
-        command = precompute_command(run.path, settings, options)
-    write_request(run.path, settings, label, ids,
-                  {"n": options.n, "seed": settings.seed, "shard": f"{i}/{k}", "command": command})
-    # rows this part already holds (from an earlier, interrupted run) are kept
-    previous = read_part(run.path, h, label)
-    kept_s = [previous[0]] if previous is not None else []
-    kept_f = [previous[1]] if previous is not None else []
-    fresh: list[Any] = []
-    last_flush = time.perf_counter()
+    plan = [(r[0], r[1]) if isinstance(r, tuple) else (r, options.n) for r in runs]
+    if commands is not None and len(commands) != len(plan):
+        raise ConfigError(f"{len(commands)} resume command(s) for {len(plan)} run(s)",
+                          fix="pass one command per run (or None for the default), in the runs' order")
+    paths = [str(Path(getattr(r, "path", r)).resolve()) for r, _ in plan]
+    twice = sorted({Path(x).name for x in paths if paths.count(x) > 1})
+    if twice:
+        raise ConfigError(f"run(s) {', '.join(map(repr, twice))} named more than once",
+                          fix="name each run once (its shard's part would be written twice)")
+    reports: list[dict[str, Any]] = []
+    shared = SharedTables() if share and len(plan) > 1 else None
+    deadline = None if time_limit is None else t0 + time_limit
+    for start in range(0, len(plan), RUNS_PER_PASS):
+        parts = [_RunPart(run, settings, dataclasses.replace(options, n=n),
+                          None if commands is None else commands[start + j])
+                 for j, (run, n) in enumerate(plan[start:start + RUNS_PER_PASS])]
+        _explain_pass(parts, settings, options, shared, progress, flush_seconds, deadline)
+        reports.extend(p.report(time.perf_counter() - t0) for p in parts)
+    for r in reports:
+        r["shared_tables"] = 0 if shared is None else shared.hits
+    return reports
 
-    def flush() -> None:
-        nonlocal last_flush
-        if not fresh:
-            return
-        s = pd.concat([*kept_s, samples_frame(fresh, label)], ignore_index=True)
-        f = pd.concat([*kept_f, features_frame(fresh, label)], ignore_index=True)
-        write_part(run.path, h, label, s, f)
-        kept_s[:], kept_f[:] = [s], [f]
-        fresh.clear()
-        last_flush = time.perf_counter()
 
-    bar = Progress(progress, len(todo), desc=f"explain {run.name}") if todo else None
-    computed = 0
+def _explain_pass(parts: list[_RunPart], settings: ExplainSettings, options: PrecomputeOptions,
+                  shared: SharedTables | None, progress: Any, flush_seconds: float, deadline: float | None) -> None:
+    """Explain the samples of ``parts``, samples outermost; every part is flushed however it ends."""
+    order: dict[str, list[_RunPart]] = {}
+    for part in parts:
+        for sid in part.todo:
+            order.setdefault(sid, []).append(part)
+    total = sum(len(p.todo) for p in parts)
+    desc = f"explain {parts[0].run.name}" if len(parts) == 1 else f"explain {len(parts)} runs"
+    bar = Progress(progress, total, desc=desc) if total else None
     try:
         with explain_threads():
-            for sid in todo:
-                if time_limit is not None and time.perf_counter() - t0 > time_limit:
-                    break
-                fresh.append(explain_sample(run, sid, settings, store=False))
-                computed += 1
-                if bar is not None:
-                    bar.update(1)
-                if len(fresh) >= options.flush_every or time.perf_counter() - last_flush > flush_seconds:
-                    flush()
+            for sid, wanting in order.items():
+                for part in wanting:
+                    if deadline is not None and time.perf_counter() > deadline:
+                        return
+                    part.add(explain_sample(part.run, sid, settings, store=False, tables=shared),
+                             options.flush_every, flush_seconds)
+                    if bar is not None:
+                        bar.update(1)
     finally:
-        flush()
+        for part in parts:
+            part.flush()
         if bar is not None:
             bar.close()
-    return {
-        "run": run.name, "settings_hash": h, "part": label, "requested": len(ids),
-        "skipped": len(ids) - len(todo), "computed": computed, "remaining": len(todo) - computed,
-        "seconds": round(time.perf_counter() - t0, 2),
-    }

@@ -124,8 +124,9 @@ def explanation_rows(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         warnings.simplefilter("error")
         samples, features = load_explanations(run_dir)
     samples = samples.drop(columns=TIMING_COLUMNS).sort_values("sample_id").reset_index(drop=True)
-    samples["settings"] = [json.dumps({k: v for k, v in json.loads(s).items() if k not in TIMING_COLUMNS + COST_RECORDS},
-                                      sort_keys=True) for s in samples["settings"]]
+    left_out = TIMING_COLUMNS + COST_RECORDS
+    samples["settings"] = [json.dumps({k: v for k, v in json.loads(s).items() if k not in left_out}, sort_keys=True)
+                           for s in samples["settings"]]
     features = features.sort_values(["sample_id", "modality", "feature_index"]).reset_index(drop=True)
     return samples, features
 

@@ -1,0 +1,179 @@
+"""Embedding tables shared across runs: the same stored values with and without, never across encoders."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.explain import (
+    SharedTables,
+    explain_run,
+    explain_runs,
+    explain_sample,
+    load_explanations,
+    resolve_run,
+    select_samples,
+)
+from core.io import read_tensors, write_json, write_tensors
+from tests._tolerance import shapley_atol
+
+FULL = ["multconcat-image+title+description", "concat-image+title+description"]
+PAIR = "late-average-image+title"
+#: columns that record how or when a row was computed, not what it is
+HOW = {"computed_at", "seconds", "part"}
+HOW_SETTINGS = {"seconds", "encoder_rows", "shared_tables"}
+#: the tiny runs' logits stay below 10 in magnitude
+ATOL = shapley_atol(10.0)
+
+
+def _copy(built: Path, dest: Path) -> Path:
+    shutil.copytree(built / "tiny", dest / "tiny", ignore=shutil.ignore_patterns("explanations"))
+    return dest / "tiny"
+
+
+def _stored(exp: Path, runs: list[str]) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    out = {}
+    for r in runs:
+        s, f = load_explanations(exp / r)
+        out[r] = (s.sort_values("sample_id").reset_index(drop=True),
+                  f.sort_values(["sample_id", "modality", "feature_index"]).reset_index(drop=True))
+    return out
+
+
+def _assert_same_frames(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    assert list(a.columns) == list(b.columns)
+    for col in a.columns:
+        if col in HOW:
+            continue
+        if col == "settings":
+            for x, y in zip(a[col], b[col]):
+                x, y = json.loads(x), json.loads(y)
+                assert {k: v for k, v in x.items() if k not in HOW_SETTINGS} == \
+                       {k: v for k, v in y.items() if k not in HOW_SETTINGS}
+        elif pd.api.types.is_float_dtype(a[col]):
+            # the shared tables encode a sample's masked variants in other batches: float32 rounding only
+            np.testing.assert_allclose(a[col].to_numpy(), b[col].to_numpy(), atol=ATOL, rtol=0, err_msg=col)
+        else:
+            assert a[col].astype(str).tolist() == b[col].astype(str).tolist(), col
+
+
+def test_shared_tables_give_the_stored_values_of_separate_runs(tiny_built, tmp_path):
+    _, built = tiny_built
+    runs = [*FULL, PAIR]
+    alone, shared = _copy(built, tmp_path / "alone"), _copy(built, tmp_path / "shared")
+    separate = [explain_run(alone / r, n=3, progress=False) for r in runs]
+    together = explain_runs([shared / r for r in runs], n=3, progress=False)
+
+    assert [r["computed"] for r in together] == [r["computed"] for r in separate] == [3, 3, 3]
+    first, second = _stored(alone, runs), _stored(shared, runs)
+    for r in runs:
+        assert sorted(p.name for p in (alone / r / "explanations").iterdir()) == \
+               sorted(p.name for p in (shared / r / "explanations").iterdir())
+        _assert_same_frames(first[r][0], second[r][0])
+        _assert_same_frames(first[r][1], second[r][1])
+    # the first run encodes what it did alone; the others reuse its tables
+    assert together[0]["encoder_rows"] == separate[0]["encoder_rows"]
+    assert together[0]["shared_tables"] > 0
+    assert sum(r["encoder_rows"] for r in together) < 0.6 * sum(r["encoder_rows"] for r in separate)
+    # the second full run has the first's players: every modality's table is lent, nothing encoded
+    rows = second[FULL[1]][0]["settings"].map(json.loads)
+    assert all(sorted(s["shared_tables"]) == ["description", "image", "title"] for s in rows)
+    assert all(sum(s["encoder_rows"].values()) == 0 for s in rows)
+    # resumable: a rerun finds everything stored
+    assert [r["computed"] for r in explain_runs([shared / r for r in runs], n=3, progress=False)] == [0, 0, 0]
+
+
+def test_sharded_shared_runs_store_the_rows_of_one_unsharded_run(tiny_built, tmp_path):
+    _, built = tiny_built
+    whole, sharded = _copy(built, tmp_path / "whole"), _copy(built, tmp_path / "sharded")
+    explain_run(whole / FULL[1], n=4, progress=False)
+    for shard in ("0/2", "1/2"):
+        explain_runs([sharded / r for r in FULL], n=4, shard=shard, progress=False)
+    a, b = _stored(whole, [FULL[1]])[FULL[1]], _stored(sharded, [FULL[1]])[FULL[1]]
+    _assert_same_frames(a[0], b[0])
+    _assert_same_frames(a[1], b[1])
+
+
+def _sample(exp: Path) -> str:
+    return select_samples(resolve_run(exp / FULL[0]), 1, 0)[0]
+
+
+def test_another_encoder_source_or_other_weights_never_read_the_tables(tiny_built, tmp_path):
+    _, built = tiny_built
+    exp = _copy(built, tmp_path / "enc")
+    other_source, other_weights = exp / "other-source", exp / "other-weights"
+    for dest in (other_source, other_weights):
+        shutil.copytree(exp / FULL[1], dest)
+    config = json.loads((other_source / "config.json").read_text())
+    config["unimodal_runs"]["image"] = "another-image-run"
+    write_json(other_source / "config.json", config)
+    weights = read_tensors(other_weights / "model.safetensors")
+    name = next(k for k in weights if k.startswith("encoders.image.") and weights[k].is_floating_point())
+    weights[name] = weights[name] + 0.01
+    write_tensors(other_weights / "model.safetensors", weights)
+
+    sid = _sample(exp)
+    fresh = {r: explain_sample(exp / r, sid, store=False) for r in (FULL[1], "other-source", "other-weights")}
+    for target in ("other-source", "other-weights"):
+        tables = SharedTables()
+        explain_sample(exp / FULL[0], sid, store=False, tables=tables)
+        got = explain_sample(exp / target, sid, store=False, tables=tables)
+        assert sorted(got.settings["shared_tables"]) == ["description", "title"]  # the texts' encoders are shared
+        assert got.settings["encoder_rows"]["image"] == fresh[target].settings["encoder_rows"]["image"] > 0
+        assert got.settings["encoder_rows"]["title"] == 0
+        np.testing.assert_allclose(got.values, fresh[target].values, atol=ATOL, rtol=0)
+    # the control: the same encoder and players read every table
+    tables = SharedTables()
+    explain_sample(exp / FULL[0], sid, store=False, tables=tables)
+    same = explain_sample(exp / FULL[1], sid, store=False, tables=tables)
+    assert sorted(same.settings["shared_tables"]) == ["description", "image", "title"]
+    np.testing.assert_allclose(same.values, fresh[FULL[1]].values, atol=ATOL, rtol=0)
+
+
+def test_other_players_never_read_the_tables_and_memory_is_bounded_by_sample(tiny_built, tmp_path):
+    _, built = tiny_built
+    exp = _copy(built, tmp_path / "grid")
+    sid = _sample(exp)
+    tables = SharedTables(max_samples=2)
+    explain_sample(exp / FULL[0], sid, store=False, tables=tables, grid=2)
+    coarse = explain_sample(exp / FULL[1], sid, store=False, tables=tables, grid=3)
+    assert "image" not in coarse.settings["shared_tables"]  # another patch grid: other players
+    assert sorted(coarse.settings["shared_tables"]) == ["description", "title"]
+    ids = select_samples(resolve_run(exp / FULL[0]), 3, 0)
+    for s in ids:
+        explain_sample(exp / FULL[0], s, store=False, tables=tables)
+    assert tables.samples == ids[1:]
+    assert tables.hits > 0 and tables.misses > 0
+
+
+def test_a_model_whose_encode_is_not_the_plain_encoder_gets_no_key(tiny_built):
+    from core.explain import encoder_identity
+
+    _, built = tiny_built
+    run = resolve_run(built / "tiny" / FULL[0])
+    model = run.model()
+    ids = {m: encoder_identity(run, model, m) for m in model.modalities}
+    assert all(v is not None for v in ids.values()) and len(set(ids.values())) == 3
+
+    class Wrapped:
+        encoders = model.encoders
+
+        def encode(self, m, inputs):  # an embedding that depends on more than the encoder
+            return model.encode(m, inputs) * 2
+
+    assert encoder_identity(run, Wrapped(), "image") is None
+
+
+def test_a_run_named_twice_is_refused_before_any_work(tiny_built, tmp_path):
+    from core.errors import ConfigError
+
+    _, built = tiny_built
+    exp = _copy(built, tmp_path / "twice")
+    with pytest.raises(ConfigError) as info:
+        explain_runs([exp / FULL[0], exp / FULL[1], exp / FULL[0]], n=1, progress=False)
+    assert repr(FULL[0]) in info.value.problem and "once" in info.value.fix
+    assert not (exp / FULL[0] / "explanations").exists()
