@@ -47,6 +47,7 @@ __all__ = [
     "experiment_modalities",
     "story",
     "n_classes",
+    "sample_columns",
     "explanation_plan",
     "run_entries",
     "all_metrics",
@@ -269,6 +270,25 @@ def dataset(ctx: Context, *, quiet: bool = False) -> Any | None:
     except (FusionLensError, KeyError, TypeError) as exc:
         if not quiet:
             show_error(exc, f"The dataset of `{ctx.experiment}` cannot be read")
+        return None
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _sample_columns_cached(exp_dir: str, stamp: tuple) -> pd.DataFrame:
+    ds, _ = _dataset_cached(exp_dir, stamp)
+    try:
+        return ds.sample_metadata()
+    except FusionLensError:  # a damaged metadata file: the manifest's own columns
+        return ds.frame
+
+
+def sample_columns(ctx: Context) -> pd.DataFrame | None:
+    """Every per-sample column of the experiment's data: the manifest with the data's metadata (e.g. a
+    simulated clip's variant, :meth:`core.data.Dataset.sample_metadata`), read once per dataset; the
+    manifest alone when the metadata file is damaged; None when the dataset cannot be read."""
+    try:
+        return _sample_columns_cached(str(ctx.exp_dir), dataset_stamp(ctx.exp_dir))
+    except (FusionLensError, KeyError, TypeError):
         return None
 
 

@@ -17,7 +17,7 @@ audio playing in sync in one cached figure, above the viewers or in a container 
 
 The value extractors (:func:`patch_grid`, :func:`tube_values`, :func:`token_values`,
 :func:`column_values`, :func:`audio_patches`, :func:`series_contributions`) live in the plain
-:mod:`ui.contributions` (the report's cards use them too) and are re-exported here.
+:mod:`ui.contributions` (the report's cards use them too).
 """
 from __future__ import annotations
 
@@ -61,12 +61,6 @@ __all__ = [
     "viewer_for",
     "show_sample",
     "show_clip_player",
-    "patch_grid",
-    "tube_values",
-    "token_values",
-    "column_values",
-    "series_contributions",
-    "audio_patches",
 ]
 
 

@@ -26,7 +26,6 @@ __all__ = [
     "dataframe_selection",
     "on_row_select",
     "download_selection",
-    "sample_columns",
     "selection_actions",
 ]
 
@@ -185,26 +184,13 @@ def download_selection(frame: Any, name: str, key: str, *, manifest: Any = None,
         help=f"{len(frame):,} sample(s) with their predictions, shares and manifest columns, as CSV")
 
 
-def sample_columns(dataset: Any) -> Any:
-    """Every per-sample column of ``dataset`` (``ui.loaders.dataset``'s ``(Dataset, info)`` or None): the
-    manifest with the data's metadata (e.g. a simulated clip's variant); the manifest alone when the
-    metadata file is damaged; None without a dataset."""
-    if dataset is None:
-        return None
-    try:
-        return dataset[0].sample_metadata()
-    except FusionLensError:  # a damaged metadata file: the manifest's own columns
-        return dataset[0].frame
-
-
 def selection_actions(frame: Any, name: str, file_name: str, *, open_key: str, download_key: str,
-                      dataset: Any = None, what: str = "these samples") -> None:
+                      manifest: Any = None, what: str = "these samples") -> None:
     """Two buttons side by side for a selection of samples (``frame``'s rows, with an ``id``): open them
     in the sample explorer as the selection ``name`` (:func:`ui.context.open_selection_in_explorer`; the
     explorer's filters still apply) and download them as CSV (:func:`download_selection`, named after
-    ``file_name``), with every per-sample column of ``dataset`` (``ui.loaders.dataset``'s
-    ``(Dataset, info)`` or None: the manifest and the data's metadata, e.g. a simulated clip's variant)."""
-    manifest = sample_columns(dataset)
+    ``file_name``), with ``manifest``'s columns (``ui.loaders.sample_columns``: the manifest and the data's
+    metadata, e.g. a simulated clip's variant; None: the predictions' columns only)."""
     b_open, b_csv = st.columns([1, 1])
     if b_open.button("Open these in the explorer", key=open_key, icon=":material/filter_alt:",
                      help=f"The sample explorer with only {what} (its filters still apply)"):

@@ -94,7 +94,7 @@ with left:
         )
         st.caption("Select a row to see the sample in detail.")
         W.download_selection(filtered, f"{ctx.experiment}-{run.name}-" + (picked["name"] if picked else "explorer"),
-                             "ex_download", manifest=W.sample_columns(loaded))
+                             "ex_download", manifest=L.sample_columns(ctx))
 
 
 with right:

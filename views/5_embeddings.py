@@ -170,7 +170,7 @@ rows = view[view["id"].isin(selected)].reset_index(drop=True)
 st.markdown(f"**{len(rows):,} selected** · {int((~rows['correct'].astype(bool)).sum())} misclassified")
 sel_name = f"{METHOD_LABELS[method]} selection on Embeddings"
 W.selection_actions(rows, sel_name, f"{ctx.experiment}-{run.name}-{method}-selection",
-                    open_key="emb_open_selection", download_key="emb_download", dataset=L.dataset(ctx, quiet=True))
+                    open_key="emb_open_selection", download_key="emb_download", manifest=L.sample_columns(ctx))
 columns = ["id", "label", "pred", "confidence", "correct", *(["dominant"] if has_shares else [])]
 table_key = "emb_sel_" + str(abs(hash(tuple(selected))))
 st.dataframe(rows[columns].fillna({"dominant": "—"}), hide_index=True, width="stretch",

@@ -96,7 +96,7 @@ with right:
                          "Confidence", format="%.2f", min_value=0, max_value=1)})
         cell_name = f"true {true_cls}, predicted {pred_cls}"
         W.selection_actions(cell, cell_name, f"{ctx.experiment}-{run.name}-{cell_name}", open_key="mis_open_cell",
-                            download_key="mis_cell_download", dataset=L.dataset(ctx, quiet=True),
+                            download_key="mis_cell_download", manifest=L.sample_columns(ctx),
                             what="this cell's samples")
         target = ctx.sample if ctx.sample in set(cell["id"]) else None
         if target:

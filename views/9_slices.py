@@ -125,7 +125,7 @@ st.markdown(f"**{len(rows):,} samples**, {int((~rows['correct'].astype(bool)).su
             f"({chosen['error_rate']:.1%}, 95 % interval {chosen['ci_low']:.1%} to {chosen['ci_high']:.1%}): "
             f"*{chosen['description']}*")
 W.selection_actions(rows, f"slice #{pick}: {chosen['description']}", f"{ctx.experiment}-{run.name}-slice-{pick}",
-                    open_key="sl_open", download_key="sl_download", dataset=L.dataset(ctx, quiet=True),
+                    open_key="sl_open", download_key="sl_download", manifest=L.sample_columns(ctx),
                     what="this slice's samples")
 sample_columns = ["id", "label", "pred", "confidence", "correct", *(["dominant"] if n_explained else [])]
 sample_key = f"sl_samples_{pick}_{key}"

@@ -1,6 +1,6 @@
 """The dashboard's plain-Python side (no server): safe paths, discovery, cache keys, page queries,
 precomputed status and the viewers' value extractors (ui.queries, ui.stamps, ui.precomputed, ui.commands,
-ui.viewers, over core.catalog)."""
+ui.contributions, over core.catalog)."""
 from __future__ import annotations
 
 import json
@@ -16,7 +16,7 @@ from core.bundle import is_complete
 from core.explain import Explanation
 from core.kinds import get_kind, list_kinds
 from core.ranking import best_run
-from ui import commands, precomputed, queries, stamps, viewers
+from ui import commands, contributions, precomputed, queries, stamps, viewers
 
 
 # --------------------------------------------------------------------------- safe paths
@@ -312,11 +312,11 @@ def _explanation() -> Explanation:
 def test_explanation_views():
     exp = _explanation()
     # the values reshaped, not computed: equal bit for bit
-    np.testing.assert_array_equal(viewers.patch_grid(exp, "image"), [[0.1, -0.2], [0.3, 0.0]])
-    np.testing.assert_array_equal(viewers.tube_values(exp, "rgb"), [[[1.0, 2.0]], [[3.0, 4.0]]])
-    assert viewers.token_values(exp, "title") == (["red", "circle"], [0.5, -0.5])
-    assert viewers.token_values(exp, "image") is None
-    assert viewers.patch_grid(exp, "title") is None
+    np.testing.assert_array_equal(contributions.patch_grid(exp, "image"), [[0.1, -0.2], [0.3, 0.0]])
+    np.testing.assert_array_equal(contributions.tube_values(exp, "rgb"), [[[1.0, 2.0]], [[3.0, 4.0]]])
+    assert contributions.token_values(exp, "title") == (["red", "circle"], [0.5, -0.5])
+    assert contributions.token_values(exp, "image") is None
+    assert contributions.patch_grid(exp, "title") is None
 
 
 def test_column_values_of_a_tabular_modality():
@@ -326,8 +326,8 @@ def test_column_values_of_a_tabular_modality():
                                                      {"column": "speed"}, {"column": "shift"}],
         base_value=0.0, full_value=1.25, stderr=None, shares={"note": 0.1, "worker": 0.9}, modality_shapley=None,
         output_kind="pred_prob", explained_class="low", method="exact")
-    assert viewers.column_values(exp, "worker") == (["zone", "speed", "shift"], [1.5, -0.5, 0.0])
-    assert viewers.column_values(exp, "note") is None
+    assert contributions.column_values(exp, "worker") == (["zone", "speed", "shift"], [1.5, -0.5, 0.0])
+    assert contributions.column_values(exp, "note") is None
     assert exp.feature_names() == ["note:hi", "worker:zone", "worker:speed", "worker:shift"]
 
 
