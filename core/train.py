@@ -164,8 +164,8 @@ def _fit_end_to_end(encoder: Any, head: torch.nn.Module, items_train: Sequence[A
                     progress: bool) -> None:
     """Train a trainable encoder and its classifier together (preprocessing statistics from ``items_train``)."""
     encoder.fit_preprocessing(items_train)
-    x_train = encoder.prepare(items_train)
-    x_val = encoder.prepare(items_val)
+    x_train = encoder.training_inputs(encoder.prepare(items_train))
+    x_val = encoder.training_inputs(encoder.prepare(items_val))
 
     def val_eval() -> float:
         with torch.no_grad():
@@ -534,8 +534,8 @@ def train_early(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set: 
     head_cfg = {"type": "unimodal", "in_dims": [joint.out_dim], "n_classes": len(ds.classes), "hidden": 0,
                 "dropout": cfg["dropout"]}
     head = build_head(head_cfg)
-    x_train = joint.prepare(train_items)
-    x_val = joint.prepare(stack_channels([raw["val"][m] for m in subset]))
+    x_train = joint.training_inputs(joint.prepare(train_items))
+    x_val = joint.training_inputs(joint.prepare(stack_channels([raw["val"][m] for m in subset])))
     del train_items, raw
 
     def val_eval() -> float:
@@ -604,8 +604,13 @@ def train_adaptive(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_se
                     "cost": {m: float(settings["cost"][m]) * scale for m in policy}, "cost_scale": scale,
                     "penalty": float(settings["penalty"]), "tau_start": float(settings["tau_start"]),
                     "tau_end": float(settings["tau_end"])}
+    # One segment is the whole item, so its embedding is the unimodal run's: train on that run's out-of-fold
+    # training embeddings, as every other fusion head does (in-sample ones teach the policy and the classifiers
+    # to trust whichever encoder overfits most).
+    oof = {m: segments == 1 and bool(uni[m].config.get("out_of_fold")) for m in policy}
     fingerprint = stable_hash({"adaptive": adaptive_cfg, "train": cfg, "seed": exp.seed,
-                               "unimodal": {m: uni[m].config["fingerprint"] for m in modalities}})
+                               "unimodal": {m: uni[m].config["fingerprint"] for m in modalities},
+                               "out_of_fold": oof})
     if not force and is_up_to_date(run_dir, fingerprint):
         return run_dir
     seed = exp.seed + int(stable_hash(name)[:6], 16)
@@ -640,6 +645,9 @@ def train_adaptive(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_se
             cached = cached_segment_embeddings(model, m, lambda chunk, m=m: ds.items(m, chunk), every,
                                                segment_cache_path(exp_dir, uni[m].name, segments), key, progress)
             cached_ids = every
+            if oof[m]:
+                cached = _out_of_fold_segments(cached, *load_cached_embeddings(exp_dir, uni[m].name), every,
+                                               ids["train"], m, exp.name)
         else:  # always on: the unimodal run's cached (out-of-fold) embeddings
             cached_ids, cached = load_cached_embeddings(exp_dir, uni[m].name)
         pos = {i: k for k, i in enumerate(cached_ids)}
@@ -662,11 +670,29 @@ def train_adaptive(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_se
         "classes": ds.classes, "seed": exp.seed, "encoder_set": enc_set.tag, "fingerprint": fingerprint, "train": cfg,
         "dataset": {"name": ds.name, "fingerprint": ds_info["fingerprint"]},
         "unimodal_runs": {m: uni[m].name for m in modalities},
-        "adaptive": {**adaptive_cfg, "segment_inputs": segment_inputs, "training": training},
+        "adaptive": {**adaptive_cfg, "segment_inputs": segment_inputs, "training": training,
+                     "train_embeddings": {m: "out-of-fold" if oof[m] else "in-sample" for m in policy}},
     }
     return _finish_run(run_dir, config, model, ds, emb["test"], ids["test"], y["test"], time.perf_counter() - t0,
                        head_params=sum(p.numel() for p in head.parameters()), selection_rates=rates,
                        tables={"decisions.parquet": decisions_frame(ids["test"], decisions, policy)})
+
+
+def _out_of_fold_segments(segment_table: torch.Tensor, stage2_ids: Sequence[str], stage2: torch.Tensor,
+                          table_ids: Sequence[str], train_ids: Sequence[str], modality: str,
+                          experiment: str) -> torch.Tensor:
+    """A one-segment table ``[embedding, summary]`` whose training rows' embeddings are replaced by the unimodal
+    run's stage-2 (out-of-fold) ones; validation and test rows, and every summary, are kept."""
+    out = segment_table.clone()
+    pos = {i: k for k, i in enumerate(stage2_ids)}
+    row = {i: k for k, i in enumerate(table_ids)}
+    dim = stage2.shape[1]
+    try:
+        out[[row[i] for i in train_ids], :dim] = stage2[[pos[i] for i in train_ids]].to(out.dtype)
+    except KeyError as exc:
+        raise BundleError(f"embedding cache of {modality!r} lacks sample {exc}",
+                          fix=f"rebuild with `{cli_command()} build {experiment} --force`") from exc
+    return out
 
 
 # --------------------------------------------------------------------------- whole experiment

@@ -15,10 +15,12 @@ the costly modality's cue, and its summary says which): without the ramp the
 cost removed the costly modality almost everywhere before the policy had
 learned where it helps (top-1 0.80-0.95 against 0.97 with every modality on);
 with it the policy ran it in 25 % of the segments, the ones with the cue, at
-0.98 (README, "Adaptive fusion"; ``tests/core/adaptive/test_fit.py``). The
-training split's segment embeddings are in-sample (the encoders trained on
-those clips; no fold encoders exist for segments), which is why the epoch is
-chosen on the validation split.
+0.98 (README, "Adaptive fusion"; ``tests/core/adaptive/test_fit.py``). With
+several segments the training split's segment embeddings are in-sample (the
+encoders trained on those clips; no fold encoders exist per segment), which is
+why the epoch is chosen on the validation split; with one segment,
+``core.train.train_adaptive`` puts the unimodal runs' out-of-fold embeddings in
+the training rows.
 """
 from __future__ import annotations
 

@@ -66,6 +66,13 @@ class Encoder(nn.Module):
         masked mel bands and time spans)."""
         return inputs
 
+    def training_inputs(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Prepared inputs in the form stage-1 training iterates over, epoch after epoch. Identity, unless the
+        encoder's first step is a fixed, parameter-free function of its inputs that commutes with :meth:`augment`:
+        then it may return that step's output computed once (StatCNN's temporal summaries), and :meth:`forward`
+        and :meth:`augment` must accept both forms. Explanations and inference always pass ``prepare``'s form."""
+        return inputs
+
     @property
     def device(self) -> torch.device:
         for p in self.parameters():

@@ -6,10 +6,11 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from core.bundle import load_run
 from core.data import load_experiment_dataset
-from core.errors import ConfigError
+from core.errors import BundleError, ConfigError
 from core.experiment import EncoderSet, load_experiment, parse_experiment
 from core.train import (
     affine_map,
@@ -151,3 +152,20 @@ def test_oof_folds_of_one_is_refused():
            "train": {"unimodal": {"oof_folds": 1}}}
     with pytest.raises(ConfigError, match="oof_folds = 1"):
         parse_experiment(raw)
+
+
+def test_one_segment_tables_take_the_out_of_fold_training_embeddings() -> None:
+    """An adaptive run with one segment trains on the unimodal run's stage-2 embeddings for the training rows;
+    validation and test rows and every summary column stay as the segment encoding gave them."""
+    from core.train import _out_of_fold_segments
+
+    table_ids = ["a", "b", "c", "d"]
+    table = torch.arange(4 * 5, dtype=torch.float32).view(4, 5)  # [embedding (3), summary (2)]
+    stage2_ids = ["d", "c", "b", "a"]
+    stage2 = -torch.arange(4 * 3, dtype=torch.float32).view(4, 3) - 1
+    out = _out_of_fold_segments(table, stage2_ids, stage2, table_ids, ["b", "d"], "rgb", "exp")
+    assert torch.equal(out[1, :3], stage2[2]) and torch.equal(out[3, :3], stage2[0])  # copied values
+    assert torch.equal(out[[0, 2]], table[[0, 2]]) and torch.equal(out[:, 3:], table[:, 3:])
+    assert torch.equal(table, torch.arange(4 * 5, dtype=torch.float32).view(4, 5))  # the input is not modified
+    with pytest.raises(BundleError, match="lacks sample"):
+        _out_of_fold_segments(table, ["a"], stage2[:1], table_ids, ["b"], "rgb", "exp")

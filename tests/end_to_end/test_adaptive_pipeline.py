@@ -33,6 +33,8 @@ def test_adaptive_runs_are_built_and_listed(tiny_ada):
     run = load_run(tiny_ada / ADAPTIVE_RUN)
     assert run.config["fusion"] == "adaptive" and run.config["adaptive"]["segments"] == 4
     assert run.config["adaptive"]["segment_inputs"] == {m: {"key": "clips", "axis": 2} for m in ("rgb", "depth")}
+    # four segments: no out-of-fold encoder exists per segment, and the run says its training rows are in-sample
+    assert run.config["adaptive"]["train_embeddings"] == {"rgb": "in-sample", "depth": "in-sample"}
     assert load_run(tiny_ada / COSTLY_RUN).config["adaptive"]["cost"] == {"rgb": 20.0, "depth": 10.0}
     decisions = load_decisions(run.path)
     assert len(decisions) == len(run.predictions) * 4 * 2 and decisions["used"].dtype == bool
@@ -147,3 +149,17 @@ def test_recounting_keeps_the_expected_cost(tiny_ada, tmp_path):
     assert after["gflops_selection_rates"] == before["gflops_selection_rates"]
     assert after["gflops_per_sample"] == pytest.approx(before["gflops_per_sample"], rel=1e-6)
     assert report["gflops_per_sample"] == pytest.approx(before["gflops_per_sample"], rel=1e-6)
+
+
+def test_one_segment_runs_train_on_the_out_of_fold_embeddings(tmp_path: Path):
+    """segments = 1: the adaptive head's training rows are the unimodal runs' out-of-fold embeddings (the stage-2
+    cache), like every fusion head's; the run reloads with the same predictions and decisions."""
+    from tests._experiments import merge
+
+    spec = merge(TINY_ADAPTIVE, {"fusion": {"methods": [], "adaptive": {"segments": 1, "cost_scales": [1.0]}},
+                                 "train": {"unimodal": {"oof_folds": 2}}})
+    with built_experiment(tmp_path, spec) as (_, root):
+        run = load_run(root / "tiny-ada" / ADAPTIVE_RUN)
+        assert run.config["adaptive"]["train_embeddings"] == {"rgb": "out-of-fold", "depth": "out-of-fold"}
+        report = reproduce_predictions(run.path)
+        assert report["same_topk_labels"] and report["same_decisions"]

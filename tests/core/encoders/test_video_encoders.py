@@ -244,3 +244,56 @@ def test_statcnn_summaries_keep_a_flashing_pixel_and_the_motion_sign() -> None:
     assert float(s[0, 0, 0]) == pytest.approx(0.5) and float(s[1, 0, 0]) == 1.0 and float(s[2, 0, 0]) == 0.0
     assert float(s[3, 0, 0]) == pytest.approx(0.5) and float(s[4, 0, 0]) == pytest.approx(0.0)
     assert float(s[4, 2, 2]) == pytest.approx(2.0) and float(s[4, 1, 1]) == 0.0
+
+
+def test_statcnn_summaries_match_the_textbook_formulas() -> None:
+    """The one-pass standard deviation (mean of squares) against torch.std, on normalised-scale inputs."""
+    summaries = ENCODERS.get("statcnn").summaries
+    clips = torch.randn(3, 2, FRAMES, SIZE, SIZE, generator=torch.Generator().manual_seed(5))
+    s = summaries(clips)
+    half = FRAMES // 2
+    ref = torch.cat([clips.mean(2), clips.amax(2), clips.amin(2), clips.std(2, unbiased=False),
+                     clips[:, :, half:].mean(2) - clips[:, :, :half].mean(2)], 1)
+    # the square root of a float32 variance v carries eps*|x|^2*sqrt(T) / (2 sqrt(v)); sqrt(v) >= 0.1 here
+    assert float((clips.std(2, unbiased=False)).min()) > 0.1
+    torch.testing.assert_close(s, ref, rtol=0, atol=f32_atol(scale=float(clips.abs().max()) ** 2, n=FRAMES) / 0.2)
+    flat = summaries(torch.full((1, 1, FRAMES, 2, 2), 3.0))  # a constant pixel: std exactly 0, not NaN
+    assert torch.isfinite(flat).all() and float(flat[0, 3].abs().max()) < 1e-3
+
+
+@pytest.mark.parametrize("in_channels", [1, 3])
+def test_statcnn_training_inputs_give_the_same_embedding_and_augmentation(in_channels: int) -> None:
+    """Training on summaries computed once equals training on clips: the same embedding, and an augmented
+    summary equals the summary of the same augmented clip (same random draws)."""
+    enc = _build("statcnn", in_channels).eval()
+    x = _inputs(in_channels, batch=5)
+    t = enc.training_inputs(x)
+    assert set(t) == {"summaries"} and t["summaries"].shape == (5, 5 * in_channels, SIZE, SIZE)
+    with torch.no_grad():
+        torch.testing.assert_close(enc(t), enc(x), rtol=0, atol=f32_atol(scale=10.0, n=9 * 16 * 5 * in_channels))
+    for seed in range(6):  # flips and shifts in both directions
+        torch.manual_seed(seed)
+        from_clips = enc.summaries(enc.augment(x)["clips"])
+        torch.manual_seed(seed)
+        from_summaries = enc.augment(t)["summaries"]
+        torch.testing.assert_close(from_summaries, from_clips, rtol=0, atol=f32_atol(scale=16.0, n=FRAMES))
+    with pytest.raises(DataError, match="training_inputs"):
+        enc({"summaries": torch.zeros(2, 4, SIZE, SIZE)})
+
+
+@pytest.mark.parametrize("name", VIDEO)
+def test_training_inputs_are_identity_or_accepted_by_forward(name: str) -> None:
+    enc = _build(name, 3).eval()
+    x = _inputs(3)
+    with torch.no_grad():
+        torch.testing.assert_close(enc(enc.training_inputs(x)), enc(x), rtol=0, atol=f32_atol(scale=10.0, n=4096))
+
+
+def test_prepare_normalises_in_place_like_stack_then_normalise() -> None:
+    enc = create_encoder("statcnn", in_channels=3, num_frames=FRAMES, image_size=SIZE, out_dim=DIM)
+    clips = _uint8_clips(3, FRAMES, SIZE, SIZE, n=4)
+    enc.fit_preprocessing(clips)
+    got = enc.prepare(clips)["clips"]
+    raw = torch.stack([torch.tensor(c, dtype=torch.float32).div(255).permute(3, 0, 1, 2) for c in clips])
+    want = (raw - enc.mean.view(1, -1, 1, 1, 1)) / enc.std.view(1, -1, 1, 1, 1)
+    torch.testing.assert_close(got, want, rtol=0, atol=f32_atol(scale=4.0, n=1))
