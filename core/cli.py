@@ -267,7 +267,8 @@ def cmd_project(args: argparse.Namespace) -> int:
         out = project_on_ray(run_dirs, args.methods, args.seed, address=args.ray, progress=not args.quiet)
         print(format_ray_summary("project", out))
         return _report_skipped(skipped)
-    counts = project_runs(run_dirs, methods=args.methods, seed=args.seed, progress=not args.quiet)
+    counts = project_runs(run_dirs, methods=args.methods, seed=args.seed, progress=not args.quiet,
+                          workers=args.workers)
     print(f"projections of {len(run_dirs)} run(s): {counts['computed']} computed, {counts['reused']} reused from "
           f"identical embeddings, {counts['kept']} already stored")
     return _report_skipped(skipped)
@@ -279,6 +280,9 @@ def _register_project(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", action="append", help="only this run of the experiment; repeatable")
     p.add_argument("--methods", nargs="+", default=list(PROJECTION_METHODS), choices=PROJECTION_METHODS)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="processes computing projections at once (default: every core for test splits of up to "
+                        "2,000 samples, where t-SNE and UMAP use one thread each; 1 above)")
     add_ray_arguments(p)
     p.set_defaults(func=cmd_project)
 

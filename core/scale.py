@@ -73,7 +73,8 @@ def _explain(run_dir: str, settings: Mapping[str, Any], options: Mapping[str, An
 def _project(run_dir: str, methods: Sequence[str], seed: int) -> dict[str, Any]:
     from core.projection import project_runs
 
-    return {"run": Path(run_dir).name, **project_runs([run_dir], methods=list(methods), seed=seed, progress=False)}
+    return {"run": Path(run_dir).name, **project_runs([run_dir], methods=list(methods), seed=seed, progress=False,
+                                                     workers=1)}  # Ray gives the task one CPU
 
 
 def _robustness(run_dir: str, settings: Mapping[str, Any], force: bool, share_run: str | None) -> dict[str, Any]:

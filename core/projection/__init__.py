@@ -36,7 +36,8 @@ from core.projection._methods import (METHOD_LABELS, METHODS, PROJECTORS, Projec
                                       opentsne_available, resolve_params)
 from core.projection._quality import (TRUST_SAMPLE, TrustEstimate, estimate_trustworthiness, trustworthiness,
                                       trustworthiness_neighbors)
-from core.projection._runs import EMBEDDINGS_FILE, ensure_projections, load_run_embeddings, project_runs
+from core.projection._runs import (EMBEDDINGS_FILE, PARALLEL_MAX_ROWS, ensure_projections, load_run_embeddings,
+                                   project_runs, projection_workers)
 from core.projection._store import (PROJECTIONS_DIR, list_projections, load_projection, projection_key,
                                     projection_path, save_projection)
 
@@ -65,6 +66,8 @@ __all__ = [
     "opentsne_available",
     "data_fingerprint",
     "project_runs",
+    "projection_workers",
+    "PARALLEL_MAX_ROWS",
     "PROJECTIONS_DIR",
     "EMBEDDINGS_FILE",
 ]

@@ -8,9 +8,11 @@ per-modality embeddings of fusion runs over the same encoders) only once.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -71,20 +73,7 @@ def ensure_projections(
                 bar.set_postfix_str(label)
             elif callable(progress):
                 progress(done, len(jobs), label)
-            sidecar = find_stored(run_dir, name, method, params.get(method), int(seed), len(ids_list))
-            stored = None
-            if sidecar is not None:
-                try:
-                    stored_ids, stored = read_stored(sidecar)
-                except (BundleError, KeyError, TypeError, ValueError):
-                    stored = None  # damaged (unreadable, or a malformed sidecar): recompute over it
-                else:
-                    # stale after a rebuild (other samples or other embeddings): recompute
-                    fingerprint = stored.meta.get("data_sha256")
-                    if list(stored_ids) != ids_list or (
-                        fingerprint is not None and fingerprint != data_fingerprint(embeddings[name])
-                    ):
-                        stored = None
+            stored = _stored_valid(run_dir, name, method, params.get(method), seed, ids_list, embeddings[name])
             if stored is not None:
                 out[(name, method)] = stored
             else:
@@ -99,6 +88,81 @@ def ensure_projections(
         if bar is not None:
             bar.close()
     return out
+
+
+def _stored_valid(run_dir: str | Path, name: str, method: str, params: Mapping[str, Any] | None, seed: int,
+                  ids_list: list[str], X: np.ndarray) -> Projection | None:
+    """The stored projection of ``name`` by ``method`` with these settings, or None when there is none, it is
+    damaged (unreadable, or a malformed sidecar) or stale (other samples or other embedding values: a rebuild)."""
+    sidecar = find_stored(run_dir, name, method, params, int(seed), len(ids_list))
+    if sidecar is None:
+        return None
+    try:
+        stored_ids, stored = read_stored(sidecar)
+    except (BundleError, KeyError, TypeError, ValueError):
+        return None
+    fingerprint = stored.meta.get("data_sha256")
+    if list(stored_ids) != ids_list or (fingerprint is not None and fingerprint != data_fingerprint(X)):
+        return None
+    return stored
+
+
+#: above this many rows openTSNE uses every core itself, so projections run one at a time
+PARALLEL_MAX_ROWS = 2000
+_ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def projection_workers(n_rows: int, workers: int | None = None) -> int:
+    """Processes that compute projections at once: ``workers`` when given, else every core this process may run
+    on for inputs of at most :data:`PARALLEL_MAX_ROWS` rows (t-SNE and UMAP then run on one thread each, so one
+    projection leaves the other cores idle), else 1."""
+    from core.threads import available_cores
+
+    if workers is not None:
+        if int(workers) < 1:
+            raise DataError(f"{workers} projection workers asked for", fix="use one worker or more")
+        return int(workers)
+    return available_cores() if n_rows <= PARALLEL_MAX_ROWS else 1
+
+
+@contextlib.contextmanager
+def _one_thread_children() -> Iterator[None]:
+    """Worker processes start with one BLAS / OpenMP / numba thread each (they read these at import)."""
+    saved = {k: os.environ.get(k) for k in _ONE_THREAD}
+    os.environ.update(dict.fromkeys(_ONE_THREAD, "1"))
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _computed(jobs: list[tuple[Any, np.ndarray, str]], params: Mapping[str, Mapping[str, Any]], seed: int,
+              workers: int) -> Iterator[tuple[Any, Projection]]:
+    """``(key, projection)`` of each ``(key, X, method)`` job, in completion order: in this process, or in
+    ``workers`` spawned processes (each projection is seeded and single-threaded, so the values are those of a
+    serial run)."""
+    if workers <= 1 or len(jobs) < 2:
+        for key, X, method in jobs:
+            yield key, compute_projection(X, method, params=params.get(method), seed=seed)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with _one_thread_children(), ProcessPoolExecutor(
+            max_workers=min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(compute_projection, X, method, params=params.get(method), seed=seed): key
+                   for key, X, method in jobs}
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def load_run_embeddings(run_dir: str | Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -132,12 +196,17 @@ def project_runs(
     seed: int = 0,
     progress: bool = True,
     params: Mapping[str, Mapping[str, Any]] | None = None,
+    workers: int | None = None,
 ) -> dict[str, int]:
     """Store every (embedding, method) projection of each run's test embeddings (resumable).
 
     Embeddings that several runs share exactly (same ids, same values: the
     per-modality embeddings of fusion runs over the same frozen or cached
     encoders) are projected once and the result is stored with every run.
+    The projections left to compute run in ``workers`` processes
+    (:func:`projection_workers`: every core for inputs of up to
+    :data:`PARALLEL_MAX_ROWS` rows); each is stored with its runs as soon as it
+    is done, so an interrupted pass keeps what it finished.
     Returns counts: ``computed``, ``reused`` (copied from an identical
     embedding) and ``kept`` (already stored).
     """
@@ -145,38 +214,47 @@ def project_runs(
     params = dict(params or {})
     run_dirs = [Path(r) for r in run_dirs]
     seen: dict[tuple[str, str, str], Projection] = {}
+    pending: dict[tuple[str, str, str], dict[str, Any]] = {}
     counts = {"computed": 0, "reused": 0, "kept": 0}
+    for run_dir in run_dirs:  # what is stored, what an identical embedding gives, what is left to compute
+        ids, embeddings = load_run_embeddings(run_dir)
+        io.remove_stale_tmp(run_dir / PROJECTIONS_DIR)  # what a killed run was writing
+        ids_list = [str(i) for i in ids]
+        ids_hash = hashlib.sha256("\n".join(ids_list).encode()).hexdigest()
+        for name, arr in embeddings.items():
+            check_name(name)
+            fingerprint = data_fingerprint(arr)
+            for method in methods:
+                key = (ids_hash, fingerprint, method)
+                stored = _stored_valid(run_dir, name, method, params.get(method), seed, ids_list, arr)
+                if stored is not None:
+                    counts["kept"] += 1
+                    seen.setdefault(key, stored)
+                elif key in seen:
+                    save_projection(run_dir, name, ids_list, seen[key])
+                    counts["reused"] += 1
+                else:
+                    job = pending.setdefault(key, {"X": arr, "method": method, "targets": []})
+                    job["targets"].append((run_dir, name, ids_list))
+    for key in [k for k in pending if k in seen]:  # stored with a later run: copied, not computed again
+        for run_dir, name, ids_list in pending.pop(key)["targets"]:
+            save_projection(run_dir, name, ids_list, seen[key])
+            counts["reused"] += 1
+    jobs = sorted(pending.items(), key=lambda item: method_order(item[1]["method"]))  # cheap ones first
     bar = None
-    if progress:
+    if progress and jobs:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(run_dirs), desc="projections", unit="run")
+        bar = tqdm(total=len(jobs), desc="projections", unit="proj")
+    n_rows = max((len(job["X"]) for _, job in jobs), default=0)
     try:
-        for run_dir in run_dirs:
+        for key, proj in _computed([(key, job["X"], job["method"]) for key, job in jobs], params, seed,
+                                   projection_workers(n_rows, workers)):
+            for k, (run_dir, name, ids_list) in enumerate(pending[key]["targets"]):
+                save_projection(run_dir, name, ids_list, proj)
+                counts["computed" if k == 0 else "reused"] += 1
             if bar is not None:
-                bar.set_postfix_str(run_dir.name)
-            ids, embeddings = load_run_embeddings(run_dir)
-            ids_list = [str(i) for i in ids]
-            ids_hash = hashlib.sha256("\n".join(ids_list).encode()).hexdigest()
-            fingerprints = {name: data_fingerprint(arr) for name, arr in embeddings.items()}
-            before = {(r.embedding, r.method) for r in list_projections(run_dir).itertuples() if r.error is None}
-            for name in embeddings:
-                for method in methods:
-                    cached = seen.get((ids_hash, fingerprints[name], method))
-                    if (name, method) not in before and cached is not None and cached.params == resolve_params(
-                        method, params.get(method), len(ids_list)
-                    ) and cached.seed == int(seed):
-                        save_projection(run_dir, name, ids_list, cached)
-                        counts["reused"] += 1
-            stored_before = {(r.embedding, r.method) for r in list_projections(run_dir).itertuples() if r.error is None}
-            result = ensure_projections(run_dir, embeddings, ids_list, methods, seed=seed, progress=False, params=params)
-            for (name, method), proj in result.items():
-                seen[(ids_hash, fingerprints[name], method)] = proj
-                if (name, method) in before:
-                    counts["kept"] += 1
-                elif (name, method) not in stored_before:
-                    counts["computed"] += 1
-            if bar is not None:
+                bar.set_postfix_str(f"{pending[key]['targets'][0][0].name} {method_label(key[2])}")
                 bar.update(1)
     finally:
         if bar is not None:

@@ -336,3 +336,48 @@ def test_umap_projection_is_deterministic_and_trustworthy(blobs, tmp_path):
     assert tiny.coords.shape == (5, 2) and tiny.params["n_neighbors"] == 4
     P.save_projection(tmp_path, "fused", _ids(120), first)
     assert P.load_projection(tmp_path, "fused", "umap") is not None
+
+
+def _write_run(folder, ids, tensors):
+    folder.mkdir(parents=True)
+    io.write_parquet(folder / "predictions.parquet", pd.DataFrame({"id": ids}))
+    io.write_tensors(folder / "embeddings.safetensors", tensors)
+    return folder
+
+
+def test_project_runs_in_worker_processes_stores_what_a_serial_pass_stores(tmp_path, blobs):
+    """Two spawned workers give the coordinates one process gives (every projection is seeded and
+    single-threaded); an embedding two runs share is computed once; a projection already stored with a later
+    run is copied, not computed again."""
+    X, _ = blobs
+    ids = _ids(len(X))
+    shared = X[:, :6].astype(np.float32)
+    params = {"tsne": {"max_iter": 250}}
+    folders = {}
+    for mode in ("serial", "parallel"):
+        a = _write_run(tmp_path / mode / "a", ids, {"image": shared, "fused": X.astype(np.float32)})
+        b = _write_run(tmp_path / mode / "b", ids, {"image": shared, "fused": X[:, ::-1].astype(np.float32)})
+        folders[mode] = (a, b)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # one BLAS thread, as in the workers: the same operations in the same order
+        serial = P.project_runs(folders["serial"], methods=("pca", "tsne"), progress=False, params=params, workers=1)
+    parallel = P.project_runs(folders["parallel"], methods=("pca", "tsne"), progress=False, params=params, workers=2)
+    assert serial == parallel == {"computed": 6, "reused": 2, "kept": 0}
+    for run in ("a", "b"):
+        for name in ("image", "fused"):
+            for method in ("pca", "tsne"):
+                _, one = P.load_projection(tmp_path / "serial" / run, name, method, params.get(method))
+                _, two = P.load_projection(tmp_path / "parallel" / run, name, method, params.get(method))
+                # the same seeded single-threaded computation in another process of this machine: the same floats
+                np.testing.assert_array_equal(one.coords, two.coords)
+    assert P.project_runs(folders["parallel"], methods=("pca", "tsne"), progress=False, params=params,
+                          workers=2) == {"computed": 0, "reused": 0, "kept": 8}
+    # "image" of run a deleted, still stored with run b: copied from b
+    for f in (tmp_path / "parallel" / "a" / "projections").glob("image__*"):
+        f.unlink()
+    counts = P.project_runs(folders["parallel"], methods=("pca", "tsne"), progress=False, params=params, workers=2)
+    assert counts == {"computed": 0, "reused": 2, "kept": 6}
+    with pytest.raises(DataError, match="workers"):
+        P.projection_workers(10, workers=0)
+    assert P.projection_workers(P.PARALLEL_MAX_ROWS + 1) == 1
