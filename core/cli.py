@@ -58,7 +58,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.force_deps and not args.run:
         raise ConfigError("--force-deps names no runs", fix="add --run NAME, or use --force to retrain every run")
     dirs = train_experiment(exp, _root(args), force=args.force, force_deps=args.force_deps, progress=not args.quiet,
-                            only=args.run, stage=args.stage, full=args.full)
+                            only=args.run, stage=args.stage, full=args.full, workers=args.workers)
     print(f"{len(dirs)} run(s) ready under {_root(args) / exp.name}")
     return 0
 
@@ -207,6 +207,9 @@ def build_parser(prog: str = CLI_NAME) -> argparse.ArgumentParser:
     p.add_argument("--force-deps", action="store_true",
                    help="with --run: also retrain the unimodal runs the named runs depend on (implies --force)")
     p.add_argument("--full", action="store_true", help="every encoder set of the experiment's grid")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="processes training the fusion heads at once, once the encoders are trained (default "
+                        "$FUSIONLENS_TRAIN_WORKERS, else every core when there are 8 heads or more)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="rebuild a run from its bundle and check it reproduces its predictions")

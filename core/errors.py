@@ -43,6 +43,10 @@ class FusionLensError(Exception):
         self.fix = fix
         super().__init__(problem if not fix else f"{problem}. Fix: {fix}")
 
+    def __reduce__(self) -> tuple:
+        """Problem and fix survive pickling (an error raised in a worker process reaches the caller whole)."""
+        return type(self), (self.problem, self.fix)
+
 
 class ConfigError(FusionLensError, ValueError):
     """An experiment file, CLI argument or registry name is wrong."""

@@ -38,6 +38,7 @@ from core.metrics import classification_metrics, predictions_frame
 from core.fusion import is_classical, segment_bounds, segment_summary
 from core.model import AdaptiveClassifier, ClassicalHead, MultimodalClassifier, build_encoder, build_head
 from core.threads import torch_threads
+from core.workers import in_processes
 
 EMBED_BATCH = 64
 
@@ -418,19 +419,27 @@ def _fit_classical_head(fusion: str, subset: Sequence[str], uni: dict[str, Any],
     return head.eval()
 
 
-@torch_threads("head")
-def train_fusion(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set: EncoderSet, fusion: str,
-                 subset: Sequence[str], root: Path, *, force: bool = False, progress: bool = True) -> Path:
-    name = fusion_run_name(enc_set, fusion, subset)
+def _fusion_settings(exp: Experiment, enc_set: EncoderSet, fusion: str, subset: Sequence[str], root: Path
+                     ) -> tuple[str, dict[str, Any], dict[str, Any], str]:
+    """(method, training settings, unimodal runs, fingerprint) of a stage-2 run."""
     exp_dir = root / exp.name
-    run_dir = exp_dir / name
     method = fusion[:-len(MDROP_SUFFIX)] if fusion.endswith(MDROP_SUFFIX) else fusion
     cfg = exp.train["classical"] if is_classical(method) else exp.train["fusion"]
     if method != fusion:  # the modality-dropout twin of an intermediate run
         cfg = {**cfg, "modality_dropout": exp.dropout_probability}
     uni = {m: load_run(exp_dir / unimodal_run_name(enc_set, m)) for m in subset}
     fingerprint = stable_hash({"fusion": fusion, "subset": list(subset), "train": cfg, "seed": exp.seed,
-                         "unimodal": {m: uni[m].config["fingerprint"] for m in subset}})
+                               "unimodal": {m: uni[m].config["fingerprint"] for m in subset}})
+    return method, cfg, uni, fingerprint
+
+
+@torch_threads("head")
+def train_fusion(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set: EncoderSet, fusion: str,
+                 subset: Sequence[str], root: Path, *, force: bool = False, progress: bool = True) -> Path:
+    name = fusion_run_name(enc_set, fusion, subset)
+    exp_dir = root / exp.name
+    run_dir = exp_dir / name
+    method, cfg, uni, fingerprint = _fusion_settings(exp, enc_set, fusion, subset, root)
     if not force and is_up_to_date(run_dir, fingerprint):
         return run_dir
     seed_everything(exp.seed + int(stable_hash(name)[:6], 16))
@@ -723,8 +732,11 @@ def planned_runs(exp: Experiment, full: bool = False) -> list[tuple[str, Encoder
 
 def train_experiment(exp: Experiment, root: Path, *, force: bool = False, progress: bool = True,
                      only: Sequence[str] | None = None, stage: str | None = None, full: bool = False,
-                     force_deps: bool = False) -> list[Path]:
+                     force_deps: bool = False, workers: int | None = None) -> list[Path]:
     """Train every planned run that is missing or out of date; returns the run directories.
+
+    Stage-2 heads (intermediate, late, classical) train in ``workers`` processes after the encoders
+    (:func:`head_workers`: every core when there are enough of them).
 
     ``only`` names runs to train, together with the unimodal runs they depend on. ``force``
     retrains the named runs (every planned run when ``only`` is not given) even if up to date;
@@ -750,20 +762,62 @@ def train_experiment(exp: Experiment, root: Path, *, force: bool = False, progre
         plan = [p for p in plan if (p[2] == "unimodal") == (stage == "unimodal")]
     force = force or force_deps
     forced = {p[0] for p in plan} if force and (not only or force_deps) else set(only or ()) if force else set()
-    done = []
-    bar = tqdm(plan, desc=f"training {exp.name}", disable=not progress)
-    for name, es, fusion, subset in bar:
-        bar.set_postfix(run=name)
-        again = name in forced
-        if fusion == "unimodal":
-            done.append(train_unimodal(exp, ds, info, es, subset[0], root, force=again, progress=progress))
-        elif fusion == "early":
-            done.append(train_early(exp, ds, info, es, subset, root, force=again, progress=progress))
-        elif fusion.startswith(ADAPTIVE):
-            done.append(train_adaptive(exp, ds, info, es, fusion, root, force=again, progress=progress))
-        else:
-            done.append(train_fusion(exp, ds, info, es, fusion, subset, root, force=again, progress=progress))
-    return done
+    done: dict[str, Path] = {}
+    bar = tqdm(total=len(plan), desc=f"training {exp.name}", disable=not progress)
+    heads = [p for p in plan if p[2] not in ("unimodal", "early") and not p[2].startswith(ADAPTIVE)]
+    n_workers = head_workers(len(heads), workers)
+    try:
+        for name, es, fusion, subset in plan:
+            again = name in forced
+            if n_workers > 1 and (name, es, fusion, subset) in heads:
+                continue  # stage-2 heads: in worker processes once every encoder is trained (below)
+            bar.set_postfix(run=name)
+            if fusion == "unimodal":
+                done[name] = train_unimodal(exp, ds, info, es, subset[0], root, force=again, progress=progress)
+            elif fusion == "early":
+                done[name] = train_early(exp, ds, info, es, subset, root, force=again, progress=progress)
+            elif fusion.startswith(ADAPTIVE):
+                done[name] = train_adaptive(exp, ds, info, es, fusion, root, force=again, progress=progress)
+            else:
+                done[name] = train_fusion(exp, ds, info, es, fusion, subset, root, force=again, progress=progress)
+            bar.update(1)
+        if n_workers > 1:
+            jobs = []
+            for name, es, fusion, subset in heads:  # those up to date are not sent to a worker
+                if name not in forced and is_up_to_date(root / exp.name / name,
+                                                        _fusion_settings(exp, es, fusion, subset, root)[3]):
+                    done[name] = root / exp.name / name
+                    bar.update(1)
+                else:
+                    jobs.append((name, (exp, ds, info, es, fusion, subset, root, name in forced)))
+            for name, run_dir in in_processes(_train_fusion_job, jobs, head_workers(len(jobs), workers)):
+                bar.set_postfix(run=name)
+                done[name] = run_dir
+                bar.update(1)
+    finally:
+        bar.close()
+    return [done[p[0]] for p in plan]
+
+
+#: at least this many stage-2 heads to train before worker processes pay for their start-up (seconds each)
+PARALLEL_MIN_HEADS = 8
+
+
+def head_workers(n_heads: int, workers: int | None = None) -> int:
+    """Processes training ``n_heads`` stage-2 heads at once (:func:`core.workers.process_workers`): by default
+    every core when heads train on one torch thread (the ``head`` job's default) and there are at least
+    :data:`PARALLEL_MIN_HEADS` of them, so the other cores do not idle; else 1."""
+    from core.threads import job_threads
+    from core.workers import process_workers
+
+    if workers is None and job_threads("head") != 1:
+        return 1
+    return process_workers(n_heads, workers, min_jobs=PARALLEL_MIN_HEADS)
+
+
+def _train_fusion_job(exp: Experiment, ds: Dataset, info: dict[str, Any], es: EncoderSet, fusion: str,
+                      subset: Sequence[str], root: Path, force: bool) -> Path:
+    return train_fusion(exp, ds, info, es, fusion, subset, root, force=force, progress=False)
 
 
 @torch.no_grad()

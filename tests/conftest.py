@@ -16,6 +16,9 @@ TEST_THREADS = int(os.environ.get("FUSIONLENS_TEST_THREADS", "1") or 1)
 torch.set_num_threads(TEST_THREADS)
 # every torch job of core (heads, encoders, MM-SHAP; see core/threads.py) runs with the same count
 os.environ.setdefault("FUSIONLENS_THREADS", str(TEST_THREADS))
+# The tiny builds train their heads and projections here: worker processes would cost more start-up than
+# they save (tests/core/test_workers.py runs them explicitly).
+os.environ.setdefault("FUSIONLENS_WORKERS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 

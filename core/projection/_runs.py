@@ -8,16 +8,15 @@ per-modality embeddings of fusion runs over the same encoders) only once.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
 from core import io
 from core.errors import BundleError, DataError, cli_command
+from core.workers import in_processes
 from core.projection._compute import Projection, compute_projection, data_fingerprint
 from core.projection._methods import METHODS, check_method, method_label, method_order, resolve_params
 from core.projection._store import (PROJECTIONS_DIR, check_name, find_stored, list_projections, read_stored,
@@ -109,60 +108,20 @@ def _stored_valid(run_dir: str | Path, name: str, method: str, params: Mapping[s
 
 #: above this many rows openTSNE uses every core itself, so projections run one at a time
 PARALLEL_MAX_ROWS = 2000
-_ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
-def projection_workers(n_rows: int, workers: int | None = None) -> int:
-    """Processes that compute projections at once: ``workers`` when given, else every core this process may run
-    on for inputs of at most :data:`PARALLEL_MAX_ROWS` rows (t-SNE and UMAP then run on one thread each, so one
-    projection leaves the other cores idle), else 1."""
-    from core.threads import available_cores
+def projection_workers(n_rows: int, n_jobs: int, workers: int | None = None) -> int:
+    """Processes computing ``n_jobs`` projections at once (:func:`core.workers.process_workers`): one above
+    :data:`PARALLEL_MAX_ROWS` rows unless ``workers`` says otherwise (openTSNE then threads by itself)."""
+    from core.workers import process_workers
 
-    if workers is not None:
-        if int(workers) < 1:
-            raise DataError(f"{workers} projection workers asked for", fix="use one worker or more")
-        return int(workers)
-    return available_cores() if n_rows <= PARALLEL_MAX_ROWS else 1
+    if workers is None and n_rows > PARALLEL_MAX_ROWS:
+        return 1
+    return process_workers(n_jobs, workers)
 
 
-@contextlib.contextmanager
-def _one_thread_children() -> Iterator[None]:
-    """Worker processes start with one BLAS / OpenMP / numba thread each (they read these at import)."""
-    saved = {k: os.environ.get(k) for k in _ONE_THREAD}
-    os.environ.update(dict.fromkeys(_ONE_THREAD, "1"))
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def _computed(jobs: list[tuple[Any, np.ndarray, str]], params: Mapping[str, Mapping[str, Any]], seed: int,
-              workers: int) -> Iterator[tuple[Any, Projection]]:
-    """``(key, projection)`` of each ``(key, X, method)`` job, in completion order: in this process, or in
-    ``workers`` spawned processes (each projection is seeded and single-threaded, so the values are those of a
-    serial run)."""
-    if workers <= 1 or len(jobs) < 2:
-        for key, X, method in jobs:
-            yield key, compute_projection(X, method, params=params.get(method), seed=seed)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    with _one_thread_children(), ProcessPoolExecutor(
-            max_workers=min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(compute_projection, X, method, params=params.get(method), seed=seed): key
-                   for key, X, method in jobs}
-        try:
-            for future in as_completed(futures):
-                yield futures[future], future.result()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+def _project_job(X: np.ndarray, method: str, params: Mapping[str, Any] | None, seed: int) -> Projection:
+    return compute_projection(X, method, params=params, seed=seed)
 
 
 def load_run_embeddings(run_dir: str | Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -248,8 +207,9 @@ def project_runs(
         bar = tqdm(total=len(jobs), desc="projections", unit="proj")
     n_rows = max((len(job["X"]) for _, job in jobs), default=0)
     try:
-        for key, proj in _computed([(key, job["X"], job["method"]) for key, job in jobs], params, seed,
-                                   projection_workers(n_rows, workers)):
+        for key, proj in in_processes(
+                _project_job, [(key, (job["X"], job["method"], params.get(job["method"]), int(seed)))
+                               for key, job in jobs], projection_workers(n_rows, len(jobs), workers)):
             for k, (run_dir, name, ids_list) in enumerate(pending[key]["targets"]):
                 save_projection(run_dir, name, ids_list, proj)
                 counts["computed" if k == 0 else "reused"] += 1

@@ -1,0 +1,82 @@
+"""Worker processes for work that runs on one thread per job: stage-2 fusion heads, projections of small splits.
+
+A fusion head trains on one torch thread (``core.threads``: more threads only cost there) and openTSNE and
+UMAP project a few thousand points on one thread, so running such jobs one after another leaves every other
+core idle. :func:`in_processes` runs them in spawned processes instead (spawned, not forked: a forked child of
+a process that has started OpenMP threads can deadlock), each limited to one thread, and yields the results as
+they finish. Each job seeds itself, so its result is the one a serial run on one thread gives.
+
+How many: :func:`process_workers` -- the caller's ``workers``, else ``$FUSIONLENS_WORKERS``, else every core
+this process may run on once there are enough jobs to pay for the workers' start-up (about 3 s each: Python,
+torch and FusionLens imported afresh).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, Callable, Iterator, Sequence
+
+from core.errors import ConfigError
+
+ENV = "FUSIONLENS_WORKERS"
+#: thread settings every worker starts with (read by the libraries when they load)
+ONE_THREAD = {"FUSIONLENS_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+              "NUMBA_NUM_THREADS": "1"}
+
+
+def process_workers(n_jobs: int, workers: int | None = None, min_jobs: int = 2) -> int:
+    """Processes for ``n_jobs`` one-thread jobs: ``workers`` when given, else ``$FUSIONLENS_WORKERS``, else every
+    available core when there are at least ``min_jobs`` jobs (never more processes than jobs), else 1."""
+    from core.threads import available_cores
+
+    given: Any = workers if workers is not None else (os.environ.get(ENV, "").strip() or None)
+    if given is not None:
+        try:
+            n = int(given)
+        except (TypeError, ValueError):
+            n = 0
+        if n < 1:
+            raise ConfigError(f"{given!r} worker processes asked for",
+                              fix=f"use a whole number of at least 1 (--workers or ${ENV}; 1 runs everything here)")
+        return max(1, min(n, n_jobs))
+    return max(1, min(available_cores(), n_jobs)) if n_jobs >= min_jobs else 1
+
+
+@contextlib.contextmanager
+def _child_environment() -> Iterator[None]:
+    """:data:`ONE_THREAD` in ``os.environ`` while workers are spawned (they inherit it), then restored."""
+    saved = {k: os.environ.get(k) for k in ONE_THREAD}
+    os.environ.update(ONE_THREAD)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def in_processes(fn: Callable[..., Any], jobs: Sequence[tuple[Any, tuple]], workers: int
+                 ) -> Iterator[tuple[Any, Any]]:
+    """``(key, fn(*args))`` of each ``(key, args)`` job, in completion order: here when ``workers`` is 1 (or there
+    is one job), else in ``workers`` spawned one-thread processes. ``fn`` must be importable (a module-level
+    function) and its arguments picklable. The first error cancels the jobs not started and is raised here (a
+    FusionLens error keeps its problem and fix)."""
+    if workers <= 1 or len(jobs) < 2:
+        for key, args in jobs:
+            yield key, fn(*args)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with _child_environment(), ProcessPoolExecutor(
+            max_workers=min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(fn, *args): key for key, args in jobs}
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
