@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
+import types
 from typing import Any, Callable, Iterator, Sequence
 
 from core.errors import ConfigError
@@ -57,6 +59,21 @@ def _child_environment() -> Iterator[None]:
                 os.environ[k] = v
 
 
+@contextlib.contextmanager
+def _no_main_in_children() -> Iterator[None]:
+    """A spawned child re-runs the parent's ``__main__`` script before its job (``multiprocessing.spawn``), and
+    under Streamlit (the dashboard, its AppTests) ``__main__`` is ``app.py``: while workers are spawned,
+    ``__main__`` is an empty module, so children import only what their jobs name (jobs are module-level
+    functions of importable modules)."""
+    saved = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if saved is not None:
+            sys.modules["__main__"] = saved
+
+
 def in_processes(fn: Callable[..., Any], jobs: Sequence[tuple[Any, tuple]], workers: int
                  ) -> Iterator[tuple[Any, Any]]:
     """``(key, fn(*args))`` of each ``(key, args)`` job, in completion order: here when ``workers`` is 1 (or there
@@ -72,7 +89,8 @@ def in_processes(fn: Callable[..., Any], jobs: Sequence[tuple[Any, tuple]], work
 
     with _child_environment(), ProcessPoolExecutor(
             max_workers=min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(fn, *args): key for key, args in jobs}
+        with _no_main_in_children():  # the pool starts its processes as jobs are submitted
+            futures = {pool.submit(fn, *args): key for key, args in jobs}
         try:
             for future in as_completed(futures):
                 yield futures[future], future.result()

@@ -75,3 +75,17 @@ def test_heads_trained_in_two_worker_processes_match_a_serial_build(tiny_built, 
             np.testing.assert_array_equal(got, want)
         else:
             np.testing.assert_allclose(got, want, rtol=0, atol=f32_atol(1.0, longest_reduction(before.model())))
+
+
+def test_children_do_not_run_the_parents_main_script(tmp_path, monkeypatch):
+    """Under Streamlit __main__ is app.py: a spawned worker must not run it (it would draw the dashboard)."""
+    import sys
+    import types
+
+    script = tmp_path / "main_script.py"
+    script.write_text("raise SystemExit('the parent main script ran in a worker')\n")
+    fake = types.ModuleType("__main__")
+    fake.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", fake)
+    assert dict(in_processes(process_workers, [(k, (10, k)) for k in (1, 2)], 2)) == {1: 1, 2: 2}
+    assert sys.modules["__main__"] is fake
