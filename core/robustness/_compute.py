@@ -65,9 +65,10 @@ def is_current(run: Run, settings: RobustnessSettings) -> bool:
 
 def compute_table(run: Run, bank: EmbeddingBank, settings: RobustnessSettings,
                   baselines: dict[str, dict[str, dict[str, list[float]]]], late: Sequence[Run],
-                  shares: bool = False, progress: bool = False) -> dict[str, Any]:
+                  shares: bool = False, progress: bool = False, deadline: float | None = None) -> dict[str, Any]:
     """One run's robustness table (the ``robustness.json`` object); ``baselines`` caches late-fusion
-    curves by run name (filled as needed)."""
+    curves by run name (filled as needed). ``deadline`` (``time.perf_counter()``): no explanation of a
+    perturbed sample is started after it (``shares_status`` records how many samples the shares rest on)."""
     t0 = time.perf_counter()
     if not bank.ids:
         raise DataError(f"experiment {bank.exp_dir.name} has no test samples to score run {run.name} on",
@@ -116,7 +117,8 @@ def compute_table(run: Run, bank: EmbeddingBank, settings: RobustnessSettings,
     if shares:
         from core.robustness._shares import share_curves  # the explain engine: only for the one run
 
-        report["shares"] = share_curves(run, scorer.model, bank, settings, swept, progress=progress)
+        report["shares"], report["shares_status"] = share_curves(run, scorer.model, bank, settings, swept,
+                                                                 deadline=deadline, progress=progress)
     report["seconds"] = round(time.perf_counter() - t0, 3)
     return report
 
@@ -170,7 +172,7 @@ def robustness_runs(run_dirs: Sequence[str | Path], settings: RobustnessSettings
                 continue
             bar.set_postfix(run=run.name)
             report = compute_table(run, bank, settings, baselines, late, shares=run.name == sharer,
-                                   progress=progress)
+                                   progress=progress, deadline=None if time_limit is None else start + time_limit)
             write_robustness(run.path, report)
             out["computed"].append(run.name)
             out["per_run"][run.name] = report["seconds"]

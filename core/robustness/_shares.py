@@ -8,6 +8,7 @@ perturbed and the others clean. A prediction that barely depends on its inputs h
 """
 from __future__ import annotations
 
+import time
 from typing import Any, Sequence
 
 import numpy as np
@@ -19,37 +20,49 @@ from core.threads import torch_threads
 
 
 def share_curves(run: Any, model: Any, bank: Any, settings: RobustnessSettings, modalities: Sequence[str], *,
-                 progress: bool = False) -> dict[str, Any]:
-    """``{modality: {noise: {"levels": [...], "n": [...], "shares": {modality: [...]}}}}``."""
+                 deadline: float | None = None, progress: bool = False) -> tuple[dict[str, Any], dict[str, int]]:
+    """``({modality: {noise: {"levels": [...], "n": [...], "shares": {modality: [...]}}}}, status)``.
+
+    Samples are the outer loop: each one is explained at every level of every swept modality before the
+    next starts, so every point of every curve rests on the same samples. Past ``deadline``
+    (``time.perf_counter()``) no new sample is started (an explanation of a video run takes seconds, and a
+    build's robustness budget covers every run); ``status`` says how many samples were done of how many.
+    """
     k = min(settings.share_samples, len(bank.ids))
     ids = bank.ids[:k]
     labels = bank.labels[:k]
     explain = ExplainSettings(seed=settings.seed)
     clean = {m: bank.raw(m)[:k] for m in model.modalities}
-    out: dict[str, Any] = {}
+    status = {"samples": 0, "planned": int(k)}
     if k == 0:
-        return out
+        return {}, status
     import torch
 
-    for m in modalities:
-        noise = noises_for(bank.kind(m))[0]
-        levels = list(settings.share_levels)
-        n_used: list[int] = []
-        means: dict[str, list[float | None]] = {mm: [] for mm in model.modalities}
-        for level in levels:
-            items = dict(clean)
-            items[m] = bank.perturbed(m, noise, level, n=k)
-            rows = []
-            for j, sid in enumerate(ids):
+    levels = list(settings.share_levels)
+    noises = {m: noises_for(bank.kind(m))[0] for m in modalities}
+    perturbed = {(m, level): bank.perturbed(m, noises[m], level, n=k) for m in modalities for level in levels}
+    rows: dict[tuple[str, float], list[list[float]]] = {key: [] for key in perturbed}
+    for j, sid in enumerate(ids):
+        if deadline is not None and j > 0 and time.perf_counter() > deadline:
+            break
+        for m in modalities:
+            for level in levels:
+                items = {mm: clean[mm][j] for mm in model.modalities}
+                items[m] = perturbed[(m, level)][j]
                 with torch.inference_mode():
-                    inputs = model.prepare({mm: [items[mm][j]] for mm in model.modalities})
+                    inputs = model.prepare({mm: [items[mm]] for mm in model.modalities})
                 with torch_threads("explain"):
                     ex = explain_inputs(model, inputs, sample_id=sid, label=labels[j], settings=explain)
                 if not ex.flat:
-                    rows.append([ex.shares[mm] for mm in model.modalities])
-            n_used.append(len(rows))
-            mean = np.mean(rows, axis=0) if rows else [None] * len(model.modalities)
+                    rows[(m, level)].append([ex.shares[mm] for mm in model.modalities])
+        status["samples"] = j + 1
+    out: dict[str, Any] = {}
+    for m in modalities:
+        means: dict[str, list[float | None]] = {mm: [] for mm in model.modalities}
+        for level in levels:
+            got = rows[(m, level)]
+            mean = np.mean(got, axis=0) if got else [None] * len(model.modalities)
             for mm, v in zip(model.modalities, mean):
                 means[mm].append(None if v is None else float(v))
-        out[m] = {noise: {"levels": levels, "n": n_used, "shares": means}}
-    return out
+        out[m] = {noises[m]: {"levels": levels, "n": [len(rows[(m, level)]) for level in levels], "shares": means}}
+    return out, status

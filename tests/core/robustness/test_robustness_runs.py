@@ -141,6 +141,26 @@ def test_shares_of_perturbed_inputs(rob_root):
         assert len(values) == 2
     first = [entry["shares"][m][0] for m in ("image", "title")]
     assert entry["n"][0] == 0 or sum(first) == pytest.approx(1.0, abs=1e-6)
+    assert table["shares_status"] == {"samples": 2, "planned": 2}
+
+
+def test_shares_of_perturbed_inputs_stop_at_the_deadline_with_whole_samples(rob_root):
+    """Past the build's deadline no new sample is explained; the first one is done at every level of every
+    modality, so the curves rest on the same samples; the status says how many of how many."""
+    import time
+
+    from core.robustness import share_curves
+    from core.robustness._bank import EmbeddingBank
+    from core.bundle import load_run
+
+    run = load_run(rob_root / "tiny" / "concat-image+title")
+    settings = RobustnessSettings(levels=2, share_samples=3, share_levels=(0.0, 1.0))
+    bank = EmbeddingBank(run.path.parent, settings)
+    curves, status = share_curves(run, run.model(), bank, settings, ["image", "title"], deadline=time.perf_counter())
+    assert status == {"samples": 1, "planned": 3}
+    for m in ("image", "title"):
+        entry = next(iter(curves[m].values()))
+        assert len(entry["n"]) == 2 and max(entry["n"]) <= 1  # one sample (a flat prediction counts 0)
 
 
 def test_bad_input_is_refused_with_the_fix(rob_root):
