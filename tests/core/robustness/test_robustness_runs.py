@@ -149,8 +149,7 @@ def test_shares_of_perturbed_inputs_stop_at_the_deadline_with_whole_samples(rob_
     modality, so the curves rest on the same samples; the status says how many of how many."""
     import time
 
-    from core.robustness import share_curves
-    from core.robustness._bank import EmbeddingBank
+    from core.robustness import EmbeddingBank, share_curves
     from core.bundle import load_run
 
     run = load_run(rob_root / "tiny" / "concat-image+title")
