@@ -25,8 +25,10 @@ def share_curves(run: Any, model: Any, bank: Any, settings: RobustnessSettings, 
 
     Samples are the outer loop: each one is explained at every level of every swept modality before the
     next starts, so every point of every curve rests on the same samples. Past ``deadline``
-    (``time.perf_counter()``) no new sample is started (an explanation of a video run takes seconds, and a
-    build's robustness budget covers every run); ``status`` says how many samples were done of how many.
+    (``time.perf_counter()``) no explanation is started and a sample not finished is dropped, so the
+    overshoot is at most one explanation (an explanation of a video run takes seconds, one sample of five
+    modalities at three levels minutes, and a build's robustness budget covers every run); ``status`` says how
+    many samples were done of how many.
     """
     k = min(settings.share_samples, len(bank.ids))
     ids = bank.ids[:k]
@@ -43,18 +45,23 @@ def share_curves(run: Any, model: Any, bank: Any, settings: RobustnessSettings, 
     perturbed = {(m, level): bank.perturbed(m, noises[m], level, n=k) for m in modalities for level in levels}
     rows: dict[tuple[str, float], list[list[float]]] = {key: [] for key in perturbed}
     for j, sid in enumerate(ids):
-        if deadline is not None and j > 0 and time.perf_counter() > deadline:
+        sample: dict[tuple[str, float], list[float]] = {}
+        for key in perturbed:  # every (modality, level) of this sample, or none of them
+            if deadline is not None and time.perf_counter() > deadline:
+                break
+            m, level = key
+            items = {mm: clean[mm][j] for mm in model.modalities}
+            items[m] = perturbed[key][j]
+            with torch.inference_mode():
+                inputs = model.prepare({mm: [items[mm]] for mm in model.modalities})
+            with torch_threads("explain"):
+                ex = explain_inputs(model, inputs, sample_id=sid, label=labels[j], settings=explain)
+            sample[key] = None if ex.flat else [ex.shares[mm] for mm in model.modalities]
+        if len(sample) < len(perturbed):  # the deadline came first: this sample is dropped, none is started
             break
-        for m in modalities:
-            for level in levels:
-                items = {mm: clean[mm][j] for mm in model.modalities}
-                items[m] = perturbed[(m, level)][j]
-                with torch.inference_mode():
-                    inputs = model.prepare({mm: [items[mm]] for mm in model.modalities})
-                with torch_threads("explain"):
-                    ex = explain_inputs(model, inputs, sample_id=sid, label=labels[j], settings=explain)
-                if not ex.flat:
-                    rows[(m, level)].append([ex.shares[mm] for mm in model.modalities])
+        for key, shares in sample.items():
+            if shares is not None:
+                rows[key].append(shares)
         status["samples"] = j + 1
     out: dict[str, Any] = {}
     for m in modalities:

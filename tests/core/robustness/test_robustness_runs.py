@@ -145,8 +145,8 @@ def test_shares_of_perturbed_inputs(rob_root):
 
 
 def test_shares_of_perturbed_inputs_stop_at_the_deadline_with_whole_samples(rob_root):
-    """Past the build's deadline no new sample is explained; the first one is done at every level of every
-    modality, so the curves rest on the same samples; the status says how many of how many."""
+    """Past the build's deadline no explanation is started and an unfinished sample is dropped, so every curve
+    rests on the same samples; the status says how many of how many."""
     import time
 
     from core.robustness import EmbeddingBank, share_curves
@@ -156,7 +156,22 @@ def test_shares_of_perturbed_inputs_stop_at_the_deadline_with_whole_samples(rob_
     settings = RobustnessSettings(levels=2, share_samples=3, share_levels=(0.0, 1.0))
     bank = EmbeddingBank(run.path.parent, settings)
     curves, status = share_curves(run, run.model(), bank, settings, ["image", "title"], deadline=time.perf_counter())
-    assert status == {"samples": 1, "planned": 3}
+    assert status == {"samples": 0, "planned": 3}
+    for m in ("image", "title"):
+        entry = next(iter(curves[m].values()))
+        assert entry["n"] == [0, 0] and all(v is None for vs in entry["shares"].values() for v in vs)
+    import types
+
+    calls = []
+
+    def clock() -> float:  # the deadline passes before the 6th explanation: inside the second sample
+        calls.append(1)
+        return 0.0 if len(calls) <= 5 else float("inf")
+
+    with pytest.MonkeyPatch.context() as mp:  # the clock of share_curves' module only
+        mp.setitem(share_curves.__globals__, "time", types.SimpleNamespace(perf_counter=clock))
+        curves, status = share_curves(run, run.model(), bank, settings, ["image", "title"], deadline=1.0)
+    assert status == {"samples": 1, "planned": 3}  # 4 explanations a sample: the second is dropped
     for m in ("image", "title"):
         entry = next(iter(curves[m].values()))
         assert len(entry["n"]) == 2 and max(entry["n"]) <= 1  # one sample (a flat prediction counts 0)
