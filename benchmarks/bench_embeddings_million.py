@@ -102,11 +102,10 @@ def _rss_mb(pid: int) -> tuple[float, float]:
 
 
 def time_page(root: Path, every_point: bool) -> dict[str, float]:
+    import os
     import subprocess
 
     from tests._browser import ROOT as APP_ROOT, chromium_page, free_port, settle, stop, wait_healthy
-
-    import os
 
     port = free_port()
     env = {**os.environ, "FUSIONLENS_RUNS": str(root), "HF_HUB_OFFLINE": "1"}

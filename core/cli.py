@@ -209,7 +209,7 @@ def build_parser(prog: str = CLI_NAME) -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="every encoder set of the experiment's grid")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="processes training the fusion heads at once, once the encoders are trained (default "
-                        "$FUSIONLENS_TRAIN_WORKERS, else every core when there are 8 heads or more)")
+                        "$FUSIONLENS_WORKERS, else every core when there are 8 heads or more)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="rebuild a run from its bundle and check it reproduces its predictions")

@@ -271,16 +271,14 @@ def robustness_step(ctx: BuildContext) -> str:
     run_dirs = list_runs(ctx.exp_dir, ctx.root)
     if not run_dirs:
         return "no runs"
-    from core.robustness import (RobustnessSettings, load_robustness, robustness_command,  # imports torch
-                                 robustness_runs)
+    from core.robustness import RobustnessSettings, robustness_command, robustness_runs  # imports torch
 
     settings = RobustnessSettings(samples=ctx.choices.robustness_samples, levels=ctx.choices.robustness_levels,
                                   seed=ctx.exp.seed)
     report = robustness_runs(run_dirs, settings, time_limit=ctx.choices.robustness_seconds, progress=ctx.progress)
     left = report["left"]
-    for name in report["computed"]:  # the shares of perturbed inputs rest on fewer samples than asked
-        status = (load_robustness(ctx.exp_dir / name) or {}).get("shares_status") or {}
-        if status and status.get("samples", 0) < status.get("planned", 0):
+    for name, status in report["shares_status"].items():  # shares of perturbed inputs on fewer samples than asked
+        if status["samples"] < status["planned"]:
             print(f"robustness: the shares of perturbed inputs of {name} rest on {status['samples']} of "
                   f"{status['planned']} samples (time budget); finish with "
                   f"`{robustness_command(ctx.exp_dir / name, settings)} --force`", file=sys.stderr)

@@ -18,8 +18,8 @@ from core import io
 from core.errors import BundleError, DataError, cli_command
 from core.workers import in_processes
 from core.projection._compute import Projection, compute_projection, data_fingerprint
-from core.projection._methods import METHODS, check_method, method_label, method_order, resolve_params
-from core.projection._store import (PROJECTIONS_DIR, check_name, find_stored, list_projections, read_stored,
+from core.projection._methods import METHODS, check_method, method_label, method_order
+from core.projection._store import (PROJECTIONS_DIR, check_name, find_stored, read_stored,
                                     save_projection)
 
 EMBEDDINGS_FILE = "embeddings.safetensors"

@@ -142,6 +142,7 @@ def robustness_runs(run_dirs: Sequence[str | Path], settings: RobustnessSettings
     explained run; None none.
 
     Returns ``{"computed": [...], "kept": [...], "left": [paths], "seconds": s, "per_run": {name: s},
+    "shares_status": {name: {"samples", "planned"}} (the run whose shares of perturbed inputs were computed),
     "encode_seconds": s, "encodings": count}``.
     """
     settings = settings or RobustnessSettings()
@@ -150,8 +151,8 @@ def robustness_runs(run_dirs: Sequence[str | Path], settings: RobustnessSettings
     for r in run_dirs:
         path = Path(r).resolve()
         by_exp.setdefault(path.parent, []).append(path)
-    out: dict[str, Any] = {"computed": [], "kept": [], "left": [], "per_run": {}, "encode_seconds": 0.0,
-                           "encodings": 0}
+    out: dict[str, Any] = {"computed": [], "kept": [], "left": [], "per_run": {}, "shares_status": {},
+                           "encode_seconds": 0.0, "encodings": 0}
     for exp_dir, paths in by_exp.items():
         runs = [load_run(p) for p in paths]
         _requested(settings, runs)
@@ -175,6 +176,8 @@ def robustness_runs(run_dirs: Sequence[str | Path], settings: RobustnessSettings
                                    progress=progress, deadline=None if time_limit is None else start + time_limit)
             write_robustness(run.path, report)
             out["computed"].append(run.name)
+            if "shares_status" in report:
+                out["shares_status"][run.name] = report["shares_status"]
             out["per_run"][run.name] = report["seconds"]
         out["encode_seconds"] += bank.encode_seconds
         out["encodings"] += bank.encodings
