@@ -334,7 +334,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         return _report_skipped(skipped)
     # samples outermost, runs inside: runs sharing an encoder encode each masked variant once; the command
     # that resumes each run is recorded from the same settings (core.explain.precompute_command)
-    reports = explain_runs(run_dirs, settings, options, progress=not args.quiet)
+    reports = explain_runs(run_dirs, settings, options, progress=not args.quiet, workers=args.workers)
     for run_dir, report in zip(run_dirs, reports):
         print(f"{report['run']}: {report['computed']} sample(s) explained, {report['skipped']} already stored, "
               f"{report['remaining']} left (shard {report['part']}, settings {report['settings_hash']}, "
@@ -378,6 +378,9 @@ def _register_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("target", help="run folder, or experiment name / .toml / folder (with --run)")
     p.add_argument("--run", action="append", help="only this run of the experiment; repeatable")
     add_explain_arguments(p)  # one flag per field of ExplainSettings and PrecomputeOptions
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="processes explaining at once, each a share of the samples for every run (default: "
+                        "$FUSIONLENS_WORKERS, else every core from 24 samples left; 1 runs here; --shard runs here)")
     add_ray_arguments(p, shards=True)
     p.set_defaults(func=cmd_explain)
 

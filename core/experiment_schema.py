@@ -281,7 +281,8 @@ SCHEMA = Table(doc="top level", keys={
         "explain_max_runs": Key("int", "how many runs the automatic pick explains (0: none); unused when "
                                 "`explain_runs` is given", 3, min=0),
         "explain_samples": Key("list[int]", "seeded test samples explained per run: the first run gets the first "
-                               "count, the next the next, the last count repeating", [100, 50], min=1),
+                               "count, the next the next, the last count repeating; a count of at least the test "
+                               "split's size explains all of it", [1000], min=1),
         "explain_seconds": Key("float", "time budget of the explanations in seconds; what it leaves is printed with "
                                "the command that finishes it", 120.0, min=0, min_open=True),
         "robustness_seconds": Key("float", "time budget of the robustness tables (docs/ROBUSTNESS.md) in seconds; "

@@ -93,7 +93,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "load_explanation_summaries", "load_explanations", "main_settings_hash", "preferred_rows",
     ),
     "_selection": ("select_build_runs", "select_samples"),
-    "_precompute": ("RUNS_PER_PASS", "explain_run", "explain_runs"),
+    "_precompute": ("GROUPS_PER_WORKER", "PARALLEL_MIN_SAMPLES", "RUNS_PER_PASS", "explain_order", "explain_run", "explain_runs",
+                    "explain_workers"),
     "_reuse": ("SharedTables", "TableKey", "encoder_identity", "input_digest", "masker_key", "table_key"),
     "_blame_store": (
         "BLAME_FILE", "BLAME_META_FILE", "BLAME_VERSION", "blame_column", "blame_columns", "blame_command",

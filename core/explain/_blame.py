@@ -248,16 +248,19 @@ def _margins(logits_of: Callable[[Sequence[bool]], torch.Tensor], coalitions: li
     return values, against
 
 
-def blame_frame(run: Any, *, progress: Any = None, batch_size: int = EMBED_BATCH,
-                cache: EmbeddingCache | None = None) -> pd.DataFrame:
-    """Every test prediction's modality blame (the ``blame.parquet`` table, module docstring), batched.
+def coalition_logits(run: Any, *, progress: Any = None, batch_size: int = EMBED_BATCH,
+                     cache: EmbeddingCache | None = None, desc: str | None = None) -> dict[str, Any]:
+    """The logits of every test sample of a run at every coalition of its modalities, batched: entry ``k``
+    of ``logits`` ``(2^M, n, C)`` (float64) has present the modalities whose bit is set in ``k``, the others
+    wholly masked as in the MM-SHAP modality game. A factorised run encodes each modality's split twice
+    (present, masked; shared through ``cache`` by the runs of one experiment) and runs its head per
+    coalition; an early fusion runs whole per coalition; an adaptive run is played given the policy's
+    decisions on the unmasked sample. The modality games of :func:`blame_frame` and of the amortised
+    shares (:mod:`core.explain._amortised`) are both read from it.
 
-    ``run``: a run folder or a loaded :class:`core.bundle.Run`; ``progress``: True (tqdm), False or a
-    callable ``(done, total)``; ``cache``: a dict shared by the runs of one experiment, so an encoder
-    several runs share encodes the split once. ``frame.attrs``: ``modalities``, ``engine``, ``seconds``.
+    Returns ``{"run", "modalities", "ids", "logits", "engine"}`` (``run`` the loaded :class:`Run`).
     """
     progress = check_progress(progress)
-    t0 = time.perf_counter()
     run = resolve_run(run)
     model = run.model()
     mods = list(model.modalities)
@@ -267,17 +270,22 @@ def blame_frame(run: Any, *, progress: Any = None, batch_size: int = EMBED_BATCH
         raise DataError(f"the dataset of run {run.name!r} lacks modality {', '.join(lacking)}",
                         fix=f"rebuild the experiment (`{cli_command()} build {experiment_arg(Path(run.path).parent)} "
                             "--force`)")
-    preds = run.predictions
-    ids = preds["id"].astype(str).tolist()
-    y, pred = _class_indices(run, "label"), _class_indices(run, "pred")
-    correct = preds["correct"].astype(bool).to_numpy()
+    ids = run.predictions["id"].astype(str).tolist()
     n, k_all = len(ids), 2 ** len(mods)
     coalitions = [[bool((k >> i) & 1) for i in range(len(mods))] for k in range(k_all)]
-    values = np.zeros((k_all, n))
-    against = np.zeros(n, dtype=np.int64)
+    logits: np.ndarray | None = None
     engine = _engine(model, run.config.get("strategy"))
     step = max(1, int(batch_size))
-    bar = Progress(progress, n * len(mods), desc=f"blame {run.name}")
+    bar = Progress(progress, n * len(mods), desc=desc or f"modality game {run.name}")
+
+    def store(part: slice, logits_of: Callable[[Sequence[bool]], torch.Tensor]) -> None:
+        nonlocal logits
+        for k, present in enumerate(coalitions):
+            block = logits_of(present).double().numpy()
+            if logits is None:
+                logits = np.empty((k_all, n, block.shape[1]))
+            logits[k, part] = block
+
     try:
         if engine == "factorised":  # the encoders once per modality (present, masked), the head per coalition
             clean, gone = _split_embeddings(run, model, ds, ids, step, bar, cache)
@@ -288,21 +296,48 @@ def blame_frame(run: Any, *, progress: Any = None, batch_size: int = EMBED_BATCH
                     embs = [(c if p else g)[part] for c, g, p in zip(clean, gone, present)]
                     with torch.inference_mode(), torch_threads("head"):
                         return model.forward_embeddings(embs)
-                values[:, part], against[part] = _margins(head, coalitions, y[part], pred[part], correct[part])
+                store(part, head)
         else:
             for start in range(0, n, step):
                 part = slice(start, min(n, start + step))
                 with torch.inference_mode():
                     inputs = model.prepare({m: ds.items(m, ids[part]) for m in mods})
-                    logits_of = _chunk_logits(model, engine, inputs)
-                    values[:, part], against[part] = _margins(logits_of, coalitions, y[part], pred[part],
-                                                              correct[part])
+                    store(part, _chunk_logits(model, engine, inputs))
                 bar.update((part.stop - part.start) * len(mods))
     finally:
         bar.close()
-    frame = _blame_table(ids, preds["label"].astype(str).tolist(), preds["pred"].astype(str).tolist(), correct,
-                         run.classes, mods, values, against)
-    frame.attrs.update(engine=engine, seconds=round(time.perf_counter() - t0, 3))
+    if logits is None:
+        logits = np.zeros((k_all, 0, len(run.classes)))
+    return {"run": run, "modalities": mods, "ids": ids, "logits": logits, "engine": engine}
+
+
+def blame_frame(run: Any, *, progress: Any = None, batch_size: int = EMBED_BATCH,
+                cache: EmbeddingCache | None = None) -> pd.DataFrame:
+    """Every test prediction's modality blame (the ``blame.parquet`` table, module docstring), batched
+    (:func:`coalition_logits`).
+
+    ``run``: a run folder or a loaded :class:`core.bundle.Run`; ``progress``: True (tqdm), False or a
+    callable ``(done, total)``; ``cache``: a dict shared by the runs of one experiment, so an encoder
+    several runs share encodes the split once. ``frame.attrs``: ``modalities``, ``engine``, ``seconds``.
+    """
+    t0 = time.perf_counter()
+    run = resolve_run(run)
+    y, pred = _class_indices(run, "label"), _class_indices(run, "pred")  # checked before any encoding
+    game = coalition_logits(run, progress=progress, batch_size=batch_size, cache=cache, desc=f"blame {run.name}")
+    mods, logits = game["modalities"], game["logits"]
+    preds = run.predictions
+    correct = preds["correct"].astype(bool).to_numpy()
+    coalitions = [[bool((k >> i) & 1) for i in range(len(mods))] for k in range(2 ** len(mods))]
+
+    def stored(present: Sequence[bool]) -> torch.Tensor:
+        return torch.from_numpy(logits[sum(1 << i for i, p in enumerate(present) if p)])
+    if len(y):
+        values, against = _margins(stored, coalitions, y, pred, correct)
+    else:
+        values, against = np.zeros((len(coalitions), 0)), np.zeros(0, dtype=np.int64)
+    frame = _blame_table(game["ids"], preds["label"].astype(str).tolist(), preds["pred"].astype(str).tolist(),
+                         correct, run.classes, mods, values, against)
+    frame.attrs.update(engine=game["engine"], seconds=round(time.perf_counter() - t0, 3))
     return frame
 
 

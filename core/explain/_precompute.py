@@ -5,7 +5,9 @@
 run's ``predictions.parquet`` or, with ``n``, the first ``n`` ids of a shuffle by
 ``numpy.random.default_rng(seed)`` (kept in prediction order; a larger ``n``
 extends a smaller one's sample, so raising ``--n`` resumes); shard
-``i`` of ``n`` takes every ``n``-th id from position ``i``. Every sample's
+``i`` of ``n`` takes every ``n``-th id from position ``i``. Samples are explained in a seeded order
+(:func:`explain_order`), so one stopped by a time budget leaves a seeded random
+sample explained. Every sample's
 values depend only on the sample and the settings, so shards and reruns give
 identical rows. Samples already stored with the same settings hash (in any
 part) are skipped; the shard's part is rewritten atomically every
@@ -20,10 +22,22 @@ of at most :data:`RUNS_PER_PASS` runs: the runs whose encoder of a modality
 comes from the same unimodal run then encode each masked variant of a sample
 once between them (:class:`~core.explain.SharedTables`), while each run's parts
 are written exactly as :func:`explain_run` writes them.
+
+With more than one worker process (:func:`explain_workers`: ``workers``, else
+``$FUSIONLENS_WORKERS``, else every core once there are
+:data:`PARALLEL_MIN_SAMPLES` samples to explain) the samples the runs still lack
+are dealt into groups (their union in the order above, every ``g``-th from
+position ``i``), and each group is one job of a spawned one-thread process
+(:func:`core.workers.in_processes`) that explains it for every run asking for
+its samples, sharing tables between those runs as one process does; a group's
+rows go to part ``part<i>of<g>`` of each run. The values are the same as a
+single process gives (every sample's values depend only on the sample and the
+settings); only the parts they are stored in differ.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -54,18 +68,36 @@ from core.io import remove_stale_tmp
 #: Runs explained side by side, sample by sample (their models stay loaded together; the per-process
 #: run cache of :func:`core.explain.resolve_run` holds as many).
 RUNS_PER_PASS = 8
+#: sample groups per worker process: each group is one job, so progress moves group by group and a worker that
+#: finishes early takes the next
+GROUPS_PER_WORKER = 4
+#: fewer samples left to explain than this: one process (a worker's start, Python, torch and the models loaded
+#: afresh, costs several seconds)
+PARALLEL_MIN_SAMPLES = 24
+
+
+def explain_workers(n_samples: int, workers: int | None = None) -> int:
+    """Processes explaining ``n_samples`` samples at once (:func:`core.workers.process_workers`): ``workers``
+    when given, else ``$FUSIONLENS_WORKERS``, else every core once there are :data:`PARALLEL_MIN_SAMPLES`."""
+    from core.workers import process_workers
+
+    return process_workers(n_samples, workers, min_jobs=PARALLEL_MIN_SAMPLES)
 
 
 class _RunPart:
     """One run's shard of a precompute: its sample list, what is stored, and its part, flushed as
     :func:`explain_run` documents (rows kept from an interrupted run, rewritten atomically)."""
 
-    def __init__(self, run: Any, settings: ExplainSettings, options: PrecomputeOptions, command: str | None) -> None:
+    def __init__(self, run: Any, settings: ExplainSettings, options: PrecomputeOptions, command: str | None,
+                 group: tuple[int, int, Sequence[str]] | None = None) -> None:
         self.run = resolve_run(run)
         check_run_modalities(self.run, settings)
         self.settings = settings
         i, k = options.shard_index
         self.ids = select_samples(self.run, options.n, settings.seed)[i::k]
+        if group is not None:  # a worker's group of samples (module docstring): its own part
+            i, k, wanted = group[0], group[1], set(group[2])
+            self.ids = [s for s in self.ids if s in wanted]
         self.hash = settings.hash()
         self.label = part_label(i, k)
         remove_stale_tmp(explanations_dir(self.run.path))  # what a killed precompute was writing
@@ -103,7 +135,7 @@ class _RunPart:
         self.last_flush = time.perf_counter()
 
     def report(self, seconds: float) -> dict[str, Any]:
-        return {"run": self.run.name, "settings_hash": self.hash, "part": self.label, "requested": len(self.ids),
+        return {"run": self.run.name, "path": str(self.run.path), "settings_hash": self.hash, "part": self.label, "requested": len(self.ids),
                 "skipped": len(self.ids) - len(self.todo), "computed": self.computed,
                 "remaining": len(self.todo) - self.computed, "seconds": round(seconds, 2),
                 "encoder_rows": self.encoder_rows}
@@ -148,6 +180,8 @@ def explain_runs(
     time_limit: float | None = None,
     commands: Sequence[str | None] | None = None,
     share: bool = True,
+    workers: int | None = None,
+    group: tuple[int, int, Sequence[str]] | None = None,
     **changes: Any,
 ) -> list[dict[str, Any]]:
     """Explain several runs as :func:`explain_run` explains each, sample by sample across the runs.
@@ -155,14 +189,16 @@ def explain_runs(
     ``runs``: run folders or loaded runs, or ``(run, n)`` pairs giving a run its own sample count
     (the build's plan); the others take ``options.n``. Each run's files, rows and resumption are
     :func:`explain_run`'s. Runs are taken in passes of :data:`RUNS_PER_PASS`, in order; within a
-    pass the samples of all its runs are explained in turn (the first run's order first), each by
+    pass the samples of all its runs are explained in turn (in :func:`explain_order`), each by
     every run that asks for it, so that with ``share`` the runs whose encoder of a modality is the
     same reuse that encoder's embeddings of the sample's masked variants
     (:class:`~core.explain.SharedTables`; the values do not change). ``time_limit`` (seconds) is
     one budget for all the runs; ``commands[i]`` is recorded as run ``i``'s resume command.
     Returns :func:`explain_run`'s counts for every run, in order (``seconds``: since the call
     began), each with ``encoder_rows`` (rows its encoders ran on) and, for the whole call,
-    ``shared_tables`` (tables lent between runs). A run named twice is refused.
+    ``shared_tables`` (tables lent between runs). A run named twice is refused. ``workers``: processes
+    (:func:`explain_workers`; the module docstring says how they share the work; one shard of ``--shard i/n``
+    runs in this process); ``group`` ``(i, g, ids)`` is the job of one of them.
     """
     t0 = time.perf_counter()
     progress = check_progress(progress)
@@ -178,12 +214,18 @@ def explain_runs(
     if twice:
         raise ConfigError(f"run(s) {', '.join(map(repr, twice))} named more than once",
                           fix="name each run once (its shard's part would be written twice)")
+    if group is None and options.shard == "0/1":
+        left = _samples_left(plan, settings)
+        k = explain_workers(len({s for ids in left.values() for s in ids}), workers)
+        if k > 1:
+            return _explain_in_workers(plan, settings, options, left, k, progress=progress,
+                                       flush_seconds=flush_seconds, time_limit=time_limit, commands=commands, t0=t0)
     reports: list[dict[str, Any]] = []
     shared = SharedTables() if share and len(plan) > 1 else None
     deadline = None if time_limit is None else t0 + time_limit
     for start in range(0, len(plan), RUNS_PER_PASS):
         parts = [_RunPart(run, settings, dataclasses.replace(options, n=n),
-                          None if commands is None else commands[start + j])
+                          None if commands is None else commands[start + j], group)
                  for j, (run, n) in enumerate(plan[start:start + RUNS_PER_PASS])]
         _explain_pass(parts, settings, options, shared, progress, flush_seconds, deadline)
         reports.extend(p.report(time.perf_counter() - t0) for p in parts)
@@ -192,13 +234,94 @@ def explain_runs(
     return reports
 
 
+def _samples_left(plan: Sequence[tuple[Any, int | None]], settings: ExplainSettings) -> dict[str, list[str]]:
+    """Per run of the plan (its folder), the selected samples not stored with ``settings`` yet, in order;
+    the runs' modalities are checked here, before any worker starts."""
+    h = settings.hash()
+    left: dict[str, list[str]] = {}
+    for run, n in plan:
+        loaded = resolve_run(run)
+        check_run_modalities(loaded, settings)
+        done = stored_sample_ids(loaded.path, h)
+        left[str(Path(loaded.path).resolve())] = [s for s in select_samples(loaded, n, settings.seed) if s not in done]
+    return left
+
+
+def _explain_group(plan: list[tuple[str, int | None]], settings: ExplainSettings, options: PrecomputeOptions,
+                   group: tuple[int, int, list[str]], commands: Sequence[str | None] | None, flush_seconds: float,
+                   deadline: float | None) -> list[dict[str, Any]]:
+    """One worker's job: the samples of ``group`` for every run of ``plan`` asking for them, within the
+    wall-clock ``deadline`` (a job that starts after it does nothing)."""
+    limit = None if deadline is None else deadline - time.time()
+    if limit is not None and limit <= 0:
+        return []
+    return explain_runs(plan, settings, options, progress=False, flush_seconds=flush_seconds, time_limit=limit,
+                        commands=commands, group=group)
+
+
+def _explain_in_workers(plan: Sequence[tuple[Any, int | None]], settings: ExplainSettings,
+                        options: PrecomputeOptions, left: dict[str, list[str]], workers: int, *, progress: Any,
+                        flush_seconds: float, time_limit: float | None, commands: Sequence[str | None] | None,
+                        t0: float) -> list[dict[str, Any]]:
+    """:func:`explain_runs` in ``workers`` processes, one job per group of samples (module docstring); the
+    reports are summed per run (``part``: how many groups)."""
+    from core.workers import in_processes
+
+    union = explain_order([s for ids in left.values() for s in ids], settings.seed)
+    n_groups = min(len(union), workers * GROUPS_PER_WORKER)
+    paths = [(str(Path(getattr(run, "path", run)).resolve()), n) for run, n in plan]
+    cmds = None if commands is None else list(commands)
+    deadline = None if time_limit is None else time.time() + time_limit - (time.perf_counter() - t0)
+    jobs = [(g, (paths, settings, options, (g, n_groups, union[g::n_groups]), cmds, flush_seconds, deadline))
+            for g in range(n_groups)]
+    total = sum(len(ids) for ids in left.values())
+    bar = Progress(progress, total, desc=f"explain {len(plan)} run(s), {workers} processes") if total else None
+    done: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for _, reports in in_processes(_explain_group, jobs, workers):
+            for r in reports:
+                done.setdefault(str(Path(r["path"]).resolve()), []).append(r)
+                if bar is not None:
+                    bar.update(r["computed"])
+    finally:
+        if bar is not None:
+            bar.close()
+    out = []
+    h = settings.hash()
+    for (path, n), (run, _) in zip(paths, plan):
+        loaded = resolve_run(run)
+        mine = done.get(path, [])
+        requested = select_samples(loaded, n, settings.seed)
+        stored = stored_sample_ids(path, h)
+        out.append({"run": loaded.name, "path": path, "settings_hash": h, "part": f"{n_groups} groups",
+                    "requested": len(requested), "skipped": len(requested) - len(left[path]),
+                    "computed": sum(r["computed"] for r in mine),
+                    "remaining": sum(1 for s in requested if s not in stored),
+                    "seconds": round(time.perf_counter() - t0, 2),
+                    "encoder_rows": sum(r["encoder_rows"] for r in mine),
+                    "shared_tables": sum(r.get("shared_tables", 0) for r in mine), "workers": workers})
+    return out
+
+
+def explain_order(ids: Sequence[str], seed: int) -> list[str]:
+    """The distinct ``ids`` in the order a precompute explains them: by a digest of (seed, id), a seeded
+    shuffle that does not depend on which other ids are listed, so a precompute stopped by its time budget
+    has explained a seeded random sample of every run's list (not, say, the first classes of a split
+    sorted by id), and its rerun continues in the same order."""
+    def key(sid: str) -> bytes:
+        return hashlib.blake2b(f"{int(seed)}\0{sid}".encode(), digest_size=8).digest()
+    return sorted(dict.fromkeys(ids), key=key)
+
+
 def _explain_pass(parts: list[_RunPart], settings: ExplainSettings, options: PrecomputeOptions,
                   shared: SharedTables | None, progress: Any, flush_seconds: float, deadline: float | None) -> None:
-    """Explain the samples of ``parts``, samples outermost; every part is flushed however it ends."""
-    order: dict[str, list[_RunPart]] = {}
+    """Explain the samples of ``parts``, samples outermost (in :func:`explain_order`); every part is flushed
+    however it ends."""
+    wanting: dict[str, list[_RunPart]] = {}
     for part in parts:
         for sid in part.todo:
-            order.setdefault(sid, []).append(part)
+            wanting.setdefault(sid, []).append(part)
+    order = {sid: wanting[sid] for sid in explain_order(list(wanting), settings.seed)}
     total = sum(len(p.todo) for p in parts)
     desc = f"explain {parts[0].run.name}" if len(parts) == 1 else f"explain {len(parts)} runs"
     bar = Progress(progress, total, desc=desc) if total else None

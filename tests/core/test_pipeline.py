@@ -201,7 +201,7 @@ def test_default_plan_is_the_automatic_pick(tiny_built):
     _, root = tiny_built
     plan = explain_plan(root / "tiny", PrecomputeChoices())
     assert [p for p, _ in plan] == select_build_runs(root / "tiny") and 1 <= len(plan) <= 3
-    assert [n for _, n in plan] == [100, 50, 50][:len(plan)]  # the defaults: today's build
+    assert [n for _, n in plan] == [1000] * len(plan)  # the default: every test sample (up to 1,000)
     assert explain_plan(root / "tiny", PrecomputeChoices(explain_max_runs=1)) == plan[:1]
     assert explain_plan(root / "tiny", PrecomputeChoices(explain_max_runs=0)) == []
     assert PrecomputeChoices.from_table(DEFAULT_PRECOMPUTE) == PrecomputeChoices()
@@ -243,7 +243,7 @@ def test_listed_run_that_is_not_usable_is_skipped_with_its_problem(tiny_built, t
     skipped: list[str] = []
     choices = PrecomputeChoices(explain_runs=("concat-image+title", "concat-image+title+description"))
     plan = explain_plan(copy / "tiny", choices, copy, skipped)
-    assert plan == [(copy / "tiny" / "concat-image+title+description", 100)]
+    assert plan == [(copy / "tiny" / "concat-image+title+description", 1000)]
     assert len(skipped) == 1 and skipped[0].startswith("run concat-image+title (incomplete)")
 
 

@@ -177,3 +177,53 @@ def test_a_run_named_twice_is_refused_before_any_work(tiny_built, tmp_path):
         explain_runs([exp / FULL[0], exp / FULL[1], exp / FULL[0]], n=1, progress=False)
     assert repr(FULL[0]) in info.value.problem and "once" in info.value.fix
     assert not (exp / FULL[0] / "explanations").exists()
+
+
+def test_explain_order_is_a_seeded_shuffle_independent_of_the_other_ids():
+    from core.explain import explain_order
+
+    ids = [f"s{i:03d}" for i in range(60)]
+    order = explain_order(ids, 0)
+    assert sorted(order) == ids and order != ids  # every id once, not in the listed (sorted) order
+    assert explain_order(ids[::-1] + ids[:5], 0) == order  # the listing's order and repeats do not matter
+    subset = ids[10:40]
+    assert explain_order(subset, 0) == [s for s in order if s in set(subset)]  # a subset keeps its order
+    assert explain_order(ids, 1) != order  # another seed, another order
+
+
+def test_explain_workers_start_only_for_enough_samples(monkeypatch):
+    from core.explain import PARALLEL_MIN_SAMPLES, explain_workers
+    from core.workers import ENV
+
+    monkeypatch.delenv(ENV, raising=False)
+    monkeypatch.setattr("core.threads.available_cores", lambda: 2)
+    assert explain_workers(PARALLEL_MIN_SAMPLES - 1) == 1 and explain_workers(PARALLEL_MIN_SAMPLES) == 2
+    assert explain_workers(5, workers=2) == 2 and explain_workers(1, workers=4) == 1
+    monkeypatch.setenv(ENV, "1")
+    assert explain_workers(1000) == 1
+
+
+def test_two_worker_processes_store_the_values_of_one_process(tiny_built, tmp_path):
+    """The runs explained in two spawned one-thread processes, samples dealt into groups: the same stored
+    values as one process gives, in group parts; a rerun finds everything stored; past the deadline no
+    worker starts anything."""
+    _, built = tiny_built
+    runs = [*FULL, PAIR]
+    one, two = _copy(built, tmp_path / "one"), _copy(built, tmp_path / "two")
+    serial = explain_runs([one / r for r in runs], n=6, progress=False, workers=1)
+    late = explain_runs([two / r for r in runs], n=6, progress=False, workers=2, time_limit=1e-9)
+    assert [r["computed"] for r in late] == [0, 0, 0] and [r["remaining"] for r in late] == [6, 6, 6]
+    assert not any(any((two / r / "explanations").glob("samples-*")) for r in runs)
+    parallel = explain_runs([two / r for r in runs], n=6, progress=False, workers=2)
+    assert [r["computed"] for r in parallel] == [r["computed"] for r in serial] == [6, 6, 6]
+    assert [r["remaining"] for r in parallel] == [0, 0, 0] and {r["workers"] for r in parallel} == {2}
+    assert {r["part"] for r in parallel} == {"6 groups"}  # 2 workers x 4 groups, at most one per sample
+    assert sum(r["encoder_rows"] for r in parallel) < sum(r["encoder_rows"] for r in serial) * 1.5
+    parts = sorted(p.name.split("-")[-1] for p in (two / FULL[0] / "explanations").glob("samples-*"))
+    assert parts == [f"part{g}of6.parquet" for g in range(6)]
+    first, second = _stored(one, runs), _stored(two, runs)
+    for r in runs:
+        _assert_same_frames(first[r][0], second[r][0])
+        _assert_same_frames(first[r][1], second[r][1])
+    again = explain_runs([two / r for r in runs], n=6, progress=False, workers=2)
+    assert [r["computed"] for r in again] == [0, 0, 0] and [r["skipped"] for r in again] == [6, 6, 6]
