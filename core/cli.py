@@ -380,7 +380,7 @@ def _register_explain(sub: argparse._SubParsersAction) -> None:
     add_explain_arguments(p)  # one flag per field of ExplainSettings and PrecomputeOptions
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="processes explaining at once, each a share of the samples for every run (default: "
-                        "$FUSIONLENS_WORKERS, else every core from 24 samples left; 1 runs here; --shard runs here)")
+                        "$FUSIONLENS_WORKERS, else every core from 64 samples left; 1 runs here; --shard runs here)")
     add_ray_arguments(p, shards=True)
     p.set_defaults(func=cmd_explain)
 

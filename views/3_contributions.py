@@ -85,7 +85,8 @@ for col, r in zip(columns, runs):
         bar_title = "Mean exact modality share per class" if meaning == "exact" else "Mean modality share per class"
         st.plotly_chart(F.make_modality_share_bar_figure(table, r.modalities, subsets=subsets, horizontal=horizontal,
                                                          title=bar_title), key=f"bar_{r.name}")
-        st.markdown("**Mean share per class** (the reference's table: all, correct and incorrect predictions)")
+        st.markdown("**Mean share per class** (the reference's table: all, correct and incorrect predictions; "
+                    "in brackets the 95 % interval of the mean over the class's samples, none for one sample)")
         st.dataframe(T.share_table_display(table, r.modalities), width="stretch")  # "/": no such prediction
         W.show_figure(F.make_share_distribution_figure(joined_shown, r.modalities, kind=kind),
                       key=f"dist_{r.name}")

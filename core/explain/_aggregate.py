@@ -4,7 +4,9 @@
 row), for each modality its mean share over all, correctly and incorrectly
 predicted samples of the class, with the sample counts:
 
-``class, n_all, n_correct, n_incorrect, share_<m>_all, share_<m>_correct, share_<m>_incorrect ..., n_flat``
+``class, n_all, n_correct, n_incorrect, share_<m>_all, share_<m>_correct, share_<m>_incorrect ..., n_flat``,
+then for each mean ``share_<m>_<subset>_low`` / ``_high``: its 95 % Student-t interval over the class's
+samples, clipped to [0, 1] (NaN with fewer than 2 samples), so a mean over a handful of samples says so.
 
 ``share="mmshap"`` (default) averages the MM-SHAP shares (``share_<m>``),
 ``share="exact"`` the exact modality shares (``exact_share_<m>``), in the same
@@ -50,6 +52,8 @@ ALL_CLASSES = "(all classes)"
 SUBSETS = ("all", "correct", "incorrect")
 #: confidence of the intervals of :func:`class_interaction_table`
 INTERACTION_CONFIDENCE = 0.95
+#: confidence of the intervals of the class means of :func:`class_share_table`
+SHARE_CONFIDENCE = 0.95
 #: the two meanings of a modality's share: per-sample column prefix and saved file name
 SHARE_MEANINGS = {"mmshap": ("share_", "class_shares"), "exact": ("exact_share_", "class_exact_shares")}
 
@@ -151,7 +155,8 @@ def class_share_table(
     prefix, file_stem = SHARE_MEANINGS[share]
     flat = flat_mask(samples)
     columns = ["class", "n_all", "n_correct", "n_incorrect",
-               *(f"share_{m}_{s}" for m in modalities for s in SUBSETS), "n_flat"]
+               *(f"share_{m}_{s}" for m in modalities for s in SUBSETS), "n_flat",
+               *(f"share_{m}_{s}_{bound}" for m in modalities for s in SUBSETS for bound in ("low", "high"))]
     rows = []
     if len(samples):
         shares = {m: np.where(flat, np.nan, pd.to_numeric(samples.get(f"{prefix}{m}"), errors="coerce")
@@ -162,9 +167,11 @@ def class_share_table(
                 row[f"n_{s}"] = int(masks[s].sum())
             for m in modalities:
                 for s in SUBSETS:
-                    vals = shares[m][masks[s]]
-                    vals = vals[np.isfinite(vals)]
-                    row[f"share_{m}_{s}"] = float(vals.mean()) if len(vals) else float("nan")
+                    mean, low, high, _ = mean_interval(shares[m][masks[s]], SHARE_CONFIDENCE)
+                    row[f"share_{m}_{s}"] = mean
+                    # a share lies in [0, 1]: so does its interval
+                    row[f"share_{m}_{s}_low"] = float(np.clip(low, 0.0, 1.0))  # NaN stays NaN
+                    row[f"share_{m}_{s}_high"] = float(np.clip(high, 0.0, 1.0))
             row["n_flat"] = int((in_class & flat).sum())
             rows.append(row)
     table = pd.DataFrame(rows, columns=columns)
@@ -246,12 +253,14 @@ def _correct(samples: pd.DataFrame) -> np.ndarray:
 
 
 def format_class_share_table(table: pd.DataFrame, modalities: Sequence[str] | None = None) -> str:
-    """The table as text: one line per class, shares in percent, counts in brackets."""
+    """The table as text: one line per class, shares in percent with their 95 % interval in brackets (where
+    the table has one), counts in their own columns."""
     if table.empty:
         return f"no explanations stored yet: run `{cli_command()} explain <run>`"
     if modalities is None:
+        ends = tuple(f"_{s}" for s in SUBSETS)
         modalities = list(dict.fromkeys(c[len("share_"):].rsplit("_", 1)[0] for c in table.columns
-                                        if c.startswith("share_")))
+                                        if c.startswith("share_") and c.endswith(ends)))
     header = ["class"]
     for s in SUBSETS:
         header += [f"{s}: n", *(f"{s}: {m}" for m in modalities)]
@@ -262,7 +271,9 @@ def format_class_share_table(table: pd.DataFrame, modalities: Sequence[str] | No
             cells.append(str(int(r[f"n_{s}"])))
             for m in modalities:
                 v = r[f"share_{m}_{s}"]
-                cells.append("-" if not np.isfinite(v) else f"{100 * v:.1f}%")
+                lo, hi = r.get(f"share_{m}_{s}_low", np.nan), r.get(f"share_{m}_{s}_high", np.nan)
+                cells.append("-" if not np.isfinite(v) else f"{100 * v:.1f}% [{100 * lo:.0f}, {100 * hi:.0f}]"
+                             if np.isfinite(lo) else f"{100 * v:.1f}%")
         lines.append(cells)
     widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(header)]
     fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))

@@ -73,7 +73,7 @@ RUNS_PER_PASS = 8
 GROUPS_PER_WORKER = 4
 #: fewer samples left to explain than this: one process (a worker's start, Python, torch and the models loaded
 #: afresh, costs several seconds)
-PARALLEL_MIN_SAMPLES = 24
+PARALLEL_MIN_SAMPLES = 64
 
 
 def explain_workers(n_samples: int, workers: int | None = None) -> int:

@@ -505,8 +505,8 @@ def test_overview_says_what_explanations_are_missing_and_how_to_fill_them(monkey
     assert "Explanations incomplete" in warnings and f"`{explained}` 3 of 8" in warnings
     assert all(f"`{name}` 0 of 8" in warnings for name in plan[1:])
     commands = texts(at.code)
-    assert f"explain {root / 'tiny' / explained} --n 100 --seed 0" in commands
-    assert all(f"explain {root / 'tiny' / name} --n 50 --seed 0" in commands for name in plan[1:])
+    assert f"explain {root / 'tiny' / explained} --n 1000 --seed 0" in commands  # the default: every sample
+    assert all(f"explain {root / 'tiny' / name} --n 1000 --seed 0" in commands for name in plan[1:])
     assert "3 of the 8 samples the build explains" in warnings  # the selected run's own state
     assert not any("test samples explained" in s.value for s in at.success)  # no green box while incomplete
 

@@ -330,7 +330,9 @@ def test_per_class_share_table_is_cores_and_the_page_lays_it_out(samples_df):
     table = class_share_table(samples_df, MODS, classes=CLASSES, overall=False)
     assert list(table.columns) == ["class", "n_all", "n_correct", "n_incorrect", "share_rgb_all", "share_rgb_correct",
                                    "share_rgb_incorrect", "share_depth_all", "share_depth_correct",
-                                   "share_depth_incorrect", "n_flat"]
+                                   "share_depth_incorrect", "n_flat",
+                                   *(f"share_{m}_{s}_{b}" for m in MODS for s in ("all", "correct", "incorrect")
+                                     for b in ("low", "high"))]
     assert table["class"].tolist() == CLASSES
     row = table.set_index("class")
     tol = f64_atol(1.0, len(samples_df))     # float64 means of shares in [0, 1]
@@ -340,6 +342,13 @@ def test_per_class_share_table_is_cores_and_the_page_lays_it_out(samples_df):
     assert row.loc["Bucket-Worker", "share_depth_incorrect"] == pytest.approx(0.2, abs=tol)
     assert row.loc["Bucket-Worker", "n_all"] == 3
     assert row.loc["Bucket-Worker", "n_incorrect"] == 1
+    # the 95 % Student-t interval of a mean: 0.6, 0.4, 0.8 -> sd 0.2, t(0.975, 2) = 4.303, clipped to [0, 1]
+    from scipy.stats import t
+
+    half = float(t.ppf(0.975, 2)) * 0.2 / np.sqrt(3)
+    assert row.loc["Bucket-Worker", "share_rgb_all_low"] == pytest.approx(0.6 - half, abs=tol)
+    assert row.loc["Bucket-Worker", "share_rgb_all_high"] == 1.0  # 0.6 + 0.497 clipped: a share lies in [0, 1]
+    assert np.isnan(row.loc["Bucket-Worker", "share_rgb_incorrect_low"])  # one sample: no interval
     assert row.loc["Cabin-Worker", "share_depth_correct"] == pytest.approx(0.4, abs=tol)
     # no incorrect Safe action: n = 0 and NaN, shown as "/" in the reference
     assert row.loc["Safe action", "n_incorrect"] == 0
@@ -351,7 +360,8 @@ def test_per_class_share_table_is_cores_and_the_page_lays_it_out(samples_df):
 
     wide = T.share_table_display(table, MODS)
     assert list(wide.index) == CLASSES
-    assert wide.loc["Bucket-Worker", ("Correct", "RGB")] == "50.0%"
+    assert wide.loc["Bucket-Worker", ("Correct", "RGB")] == "50.0% [0%, 100%]"  # two samples: a wide interval
+    assert wide.loc["Bucket-Worker", ("Incorrect", "RGB")] == "80.0%"  # one sample: no interval
     assert wide.loc["Cabin-Worker", ("All", "n")] == 2
     assert wide.loc["Safe action", ("Incorrect", "Depth")] == "/"
     assert wide.columns[0] == ("All", "n")

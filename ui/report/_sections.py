@@ -168,7 +168,8 @@ def shares_section(data: ReportData) -> str:
     parts.append(figure_html(F.make_modality_share_bar_figure(per_class, mods, horizontal=many)))
     display = T.share_table_display(table, mods)
     parts.append(table_html(display, index=True))
-    parts.append(_note("Mean share per class over all, correct and incorrect predictions; \u201c/\u201d: no such "
+    parts.append(_note("Mean share per class over all, correct and incorrect predictions, with its 95 % "
+                       "interval over the class's samples (none for one sample); \u201c/\u201d: no such "
                        f"prediction; the last row, {ALL_CLASSES}, is over every class."))
     parts.append(figure_html(F.make_share_correct_vs_incorrect_figure(data.explained, mods)))
     return "".join(parts)

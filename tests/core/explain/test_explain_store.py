@@ -260,6 +260,8 @@ def test_cli_explain_and_explain_table(run_dir, capsys) -> None:
     assert main(["--runs-dir", str(root), "explain-table", str(run_dir)]) == 0
     out = capsys.readouterr().out
     assert "all: image" in out and "(all classes)" in out and "class_shares-" in out
+    overall = next(line for line in out.splitlines() if line.startswith("(all classes)"))
+    assert "% [" in overall  # two samples over all classes: each mean share with its 95 % interval
     assert main(["--runs-dir", str(root), "--quiet", "explain", str(run_dir), "--method", "exact",
                  "--grid", "6"]) == 2
     assert "Fix:" in capsys.readouterr().err
