@@ -16,7 +16,9 @@ Measured on the shared 2-core build machine (load average 6 to 8 from other jobs
 image + title + description, permutation method: 40 samples in 4 shards (40 permutations) gave
 10.1 samples/s with 1 worker and 9.4 with 2 (0.94x; in process 9.7); 80 samples in 8 shards (100
 permutations) 7.5 and 8.0 (1.06x; in process 6.0). The machine had no free core to scale onto;
-on an idle machine the ratio is the one to read.
+on an idle machine the ratio is the one to read. Idle (load average 1.0 to 1.3, 2 cores): 40 samples in
+4 shards 13.75 samples/s with 1 worker and 23.53 with 2 (1.71x; in process 14.13); ``--n 160 --shards 8
+--per-class 200`` (120 test samples) 11.21 and 24.90 (2.22x; in process 10.89).
 """
 from __future__ import annotations
 
