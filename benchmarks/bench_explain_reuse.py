@@ -86,6 +86,25 @@ def stored_values(runs: list[Path]) -> dict[str, dict]:
     return out
 
 
+def train_synthetic(prefix: str, experiment: dict, per_class: int) -> tuple[Path, list[Path], float]:
+    """The tests' synthetic manifest (4 classes, ``per_class`` samples each) and ``experiment`` trained on it,
+    offline and on one torch thread, in a fresh temporary folder: (that folder, the trained run folders,
+    seconds)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ["FUSIONLENS_THREADS"] = "1"
+    from core.data.synthetic import make_synthetic_manifest
+    from core.experiment import load_experiment
+    from core.train import train_experiment
+
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    make_synthetic_manifest(tmp / "data", n_classes=4, per_class=per_class)
+    exp_path = write_experiment(tmp, experiment)
+    t0 = time.perf_counter()
+    run_dirs = train_experiment(load_experiment(exp_path), tmp / "runs", progress=False)
+    return tmp, list(run_dirs), time.perf_counter() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--per-class", type=int, default=40, help="samples per class (4 classes)")
@@ -94,25 +113,15 @@ def main() -> None:
     ap.add_argument("--method", default="auto", help="explain method (default: auto, the build's)")
     ap.add_argument("--repeat", type=int, default=1, help="timings of each mode, alternated; the median is shown")
     args = ap.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ["FUSIONLENS_THREADS"] = "1"
+    tmp, _, trained = train_synthetic("fusionlens-reuse-bench-", EXPERIMENT, args.per_class)
 
     import numpy as np
 
-    from core.data.synthetic import make_synthetic_manifest
-    from core.experiment import load_experiment
     from core.explain import ExplainSettings, explain_run, explain_runs
-    from core.train import train_experiment
 
-    tmp = Path(tempfile.mkdtemp(prefix="fusionlens-reuse-bench-"))
-    make_synthetic_manifest(tmp / "data", n_classes=4, per_class=args.per_class)
-    exp_path = write_experiment(tmp, EXPERIMENT)
-    t0 = time.perf_counter()
-    train_experiment(load_experiment(exp_path), tmp / "runs", progress=False)
     runs = fused_runs(tmp / "runs" / "reuse")[: args.runs]
     settings = ExplainSettings(method=args.method)
-    print(f"experiment trained in {time.perf_counter() - t0:.1f} s; {len(runs)} fused runs "
+    print(f"experiment trained in {trained:.1f} s; {len(runs)} fused runs "
           f"({', '.join(r.name for r in runs)}); {args.n} samples each, method {args.method}, one torch thread\n")
     explain_run(fresh_copies(runs[:1], "warm")[0], settings, n=1, progress=False)  # imports, encoder load
 

@@ -31,15 +31,13 @@ import os
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_explain_reuse import EXPERIMENT, fresh_copies, fused_runs, stored_values  # noqa: E402
-from tests._experiments import write_experiment  # noqa: E402
+from bench_explain_reuse import EXPERIMENT, fresh_copies, fused_runs, stored_values, train_synthetic  # noqa: E402
 
 
 def main() -> None:
@@ -50,24 +48,14 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="worker processes of the parallel mode")
     ap.add_argument("--repeat", type=int, default=1, help="timings of each mode, alternated; the median is shown")
     args = ap.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ["FUSIONLENS_THREADS"] = "1"
+    tmp, _, trained = train_synthetic("fusionlens-workers-bench-", EXPERIMENT, args.per_class)
 
     import numpy as np
 
-    from core.data.synthetic import make_synthetic_manifest
-    from core.experiment import load_experiment
     from core.explain import explain_run, explain_runs
-    from core.train import train_experiment
 
-    tmp = Path(tempfile.mkdtemp(prefix="fusionlens-workers-bench-"))
-    make_synthetic_manifest(tmp / "data", n_classes=4, per_class=args.per_class)
-    exp_path = write_experiment(tmp, EXPERIMENT)
-    t0 = time.perf_counter()
-    train_experiment(load_experiment(exp_path), tmp / "runs", progress=False)
     runs = fused_runs(tmp / "runs" / "reuse")[: args.runs]
-    print(f"experiment trained in {time.perf_counter() - t0:.1f} s; {len(runs)} fused runs; {args.n} samples "
+    print(f"experiment trained in {trained:.1f} s; {len(runs)} fused runs; {args.n} samples "
           f"each; one process vs {args.workers} worker processes, one torch thread each\n")
     explain_run(fresh_copies(runs[:1], "warm")[0], n=1, progress=False, workers=1)  # imports, encoder load here
 

@@ -26,13 +26,14 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tests._experiments import image_text_experiment, write_experiment  # noqa: E402
+from bench_explain_reuse import train_synthetic  # noqa: E402
+from tests._experiments import image_text_experiment  # noqa: E402
 
 #: the tests' image + two-text experiment, larger: 24 px images, 16 tokens, one MultConcat run
 EXPERIMENT = image_text_experiment(
@@ -59,28 +60,18 @@ def main() -> None:
     ap.add_argument("--method", default="permutation", help="explain method (default: permutation, the reference's)")
     ap.add_argument("--permutations", type=int, default=40, help="permutations per sample: the work per sample")
     args = ap.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ["FUSIONLENS_THREADS"] = "1"
+    tmp, run_dirs, trained = train_synthetic("fusionlens-ray-bench-", EXPERIMENT, args.per_class)
+    (run_dir,) = [d for d in run_dirs if d.name == RUN]
 
     import ray
 
-    from core.data.synthetic import make_synthetic_manifest
-    from core.experiment import load_experiment
     from core.explain import ExplainSettings, PrecomputeOptions, explain_run
     from core.scale import explain_on_ray, explain_tasks, run_sharded
     from core.threads import available_cores
-    from core.train import train_experiment
 
-    tmp = Path(tempfile.mkdtemp(prefix="fusionlens-ray-bench-"))
-    make_synthetic_manifest(tmp / "data", n_classes=4, per_class=args.per_class)
-    exp_path = write_experiment(tmp, EXPERIMENT)
-    t0 = time.perf_counter()
-    (run_dir,) = [d for d in train_experiment(load_experiment(exp_path), tmp / "runs", progress=False)
-                  if d.name == RUN]
     settings = ExplainSettings(method=args.method, n_permutations=args.permutations)
     options = PrecomputeOptions(n=args.n)
-    print(f"experiment trained in {time.perf_counter() - t0:.1f} s; {available_cores()} cores, ray {ray.__version__}; "
+    print(f"experiment trained in {trained:.1f} s; {available_cores()} cores, ray {ray.__version__}; "
           f"{args.n} samples in {args.shards} shards, {args.method} with {args.permutations} permutations\n")
 
     local = fresh_copy(run_dir, "local")
