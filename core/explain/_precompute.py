@@ -135,8 +135,8 @@ class _RunPart:
         self.last_flush = time.perf_counter()
 
     def report(self, seconds: float) -> dict[str, Any]:
-        return {"run": self.run.name, "path": str(self.run.path), "settings_hash": self.hash, "part": self.label, "requested": len(self.ids),
-                "skipped": len(self.ids) - len(self.todo), "computed": self.computed,
+        return {"run": self.run.name, "path": str(self.run.path), "settings_hash": self.hash, "part": self.label,
+                "requested": len(self.ids), "skipped": len(self.ids) - len(self.todo), "computed": self.computed,
                 "remaining": len(self.todo) - self.computed, "seconds": round(seconds, 2),
                 "encoder_rows": self.encoder_rows}
 
