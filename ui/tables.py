@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import DataError
-from core.explain import interaction_columns, interval_text
+from core.explain import interaction_columns, interval_text, share_text
 from ui.labels import METRIC_LABELS, SUBSET_LABELS, SUBSETS, pretty_modality
 
 __all__ = [
@@ -232,9 +232,8 @@ def share_table_display(share_table: pd.DataFrame, modalities: Sequence[str]) ->
             values = share_table[col].to_numpy(dtype=float)
             low = share_table[f"{col}_low"].to_numpy(dtype=float) if f"{col}_low" in share_table else nan
             high = share_table[f"{col}_high"].to_numpy(dtype=float) if f"{col}_high" in share_table else nan
-            part[(label, pretty_modality(m))] = [
-                "/" if not np.isfinite(v) else f"{v:.1%} [{lo:.0%}, {hi:.0%}]" if np.isfinite(lo) else f"{v:.1%}"
-                for v, lo, hi in zip(values, low, high)]
+            part[(label, pretty_modality(m))] = [share_text(v, lo, hi, empty="/")
+                                                 for v, lo, hi in zip(values, low, high)]
         parts.append(part)
     wide = pd.concat(parts, axis=1)
     wide.columns = pd.MultiIndex.from_tuples(wide.columns)

@@ -105,7 +105,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
                "mask_modality", "masked_inputs", "shapley_matrix"),
     "_aggregate": (
         "ALL_CLASSES", "INTERACTION_CONFIDENCE", "class_interaction_table", "class_share_table",
-        "format_class_interaction_table", "format_class_share_table", "interval_text",
+        "format_class_interaction_table", "format_class_share_table", "interval_text", "share_text",
     ),
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -270,14 +270,20 @@ def format_class_share_table(table: pd.DataFrame, modalities: Sequence[str] | No
         for s in SUBSETS:
             cells.append(str(int(r[f"n_{s}"])))
             for m in modalities:
-                v = r[f"share_{m}_{s}"]
-                lo, hi = r.get(f"share_{m}_{s}_low", np.nan), r.get(f"share_{m}_{s}_high", np.nan)
-                cells.append("-" if not np.isfinite(v) else f"{100 * v:.1f}% [{100 * lo:.0f}, {100 * hi:.0f}]"
-                             if np.isfinite(lo) else f"{100 * v:.1f}%")
+                col = f"share_{m}_{s}"
+                cells.append(share_text(r[col], r.get(f"{col}_low", np.nan), r.get(f"{col}_high", np.nan)))
         lines.append(cells)
     widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(header)]
     fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
     return "\n".join([fmt(header), *(fmt(c) for c in lines)])
+
+
+def share_text(mean: float, low: float = float("nan"), high: float = float("nan"), *, empty: str = "-") -> str:
+    """One cell of the per-class share table: ``53.2% [48%, 58%]``; without an interval (one sample)
+    ``53.2%``; without a mean ``empty``."""
+    if not np.isfinite(mean):
+        return empty
+    return f"{mean:.1%} [{low:.0%}, {high:.0%}]" if np.isfinite(low) else f"{mean:.1%}"
 
 
 def interval_text(mean: float, low: float, high: float, n: int, *, digits: int = 4, empty: str = "-") -> str:

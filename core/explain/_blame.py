@@ -255,10 +255,9 @@ def coalition_logits(run: Any, *, progress: Any = None, batch_size: int = EMBED_
     wholly masked as in the MM-SHAP modality game. A factorised run encodes each modality's split twice
     (present, masked; shared through ``cache`` by the runs of one experiment) and runs its head per
     coalition; an early fusion runs whole per coalition; an adaptive run is played given the policy's
-    decisions on the unmasked sample. The modality games of :func:`blame_frame` and of the amortised
-    shares (:mod:`core.explain._amortised`) are both read from it.
+    decisions on the unmasked sample. :func:`blame_frame` reads its margin game from it.
 
-    Returns ``{"run", "modalities", "ids", "logits", "engine"}`` (``run`` the loaded :class:`Run`).
+    Returns ``{"modalities", "ids", "logits", "engine"}``.
     """
     progress = check_progress(progress)
     run = resolve_run(run)
@@ -308,7 +307,7 @@ def coalition_logits(run: Any, *, progress: Any = None, batch_size: int = EMBED_
         bar.close()
     if logits is None:
         logits = np.zeros((k_all, 0, len(run.classes)))
-    return {"run": run, "modalities": mods, "ids": ids, "logits": logits, "engine": engine}
+    return {"modalities": mods, "ids": ids, "logits": logits, "engine": engine}
 
 
 def blame_frame(run: Any, *, progress: Any = None, batch_size: int = EMBED_BATCH,

@@ -214,7 +214,7 @@ def explain_runs(
     if twice:
         raise ConfigError(f"run(s) {', '.join(map(repr, twice))} named more than once",
                           fix="name each run once (its shard's part would be written twice)")
-    if group is None and options.shard == "0/1":
+    if group is None and options.shard == "0/1" and explain_workers(PARALLEL_MIN_SAMPLES, workers) > 1:
         left = _samples_left(plan, settings)
         k = explain_workers(len({s for ids in left.values() for s in ids}), workers)
         if k > 1:
@@ -269,7 +269,7 @@ def _explain_in_workers(plan: Sequence[tuple[Any, int | None]], settings: Explai
 
     union = explain_order([s for ids in left.values() for s in ids], settings.seed)
     n_groups = min(len(union), workers * GROUPS_PER_WORKER)
-    paths = [(str(Path(getattr(run, "path", run)).resolve()), n) for run, n in plan]
+    paths = [(path, n) for path, (_, n) in zip(left, plan)]  # left: one resolved folder per run, in order
     cmds = None if commands is None else list(commands)
     deadline = None if time_limit is None else time.time() + time_limit - (time.perf_counter() - t0)
     jobs = [(g, (paths, settings, options, (g, n_groups, union[g::n_groups]), cmds, flush_seconds, deadline))
