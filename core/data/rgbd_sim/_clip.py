@@ -109,7 +109,7 @@ def simulate_scene(label: str, seed: int, frames: int, size: int, degrade: bool)
     rgb = finish_rgb(rgb_f, look, rng)
     meta = clip_meta(scene, seed, parts)
     if degrade:
-        depth, params = degrade_with_params(depth, rng)
+        depth, params = degrade_with_params(depth, rng, parts=parts)
         meta["degrade"] = params
     else:
         meta["degrade"] = None

@@ -84,7 +84,7 @@ def layout(label: str, variant: str, rng: np.random.Generator, times: np.ndarray
                 traj = walk(rng, times, goal, walking)
                 if variant == "behind_bucket":
                     cdist = float(np.hypot(*(goal[:2] - cam.position[:2])))
-                    delta = uniform(rng, 1.6, 3.2)
+                    delta = uniform(rng, 2.5, 4.5)
                     s = 1.0 + delta / cdist
                     # an under-the-bucket worker of this height would look the same in RGB
                     h_u = cam.position[2] - (cam.position[2] - height_key) / s
