@@ -31,8 +31,24 @@ DATASET_TABLE = "dataset.parquet"
 
 
 def dataset_fingerprint(ds: Dataset) -> str:
-    """A hash of the prepared table and its classes: runs trained on other data are redone."""
-    return stable_hash({"frame": pd.util.hash_pandas_object(ds.frame, index=False).sum(), "classes": ds.classes})
+    """A hash of the prepared table, its classes and the files it points at (path, size and modification time
+    of each): runs trained on other data are redone, also when the files change under the same names (clips
+    re-rendered by another simulator version, photos re-exported in place). Only ``stat`` is read, so a large
+    dataset costs no I/O; a file moved with its folder keeps its fingerprint."""
+    files: set[str] = set()
+    for modality, kind in ds.modalities.items():
+        for column in get_kind(kind).file_columns(modality, ds.options.get(modality, {})):
+            if column in ds.frame.columns:
+                files.update(str(c) for c in ds.frame[column].dropna())
+    stats = []
+    for rel in sorted(files):
+        try:
+            st = (ds.root / rel).stat()
+            stats.append((rel, st.st_size, st.st_mtime_ns))
+        except OSError:  # prepare refused missing files; a file that went since reads as changed data
+            stats.append((rel, -1, -1))
+    return stable_hash({"frame": pd.util.hash_pandas_object(ds.frame, index=False).sum(), "classes": ds.classes,
+                        "files": stable_hash(stats)})
 
 
 def save_dataset(exp_dir: Path, ds: Dataset, *, manifest: Path, source: str,

@@ -61,6 +61,29 @@ def test_round_trip_and_fingerprint(tiny_built):
     assert read_dataset_info(root / "tiny") == info
 
 
+def test_fingerprint_follows_the_files_not_only_the_table(tiny_built, tmp_path):
+    """Files rewritten under the same names (clips re-rendered by another simulator version) change the
+    fingerprint, so their runs are redone; the same files moved with their folder do not."""
+    from core.data.store import dataset_fingerprint
+
+    _, root = tiny_built
+    ds, info = load_experiment_dataset(root / "tiny")
+    moved = tmp_path / "data"
+    shutil.copytree(ds.root, moved)                # copy2: the same bytes and modification times
+    ds_moved = dataclasses.replace(ds, root=moved)
+    assert dataset_fingerprint(ds_moved) == info["fingerprint"]
+    image = moved / str(ds.frame["image"].iloc[0])
+    data = image.read_bytes()
+    image.write_bytes(data + b"\0")               # re-exported in place: same name, other content
+    assert dataset_fingerprint(ds_moved) != info["fingerprint"]
+    image.write_bytes(data)
+    os.utime(image, ns=(os.stat(ds.root / str(ds.frame["image"].iloc[0])).st_atime_ns,
+                        os.stat(ds.root / str(ds.frame["image"].iloc[0])).st_mtime_ns))
+    assert dataset_fingerprint(ds_moved) == info["fingerprint"]
+    image.unlink()                                 # a file gone since prepare reads as changed data
+    assert dataset_fingerprint(ds_moved) != info["fingerprint"]
+
+
 def test_damage_is_reported_with_the_prepare_command(tiny_built, tmp_path):
     _, root = tiny_built
     exp_dir = tmp_path / "tiny"
