@@ -48,7 +48,7 @@ def dataset_fingerprint(ds: Dataset) -> str:
         except OSError:  # prepare refused missing files; a file that went since reads as changed data
             stats.append((rel, -1, -1))
     return stable_hash({"frame": pd.util.hash_pandas_object(ds.frame, index=False).sum(), "classes": ds.classes,
-                        "files": stable_hash(stats)})
+                        "files": stats})
 
 
 def save_dataset(exp_dir: Path, ds: Dataset, *, manifest: Path, source: str,

@@ -73,12 +73,12 @@ def test_fingerprint_follows_the_files_not_only_the_table(tiny_built, tmp_path):
     ds_moved = dataclasses.replace(ds, root=moved)
     assert dataset_fingerprint(ds_moved) == info["fingerprint"]
     image = moved / str(ds.frame["image"].iloc[0])
+    original = os.stat(ds.root / str(ds.frame["image"].iloc[0]))
     data = image.read_bytes()
     image.write_bytes(data + b"\0")               # re-exported in place: same name, other content
     assert dataset_fingerprint(ds_moved) != info["fingerprint"]
     image.write_bytes(data)
-    os.utime(image, ns=(os.stat(ds.root / str(ds.frame["image"].iloc[0])).st_atime_ns,
-                        os.stat(ds.root / str(ds.frame["image"].iloc[0])).st_mtime_ns))
+    os.utime(image, ns=(original.st_atime_ns, original.st_mtime_ns))
     assert dataset_fingerprint(ds_moved) == info["fingerprint"]
     image.unlink()                                 # a file gone since prepare reads as changed data
     assert dataset_fingerprint(ds_moved) != info["fingerprint"]
