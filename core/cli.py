@@ -91,7 +91,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     Runs a step left out (damaged or refused) are printed on stderr; the build itself succeeded."""
     exp = load_experiment(args.experiment)
     ctx = run_build(exp, _root(args), force=args.force, full=args.full, skip_precompute=args.skip_precompute,
-                    progress=not args.quiet)
+                    progress=not args.quiet, build_seconds=args.budget)
     _report_skipped(ctx.skipped)
     print(format_results(ctx.results))
     return 0
@@ -225,6 +225,9 @@ def build_parser(prog: str = CLI_NAME) -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="retrain every run even if up to date")
     p.add_argument("--full", action="store_true", help="the whole grid where an experiment defines one")
     p.add_argument("--skip-precompute", action="store_true", help="no projections or explanations")
+    p.add_argument("--budget", type=float, metavar="SECONDS",
+                   help="time budget of the whole build: the explanations, blame and robustness share what "
+                        "training leaves (overrides [precompute] build_seconds; 0: none)")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("list", help="list experiments and runs")

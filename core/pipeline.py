@@ -20,6 +20,7 @@ it, so that the dashboard can call :func:`explain_plan` and
 """
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import sys
 import time
@@ -63,6 +64,7 @@ class PrecomputeChoices:
     robustness_samples: int = int(DEFAULT_PRECOMPUTE["robustness_samples"])
     robustness_levels: int = int(DEFAULT_PRECOMPUTE["robustness_levels"])
     blame_seconds: float = float(DEFAULT_PRECOMPUTE["blame_seconds"])
+    build_seconds: float = float(DEFAULT_PRECOMPUTE["build_seconds"])
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any]) -> PrecomputeChoices:
@@ -77,7 +79,8 @@ class PrecomputeChoices:
                    robustness_seconds=float(values["robustness_seconds"]),
                    robustness_samples=int(values["robustness_samples"]),
                    robustness_levels=int(values["robustness_levels"]),
-                   blame_seconds=float(values["blame_seconds"]))
+                   blame_seconds=float(values["blame_seconds"]),
+                   build_seconds=float(values["build_seconds"]))
 
     def to_table(self) -> dict[str, Any]:
         """The choices as a ``[precompute]`` table (what :data:`PRECOMPUTE_FILE` holds)."""
@@ -87,7 +90,8 @@ class PrecomputeChoices:
                                  "robustness_seconds": self.robustness_seconds,
                                  "robustness_samples": self.robustness_samples,
                                  "robustness_levels": self.robustness_levels,
-                                 "blame_seconds": self.blame_seconds}
+                                 "blame_seconds": self.blame_seconds,
+                                 "build_seconds": self.build_seconds}
         if self.explain_runs is not None:
             table["explain_runs"] = list(self.explain_runs)
         return table
@@ -174,10 +178,38 @@ class BuildContext:
     skipped: list[str] = field(default_factory=list)
     #: one (step, status, summary, seconds) per step: status ``done`` or ``skipped``
     log: list[tuple[str, str, str, float]] = field(default_factory=list)
+    #: when the build started (``time.perf_counter``), for ``[precompute] build_seconds``
+    started: float = field(default_factory=time.perf_counter)
 
     @property
     def exp_dir(self) -> Path:
         return self.root / self.exp.name
+
+    def step_seconds(self, step: str) -> float:
+        """The time budget of precompute step ``step`` (``explain``, ``blame``, ``robustness``): its own
+        ``[precompute] <step>_seconds``, and with an overall ``build_seconds`` at most its part of what is
+        left of it (:data:`BUDGET_PARTS` over this step and the later ones that compute anything), so
+        time a step leaves unused passes to the next; 0 once the build's budget is spent."""
+        own = float(getattr(self.choices, f"{step}_seconds"))
+        if self.choices.build_seconds <= 0:
+            return own
+        left = max(0.0, self.started + self.choices.build_seconds - time.perf_counter())
+        past = {entry[0] for entry in self.log}
+        ahead = [s for s in BUDGET_PARTS if s not in past and getattr(self.choices, f"{s}_seconds") > 0]
+        parts = sum(BUDGET_PARTS[s] for s in ahead) or BUDGET_PARTS[step]
+        return min(own, left * BUDGET_PARTS[step] / parts)
+
+    def budget_note(self, step: str, seconds: float) -> str:
+        """`` (N s of the build's M s budget)`` when the overall budget cut this step's own budget, else ``""``."""
+        own = float(getattr(self.choices, f"{step}_seconds"))
+        if self.choices.build_seconds <= 0 or seconds >= own:
+            return ""
+        return f" (within {seconds:.0f} s: what the build's {self.choices.build_seconds:.0f} s budget left it)"
+
+
+#: how the explanations, blame and robustness share what an overall ``[precompute] build_seconds`` leaves
+#: after the steps before them (projections take what they need: the Embeddings page has no other source)
+BUDGET_PARTS: dict[str, float] = {"explain": 3.0, "blame": 1.0, "robustness": 2.0}
 
 
 def prepare_step(ctx: BuildContext) -> str:
@@ -226,8 +258,8 @@ def explain_step(ctx: BuildContext) -> str:
     seed, cli = ctx.exp.seed, cli_command()
     finish = [f"{cli} explain {run_dir} --n {n} --seed {seed}" for run_dir, n in plan]
     # samples outermost, runs inside: runs sharing an encoder encode each masked variant once
-    reports = explain_runs(plan, seed=seed, progress=ctx.progress, time_limit=ctx.choices.explain_seconds,
-                           commands=finish)
+    seconds = ctx.step_seconds("explain")
+    reports = explain_runs(plan, seed=seed, progress=ctx.progress, time_limit=seconds, commands=finish)
     computed = left_total = 0
     for report, command in zip(reports, finish):
         computed += report["computed"]
@@ -236,7 +268,7 @@ def explain_step(ctx: BuildContext) -> str:
             print(f"explanations of {report['run']}: {report['remaining']} left; finish with `{command}`",
                   file=sys.stderr)
     return (f"{len(plan)} run(s), {computed} sample(s) explained" + (f", about {left_total} left" if left_total
-                                                                      else ""))
+                                                                      else "") + ctx.budget_note("explain", seconds))
 
 
 def blame_step(ctx: BuildContext) -> str:
@@ -250,7 +282,8 @@ def blame_step(ctx: BuildContext) -> str:
         return "no runs"
     from core.explain import blame_runs  # imports torch
 
-    report = blame_runs(run_dirs, time_limit=ctx.choices.blame_seconds, progress=ctx.progress)
+    seconds = ctx.step_seconds("blame")
+    report = blame_runs(run_dirs, time_limit=seconds, progress=ctx.progress)
     left = report["left"]
     if left:  # one command finishes them all (runs already stored are kept)
         from core.bundle import experiment_arg
@@ -260,7 +293,7 @@ def blame_step(ctx: BuildContext) -> str:
               f"`{cli_command()} blame {experiment_arg(ctx.exp_dir)} --runs-dir {shlex.quote(str(ctx.root))}`",
               file=sys.stderr)
     return (f"{len(report['computed'])} run(s) computed, {len(report['kept'])} already stored"
-            + (f", {len(left)} left" if left else ""))
+            + (f", {len(left)} left" if left else "") + ctx.budget_note("blame", seconds))
 
 
 def robustness_step(ctx: BuildContext) -> str:
@@ -275,7 +308,8 @@ def robustness_step(ctx: BuildContext) -> str:
 
     settings = RobustnessSettings(samples=ctx.choices.robustness_samples, levels=ctx.choices.robustness_levels,
                                   seed=ctx.exp.seed)
-    report = robustness_runs(run_dirs, settings, time_limit=ctx.choices.robustness_seconds, progress=ctx.progress)
+    seconds = ctx.step_seconds("robustness")
+    report = robustness_runs(run_dirs, settings, time_limit=seconds, progress=ctx.progress)
     left = report["left"]
     for name, status in report["shares_status"].items():  # shares of perturbed inputs on fewer samples than asked
         if status["samples"] < status["planned"]:
@@ -292,7 +326,7 @@ def robustness_step(ctx: BuildContext) -> str:
               f"`{cli_command()} robustness {experiment_arg(ctx.exp_dir)} {flags}` (one run: "
               f"`{robustness_command(left[0], settings)}`)", file=sys.stderr)
     return (f"{len(report['computed'])} run(s) computed, {len(report['kept'])} already stored"
-            + (f", {len(report['left'])} left" if report["left"] else ""))
+            + (f", {len(report['left'])} left" if report["left"] else "") + ctx.budget_note("robustness", seconds))
 
 
 @dataclass(frozen=True)
@@ -318,9 +352,12 @@ STEPS: tuple[BuildStep, ...] = (
 
 def run_build(exp: Experiment, root: Path, *, force: bool = False, full: bool = False,
               skip_precompute: bool = False, progress: bool = True,
-              steps: Sequence[BuildStep] = STEPS) -> BuildContext:
+              steps: Sequence[BuildStep] = STEPS, build_seconds: float | None = None) -> BuildContext:
     """Build an experiment: every step of ``steps`` in order (the precompute steps unless
     ``skip_precompute``); returns the context with the results table and the log.
+
+    ``build_seconds``: the whole build's time budget in place of ``[precompute] build_seconds``
+    (:meth:`BuildContext.step_seconds`; 0: none).
 
     ``[precompute] explain_runs`` is checked against the planned runs before any work. The
     choices are recorded in ``<exp>/precompute.json`` before the first precompute step, also
@@ -328,6 +365,11 @@ def run_build(exp: Experiment, root: Path, *, force: bool = False, full: bool = 
     commands that do it); a build that fails earlier leaves no record.
     """
     choices = PrecomputeChoices.from_table(exp.precompute)
+    if build_seconds is not None:
+        if not build_seconds >= 0:
+            raise ConfigError(f"a build budget of {build_seconds!r} seconds",
+                              fix="give a number of seconds >= 0 (0: no overall budget)")
+        choices = dataclasses.replace(choices, build_seconds=float(build_seconds))
     check_explain_runs(exp, choices)
     ctx = BuildContext(exp=exp, root=Path(root), force=force, full=full, progress=progress, choices=choices)
     recorded = False

@@ -292,3 +292,62 @@ def test_a_step_beyond_its_budget_is_listed_with_the_command(tiny_built, tmp_pat
     assert f"{step}: time budget spent" in err and f"{step} {exp_path} --runs-dir {root}" in err
     for flag in flags:  # the step's own settings travel with the command
         assert flag in err
+
+
+def test_the_build_budget_shares_what_is_left_among_the_precompute_steps(tiny_built):
+    """With ``build_seconds``, explain / blame / robustness get 3 : 1 : 2 of what is left, each at most its own
+    budget; a step already run passes its unused time on; a step that computes nothing takes no part."""
+    import time
+
+    from core.pipeline import BuildContext
+
+    exp = load_experiment(tiny_built[0])
+    ctx = BuildContext(exp=exp, root=Path("."), choices=PrecomputeChoices(build_seconds=100.0),
+                       started=time.perf_counter() - 40.0)  # 60 s left
+    assert ctx.step_seconds("explain") == pytest.approx(30.0, abs=0.5)
+    assert "what the build's 100 s budget left it" in ctx.budget_note("explain", 30.0)
+    ctx.log.append(("explain", "done", "", 0.0))
+    assert ctx.step_seconds("blame") == pytest.approx(20.0, abs=0.5)
+    ctx.log.append(("blame", "done", "", 0.0))
+    assert ctx.step_seconds("robustness") == pytest.approx(60.0, abs=0.5)
+    small = BuildContext(exp=exp, root=Path("."), started=time.perf_counter() - 40.0,
+                         choices=PrecomputeChoices(build_seconds=100.0, explain_seconds=5.0, robustness_seconds=0.0))
+    assert small.step_seconds("explain") == 5.0 and small.budget_note("explain", 5.0) == ""  # its own is smaller
+    assert small.step_seconds("blame") == pytest.approx(15.0, abs=0.5)  # 60 s x 1 / (3 + 1): robustness is off
+    spent = BuildContext(exp=exp, root=Path("."), choices=PrecomputeChoices(build_seconds=10.0),
+                         started=time.perf_counter() - 40.0)
+    assert spent.step_seconds("explain") == 0.0 and spent.step_seconds("robustness") == 0.0
+    free = BuildContext(exp=exp, root=Path("."), started=time.perf_counter() - 1e6)
+    assert free.step_seconds("explain") == 120.0 and free.budget_note("explain", 120.0) == ""  # no overall budget
+
+
+def test_a_spent_build_budget_leaves_the_precompute_to_the_printed_commands(tiny_built, tmp_path, capsys):
+    exp_path, _ = tiny_built
+    root = _built_copy(tiny_built, tmp_path)
+    exp = _with_precompute(exp_path, 'projections = []\nexplain_runs = ["concat-image+title"]\n'
+                                     "explain_samples = [3]\nrobustness_levels = 2\n")
+    ctx = run_build(exp, root, progress=False, build_seconds=1e-3)
+    summaries = {name: summary for name, _, summary, _ in ctx.log}
+    assert summaries["explain"].startswith("1 run(s), 0 sample(s) explained, about 3 left")
+    assert summaries["blame"].startswith(f"0 run(s) computed, 0 already stored, {len(ctx.results)} left")
+    assert summaries["robustness"].startswith(f"0 run(s) computed, 0 already stored, {len(ctx.results)} left")
+    assert "what the build's 0 s budget left it" in summaries["robustness"]
+    assert load_explanation_summaries(root / "tiny" / "concat-image+title") is None  # nothing explained
+    assert not list(root.glob("tiny/*/blame.parquet")) and not list(root.glob("tiny/*/robustness.json"))
+    err = capsys.readouterr().err
+    assert "explain " in err and "--n 3" in err and "blame: time budget spent" in err
+    assert "robustness: time budget spent" in err
+    assert read_precompute_choices(root / "tiny").build_seconds == 1e-3  # the dashboard reads the same plan
+    with pytest.raises(ConfigError, match="build budget of -1"):
+        run_build(exp, root, progress=False, build_seconds=-1)
+
+
+def test_cli_build_budget(tiny_built, tmp_path, capsys):
+    exp_path, _ = tiny_built
+    root = _built_copy(tiny_built, tmp_path)
+    exp_file = exp_path.with_name("tiny-no-projections.toml")  # beside it: the manifest path is relative
+    exp_file.write_text(exp_path.read_text() + "\n[precompute]\nprojections = []\n")
+    assert main(["--runs-dir", str(root), "build", str(exp_file), "--budget", "0.001"]) == 0
+    err = capsys.readouterr().err
+    assert "blame: time budget spent" in err and "robustness: time budget spent" in err
+    assert not list(root.glob("tiny/*/blame.parquet"))
