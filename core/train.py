@@ -302,14 +302,6 @@ def resolve_spec(spec: dict[str, Any], ds: Dataset, modality: str) -> dict[str, 
     return {"name": spec["name"], "kwargs": {**given, **extra}} if extra else spec
 
 
-def unimodal_fingerprint(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set: EncoderSet,
-                         modality: str) -> tuple[dict[str, Any], str]:
-    """The resolved encoder spec of a unimodal run and the fingerprint of everything its training reads."""
-    spec = resolve_spec(enc_set.specs[modality], ds, modality)
-    return spec, stable_hash({"spec": spec, "train": exp.train["unimodal"], "data": ds_info["fingerprint"],
-                              "seed": exp.seed, "modality": modality})
-
-
 @torch_threads("encoder")
 def train_unimodal(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set: EncoderSet, modality: str,
                    root: Path, *, force: bool = False, progress: bool = True) -> Path:
@@ -317,7 +309,9 @@ def train_unimodal(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_se
     exp_dir = root / exp.name
     run_dir = exp_dir / name
     cfg = exp.train["unimodal"]
-    spec, fingerprint = unimodal_fingerprint(exp, ds, ds_info, enc_set, modality)
+    spec = resolve_spec(enc_set.specs[modality], ds, modality)
+    fingerprint = stable_hash({"spec": spec, "train": cfg, "data": ds_info["fingerprint"], "seed": exp.seed,
+                         "modality": modality})
     if not force and cache_path(exp_dir, name).is_file() and is_up_to_date(run_dir, fingerprint):
         return run_dir
     seed_everything(exp.seed + int(stable_hash(name)[:6], 16))
@@ -522,12 +516,6 @@ def early_run_name(enc_set: EncoderSet, subset: Sequence[str]) -> str:
     return f"{enc_set.tag + '-' if enc_set.tag else ''}early-{'+'.join(subset)}"
 
 
-def early_fingerprint(exp: Experiment, ds_info: dict[str, Any], enc_set: EncoderSet, subset: Sequence[str]) -> str:
-    """The fingerprint of everything an early-fusion run's training reads."""
-    return stable_hash({"early": enc_set.specs[subset[0]], "subset": list(subset), "train": exp.train["unimodal"],
-                        "data": ds_info["fingerprint"], "seed": exp.seed})
-
-
 @torch_threads("encoder")
 def train_early(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set: EncoderSet, subset: Sequence[str],
                 root: Path, *, force: bool = False, progress: bool = True) -> Path:
@@ -538,7 +526,8 @@ def train_early(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set: 
     run_dir = root / exp.name / name
     cfg = exp.train["unimodal"]
     base = enc_set.specs[subset[0]]
-    fingerprint = early_fingerprint(exp, ds_info, enc_set, subset)
+    fingerprint = stable_hash({"early": base, "subset": list(subset), "train": cfg, "data": ds_info["fingerprint"],
+                         "seed": exp.seed})
     if not force and is_up_to_date(run_dir, fingerprint):
         return run_dir
     seed_everything(exp.seed + int(stable_hash(name)[:6], 16))
@@ -746,10 +735,8 @@ def train_experiment(exp: Experiment, root: Path, *, force: bool = False, progre
                      force_deps: bool = False, workers: int | None = None) -> list[Path]:
     """Train every planned run that is missing or out of date; returns the run directories.
 
-    The runs that train encoders (unimodal, early fusion) train first, in ``workers`` processes of one
-    torch thread each when two or more are due (:func:`encoder_workers`), longest first; stage-2 heads
-    (intermediate, late, classical) then train in ``workers`` processes (:func:`head_workers`: every core
-    when there are enough of them); adaptive runs train here, after the encoders.
+    Stage-2 heads (intermediate, late, classical) train in ``workers`` processes after the encoders
+    (:func:`head_workers`: every core when there are enough of them).
 
     ``only`` names runs to train, together with the unimodal runs they depend on. ``force``
     retrains the named runs (every planned run when ``only`` is not given) even if up to date;
@@ -779,21 +766,9 @@ def train_experiment(exp: Experiment, root: Path, *, force: bool = False, progre
     bar = tqdm(total=len(plan), desc=f"training {exp.name}", disable=not progress)
     heads = [p for p in plan if p[2] not in ("unimodal", "early") and not p[2].startswith(ADAPTIVE)]
     n_workers = head_workers(len(heads), workers)
-    encoders = [p for p in plan if p[2] in ("unimodal", "early")]
-    due = [p for p in encoders if p[0] in forced or not _encoder_run_current(exp, ds, info, p, root)]
-    n_encoder_workers = encoder_workers(len(due), workers)
     try:
-        if n_encoder_workers > 1:  # every encoder first, each in a one-thread process, the longest first
-            jobs = [(p[0], (exp, ds, info, p[1], p[2], p[3], root, p[0] in forced))
-                    for p in sorted(due, key=lambda p: -_encoder_cost(ds, p[3]))]
-            bar.set_postfix(run=f"{len(jobs)} encoder runs in {n_encoder_workers} processes")
-            for name, run_dir in in_processes(_train_encoder_job, jobs, n_encoder_workers):
-                done[name] = run_dir
-                bar.update(1)
         for name, es, fusion, subset in plan:
             again = name in forced
-            if name in done:
-                continue  # an encoder run trained in a worker process (above)
             if n_workers > 1 and (name, es, fusion, subset) in heads:
                 continue  # stage-2 heads: in worker processes once every encoder is trained (below)
             bar.set_postfix(run=name)
@@ -826,44 +801,6 @@ def train_experiment(exp: Experiment, root: Path, *, force: bool = False, progre
 
 #: at least this many stage-2 heads to train before worker processes pay for their start-up (seconds each)
 PARALLEL_MIN_HEADS = 8
-
-#: relative training cost of an encoder per modality kind (the order encoder runs are handed to workers:
-#: the longest first, so that a long one does not start last and leave the other cores idle)
-_KIND_COST = {"video": 4, "audio": 4, "image": 2, "text": 2, "timeseries": 1, "tabular": 0}
-
-
-def _encoder_cost(ds: Dataset, subset: Sequence[str]) -> int:
-    return sum(_KIND_COST.get(ds.modalities[m], 1) for m in subset)
-
-
-def _encoder_run_current(exp: Experiment, ds: Dataset, info: dict[str, Any],
-                         planned: tuple[str, EncoderSet, str, list[str]], root: Path) -> bool:
-    """Whether a unimodal or early-fusion run is stored and trained with exactly today's settings."""
-    name, es, fusion, subset = planned
-    run_dir = root / exp.name / name
-    if fusion == "early":
-        return is_up_to_date(run_dir, early_fingerprint(exp, info, es, subset))
-    return (cache_path(root / exp.name, name).is_file()
-            and is_up_to_date(run_dir, unimodal_fingerprint(exp, ds, info, es, subset[0])[1]))
-
-
-def encoder_workers(n_runs: int, workers: int | None = None) -> int:
-    """Processes training ``n_runs`` encoder runs (unimodal, early fusion) at once: ``workers``, else
-    ``$FUSIONLENS_WORKERS``, else every core once two or more are due (:func:`core.workers.process_workers`).
-
-    A process of one torch thread per run beats one process on every core: the small convolutions of
-    these encoders scale poorly over threads (one epoch of the site's RGB StatCNN: 1.44x faster on two
-    threads than on one, its audio CNN 1.65x), while two processes run two runs at full speed each."""
-    from core.workers import process_workers
-
-    return process_workers(n_runs, workers, min_jobs=2)
-
-
-def _train_encoder_job(exp: Experiment, ds: Dataset, info: dict[str, Any], es: EncoderSet, fusion: str,
-                       subset: Sequence[str], root: Path, force: bool) -> Path:
-    if fusion == "early":
-        return train_early(exp, ds, info, es, subset, root, force=force, progress=False)
-    return train_unimodal(exp, ds, info, es, subset[0], root, force=force, progress=False)
 
 
 def head_workers(n_heads: int, workers: int | None = None) -> int:

@@ -1,5 +1,5 @@
 """core.workers: how many worker processes, jobs run in spawned processes with their errors intact, and a
-build whose encoders and fusion heads train in two worker processes giving the runs a serial build gives."""
+build whose fusion heads train in two worker processes giving the runs a serial build gives."""
 from __future__ import annotations
 
 import os
@@ -13,7 +13,7 @@ from core.bundle import load_run
 from core.catalog import list_runs
 from core.errors import ConfigError
 from core.experiment import load_experiment
-from core.train import PARALLEL_MIN_HEADS, encoder_workers, head_workers, train_experiment
+from core.train import PARALLEL_MIN_HEADS, head_workers, train_experiment
 from core.workers import ENV, in_processes, process_workers
 from tests._tolerance import f32_atol, longest_reduction
 
@@ -35,8 +35,6 @@ def test_process_workers_follow_the_argument_then_the_environment(monkeypatch):
     assert head_workers(PARALLEL_MIN_HEADS * 2) == 1 and head_workers(20, workers=2) == 2
     monkeypatch.setenv("FUSIONLENS_THREADS", "1")
     assert head_workers(PARALLEL_MIN_HEADS - 1) == 1 and head_workers(PARALLEL_MIN_HEADS) == 4
-    assert encoder_workers(1) == 1 and encoder_workers(2) == 2 and encoder_workers(9) == 4  # two runs suffice
-    assert encoder_workers(3, workers=1) == 1
 
 
 def test_jobs_run_in_spawned_processes_and_errors_keep_their_fix():
@@ -77,32 +75,6 @@ def test_heads_trained_in_two_worker_processes_match_a_serial_build(tiny_built, 
             np.testing.assert_array_equal(got, want)
         else:
             np.testing.assert_allclose(got, want, rtol=0, atol=f32_atol(1.0, longest_reduction(before.model())))
-
-
-def test_encoder_runs_trained_in_two_worker_processes_match_a_serial_build(tiny_built, tmp_path):
-    """The tiny build's unimodal runs trained again, two at once in spawned one-thread workers: the same
-    fingerprints and predictions as the session's build, and the heads built on them are left as they were."""
-    exp_path, built = tiny_built
-    root = tmp_path / "runs"
-    shutil.copytree(built, root)
-    exp = load_experiment(exp_path)
-    runs = list_runs(root / exp.name)
-    encoders = [p for p in runs if load_run(p).config["strategy"] in ("unimodal", "early")]
-    assert len(encoders) >= 2
-    heads_before = {p.name: (p / "config.json").stat().st_mtime_ns for p in runs if p not in encoders}
-    for run_dir in encoders:
-        shutil.rmtree(run_dir)
-    train_experiment(exp, root, progress=False, workers=2)
-    threads = torch.get_num_threads()
-    for run_dir in encoders:
-        again, before = load_run(run_dir), load_run(built / exp.name / run_dir.name)
-        assert again.config["fingerprint"] == before.config["fingerprint"]
-        cols = [c for c in before.predictions.columns if c.endswith("_prob")]
-        got, want = again.predictions[cols].to_numpy(), before.predictions[cols].to_numpy()
-        if threads == 1:  # one torch thread in both: the same operations in the same order
-            np.testing.assert_array_equal(got, want)
-        # else the session's encoders trained on several threads: epochs of rounding apart, no bound to assert
-    assert {p.name: (p / "config.json").stat().st_mtime_ns for p in runs if p not in encoders} == heads_before
 
 
 def test_children_do_not_run_the_parents_main_script(tmp_path, monkeypatch):
