@@ -37,21 +37,14 @@ def main() -> None:
     from core.bundle import load_run
     from core.experiment import load_experiment
     from core.data import load_experiment_dataset
-    from core.pipeline import run_build
-    from core.results import format_results
     from core.train import encode_items
+
+    from benchmarks._build import timed_build
 
     exp = load_experiment(args.experiment)
     root = tmp / "runs"
-    t0 = time.perf_counter()
-    ctx = run_build(exp, root, skip_precompute=args.skip_precompute, progress=False)
-    total = time.perf_counter() - t0
+    ctx, _ = timed_build(args.experiment, root, 300.0, skip_precompute=args.skip_precompute)
     frame = ctx.results
-    print(format_results(frame))
-    steps = ", ".join(f"{name} {seconds:.1f} s" + ("" if status == "done" else f" ({status})")
-                      for name, status, _, seconds in ctx.log)
-    print(f"\nbuild wall time: {total:.1f} s ({steps}); target 300 s -> ratio {total / 300:.2f} of the budget; "
-          f"{torch.get_num_threads()} threads")
 
     ds, _ = load_experiment_dataset(root / exp.name)
     ids = ds.ids("test")[:64]

@@ -2,10 +2,11 @@
 
     .venv/bin/python benchmarks/bench_rgbd_build.py [--keep-cache] [--skip-build]
 
-Builds `experiments/rgbd.toml` (default encoder set, every fusion method) into
-a fresh runs directory; without --keep-cache the simulated clips are rendered
-afresh too. Prints wall time per phase against the 8-minute target, the
-results table, and the inference time per clip of every registered video
+Builds `experiments/rgbd.toml` (``fusionlens build``: default encoder set, every
+fusion method, then the precompute steps within the experiment's build budget)
+into a fresh runs directory; without --keep-cache the simulated clips are
+rendered afresh too. Prints wall time per step against the 8-minute target
+(the whole build, and simulation + training alone), the results table, and the inference time per clip of every registered video
 encoder (the experiment's input size, batch 8, RGB and depth) as a ratio to
 SlowFast measured in the same run.
 """
@@ -25,6 +26,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--keep-cache", action="store_true", help="reuse already rendered clips")
     ap.add_argument("--skip-build", action="store_true", help="only the per-encoder inference timings")
+    ap.add_argument("--skip-precompute", action="store_true", help="prepare, train and results only")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="fusionlens-rgbd-bench-"))
     if not args.keep_cache:
@@ -34,23 +36,15 @@ def main() -> None:
 
     from core.encoders import create_encoder, list_encoders
     from core.experiment import load_experiment
-    from core.results import format_results, save_results
-    from core.data import prepare_dataset
-    from core.train import train_experiment
 
     exp = load_experiment("rgbd")
     if not args.skip_build:
-        root = tmp / "runs"
-        t0 = time.perf_counter()
-        prepare_dataset(exp, root, progress=False)
-        t_prep = time.perf_counter() - t0
-        train_experiment(exp, root, progress=False)
-        total = time.perf_counter() - t0
-        frame, _ = save_results(root / exp.name)
-        print(format_results(frame))
-        print(f"\nRGB-D build wall time: {total:.1f} s (simulate/prepare {t_prep:.1f} s, training "
-              f"{total - t_prep:.1f} s); target 480 s -> ratio {total / 480:.2f} of the budget; "
-              f"{torch.get_num_threads()} threads")
+        from benchmarks._build import timed_build
+
+        ctx, _ = timed_build("rgbd", tmp / "runs", 480.0, skip_precompute=args.skip_precompute)
+        seconds = {name: s for name, _, _, s in ctx.log}
+        trained = seconds.get("prepare", 0.0) + seconds.get("train", 0.0)
+        print(f"simulate/prepare + training: {trained:.1f} s -> ratio {trained / 480:.2f} of the 480 s target")
 
     kw = exp.encoder_sets[0].specs["rgb"]["kwargs"]
     rng = np.random.default_rng(0)
