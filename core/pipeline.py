@@ -180,6 +180,8 @@ class BuildContext:
     log: list[tuple[str, str, str, float]] = field(default_factory=list)
     #: when the build started (``time.perf_counter``), for ``[precompute] build_seconds``
     started: float = field(default_factory=time.perf_counter)
+    #: the steps this build runs (a step outside it takes no part of the budget)
+    planned: tuple[str, ...] = field(default_factory=lambda: tuple(BUDGET_PARTS))
 
     @property
     def exp_dir(self) -> Path:
@@ -195,7 +197,8 @@ class BuildContext:
             return own
         left = max(0.0, self.started + self.choices.build_seconds - time.perf_counter())
         past = {entry[0] for entry in self.log}
-        ahead = [s for s in BUDGET_PARTS if s not in past and getattr(self.choices, f"{s}_seconds") > 0]
+        ahead = [s for s in BUDGET_PARTS
+                 if s in self.planned and s not in past and getattr(self.choices, f"{s}_seconds") > 0]
         parts = sum(BUDGET_PARTS[s] for s in ahead) or BUDGET_PARTS[step]
         return min(own, left * BUDGET_PARTS[step] / parts)
 
@@ -371,7 +374,8 @@ def run_build(exp: Experiment, root: Path, *, force: bool = False, full: bool = 
                               fix="give a number of seconds >= 0 (0: no overall budget)")
         choices = dataclasses.replace(choices, build_seconds=float(build_seconds))
     check_explain_runs(exp, choices)
-    ctx = BuildContext(exp=exp, root=Path(root), force=force, full=full, progress=progress, choices=choices)
+    ctx = BuildContext(exp=exp, root=Path(root), force=force, full=full, progress=progress, choices=choices,
+                       planned=tuple(s.name for s in steps if not (skip_precompute and s.precompute)))
     recorded = False
     for i, step in enumerate(steps, 1):
         if step.precompute and not recorded:

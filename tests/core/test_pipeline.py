@@ -317,6 +317,9 @@ def test_the_build_budget_shares_what_is_left_among_the_precompute_steps(tiny_bu
     spent = BuildContext(exp=exp, root=Path("."), choices=PrecomputeChoices(build_seconds=10.0),
                          started=time.perf_counter() - 40.0)
     assert spent.step_seconds("explain") == 0.0 and spent.step_seconds("robustness") == 0.0
+    no_blame = BuildContext(exp=exp, root=Path("."), choices=PrecomputeChoices(build_seconds=100.0),
+                            started=time.perf_counter() - 40.0, planned=("explain", "robustness"))
+    assert no_blame.step_seconds("explain") == pytest.approx(36.0, abs=0.5)  # 60 s x 3 / (3 + 2): no blame step
     free = BuildContext(exp=exp, root=Path("."), started=time.perf_counter() - 1e6)
     assert free.step_seconds("explain") == 120.0 and free.budget_note("explain", 120.0) == ""  # no overall budget
 
