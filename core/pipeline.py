@@ -11,8 +11,11 @@ What those two compute is the experiment file's choice, its ``[precompute]``
 table (defaults: today's build): which projections, which runs get MM-SHAP
 explanations (an explicit list, or the automatic pick of
 :func:`core.explain.select_build_runs`), how many samples each and within what
-time. The build records the choices in ``<exp>/precompute.json``, so the
-dashboard shows the same plan (:func:`explain_plan`) without the experiment file.
+time. ``build_seconds`` (or ``build --budget``) bounds the whole build: the
+explanations, blame and robustness share what the steps before them leave
+(:meth:`BuildContext.step_seconds`). The build records the choices in
+``<exp>/precompute.json``, so the dashboard shows the same plan
+(:func:`explain_plan`) without the experiment file.
 
 torch (training, the explain engine) is imported inside the steps that need
 it, so that the dashboard can call :func:`explain_plan` and
@@ -203,7 +206,8 @@ class BuildContext:
         return min(own, left * BUDGET_PARTS[step] / parts)
 
     def budget_note(self, step: str, seconds: float) -> str:
-        """`` (N s of the build's M s budget)`` when the overall budget cut this step's own budget, else ``""``."""
+        """`` (within N s: what the build's M s budget left it)`` when the overall budget cut this step's own
+        budget, else ``""`` (the end of the step's summary line)."""
         own = float(getattr(self.choices, f"{step}_seconds"))
         if self.choices.build_seconds <= 0 or seconds >= own:
             return ""
