@@ -35,16 +35,14 @@ def main() -> None:
     import torch
 
     from core.bundle import load_run
-    from core.experiment import load_experiment
     from core.data import load_experiment_dataset
     from core.train import encode_items
 
     from benchmarks._build import timed_build
 
-    exp = load_experiment(args.experiment)
     root = tmp / "runs"
     ctx, _ = timed_build(args.experiment, root, 300.0, skip_precompute=args.skip_precompute)
-    frame = ctx.results
+    exp, frame = ctx.exp, ctx.results
 
     ds, _ = load_experiment_dataset(root / exp.name)
     ids = ds.ids("test")[:64]
