@@ -29,7 +29,6 @@ way), each run's inputs and the writes.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -40,6 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._explain import fused_runs, stored_values  # noqa: E402
 from tests._experiments import image_text_experiment, write_experiment  # noqa: E402
 
 #: the tests' image + two-text experiment: four fusions over two modality subsets, one encoder set
@@ -50,16 +50,6 @@ EXPERIMENT = image_text_experiment(
     train={"unimodal": {"epochs": 2, "batch_size": 32}, "fusion": {"epochs": 4, "batch_size": 32, "dim": 32}})
 
 
-def fused_runs(exp_dir: Path) -> list[Path]:
-    """The experiment's fused runs, most modalities first, then by name."""
-    out = []
-    for d in sorted(p for p in exp_dir.iterdir() if (p / "config.json").is_file()):
-        cfg = json.loads((d / "config.json").read_text())
-        if cfg.get("strategy") != "unimodal" and len(cfg.get("modalities", [])) > 1:
-            out.append((-len(cfg["modalities"]), d.name, d))
-    return [d for *_, d in sorted(out)]
-
-
 def fresh_copies(runs: list[Path], prefix: str) -> list[Path]:
     """Copies of the runs (without explanations) beside them, so every timing starts from nothing."""
     out = []
@@ -68,21 +58,6 @@ def fresh_copies(runs: list[Path], prefix: str) -> list[Path]:
         shutil.rmtree(dest, ignore_errors=True)
         shutil.copytree(run, dest, ignore=shutil.ignore_patterns("explanations"))
         out.append(dest)
-    return out
-
-
-def stored_values(runs: list[Path]) -> dict[str, dict]:
-    from core.explain import load_explanations
-
-    out = {}
-    for run in runs:
-        samples, features = load_explanations(run)
-        share_cols = sorted(c for c in samples.columns if c.startswith(("share_", "exact_share_")))
-        out[run.name.split("-", 1)[1]] = {
-            "phi": features.sort_values(["sample_id", "modality", "feature_index"])["phi"].to_numpy(),
-            "shares": samples.sort_values("sample_id")[share_cols].to_numpy(dtype=float),
-            "head_rows": sum(json.loads(s).get("head_rows") or 0 for s in samples["settings"]),
-        }
     return out
 
 
@@ -137,7 +112,7 @@ def main() -> None:
             timings[mode].append(time.perf_counter() - start)
             rows[mode] = sum(r["encoder_rows"] for r in reports)
             rows[f"{mode} load"] = load
-            stored[mode] = stored_values(copies)
+            stored[mode] = stored_values(copies, lambda run: run.name.split("-", 1)[1])
             rows[f"{mode} samples"] = sum(r["computed"] for r in reports)  # n, or every test sample if fewer
 
     samples = rows["with samples"]

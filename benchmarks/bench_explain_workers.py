@@ -72,7 +72,7 @@ def main() -> None:
             reports = explain_runs(copies, n=args.n, progress=False, workers=modes[mode])
             timings[mode].append(time.perf_counter() - start)
             counts[mode] = sum(r["computed"] for r in reports)
-            stored[mode] = stored_values(copies)
+            stored[mode] = stored_values(copies, lambda run: run.name.split("-", 1)[1])  # less the copy's prefix
 
     one, many = list(modes)
     assert counts[one] == counts[many], counts

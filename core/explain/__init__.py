@@ -85,7 +85,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "_players": ("build_maskers", "fill_values", "modality_kind"),
     "_game": ("SampleGame", "encoder_batch_size", "is_factorisable", "output_function"),
-    "_runs": ("resolve_run", "run_dataset", "run_inputs"),
+    "_runs": ("resolve_run", "run_dataset", "run_inputs", "sample_record"),
     "_engine": ("explain_inputs", "explain_sample"),
     "_result": ("Explanation", "feature_label"),
     "_store": (
@@ -93,8 +93,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "load_explanation_summaries", "load_explanations", "main_settings_hash", "preferred_rows",
     ),
     "_selection": ("select_build_runs", "select_samples"),
-    "_precompute": ("GROUPS_PER_WORKER", "PARALLEL_MIN_SAMPLES", "RUNS_PER_PASS", "explain_order", "explain_run", "explain_runs",
-                    "explain_workers"),
+    "_precompute": ("GROUPS_PER_WORKER", "PARALLEL_MIN_SAMPLES", "PASS_WEIGHT_BYTES", "explain_order", "explain_run",
+                    "explain_runs", "explain_workers", "run_passes"),
     "_reuse": ("SharedTables", "TableKey", "encoder_identity", "input_digest", "masker_key", "table_key"),
     "_blame_store": (
         "BLAME_FILE", "BLAME_META_FILE", "BLAME_VERSION", "blame_column", "blame_columns", "blame_command",

@@ -18,16 +18,19 @@ every file it leaves is complete (see :mod:`core.explain._store`).
 
 :func:`explain_runs` explains several runs (the build's plan, ``fusionlens
 explain`` of an experiment) with samples outermost and runs inside, in passes
-of at most :data:`RUNS_PER_PASS` runs: the runs whose encoder of a modality
-comes from the same unimodal run then encode each masked variant of a sample
-once between them (:class:`~core.explain.SharedTables`), while each run's parts
-are written exactly as :func:`explain_run` writes them.
+whose models stay loaded together (:func:`run_passes`: as many runs as fit in
+:data:`PASS_WEIGHT_BYTES` of stored weights; every emoji run fits in one pass): the
+runs whose encoder of a modality comes from the same unimodal run then encode each
+masked variant of a sample once between them (:class:`~core.explain.SharedTables`),
+while each run's parts are written exactly as :func:`explain_run` writes them. (With
+passes of 8 runs, the 53 fused emoji runs encoded every sample's masked text 7 times.)
 
 With more than one worker process (:func:`explain_workers`: ``workers``, else
 ``$FUSIONLENS_WORKERS``, else every core once there are
 :data:`PARALLEL_MIN_SAMPLES` samples to explain) the samples the runs still lack
 are dealt into groups (their union in the order above, every ``g``-th from
-position ``i``), and each group is one job of a spawned one-thread process
+position ``i``; :data:`GROUPS_PER_WORKER` groups per worker, fewer (as many for each
+worker) when a group would hold under :data:`MIN_GROUP_SAMPLES` samples), and each group is one job of a spawned one-thread process
 (:func:`core.workers.in_processes`) that explains it for every run asking for
 its samples, sharing tables between those runs as one process does; a group's
 rows go to part ``part<i>of<g>`` of each run. The values are the same as a
@@ -65,12 +68,17 @@ from core.explain._store import (
 from core.io import remove_stale_tmp
 
 
-#: Runs explained side by side, sample by sample (their models stay loaded together; the per-process
-#: run cache of :func:`core.explain.resolve_run` holds as many).
-RUNS_PER_PASS = 8
+#: Runs explained side by side, sample by sample, have their models loaded together: a pass holds runs
+#: while their ``model.safetensors`` add up to at most this many bytes (a larger run has a pass of its own).
+#: A run's model in memory is about its stored weights (the emoji runs: 0.2-0.8 MB each; a frozen text
+#: encoder loaded once per process is not stored with the run).
+PASS_WEIGHT_BYTES = 2 * 1024 ** 3
 #: sample groups per worker process: each group is one job, so progress moves group by group and a worker that
 #: finishes early takes the next
 GROUPS_PER_WORKER = 4
+#: samples a group holds at least (when there are enough for one group per worker): a job sets up and writes a
+#: part for every run of the plan (about 50 ms a run), about what explaining 3 samples for it costs
+MIN_GROUP_SAMPLES = 32
 #: fewer samples left to explain than this: one process (a worker's start, Python, torch and the models loaded
 #: afresh, costs several seconds)
 PARALLEL_MIN_SAMPLES = 64
@@ -188,7 +196,7 @@ def explain_runs(
 
     ``runs``: run folders or loaded runs, or ``(run, n)`` pairs giving a run its own sample count
     (the build's plan); the others take ``options.n``. Each run's files, rows and resumption are
-    :func:`explain_run`'s. Runs are taken in passes of :data:`RUNS_PER_PASS`, in order; within a
+    :func:`explain_run`'s. Runs are taken in passes (:func:`run_passes`), in order; within a
     pass the samples of all its runs are explained in turn (in :func:`explain_order`), each by
     every run that asks for it, so that with ``share`` the runs whose encoder of a modality is the
     same reuse that encoder's embeddings of the sample's masked variants
@@ -223,15 +231,35 @@ def explain_runs(
     reports: list[dict[str, Any]] = []
     shared = SharedTables() if share and len(plan) > 1 else None
     deadline = None if time_limit is None else t0 + time_limit
-    for start in range(0, len(plan), RUNS_PER_PASS):
+    for start, stop in run_passes([r for r, _ in plan]):
         parts = [_RunPart(run, settings, dataclasses.replace(options, n=n),
                           None if commands is None else commands[start + j], group)
-                 for j, (run, n) in enumerate(plan[start:start + RUNS_PER_PASS])]
+                 for j, (run, n) in enumerate(plan[start:stop])]
         _explain_pass(parts, settings, options, shared, progress, flush_seconds, deadline)
         reports.extend(p.report(time.perf_counter() - t0) for p in parts)
     for r in reports:
         r["shared_tables"] = 0 if shared is None else shared.hits
     return reports
+
+
+def run_passes(runs: Sequence[Any], budget: int = PASS_WEIGHT_BYTES) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each pass over ``runs`` (folders or loaded runs), in order: consecutive runs while
+    their stored weights (``model.safetensors``) add up to at most ``budget`` bytes; a run alone over it
+    has a pass of its own."""
+    passes: list[tuple[int, int]] = []
+    start, used = 0, 0
+    for i, run in enumerate(runs):
+        try:
+            size = (Path(getattr(run, "path", run)) / "model.safetensors").stat().st_size
+        except OSError:
+            size = 0  # loading the run will say what is wrong with it
+        if i > start and used + size > budget:
+            passes.append((start, i))
+            start, used = i, 0
+        used += size
+    if start < len(runs):
+        passes.append((start, len(runs)))
+    return passes
 
 
 def _samples_left(plan: Sequence[tuple[Any, int | None]], settings: ExplainSettings) -> dict[str, list[str]]:
@@ -255,8 +283,30 @@ def _explain_group(plan: list[tuple[str, int | None]], settings: ExplainSettings
     limit = None if deadline is None else deadline - time.time()
     if limit is not None and limit <= 0:
         return []
+    import multiprocessing
+
+    # in a worker process, whose next jobs need the same runs: keep them loaded (while they fit in one pass)
+    if multiprocessing.parent_process() is not None and len(run_passes([path for path, _ in plan])) == 1:
+        plan = [(_worker_run(path), n) for path, n in plan]
     return explain_runs(plan, settings, options, progress=False, flush_seconds=flush_seconds, time_limit=limit,
                         commands=commands, group=group)
+
+
+#: a worker process's runs, loaded by its first job and kept for the next (the per-process cache of
+#: :func:`core.explain.resolve_run` holds 8 runs; an emoji plan names 53)
+_WORKER_RUNS: dict[tuple[str, int], Any] = {}
+
+
+def _worker_run(path: str) -> Any:
+    folder = Path(path)
+    try:
+        stamp = (folder / "config.json").stat().st_mtime_ns
+    except OSError:
+        stamp = 0
+    key = (str(folder.resolve()), stamp)
+    if key not in _WORKER_RUNS:
+        _WORKER_RUNS[key] = resolve_run(folder)
+    return _WORKER_RUNS[key]
 
 
 def _explain_in_workers(plan: Sequence[tuple[Any, int | None]], settings: ExplainSettings,
@@ -268,7 +318,8 @@ def _explain_in_workers(plan: Sequence[tuple[Any, int | None]], settings: Explai
     from core.workers import in_processes
 
     union = explain_order([s for ids in left.values() for s in ids], settings.seed)
-    n_groups = min(len(union), workers * GROUPS_PER_WORKER)
+    per_worker = max(1, min(GROUPS_PER_WORKER, len(union) // (MIN_GROUP_SAMPLES * workers)))  # the same for each
+    n_groups = min(len(union), workers * per_worker)
     paths = [(path, n) for path, (_, n) in zip(left, plan)]  # left: one resolved folder per run, in order
     cmds = None if commands is None else list(commands)
     deadline = None if time_limit is None else time.time() + time_limit - (time.perf_counter() - t0)

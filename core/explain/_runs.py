@@ -4,11 +4,16 @@ A run folder is loaded once per process and reloaded when its ``config.json``
 changes (:func:`resolve_run`); so is its experiment's dataset
 (:func:`run_dataset`). :func:`run_inputs` prepares one sample's model inputs;
 :func:`explain_threads` runs the ``explain`` job's torch threads.
+
+The precompute explains each sample for many runs in turn (:func:`core.explain.explain_runs`), so a
+sample's raw items are loaded once for all of them (the last :data:`ITEM_SAMPLES` samples are kept per
+dataset) and a run's prediction rows are looked up in an id index built once per predictions table.
 """
 from __future__ import annotations
 
 import contextlib
 import functools
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -63,15 +68,53 @@ def run_dataset(run: Any) -> Any:
     return _cached_dataset(str(exp_dir), _stamp(exp_dir / "dataset.parquet"))
 
 
+#: samples whose raw items :func:`run_inputs` keeps per dataset (the precompute needs one at a time)
+ITEM_SAMPLES = 4
+#: predictions tables whose id index :func:`sample_record` keeps
+_RECORD_INDEXES = 64
+_records: OrderedDict[int, tuple[Any, dict[str, dict[str, Any]]]] = OrderedDict()
+_items: OrderedDict[tuple[int, str, str], tuple[Any, list[Any]]] = OrderedDict()
+
+
+def _record_index(preds: Any) -> dict[str, dict[str, Any]]:
+    """id -> record of a predictions table, built once per table object (the table is kept beside its
+    index, so an id of a collected table is never mistaken for a new one)."""
+    cached = _records.get(id(preds))
+    if cached is not None and cached[0] is preds:
+        _records.move_to_end(id(preds))
+        return cached[1]
+    split = preds["split"].astype(str) if "split" in preds.columns else ["test"] * len(preds)
+    index: dict[str, dict[str, Any]] = {}
+    for sid, label, pred, correct, sp in zip(preds["id"].astype(str), preds["label"], preds["pred"],
+                                             preds["correct"], split):
+        index.setdefault(sid, {"label": str(label), "pred": str(pred), "correct": bool(correct), "split": str(sp)})
+    _records[id(preds)] = (preds, index)
+    while len(_records) > _RECORD_INDEXES:
+        _records.popitem(last=False)
+    return index
+
+
+def _sample_items(ds: Any, modality: str, sample_id: str) -> list[Any]:
+    """``ds.items(modality, [sample_id])``, kept for the last :data:`ITEM_SAMPLES` samples of the dataset."""
+    key = (id(ds), modality, sample_id)
+    cached = _items.get(key)
+    if cached is not None and cached[0] is ds:
+        _items.move_to_end(key)
+        return cached[1]
+    items = ds.items(modality, [sample_id])
+    _items[key] = (ds, items)
+    while len(_items) > ITEM_SAMPLES * max(1, len(getattr(ds, "modalities", ()) or ())):
+        _items.popitem(last=False)
+    return items
+
+
 def sample_record(run: Any, sample_id: str) -> dict[str, Any]:
     """label / pred / correct of a sample from the run's predictions (label from the dataset otherwise)."""
     preds = run.predictions
+    record = _record_index(preds).get(str(sample_id))
+    if record is not None:
+        return dict(record)
     ids = preds["id"].astype(str)
-    hit = preds[ids == str(sample_id)]
-    if len(hit):
-        row = hit.iloc[0]
-        return {"label": str(row["label"]), "pred": str(row["pred"]), "correct": bool(row["correct"]),
-                "split": str(row.get("split", "test"))}
     ds = run_dataset(run)
     frame = ds.frame
     known = frame["id"].astype(str) == str(sample_id)
@@ -92,7 +135,7 @@ def run_inputs(run: Any, sample_id: str) -> dict[str, dict[str, torch.Tensor]]:
         rebuild = f"{cli_command()} build {experiment_arg(Path(run.path).parent)} --force"
         raise DataError(f"the dataset of run {run.name!r} lacks modality {', '.join(missing)}",
                         fix=f"rebuild the experiment (`{rebuild}`)")
-    items = {m: ds.items(m, [str(sample_id)]) for m in model.modalities}
+    items = {m: _sample_items(ds, m, str(sample_id)) for m in model.modalities}
     with torch.inference_mode():
         return model.prepare(items)
 

@@ -225,13 +225,62 @@ def test_two_worker_processes_store_the_values_of_one_process(tiny_built, tmp_pa
     parallel = explain_runs([two / r for r in runs], n=6, progress=False, workers=2)
     assert [r["computed"] for r in parallel] == [r["computed"] for r in serial] == [6, 6, 6]
     assert [r["remaining"] for r in parallel] == [0, 0, 0] and {r["workers"] for r in parallel} == {2}
-    assert {r["part"] for r in parallel} == {"6 groups"}  # 2 workers x 4 groups, at most one per sample
+    assert {r["part"] for r in parallel} == {"2 groups"}  # one per worker: 6 samples fill no larger group
     assert sum(r["encoder_rows"] for r in parallel) < sum(r["encoder_rows"] for r in serial) * 1.5
     parts = sorted(p.name.split("-")[-1] for p in (two / FULL[0] / "explanations").glob("samples-*"))
-    assert parts == [f"part{g}of6.parquet" for g in range(6)]
+    assert parts == [f"part{g}of2.parquet" for g in range(2)]
     first, second = _stored(one, runs), _stored(two, runs)
     for r in runs:
         _assert_same_frames(first[r][0], second[r][0])
         _assert_same_frames(first[r][1], second[r][1])
     again = explain_runs([two / r for r in runs], n=6, progress=False, workers=2)
     assert [r["computed"] for r in again] == [0, 0, 0] and [r["skipped"] for r in again] == [6, 6, 6]
+
+
+def test_run_passes_fill_each_pass_up_to_its_weight_budget(tmp_path):
+    from core.explain import PASS_WEIGHT_BYTES, run_passes
+
+    sizes = [40, 30, 50, 200, 10, 10]
+    runs = []
+    for i, size in enumerate(sizes):
+        (tmp_path / f"r{i}").mkdir()
+        (tmp_path / f"r{i}" / "model.safetensors").write_bytes(b"\0" * size)
+        runs.append(tmp_path / f"r{i}")
+    # consecutive runs while they fit in 100 bytes; the 200-byte run alone; every run in exactly one pass
+    assert run_passes(runs, budget=100) == [(0, 2), (2, 3), (3, 4), (4, 6)]
+    assert run_passes(runs, budget=10_000) == [(0, 6)]
+    assert run_passes(runs[:1], budget=1) == [(0, 1)] and run_passes([], budget=100) == []
+    (tmp_path / "missing").mkdir()  # no weights yet: loading it will say so; it takes no budget here
+    assert run_passes([tmp_path / "missing", *runs[:2]], budget=70) == [(0, 3)]
+    assert PASS_WEIGHT_BYTES >= 1024 ** 3  # every demo experiment's runs fit in one pass
+
+
+def test_sample_records_and_inputs_read_once_match_a_fresh_lookup(tiny_built):
+    """The precompute reads each sample's record from an id index and its raw items once for all runs:
+    the same record as a scan of the predictions, the same inputs as loading afresh, and a reloaded
+    predictions table (another object) gets its own index."""
+    import torch
+
+    from core.explain import run_dataset, run_inputs, sample_record
+
+    _, built = tiny_built
+    run = resolve_run(built / "tiny" / FULL[0])
+    preds = run.predictions
+    for _, row in preds.head(5).iterrows():
+        rec = sample_record(run, str(row["id"]))
+        assert rec == {"label": str(row["label"]), "pred": str(row["pred"]), "correct": bool(row["correct"]),
+                       "split": str(row.get("split", "test"))}
+    sid = str(preds["id"].iloc[0])
+    first = run_inputs(run, sid)
+    fresh = run.model().prepare({m: run_dataset(run).items(m, [sid]) for m in run.model().modalities})
+    for m in first:
+        for k in first[m]:
+            assert torch.equal(first[m][k], fresh[m][k])
+    changed = preds.copy()
+    changed.loc[0, "pred"] = "not-a-class"
+    run.predictions = changed
+    try:
+        assert sample_record(run, sid)["pred"] == "not-a-class"
+    finally:
+        run.predictions = preds
+    assert sample_record(run, sid)["pred"] == str(preds["pred"].iloc[0])
