@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -74,37 +75,42 @@ ITEM_SAMPLES = 4
 _RECORD_INDEXES = 64
 _records: OrderedDict[int, tuple[Any, dict[str, dict[str, Any]]]] = OrderedDict()
 _items: OrderedDict[tuple[int, str, str], tuple[Any, list[Any]]] = OrderedDict()
+_cache_lock = threading.Lock()  # the dashboard's sessions explain in threads of one process
 
 
 def _record_index(preds: Any) -> dict[str, dict[str, Any]]:
     """id -> record of a predictions table, built once per table object (the table is kept beside its
     index, so an id of a collected table is never mistaken for a new one)."""
-    cached = _records.get(id(preds))
-    if cached is not None and cached[0] is preds:
-        _records.move_to_end(id(preds))
-        return cached[1]
+    with _cache_lock:
+        cached = _records.get(id(preds))
+        if cached is not None and cached[0] is preds:
+            _records.move_to_end(id(preds))
+            return cached[1]
     split = preds["split"].astype(str) if "split" in preds.columns else ["test"] * len(preds)
     index: dict[str, dict[str, Any]] = {}
     for sid, label, pred, correct, sp in zip(preds["id"].astype(str), preds["label"], preds["pred"],
                                              preds["correct"], split):
         index.setdefault(sid, {"label": str(label), "pred": str(pred), "correct": bool(correct), "split": str(sp)})
-    _records[id(preds)] = (preds, index)
-    while len(_records) > _RECORD_INDEXES:
-        _records.popitem(last=False)
+    with _cache_lock:
+        _records[id(preds)] = (preds, index)
+        while len(_records) > _RECORD_INDEXES:
+            _records.popitem(last=False)
     return index
 
 
 def _sample_items(ds: Any, modality: str, sample_id: str) -> list[Any]:
     """``ds.items(modality, [sample_id])``, kept for the last :data:`ITEM_SAMPLES` samples of the dataset."""
     key = (id(ds), modality, sample_id)
-    cached = _items.get(key)
-    if cached is not None and cached[0] is ds:
-        _items.move_to_end(key)
-        return cached[1]
+    with _cache_lock:
+        cached = _items.get(key)
+        if cached is not None and cached[0] is ds:
+            _items.move_to_end(key)
+            return cached[1]
     items = ds.items(modality, [sample_id])
-    _items[key] = (ds, items)
-    while len(_items) > ITEM_SAMPLES * max(1, len(getattr(ds, "modalities", ()) or ())):
-        _items.popitem(last=False)
+    with _cache_lock:
+        _items[key] = (ds, items)
+        while len(_items) > ITEM_SAMPLES * max(1, len(getattr(ds, "modalities", ()) or ())):
+            _items.popitem(last=False)
     return items
 
 
