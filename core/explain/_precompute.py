@@ -29,8 +29,9 @@ With more than one worker process (:func:`explain_workers`: ``workers``, else
 ``$FUSIONLENS_WORKERS``, else every core once there are
 :data:`PARALLEL_MIN_SAMPLES` samples to explain) the samples the runs still lack
 are dealt into groups (their union in the order above, every ``g``-th from
-position ``i``; :data:`GROUPS_PER_WORKER` groups per worker, fewer (as many for each
-worker) when a group would hold under :data:`MIN_GROUP_SAMPLES` samples), and each group is one job of a spawned one-thread process
+position ``i``; :data:`GROUPS_PER_WORKER` groups per worker, fewer, as many for each
+worker, when a group would hold under :data:`MIN_GROUP_SAMPLES` samples), and each
+group is one job of a spawned one-thread process
 (:func:`core.workers.in_processes`) that explains it for every run asking for
 its samples, sharing tables between those runs as one process does; a group's
 rows go to part ``part<i>of<g>`` of each run. The values are the same as a
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import multiprocessing
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -283,8 +285,6 @@ def _explain_group(plan: list[tuple[str, int | None]], settings: ExplainSettings
     limit = None if deadline is None else deadline - time.time()
     if limit is not None and limit <= 0:
         return []
-    import multiprocessing
-
     # in a worker process, whose next jobs need the same runs: keep them loaded (while they fit in one pass)
     if multiprocessing.parent_process() is not None and len(run_passes([path for path, _ in plan])) == 1:
         plan = [(_worker_run(path), n) for path, n in plan]
