@@ -74,27 +74,70 @@ def _no_main_in_children() -> Iterator[None]:
             sys.modules["__main__"] = saved
 
 
-def in_processes(fn: Callable[..., Any], jobs: Sequence[tuple[Any, tuple]], workers: int
-                 ) -> Iterator[tuple[Any, Any]]:
+class ProgressSteps:
+    """A worker's side of :func:`in_processes`'s ``progress``: each call ``(n)`` sends ``n`` steps to the parent
+    process (a manager queue; the call returns once the queue holds them)."""
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+
+    def __call__(self, n: int) -> None:
+        self.queue.put(int(n))
+
+
+def in_processes(fn: Callable[..., Any], jobs: Sequence[tuple[Any, tuple]], workers: int,
+                 progress: Callable[[int], None] | None = None) -> Iterator[tuple[Any, Any]]:
     """``(key, fn(*args))`` of each ``(key, args)`` job, in completion order: here when ``workers`` is 1 (or there
     is one job), else in ``workers`` spawned one-thread processes. ``fn`` must be importable (a module-level
     function) and its arguments picklable. The first error cancels the jobs not started and is raised here (a
-    FusionLens error keeps its problem and fix)."""
+    FusionLens error keeps its problem and fix).
+
+    ``progress``: a callable ``(n)`` told of ``n`` more steps done, which the jobs report as they go: each job is
+    called as ``fn(*args, progress=...)`` and calls that with its steps (here, ``progress`` itself; in worker
+    processes, a :class:`ProgressSteps` whose steps this process passes to ``progress`` a few times a second, on
+    the caller's thread, a job's steps before its result), so a bar moves within jobs, not only when one ends."""
     if workers <= 1 or len(jobs) < 2:
         for key, args in jobs:
-            yield key, fn(*args)
+            yield key, (fn(*args) if progress is None else fn(*args, progress=progress))
         return
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    with _child_environment(), ProcessPoolExecutor(
-            max_workers=min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        with _no_main_in_children():  # the pool starts its processes as jobs are submitted
-            futures = {pool.submit(fn, *args): key for key, args in jobs}
+    spawn = multiprocessing.get_context("spawn")
+    manager = None
+    try:
+        extra: dict[str, Any] = {}
+        if progress is not None:
+            with _no_main_in_children():
+                manager = spawn.Manager()
+            extra["progress"] = ProgressSteps(manager.Queue())
+        with _child_environment(), ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=spawn) as pool:
+            with _no_main_in_children():  # the pool starts its processes as jobs are submitted
+                futures = {pool.submit(fn, *args, **extra): key for key, args in jobs}
+            try:
+                pending = set(futures)
+                while pending:
+                    done, pending = wait(pending, timeout=0.25 if extra else None, return_when=FIRST_COMPLETED)
+                    if extra:
+                        _pass_steps(extra["progress"].queue, progress)
+                    for future in done:
+                        yield futures[future], future.result()
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+    finally:
+        if manager is not None:
+            manager.shutdown()
+
+
+def _pass_steps(queue: Any, progress: Callable[[int], None]) -> None:
+    """Every step the queue holds now, to ``progress``."""
+    import queue as queues
+
+    while True:
         try:
-            for future in as_completed(futures):
-                yield futures[future], future.result()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+            n = queue.get_nowait()
+        except queues.Empty:
+            return
+        progress(n)

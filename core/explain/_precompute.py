@@ -192,6 +192,7 @@ def explain_runs(
     share: bool = True,
     workers: int | None = None,
     group: tuple[int, int, Sequence[str]] | None = None,
+    steps: Any = None,
     **changes: Any,
 ) -> list[dict[str, Any]]:
     """Explain several runs as :func:`explain_run` explains each, sample by sample across the runs.
@@ -208,7 +209,8 @@ def explain_runs(
     began), each with ``encoder_rows`` (rows its encoders ran on) and, for the whole call,
     ``shared_tables`` (tables lent between runs). A run named twice is refused. ``workers``: processes
     (:func:`explain_workers`; the module docstring says how they share the work; one shard of ``--shard i/n``
-    runs in this process); ``group`` ``(i, g, ids)`` is the job of one of them.
+    runs in this process); ``group`` ``(i, g, ids)`` is the job of one of them; ``steps`` (a callable ``(n)``)
+    is told of every explanation as it is made (a worker's way of moving the parent's bar).
     """
     t0 = time.perf_counter()
     progress = check_progress(progress)
@@ -237,7 +239,7 @@ def explain_runs(
         parts = [_RunPart(run, settings, dataclasses.replace(options, n=n),
                           None if commands is None else commands[start + j], group)
                  for j, (run, n) in enumerate(plan[start:stop])]
-        _explain_pass(parts, settings, options, shared, progress, flush_seconds, deadline)
+        _explain_pass(parts, settings, options, shared, progress, flush_seconds, deadline, steps)
         reports.extend(p.report(time.perf_counter() - t0) for p in parts)
     for r in reports:
         r["shared_tables"] = 0 if shared is None else shared.hits
@@ -279,9 +281,10 @@ def _samples_left(plan: Sequence[tuple[Any, int | None]], settings: ExplainSetti
 
 def _explain_group(plan: list[tuple[str, int | None]], settings: ExplainSettings, options: PrecomputeOptions,
                    group: tuple[int, int, list[str]], commands: Sequence[str | None] | None, flush_seconds: float,
-                   deadline: float | None) -> list[dict[str, Any]]:
+                   deadline: float | None, progress: Any = None) -> list[dict[str, Any]]:
     """One worker's job: the samples of ``group`` for every run of ``plan`` asking for them, within the
-    wall-clock ``deadline`` (a job that starts after it does nothing)."""
+    wall-clock ``deadline`` (a job that starts after it does nothing); ``progress`` (a callable ``(n)``,
+    :func:`core.workers.in_processes`) is told of each explanation as it is made."""
     limit = None if deadline is None else deadline - time.time()
     if limit is not None and limit <= 0:
         return []
@@ -289,7 +292,7 @@ def _explain_group(plan: list[tuple[str, int | None]], settings: ExplainSettings
     if multiprocessing.parent_process() is not None and len(run_passes([path for path, _ in plan])) == 1:
         plan = [(_worker_run(path), n) for path, n in plan]
     return explain_runs(plan, settings, options, progress=False, flush_seconds=flush_seconds, time_limit=limit,
-                        commands=commands, group=group)
+                        commands=commands, group=group, steps=progress)
 
 
 #: a worker process's runs, loaded by its first job and kept for the next (the per-process cache of
@@ -328,12 +331,11 @@ def _explain_in_workers(plan: Sequence[tuple[Any, int | None]], settings: Explai
     total = sum(len(ids) for ids in left.values())
     bar = Progress(progress, total, desc=f"explain {len(plan)} run(s), {workers} processes") if total else None
     done: dict[str, list[dict[str, Any]]] = {}
-    try:
-        for _, reports in in_processes(_explain_group, jobs, workers):
+    try:  # the bar moves with every explanation the workers make
+        steps = bar.update if progress and bar is not None else None
+        for _, reports in in_processes(_explain_group, jobs, workers, progress=steps):
             for r in reports:
                 done.setdefault(str(Path(r["path"]).resolve()), []).append(r)
-                if bar is not None:
-                    bar.update(r["computed"])
     finally:
         if bar is not None:
             bar.close()
@@ -365,7 +367,8 @@ def explain_order(ids: Sequence[str], seed: int) -> list[str]:
 
 
 def _explain_pass(parts: list[_RunPart], settings: ExplainSettings, options: PrecomputeOptions,
-                  shared: SharedTables | None, progress: Any, flush_seconds: float, deadline: float | None) -> None:
+                  shared: SharedTables | None, progress: Any, flush_seconds: float, deadline: float | None,
+                  steps: Any = None) -> None:
     """Explain the samples of ``parts``, samples outermost (in :func:`explain_order`); every part is flushed
     however it ends."""
     wanting: dict[str, list[_RunPart]] = {}
@@ -386,6 +389,8 @@ def _explain_pass(parts: list[_RunPart], settings: ExplainSettings, options: Pre
                              options.flush_every, flush_seconds)
                     if bar is not None:
                         bar.update(1)
+                    if steps is not None:
+                        steps(1)
     finally:
         for part in parts:
             part.flush()

@@ -49,6 +49,25 @@ def test_jobs_run_in_spawned_processes_and_errors_keep_their_fix():
     assert info.value.problem == "0 worker processes asked for" and "--workers" in info.value.fix
 
 
+def _count_up(n: int, progress=None) -> int:
+    for _ in range(n):
+        progress(1)
+    return n
+
+
+def test_jobs_report_their_steps_to_the_parent_before_their_result():
+    """``progress`` hears every step of every job, each job's steps before its result is yielded, in worker
+    processes (through a manager queue) as here."""
+    for workers in (2, 1):
+        heard: list[int] = []
+        seen_before: dict[int, int] = {}
+        for key, result in in_processes(_count_up, [(k, (k,)) for k in (3, 5, 7)], workers, progress=heard.append):
+            seen_before[key] = sum(heard)
+            assert result == key
+        assert heard == [1] * 15
+        assert all(seen_before[k] >= k for k in seen_before)  # at least this job's own steps were in
+
+
 def _threads_in_worker() -> tuple[str | None, str | None]:
     return os.environ.get("FUSIONLENS_THREADS"), os.environ.get("OMP_NUM_THREADS")
 

@@ -222,8 +222,11 @@ def test_two_worker_processes_store_the_values_of_one_process(tiny_built, tmp_pa
     late = explain_runs([two / r for r in runs], n=6, progress=False, workers=2, time_limit=1e-9)
     assert [r["computed"] for r in late] == [0, 0, 0] and [r["remaining"] for r in late] == [6, 6, 6]
     assert not any(any((two / r / "explanations").glob("samples-*")) for r in runs)
-    parallel = explain_runs([two / r for r in runs], n=6, progress=False, workers=2)
+    calls: list[tuple[int, int]] = []
+    parallel = explain_runs([two / r for r in runs], n=6, progress=lambda d, t: calls.append((d, t)), workers=2)
     assert [r["computed"] for r in parallel] == [r["computed"] for r in serial] == [6, 6, 6]
+    # the bar moved with every explanation the workers made, not only when a group ended
+    assert [d for d, _ in calls[:18]] == list(range(1, 19)) and {t for _, t in calls} == {18}
     assert [r["remaining"] for r in parallel] == [0, 0, 0] and {r["workers"] for r in parallel} == {2}
     assert {r["part"] for r in parallel} == {"2 groups"}  # one per worker: 6 samples fill no larger group
     assert sum(r["encoder_rows"] for r in parallel) < sum(r["encoder_rows"] for r in serial) * 1.5
