@@ -338,7 +338,7 @@ def _explain_in_workers(plan: Sequence[tuple[Any, int | None]], settings: Explai
                 done.setdefault(str(Path(r["path"]).resolve()), []).append(r)
     finally:
         if bar is not None:
-            bar.close()
+            bar.close(fill=False)  # a deadline may have left explanations undone: the bar says how many
     out = []
     h = settings.hash()
     for (path, n), (run, _) in zip(paths, plan):
@@ -395,4 +395,4 @@ def _explain_pass(parts: list[_RunPart], settings: ExplainSettings, options: Pre
         for part in parts:
             part.flush()
         if bar is not None:
-            bar.close()
+            bar.close(fill=False)  # a deadline may have left explanations undone: the bar says how many

@@ -31,11 +31,14 @@ class Progress:
         if self.bar is not None and step:
             self.bar.update(step)
 
-    def close(self) -> None:
+    def close(self, fill: bool = True) -> None:
+        """End the bar. ``fill``: report it complete (its total was an estimate, like an explanation's count of
+        model evaluations); without, report what was done (a count of explanations a deadline may have cut)."""
         if self.fn is not None:
-            self.fn(self.total, self.total)
+            self.fn(self.total if fill else self.done, self.total)
         if self.bar is not None:
-            self.bar.update(self.total - self.done)
+            if fill:
+                self.bar.update(self.total - self.done)
             self.bar.close()
 
 

@@ -219,8 +219,11 @@ def test_two_worker_processes_store_the_values_of_one_process(tiny_built, tmp_pa
     runs = [*FULL, PAIR]
     one, two = _copy(built, tmp_path / "one"), _copy(built, tmp_path / "two")
     serial = explain_runs([one / r for r in runs], n=6, progress=False, workers=1)
-    late = explain_runs([two / r for r in runs], n=6, progress=False, workers=2, time_limit=1e-9)
+    late_calls: list[tuple[int, int]] = []
+    late = explain_runs([two / r for r in runs], n=6, progress=lambda d, t: late_calls.append((d, t)), workers=2,
+                        time_limit=1e-9)
     assert [r["computed"] for r in late] == [0, 0, 0] and [r["remaining"] for r in late] == [6, 6, 6]
+    assert late_calls == [(0, 18)]  # the bar ends where the deadline left it, not full
     assert not any(any((two / r / "explanations").glob("samples-*")) for r in runs)
     calls: list[tuple[int, int]] = []
     parallel = explain_runs([two / r for r in runs], n=6, progress=lambda d, t: calls.append((d, t)), workers=2)

@@ -119,14 +119,16 @@ def test_an_interrupted_precompute_keeps_its_rows_and_resumes(run_dir) -> None:
 
 
 def test_time_limit_stops_early_and_reports_what_is_left(run_dir) -> None:
-    report = explain_run(run_dir, n=3, progress=False, time_limit=0.0)
+    calls = []
+    report = explain_run(run_dir, n=3, progress=lambda d, t: calls.append((d, t)), time_limit=0.0)
     assert report["computed"] == 0 and report["remaining"] == 3
+    assert calls == [(0, 3)]  # the bar ends where the deadline left it, not full
 
 
 def test_progress_callable_over_samples(run_dir) -> None:
     calls = []
     explain_run(run_dir, n=2, progress=lambda d, t: calls.append((d, t)))
-    assert calls[-1] == (2, 2)
+    assert calls == [(1, 2), (2, 2), (2, 2)]  # each sample, then the end
 
 
 def test_bad_precompute_arguments(run_dir) -> None:
