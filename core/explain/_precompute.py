@@ -53,7 +53,7 @@ from core.errors import ConfigError
 from core.explain._engine import explain_sample
 from core.explain._progress import Progress, check_progress
 from core.explain._reuse import SharedTables
-from core.explain._runs import check_run_modalities, explain_threads, resolve_run
+from core.explain._runs import _stamp, check_run_modalities, explain_threads, resolve_run
 from core.explain._selection import select_samples
 from core.explain._settings import ExplainSettings, PrecomputeOptions, precompute_command, split_changes
 from core.explain._store import (
@@ -301,12 +301,9 @@ _WORKER_RUNS: dict[tuple[str, int], Any] = {}
 
 
 def _worker_run(path: str) -> Any:
-    folder = Path(path)
-    try:
-        stamp = (folder / "config.json").stat().st_mtime_ns
-    except OSError:
-        stamp = 0
-    key = (str(folder.resolve()), stamp)
+    """The run at ``path``, reloaded when its ``config.json`` changes (:func:`core.explain.resolve_run`'s rule)."""
+    folder = Path(path).resolve()
+    key = (str(folder), _stamp(folder / "config.json"))
     if key not in _WORKER_RUNS:
         _WORKER_RUNS[key] = resolve_run(folder)
     return _WORKER_RUNS[key]
