@@ -339,11 +339,17 @@ class EarlyFusionClassifier(MultimodalClassifier):
                  channels: dict[str, int]) -> None:
         from core.encoders._video import VideoEncoder
 
-        views = {}
+        views, start = {}, 0
         for m in modalities:
-            views[m] = VideoEncoder(in_channels=int(channels[m]), num_frames=joint.num_frames,
-                                    image_size=joint.image_size, out_dim=joint.out_dim)
+            c = int(channels[m])
+            # the view of the modality that holds the joint clip's depth channel reads it as the joint does
+            depth = getattr(joint, "depth_input", "metres")
+            inside = depth != "metres" and start <= joint.depth_channel < start + c
+            views[m] = VideoEncoder(in_channels=c, num_frames=joint.num_frames, image_size=joint.image_size,
+                                    out_dim=joint.out_dim, depth_input=depth if inside else "metres",
+                                    depth_channel=joint.depth_channel - start if inside else -1)
             views[m].saves_weights = False
+            start += c
         super().__init__(modalities, views, head, classes)
         self.joint = joint
         self.channels = {m: int(channels[m]) for m in modalities}

@@ -517,6 +517,20 @@ def early_run_name(enc_set: EncoderSet, subset: Sequence[str]) -> str:
 
 
 @torch_threads("encoder")
+def _early_depth_kwargs(enc_set: EncoderSet, subset: Sequence[str], channels: dict[str, int]) -> dict[str, Any]:
+    """The stacked clip's ``depth_input``/``depth_channel``: those of the first modality whose encoder reads its
+    depth channel other than as metres, moved to where that modality's channels sit in the stack (RGB then
+    depth: channel 3). Empty when every modality reads metres."""
+    offset = 0
+    for m in subset:
+        kwargs = enc_set.specs[m].get("kwargs", {})
+        mode = kwargs.get("depth_input", "metres")
+        if mode != "metres":
+            return {"depth_input": mode, "depth_channel": offset + int(kwargs.get("depth_channel", -1)) % channels[m]}
+        offset += channels[m]
+    return {}
+
+
 def train_early(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set: EncoderSet, subset: Sequence[str],
                 root: Path, *, force: bool = False, progress: bool = True) -> Path:
     """Early fusion of video modalities: clips stacked on the channel axis into one encoder."""
@@ -527,7 +541,8 @@ def train_early(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set: 
     cfg = exp.train["unimodal"]
     base = enc_set.specs[subset[0]]
     fingerprint = stable_hash({"early": base, "subset": list(subset), "train": cfg, "data": ds_info["fingerprint"],
-                         "seed": exp.seed})
+                         "seed": exp.seed, "depth": {m: enc_set.specs[m].get("kwargs", {}).get("depth_input", "metres")
+                                                   for m in subset}})
     if not force and is_up_to_date(run_dir, fingerprint):
         return run_dir
     seed_everything(exp.seed + int(stable_hash(name)[:6], 16))
@@ -536,7 +551,8 @@ def train_early(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set: 
     y = {s: torch.as_tensor(ds.label_indices(ids[s])) for s in ids}
     raw = {s: {m: ds.items(m, ids[s]) for m in subset} for s in ("train", "val")}
     channels = {m: clip_channels(raw["train"][m][0]) for m in subset}  # early fusion stacks video clips
-    joint_spec = {"name": base["name"], "kwargs": {**base["kwargs"], "in_channels": int(sum(channels.values()))}}
+    joint_spec = {"name": base["name"], "kwargs": {**base["kwargs"], "in_channels": int(sum(channels.values())),
+                                                   **_early_depth_kwargs(enc_set, subset, channels)}}
     joint = build_encoder(joint_spec)
     train_items = stack_channels([raw["train"][m] for m in subset])
     joint.fit_preprocessing(train_items)

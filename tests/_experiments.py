@@ -145,7 +145,9 @@ def write_tiny_experiment(folder: Path, methods: Sequence[str] = ("multconcat", 
 TINY_RGBD = experiment(
     "tiny-rgbd",
     dataset={"source": "rgbd-sim", "n_clips": 32, "frames": 8, "size": 32},
-    modalities={m: video_modality(size=32, out_dim=16, width=4) for m in ("rgb", "depth")},
+    modalities={"rgb": video_modality(size=32, out_dim=16, width=4),
+                "depth": merge(video_modality(size=32, out_dim=16, width=4),
+                               {"encoder_kwargs": {"depth_input": "log"}})},   # as experiments/rgbd.toml
     fusion={"methods": ["multconcat", "addition"], "late": ["late-average"], "early": True,
             "subsets": [["rgb", "depth"]]},
     train={"unimodal": {"epochs": 2, "batch_size": 8}, "fusion": {"epochs": 3, "dim": 8}},

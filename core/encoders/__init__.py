@@ -25,7 +25,8 @@ from core.encoders.registry import (
 from core.encoders import _image, _tabular, _text, _video  # noqa: E402,F401,I001
 from core.encoders import _timeseries  # noqa: E402,F401
 from core.encoders import _audio  # noqa: E402,F401
-from core.encoders._video import VideoEncoder  # noqa: E402  (the contract of video encoders)
+# the contract of video encoders, and how they read depth
+from core.encoders._video import DEPTH_INPUTS, VideoEncoder, fill_depth_holes  # noqa: E402
 
-__all__ = ["ENCODERS", "Encoder", "VideoEncoder", "create_encoder", "default_encoder", "describe_encoder", "encoders_markdown",
-           "list_encoders"]
+__all__ = ["DEPTH_INPUTS", "ENCODERS", "Encoder", "VideoEncoder", "create_encoder", "default_encoder", "describe_encoder",
+           "encoders_markdown", "fill_depth_holes", "list_encoders"]

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from core.bundle import load_run
 from core.catalog import list_runs
@@ -37,12 +38,33 @@ def test_early_fusion_bundle_round_trip(tiny_rgbd):
     run = load_run(root / "tiny-rgbd" / "c3d-early-rgb+depth")
     assert run.config["early"]["channels"] == {"rgb": 3, "depth": 1}
     assert run.config["early"]["joint"]["kwargs"]["in_channels"] == 4
+    # the depth modality's log-metre reading follows it to the stacked clip's fourth channel
+    assert run.config["early"]["joint"]["kwargs"]["depth_input"] == "log"
+    assert run.config["early"]["joint"]["kwargs"]["depth_channel"] == 3
+    depth = load_run(root / "tiny-rgbd" / "c3d-unimodal-depth").model().encoders["depth"]
+    assert (depth.depth_input, depth.depth_channel) == ("log", 0)
     model = run.model()
     assert not model.factorizable
     report = reproduce_predictions(run.path)
     # probabilities (scale 1) of the rebuilt network, maybe in other batches and threads
     assert report["same_topk_labels"] and report["max_abs_prob_diff"] <= f32_atol(1.0, longest_reduction(model))
     assert set(run.embeddings()) == {"fused"}
+
+
+def test_early_fusion_views_read_the_clips_as_the_joint_encoder_trained_on_them(tiny_rgbd):
+    """The per-modality views (what maskers and the dashboard prepare) give the joint encoder the very tensor it
+    trained on: the depth view reads log metres with the holes filled, as the stacked clip's fourth channel."""
+    from core.data import load_experiment_dataset
+    from core.model import stack_channels
+
+    _, root = tiny_rgbd
+    model = load_run(root / "tiny-rgbd" / "c3d-early-rgb+depth").model()
+    ds, _ = load_experiment_dataset(root / "tiny-rgbd")
+    ids = ds.ids("test")[:3]
+    items = {m: ds.items(m, ids) for m in ("rgb", "depth")}
+    views = model.prepare(items)
+    joint = model.joint.prepare(stack_channels([items["rgb"], items["depth"]]))["clips"]
+    assert torch.equal(torch.cat([views["rgb"]["clips"], views["depth"]["clips"]], dim=1), joint)
 
 
 @pytest.mark.parametrize("name", ["c3d-unimodal-depth", "c3d-multconcat-rgb+depth", "c3d-late-average-rgb+depth"])

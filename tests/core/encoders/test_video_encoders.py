@@ -297,3 +297,69 @@ def test_prepare_normalises_in_place_like_stack_then_normalise() -> None:
     raw = torch.stack([torch.tensor(c, dtype=torch.float32).div(255).permute(3, 0, 1, 2) for c in clips])
     want = (raw - enc.mean.view(1, -1, 1, 1, 1)) / enc.std.view(1, -1, 1, 1, 1)
     torch.testing.assert_close(got, want, rtol=0, atol=f32_atol(scale=4.0, n=1))
+
+
+def test_fill_depth_holes_uses_the_pixels_other_frames_then_the_clip_median() -> None:
+    from core.encoders import fill_depth_holes
+
+    d = torch.tensor([[[1.0, 0.0], [3.0, 0.0]],
+                      [[2.0, 5.0], [0.0, -1.0]],
+                      [[0.0, 7.0], [4.0, 0.0]]])
+    filled = fill_depth_holes(d)
+    valid = d > 0
+    assert torch.equal(filled[valid], d[valid])                      # an estimate is never changed
+    assert filled[2, 0, 0] == 1.0                                    # median of (1, 2): torch takes the lower
+    assert filled[0, 0, 1] == 5.0                                    # median of (5, 7)
+    assert filled[1, 1, 0] == 3.0                                    # median of (3, 4)
+    assert (filled[:, 1, 1] == torch.median(d[valid])).all()         # no frame has it: the clip's median (3)
+    whole = torch.full((2, 3, 3), 4.0)
+    assert fill_depth_holes(whole) is whole                          # nothing to fill
+    empty = torch.zeros(2, 3, 3)
+    assert torch.equal(fill_depth_holes(empty), empty)               # nothing to fill from
+
+
+@pytest.mark.parametrize("name", VIDEO)
+@pytest.mark.parametrize("in_channels", [1, 4])
+def test_log_depth_input_reads_the_filled_depth_channel_in_log_metres(name: str, in_channels: int) -> None:
+    from core.encoders import fill_depth_holes
+
+    clips = _depth_clips(in_channels, FRAMES, SIZE, SIZE)
+    clips[0][1, 2:5, 3:6, -1] = 0.0
+    clips[1][4, 7, 7, -1] = np.nan                                   # NaN holes are holes too
+    plain = _build(name, in_channels)
+    logged = create_encoder(name, in_channels=in_channels, num_frames=FRAMES, image_size=SIZE, out_dim=DIM,
+                            depth_input="log")
+    expected = []
+    for c in clips:
+        c = torch.tensor(c)
+        depth = fill_depth_holes(torch.nan_to_num(c[..., -1], nan=0.0))
+        expected.append(torch.cat([c[..., :-1], depth.log()[..., None]], -1).numpy())
+    np.testing.assert_allclose(logged.prepare(clips)["clips"].numpy(), plain.prepare(expected)["clips"].numpy(),
+                               rtol=0, atol=f32_atol(float(np.log(12.0))))
+    with pytest.raises(DataError, match="NaN or infinite.*depth_input"):
+        plain.prepare(clips)                                         # metres: a NaN hole is an error naming the fix
+    spec = logged.spec()
+    assert spec["kwargs"]["depth_input"] == "log" and spec["kwargs"]["depth_channel"] == in_channels - 1
+    again = create_encoder(spec["name"], **json.loads(json.dumps(spec["kwargs"])))
+    assert again.depth_input == "log" and again.depth_channel == in_channels - 1
+    assert "depth_input" not in plain.spec()["kwargs"]                # bundles saved before it load as metres
+
+
+def test_filled_depth_input_keeps_metres_and_rgb_channels() -> None:
+    clip = _depth_clips(4, FRAMES, SIZE, SIZE, n=1)[0]
+    clip[0, 0, 0, 3] = 0.0
+    clip[0, 0, 0, 0] = 0.0                                           # a black RGB pixel is not a hole
+    by_hand = clip.copy()
+    by_hand[0, 0, 0, 3] = np.median(clip[1:, 0, 0, 3])               # 7 other frames: one median
+    plain = _build("statcnn", 4)
+    filled = create_encoder("statcnn", in_channels=4, num_frames=FRAMES, image_size=SIZE, out_dim=DIM,
+                            depth_input="filled")
+    assert torch.equal(filled.prepare([clip])["clips"], plain.prepare([by_hand])["clips"])
+
+
+@pytest.mark.parametrize("kwargs, match", [({"depth_input": "inverse"}, "unknown depth_input"),
+                                           ({"depth_input": "log", "depth_channel": 4}, "depth_channel=4"),
+                                           ({"depth_input": "log", "depth_channel": True}, "depth_channel=True")])
+def test_bad_depth_input_settings_are_clear_errors(kwargs: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        create_encoder("statcnn", in_channels=4, num_frames=FRAMES, image_size=SIZE, out_dim=DIM, **kwargs)
