@@ -129,6 +129,22 @@ def test_tables_are_kept_until_forced_and_the_budget_leaves_runs(rob_root):
     assert out["computed"] == [runs[0].name] and load_robustness(runs[0])["n"] == 4
 
 
+def test_a_run_that_the_previous_ones_time_says_would_overrun_the_budget_is_not_started(rob_root, monkeypatch):
+    import itertools
+    import time
+
+    runs = list_runs(rob_root / "tiny")[:2]
+    other = RobustnessSettings(levels=2, share_samples=0, samples=3)
+    ticks = itertools.count()
+    monkeypatch.setattr(time, "perf_counter", lambda: float(next(ticks)))   # one second per reading
+    first = robustness_runs(runs[:1], other, force=True, share_run=None)["per_run"][runs[0].name]
+    # the first run ends about `first` seconds in, within the limit; the second would end about 2 x first in
+    out = robustness_runs(runs, other, force=True, share_run=None, time_limit=1.5 * first + 1)
+    assert out["computed"] == [runs[0].name] and out["left"] == [runs[1].resolve()]
+    out = robustness_runs(runs, other, force=True, share_run=None, time_limit=3 * first + 10)
+    assert out["computed"] == [r.name for r in runs] and out["left"] == []
+
+
 def test_shares_of_perturbed_inputs(rob_root):
     run_dir = rob_root / "tiny" / "concat-image+title"
     table = robustness_run(run_dir, RobustnessSettings(levels=2, share_samples=2, share_levels=(0.0, 1.0)),
