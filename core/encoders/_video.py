@@ -52,9 +52,10 @@ def fill_depth_holes(depth: torch.Tensor) -> torch.Tensor:
     frames, or where a pixel is a hole in every frame, with the clip's median valid depth.
 
     Holes in a depth estimate are small blobs that move from frame to frame. Left at 0, they dominate what a
-    network sees: the per-pixel minimum over 16 frames catches the holes of every frame, and a small CNN could not learn the simulator's behind-the-bucket cue from such clips (a
-    balanced two-variant test: 0.66 test accuracy with holes, 0.93 with them filled; ``docs/SIMULATOR.md``).
-    A clip without holes, or without any valid pixel, comes back unchanged."""
+    network sees: the per-pixel minimum over 16 frames catches the holes of every frame, and a small CNN could not
+    learn the simulator's behind-the-bucket cue from such clips (a balanced two-variant test: 0.66 test accuracy
+    with holes, 0.93 with them filled; ``docs/SIMULATOR.md``). A clip without holes, or without any valid pixel,
+    comes back unchanged."""
     valid = depth > 0
     if bool(valid.all()) or not bool(valid.any()):
         return depth
@@ -156,7 +157,8 @@ class VideoEncoder(Encoder):
         if self.depth_input != "metres":
             depth = data[..., self.depth_channel]
             depth = fill_depth_holes(torch.where(torch.isfinite(depth), depth, 0.0))
-            data[..., self.depth_channel] = depth.clamp_min(LOG_DEPTH_FLOOR).log() if self.depth_input == "log" else depth
+            data[..., self.depth_channel] = depth.clamp_min(LOG_DEPTH_FLOOR).log() if self.depth_input == "log" \
+                else depth
         if arr.dtype != np.uint8 and not torch.isfinite(data).all():  # uint8 is always finite
             raise DataError(
                 f"clip {index} contains NaN or infinite values",
