@@ -340,10 +340,10 @@ class EarlyFusionClassifier(MultimodalClassifier):
         from core.encoders._video import VideoEncoder
 
         views, start = {}, 0
+        depth = joint.depth_input
         for m in modalities:
             c = int(channels[m])
             # the view of the modality that holds the joint clip's depth channel reads it as the joint does
-            depth = getattr(joint, "depth_input", "metres")
             inside = depth != "metres" and start <= joint.depth_channel < start + c
             views[m] = VideoEncoder(in_channels=c, num_frames=joint.num_frames, image_size=joint.image_size,
                                     out_dim=joint.out_dim, depth_input=depth if inside else "metres",

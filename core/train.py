@@ -516,7 +516,6 @@ def early_run_name(enc_set: EncoderSet, subset: Sequence[str]) -> str:
     return f"{enc_set.tag + '-' if enc_set.tag else ''}early-{'+'.join(subset)}"
 
 
-@torch_threads("encoder")
 def _early_depth_kwargs(enc_set: EncoderSet, subset: Sequence[str], channels: dict[str, int]) -> dict[str, Any]:
     """The stacked clip's ``depth_input``/``depth_channel``: those of the first modality whose encoder reads its
     depth channel other than as metres, moved to where that modality's channels sit in the stack (RGB then
@@ -531,6 +530,7 @@ def _early_depth_kwargs(enc_set: EncoderSet, subset: Sequence[str], channels: di
     return {}
 
 
+@torch_threads("encoder")
 def train_early(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_set: EncoderSet, subset: Sequence[str],
                 root: Path, *, force: bool = False, progress: bool = True) -> Path:
     """Early fusion of video modalities: clips stacked on the channel axis into one encoder."""

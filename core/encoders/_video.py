@@ -64,13 +64,13 @@ def fill_depth_holes(depth: torch.Tensor) -> torch.Tensor:
     frames = depth.shape[0]
     flat, ok = depth.reshape(frames, -1), valid.reshape(frames, -1)
     cols = (~ok).any(dim=0).nonzero().squeeze(1)
-    ranked = torch.where(ok[:, cols], flat[:, cols], torch.inf).sort(dim=0).values
-    count = ok[:, cols].sum(dim=0, keepdim=True)
-    fill = ranked.gather(0, (count - 1).clamp_min(0) // 2)
+    values, good = flat[:, cols], ok[:, cols]
+    count = good.sum(dim=0, keepdim=True)
+    fill = torch.where(good, values, torch.inf).sort(dim=0).values.gather(0, (count - 1).clamp_min(0) // 2)
     if bool((count == 0).any()):
         fill = torch.where(count > 0, fill, depth[valid].median())
     out = flat.clone()
-    out[:, cols] = torch.where(ok[:, cols], flat[:, cols], fill)
+    out[:, cols] = torch.where(good, values, fill)
     return out.reshape(depth.shape)
 
 
