@@ -87,7 +87,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "_game": ("SampleGame", "encoder_batch_size", "is_factorisable", "output_function"),
     "_runs": ("resolve_run", "run_dataset", "run_inputs", "sample_record"),
     "_engine": ("explain_inputs", "explain_sample"),
-    "_result": ("Explanation", "feature_label"),
+    "_result": ("Explanation", "feature_label", "features_table"),
     "_store": (
         "EXPLANATIONS_DIR", "explanation_for", "explanation_status", "load_explanation",
         "load_explanation_summaries", "load_explanations", "main_settings_hash", "preferred_rows",

@@ -119,6 +119,42 @@ def _nan_to_none(value: Any) -> Any:
     return value
 
 
+def features_table(explanations: Sequence["Explanation"], **constant: Sequence[Any]) -> pd.DataFrame:
+    """The per-feature rows of several explanations in one frame (columns :func:`feature_columns`, then
+    ``constant``'s keys: one value per explanation, repeated on its rows): built column by column once,
+    so a precompute's part costs one frame, not one per explanation."""
+    keys = info_keys()
+    ids: list[str] = []
+    modalities: list[str] = []
+    info: dict[str, list[Any]] = {k: [] for k in keys}
+    within, phi, stderr = [], [], []
+    extra: dict[str, list[Any]] = {k: [] for k in constant}
+    for i, e in enumerate(explanations):
+        n = e.n_features
+        ids.extend([e.sample_id] * n)
+        modalities.extend(e.modalities[m] for m in e.feature_modality)
+        within.append(e._within)
+        for key, values in info.items():
+            values.extend(_nan_to_none(d.get(key)) for d in e.feature_info)
+        phi.append(np.asarray(e.values, dtype=np.float64))
+        stderr.append(np.full(n, np.nan) if e.stderr is None else np.asarray(e.stderr, dtype=np.float64))
+        for key, values in constant.items():
+            extra[key].extend([values[i]] * n)
+    cols: dict[str, Any] = {
+        "sample_id": ids,
+        "modality": modalities,
+        "feature_index": np.concatenate(within) if within else np.zeros(0, dtype=np.int64),
+    }
+    for key, typ in keys.items():
+        cols[key] = pd.array(info[key], dtype="Int64" if typ == "int" else "string")
+    cols["phi"] = np.concatenate(phi) if phi else np.zeros(0)
+    cols["stderr"] = np.concatenate(stderr) if stderr else np.zeros(0)
+    frame = pd.DataFrame(cols)[feature_columns()]
+    for key, values in extra.items():
+        frame[key] = values
+    return frame
+
+
 @dataclass(frozen=True, eq=False)
 class Explanation:
     """Shapley values of one sample's features across all its modalities."""
@@ -329,21 +365,7 @@ class Explanation:
 
     def per_feature_frame(self) -> pd.DataFrame:
         """One row per feature, columns :func:`feature_columns`."""
-        within = self._within
-        keys = info_keys()
-        stderr = self.stderr if self.stderr is not None else np.full(self.n_features, np.nan)
-        cols: dict[str, Any] = {
-            "sample_id": [self.sample_id] * self.n_features,
-            "modality": [self.modalities[m] for m in self.feature_modality],
-            "feature_index": within,
-        }
-        for key, typ in keys.items():
-            cols[key] = pd.array([_nan_to_none(i.get(key)) for i in self.feature_info],
-                                 dtype="Int64" if typ == "int" else "string")
-        cols["phi"] = self.values.copy()
-        cols["stderr"] = np.asarray(stderr, dtype=np.float64)
-        frame = pd.DataFrame(cols)
-        return frame[feature_columns()]
+        return features_table([self])
 
     def summary_row(self) -> dict[str, Any]:
         """One dict per sample (see the module docstring for the keys)."""

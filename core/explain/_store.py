@@ -51,7 +51,7 @@ from core.explain._interactions import (
     interaction_column,
     interaction_pairs,
 )
-from core.explain._result import FEATURE_COLUMNS, Explanation
+from core.explain._result import FEATURE_COLUMNS, Explanation, features_table
 from core.explain._settings import ENGINE_VERSION, ExplainSettings
 from core.io import read_json, write_json
 
@@ -126,15 +126,11 @@ def samples_frame(explanations: Iterable[Explanation], part: str) -> pd.DataFram
 
 
 def features_frame(explanations: Iterable[Explanation], part: str) -> pd.DataFrame:
-    parts = []
-    for e in explanations:
-        f = e.per_feature_frame()
-        f["settings_hash"] = e.settings.get("settings_hash")
-        f["part"] = part
-        parts.append(f)
-    if not parts:
+    explanations = list(explanations)
+    if not explanations:
         return pd.DataFrame(columns=list(FEATURE_STORE_COLUMNS))
-    return pd.concat(parts, ignore_index=True)
+    return features_table(explanations, settings_hash=[e.settings.get("settings_hash") for e in explanations],
+                          part=[part] * len(explanations))
 
 
 def write_part(run_dir: str | Path, settings_hash: str, label: str, samples: pd.DataFrame,

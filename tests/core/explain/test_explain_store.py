@@ -14,12 +14,14 @@ from core.cli import build_parser, main
 from core.errors import ConfigError, cli_command
 from core.explain import (
     ALL_CLASSES,
+    Explanation,
     ExplainSettings,
     class_share_table,
     explain_run,
     explain_sample,
     explanation_for,
     explanation_status,
+    features_table,
     load_explanation_summaries,
     load_explanations,
     parse_shard,
@@ -208,6 +210,23 @@ def test_explain_sample_stores_and_reuses_and_explanation_for_reads_it(run_dir) 
         == "true_prob"
     assert explanation_for(run_dir, sid).output_kind == "pred_prob"                   # default settings first
     assert other.output_kind == "true_prob"
+
+
+def test_features_table_of_several_explanations_rebuilds_each_one(run_dir) -> None:
+    ids = resolve_run(run_dir).predictions["id"].astype(str).tolist()[:3]
+    exps = [explain_sample(run_dir, sid, store=False) for sid in ids]
+    table = features_table(exps, part=["p0", "p1", "p2"])
+    assert len(table) == sum(e.n_features for e in exps)
+    assert table["feature_index"].dtype == np.int64 and table["phi"].dtype == np.float64
+    assert str(table["token"].dtype) == "string" and str(table["row"].dtype) == "Int64"
+    for i, e in enumerate(exps):
+        rows = table[table["sample_id"] == e.sample_id]
+        assert rows["part"].tolist() == [f"p{i}"] * e.n_features
+        np.testing.assert_array_equal(rows["phi"].to_numpy(), e.values)
+        back = Explanation.from_rows(e.summary_row(), table)     # the other samples' rows are ignored
+        np.testing.assert_array_equal(back.values, e.values)
+        assert back.feature_names() == e.feature_names() and back.feature_info == e.feature_info
+        assert e.per_feature_frame().equals(features_table([e]))
 
 
 # --------------------------------------------------------------------------- the per-class table
