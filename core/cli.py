@@ -226,7 +226,7 @@ def build_parser(prog: str = CLI_NAME) -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="the whole grid where an experiment defines one")
     p.add_argument("--skip-precompute", action="store_true", help="no projections or explanations")
     p.add_argument("--budget", type=float, metavar="SECONDS",
-                   help="time budget of the whole build: the explanations, blame and robustness share what "
+                   help="time budget of the whole build: the blame, explanations and robustness share what "
                         "training leaves (overrides [precompute] build_seconds; 0: none)")
     p.set_defaults(func=cmd_build)
 

@@ -296,8 +296,8 @@ SCHEMA = Table(doc="top level", keys={
                              "(`fusionlens blame`, docs/EXPLAIN.md) in seconds; 0 computes none; the runs it "
                              "leaves are printed with the command that finishes them", 120.0, min=0),
         "build_seconds": Key("float", "time budget of the whole build in seconds, data and training included: "
-                             "the explanations, blame and robustness steps share what the steps before them leave "
-                             "(3 : 1 : 2, a step's unused time passing to the next), each also within its own "
+                             "the blame, explanations and robustness steps share what the steps before them leave "
+                             "(1 : 3 : 2, a step's unused time passing to the next), each also within its own "
                              "budget above; what no step reaches is printed with the command that finishes it; "
                              "0: no overall budget", 0.0, min=0),
     }),

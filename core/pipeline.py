@@ -1,18 +1,22 @@
-"""The build: one pipeline of steps, prepare -> train -> results -> project -> explain -> blame -> robustness.
+"""The build: one pipeline of steps, prepare -> train -> results -> project -> blame -> explain -> robustness.
 
 ``fusionlens build`` calls :func:`run_build`, which runs :data:`STEPS` in order.
 Every step is a function ``(ctx: BuildContext) -> str`` that does its work
 (each resumable: finished work is kept) and returns a one-line summary; the
 pipeline prints ``build <exp> [i/n] <step>: <summary> (<seconds>)`` as it goes
 and records each step in ``ctx.log``. The steps marked ``precompute``
-(projections, explanations, blame, robustness tables) are skipped by ``--skip-precompute``.
+(projections, blame, explanations, robustness tables) are skipped by ``--skip-precompute``.
+The blame comes before the explanations: it costs two encoder passes per modality over the test split
+(shared by the runs of an experiment) and stores, for every test prediction of every run, the margin
+game and the exact modality game (shares and interactions), so a budget cut short leaves every run
+explained at the modality level before the per-feature MM-SHAP values take the rest.
 
 What those two compute is the experiment file's choice, its ``[precompute]``
 table (defaults: today's build): which projections, which runs get MM-SHAP
 explanations (an explicit list, or the automatic pick of
 :func:`core.explain.select_build_runs`), how many samples each and within what
 time. ``build_seconds`` (or ``build --budget``) bounds the whole build: the
-explanations, blame and robustness share what the steps before them leave
+blame, explanations and robustness share what the steps before them leave
 (:meth:`BuildContext.step_seconds`). The build records the choices in
 ``<exp>/precompute.json``, so the dashboard shows the same plan
 (:func:`explain_plan`) without the experiment file.
@@ -214,9 +218,9 @@ class BuildContext:
         return f" (within {seconds:.0f} s: what the build's {self.choices.build_seconds:.0f} s budget left it)"
 
 
-#: how the explanations, blame and robustness share what an overall ``[precompute] build_seconds`` leaves
+#: how the blame, explanations and robustness share what an overall ``[precompute] build_seconds`` leaves
 #: after the steps before them (projections take what they need: the Embeddings page has no other source)
-BUDGET_PARTS: dict[str, float] = {"explain": 3.0, "blame": 1.0, "robustness": 2.0}
+BUDGET_PARTS: dict[str, float] = {"blame": 1.0, "explain": 3.0, "robustness": 2.0}
 
 
 def prepare_step(ctx: BuildContext) -> str:
@@ -351,8 +355,8 @@ STEPS: tuple[BuildStep, ...] = (
     BuildStep("train", train_step),
     BuildStep("results", results_step),
     BuildStep("project", project_step, precompute=True),
-    BuildStep("explain", explain_step, precompute=True),
     BuildStep("blame", blame_step, precompute=True),
+    BuildStep("explain", explain_step, precompute=True),
     BuildStep("robustness", robustness_step, precompute=True),
 )
 

@@ -20,7 +20,9 @@ shardable); :func:`load_explanations`, :func:`explanation_for`,
 (:func:`blame_runs`, ``fusionlens blame``): for every test prediction each
 modality's exact Shapley value of the logit margin of the rival vs the true
 class, stored as ``<run>/blame.parquet`` (:func:`load_blame`) and summarised per
-class (:func:`blame_table`, :func:`blame_sentences`).
+class (:func:`blame_table`, :func:`blame_sentences`); from the same coalition logits, the modality
+game of every test prediction (exact modality shares and interactions of the predicted class's
+probability, ``<run>/modality_game.parquet``, :func:`load_modality_game`).
 See ``docs/EXPLAIN.md``.
 
 The package by job (private modules; import from here, never from them):
@@ -97,12 +99,14 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
                     "explain_runs", "explain_workers", "run_passes"),
     "_reuse": ("SharedTables", "TableKey", "encoder_identity", "input_digest", "masker_key", "table_key"),
     "_blame_store": (
-        "BLAME_FILE", "BLAME_META_FILE", "BLAME_VERSION", "blame_column", "blame_columns", "blame_command",
-        "blame_is_current", "blame_path", "load_blame", "load_blame_meta",
+        "BLAME_FILE", "BLAME_META_FILE", "BLAME_VERSION", "MODALITY_GAME_FILE", "blame_column", "blame_columns",
+        "blame_command", "blame_is_current", "blame_path", "load_blame", "load_blame_meta", "load_modality_game",
+        "modality_game_columns", "modality_game_path",
     ),
     "_blame_table": ("BLAME_CONFIDENCE", "blame_modalities", "blame_sentences", "blame_table", "format_blame_table"),
     "_blame": ("WHOLE_MODALITY", "blame_frame", "blame_inputs", "blame_run", "blame_runs", "blame_sample",
-               "mask_modality", "masked_inputs", "shapley_matrix"),
+               "interaction_matrix", "mask_modality", "masked_inputs", "modality_game_frame", "modality_game_table",
+               "shapley_matrix"),
     "_aggregate": (
         "ALL_CLASSES", "INTERACTION_CONFIDENCE", "class_interaction_table", "class_share_table",
         "format_class_interaction_table", "format_class_share_table", "interval_text", "share_text",

@@ -40,16 +40,27 @@ from core.bundle import Run, experiment_arg, load_run
 from core.errors import BundleError, DataError, cli_command
 from core.explain._blame_store import (
     BLAME_VERSION,
+    MODALITY_GAME_FILE,
     blame_column,
     blame_columns,
     blame_command,
     blame_is_current,
     load_blame,
+    modality_game_columns,
     model_digest,
     write_blame,
 )
 from core.explain._game import HEAD_BATCH, SampleGame, is_factorisable
-from core.explain._interactions import coalition_shapley, coalition_values
+from core.explain._interactions import (
+    FLAT_PROB_THRESHOLD,
+    coalition_json,
+    coalition_shapley,
+    coalition_values,
+    exact_share_column,
+    interaction_column,
+    interaction_pairs,
+    pairwise_interactions,
+)
 from core.explain._players import build_maskers, fill_values
 from core.explain._progress import Progress, check_progress
 from core.explain._runs import resolve_run, run_dataset, run_inputs, sample_record
@@ -68,6 +79,10 @@ WHOLE_MODALITY = ExplainSettings(grid=1, video_grid=1, video_segments=1, series_
 GAME_TEXT = ("v(S) = logit of the rival class - logit of the true class, S the modalities present (the others "
              "wholly masked as in the MM-SHAP modality game); rival = the prediction when wrong, the runner-up "
              "when right")
+#: The modality game stored beside the blame, in words (``blame.json``'s ``modality_game``).
+MODALITY_GAME_TEXT = ("v(S) = softmax probability of the predicted class, S the modalities present (the others "
+                      "wholly masked as in the MM-SHAP modality game); exact Shapley values, shares |Phi_m| / sum "
+                      "|Phi| and pairwise interaction indices over the 2^M coalitions")
 
 
 def shapley_matrix(m: int) -> np.ndarray:
@@ -76,6 +91,54 @@ def shapley_matrix(m: int) -> np.ndarray:
     values of the unit games."""
     eye = np.eye(2 ** m)
     return np.stack([coalition_shapley(eye[k]) for k in range(2 ** m)], axis=1)
+
+
+def interaction_matrix(m: int) -> np.ndarray:
+    """The ``(P, 2^M)`` matrix ``I`` with ``I @ v`` the pairwise interaction index of every pair of
+    :func:`~core.explain.interaction_pairs` order (``(0, 1), (0, 2), (1, 2)``...): linear in the game, like
+    :func:`shapley_matrix`."""
+    eye = np.eye(2 ** m)
+    pairs = [(i, j) for i in range(m) for j in range(i + 1, m)]
+    units = [pairwise_interactions(eye[k]) for k in range(2 ** m)]
+    return np.array([[u[i, j] for u in units] for i, j in pairs]).reshape(len(pairs), 2 ** m)
+
+
+def modality_game_table(ids: Sequence[str], labels: Sequence[str], preds: Sequence[str], correct: np.ndarray,
+                        classes: Sequence[str], mods: Sequence[str], logits: np.ndarray) -> pd.DataFrame:
+    """The ``modality_game.parquet`` table (:mod:`core.explain._blame_store`) from the coalition logits
+    ``(2^M, n, C)`` of :func:`coalition_logits`: each sample's game is the softmax probability of its
+    predicted class, the output the explanations' modality game plays (``pred_prob``)."""
+    n, mods = len(ids), [str(m) for m in mods]
+    index = {c: i for i, c in enumerate(classes)}
+    p = np.array([index[str(c)] for c in preds], dtype=np.int64)
+    if n:
+        z = logits - logits.max(axis=2, keepdims=True)
+        probs = np.exp(z) / np.exp(z).sum(axis=2, keepdims=True)
+        values = probs[:, np.arange(n), p]                                   # (2^M, n)
+    else:
+        values = np.zeros((2 ** len(mods), 0))
+    phi = (shapley_matrix(len(mods)) @ values).T                             # (n, M)
+    inter = (interaction_matrix(len(mods)) @ values).T if len(mods) > 1 else np.zeros((n, 0))
+    absphi = np.abs(phi)
+    total = absphi.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = np.where(total > 0, absphi / total, np.nan)
+    full_minus_base = values[-1] - values[0]
+    flat = (np.abs(full_minus_base) < FLAT_PROB_THRESHOLD) | (total[:, 0] < FLAT_PROB_THRESHOLD)
+    frame = pd.DataFrame({
+        "id": np.asarray(ids, dtype=object).astype(str), "label": np.asarray(labels, dtype=object),
+        "pred": np.asarray(preds, dtype=object), "correct": np.asarray(correct, dtype=bool),
+        "explained_class": np.asarray(preds, dtype=object), "output_kind": np.full(n, "pred_prob", dtype=object),
+        "base_value": values[0].astype(np.float64), "full_value": values[-1].astype(np.float64)})
+    for i, m in enumerate(mods):
+        frame[f"shapley_{m}"] = phi[:, i].astype(np.float64)
+    for i, m in enumerate(mods):
+        frame[exact_share_column(m)] = shares[:, i].astype(np.float64)
+    for j, (a, b) in enumerate(interaction_pairs(mods)):
+        frame[interaction_column(a, b)] = inter[:, j].astype(np.float64)
+    frame["coalition_values"] = pd.Series([coalition_json(values[:, i], mods) for i in range(n)], dtype=object)
+    frame["flat"] = flat.astype(bool)
+    return frame[modality_game_columns(mods)]
 
 
 def _engine(model: Any, strategy: Any) -> str:
@@ -311,9 +374,9 @@ def coalition_logits(run: Any, *, progress: Any = None, batch_size: int = EMBED_
 
 
 def blame_frame(run: Any, *, progress: Any = None, batch_size: int = EMBED_BATCH,
-                cache: EmbeddingCache | None = None) -> pd.DataFrame:
+                cache: EmbeddingCache | None = None, game: dict[str, Any] | None = None) -> pd.DataFrame:
     """Every test prediction's modality blame (the ``blame.parquet`` table, module docstring), batched
-    (:func:`coalition_logits`).
+    (:func:`coalition_logits`, or its output ``game`` when given).
 
     ``run``: a run folder or a loaded :class:`core.bundle.Run`; ``progress``: True (tqdm), False or a
     callable ``(done, total)``; ``cache``: a dict shared by the runs of one experiment, so an encoder
@@ -322,7 +385,9 @@ def blame_frame(run: Any, *, progress: Any = None, batch_size: int = EMBED_BATCH
     t0 = time.perf_counter()
     run = resolve_run(run)
     y, pred = _class_indices(run, "label"), _class_indices(run, "pred")  # checked before any encoding
-    game = coalition_logits(run, progress=progress, batch_size=batch_size, cache=cache, desc=f"blame {run.name}")
+    if game is None:
+        game = coalition_logits(run, progress=progress, batch_size=batch_size, cache=cache,
+                                desc=f"blame {run.name}")
     mods, logits = game["modalities"], game["logits"]
     preds = run.predictions
     correct = preds["correct"].astype(bool).to_numpy()
@@ -338,6 +403,22 @@ def blame_frame(run: Any, *, progress: Any = None, batch_size: int = EMBED_BATCH
                          correct, run.classes, mods, values, against)
     frame.attrs.update(engine=game["engine"], seconds=round(time.perf_counter() - t0, 3))
     return frame
+
+
+def modality_game_frame(run: Any, *, progress: Any = None, batch_size: int = EMBED_BATCH,
+                        cache: EmbeddingCache | None = None, game: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Every test prediction's modality game of its predicted class's probability (the
+    ``modality_game.parquet`` table: exact modality Shapley values, shares and pairwise interactions), from
+    :func:`coalition_logits` (or its output ``game``), as :func:`blame_frame` computes the blame."""
+    run = resolve_run(run)
+    _class_indices(run, "pred")  # the predictions name classes of the run: checked before any encoding
+    if game is None:
+        game = coalition_logits(run, progress=progress, batch_size=batch_size, cache=cache,
+                                desc=f"modality game {run.name}")
+    preds = run.predictions
+    return modality_game_table(game["ids"], preds["label"].astype(str).tolist(), preds["pred"].astype(str).tolist(),
+                               preds["correct"].astype(bool).to_numpy(), run.classes, game["modalities"],
+                               game["logits"])
 
 
 def blame_sample(run: Any, sample_id: str) -> dict[str, Any]:
@@ -386,14 +467,22 @@ def blame_sample(run: Any, sample_id: str) -> dict[str, Any]:
 def blame_run(run: Any, *, force: bool = False, progress: Any = None,
               cache: EmbeddingCache | None = None) -> pd.DataFrame:
     """A run's blame table: the stored one when current (:func:`blame_is_current`) unless ``force``, else
-    computed (:func:`blame_frame`) and stored as ``<run>/blame.parquet`` + ``blame.json``. ``run``: a run
-    folder or a loaded :class:`core.bundle.Run` (the dashboard passes its shared one)."""
+    computed (:func:`blame_frame`) and stored as ``<run>/blame.parquet`` + ``blame.json``, with the modality
+    game of every test prediction from the same coalition logits (:func:`modality_game_frame`,
+    ``<run>/modality_game.parquet``). ``run``: a run folder or a loaded :class:`core.bundle.Run` (the
+    dashboard passes its shared one)."""
     run = run if isinstance(run, Run) else load_run(run)
     if not force and blame_is_current(run.path, run.config):
         stored = load_blame(run.path)
         if stored is not None:
             return stored
-    frame = blame_frame(run, progress=progress, cache=cache)
+    t0 = time.perf_counter()
+    _class_indices(run, "label")  # both columns name classes of the run: checked before any encoding
+    _class_indices(run, "pred")
+    game = coalition_logits(run, progress=progress, cache=cache, desc=f"blame {run.name}")
+    frame = blame_frame(run, game=game)
+    shares = modality_game_frame(run, game=game)
+    frame.attrs["seconds"] = round(time.perf_counter() - t0, 3)
     meta = {
         "engine_version": BLAME_VERSION, "run": run.name, "experiment": run.experiment,
         "run_fingerprint": run.config.get("fingerprint"), "model_sha256": model_digest(run.path),
@@ -401,8 +490,9 @@ def blame_run(run: Any, *, force: bool = False, progress: Any = None,
         "command": blame_command(run.path), "output": "logit", "game": GAME_TEXT,
         "engine": frame.attrs["engine"], "fill": fill_values(), "modalities": frame.attrs["modalities"],
         "n": len(frame), "n_errors": int((~frame["correct"]).sum()), "seconds": frame.attrs["seconds"],
+        "modality_game": {"file": MODALITY_GAME_FILE, "output": "pred_prob", "game": MODALITY_GAME_TEXT},
     }
-    write_blame(run.path, frame, meta)
+    write_blame(run.path, frame, meta, game=shares)
     return load_blame(run.path)
 
 

@@ -131,8 +131,8 @@ def _stored(root: Path) -> tuple[set[str], set[str]]:
 
 
 def test_build_steps_in_order():
-    assert [s.name for s in STEPS] == ["prepare", "train", "results", "project", "explain", "blame", "robustness"]
-    assert [s.name for s in STEPS if s.precompute] == ["project", "explain", "blame", "robustness"]
+    assert [s.name for s in STEPS] == ["prepare", "train", "results", "project", "blame", "explain", "robustness"]
+    assert [s.name for s in STEPS if s.precompute] == ["project", "blame", "explain", "robustness"]
 
 
 def test_skip_precompute_runs_the_first_three_steps(tiny_built, tmp_path, capsys):
@@ -140,12 +140,12 @@ def test_skip_precompute_runs_the_first_three_steps(tiny_built, tmp_path, capsys
     root = _built_copy(tiny_built, tmp_path)
     ctx = run_build(load_experiment(exp_path), root, skip_precompute=True)
     assert [(name, status) for name, status, *_ in ctx.log] == [
-        ("prepare", "done"), ("train", "done"), ("results", "done"), ("project", "skipped"), ("explain", "skipped"),
-        ("blame", "skipped"), ("robustness", "skipped")]
+        ("prepare", "done"), ("train", "done"), ("results", "done"), ("project", "skipped"), ("blame", "skipped"),
+        ("explain", "skipped"), ("robustness", "skipped")]
     assert len(ctx.results) == 3 + 2 * 4 and ctx.skipped == []
     assert _stored(root) == (set(), set())
     err = capsys.readouterr().err
-    assert "build tiny [2/7] train: 11 run(s) ready" in err and "build tiny [5/7] explain: --skip-precompute" in err
+    assert "build tiny [2/7] train: 11 run(s) ready" in err and "build tiny [6/7] explain: --skip-precompute" in err
     assert not list(root.glob("tiny/*/robustness.json")) and not list(root.glob("tiny/*/blame.parquet"))
     # the choices are recorded all the same (the dashboard shows what the build would compute)
     assert read_precompute_choices(root / "tiny") == PrecomputeChoices()
@@ -295,7 +295,7 @@ def test_a_step_beyond_its_budget_is_listed_with_the_command(tiny_built, tmp_pat
 
 
 def test_the_build_budget_shares_what_is_left_among_the_precompute_steps(tiny_built):
-    """With ``build_seconds``, explain / blame / robustness get 3 : 1 : 2 of what is left, each at most its own
+    """With ``build_seconds``, blame / explain / robustness get 1 : 3 : 2 of what is left, each at most its own
     budget; a step already run passes its unused time on; a step that computes nothing takes no part."""
     import time
 
@@ -304,16 +304,16 @@ def test_the_build_budget_shares_what_is_left_among_the_precompute_steps(tiny_bu
     exp = load_experiment(tiny_built[0])
     ctx = BuildContext(exp=exp, root=Path("."), choices=PrecomputeChoices(build_seconds=100.0),
                        started=time.perf_counter() - 40.0)  # 60 s left
-    assert ctx.step_seconds("explain") == pytest.approx(30.0, abs=0.5)
-    assert "what the build's 100 s budget left it" in ctx.budget_note("explain", 30.0)
-    ctx.log.append(("explain", "done", "", 0.0))
-    assert ctx.step_seconds("blame") == pytest.approx(20.0, abs=0.5)
+    assert ctx.step_seconds("blame") == pytest.approx(10.0, abs=0.5)
+    assert "what the build's 100 s budget left it" in ctx.budget_note("blame", 10.0)
     ctx.log.append(("blame", "done", "", 0.0))
+    assert ctx.step_seconds("explain") == pytest.approx(36.0, abs=0.5)   # 60 s x 3 / (3 + 2)
+    ctx.log.append(("explain", "done", "", 0.0))
     assert ctx.step_seconds("robustness") == pytest.approx(60.0, abs=0.5)
     small = BuildContext(exp=exp, root=Path("."), started=time.perf_counter() - 40.0,
                          choices=PrecomputeChoices(build_seconds=100.0, explain_seconds=5.0, robustness_seconds=0.0))
     assert small.step_seconds("explain") == 5.0 and small.budget_note("explain", 5.0) == ""  # its own is smaller
-    assert small.step_seconds("blame") == pytest.approx(15.0, abs=0.5)  # 60 s x 1 / (3 + 1): robustness is off
+    assert small.step_seconds("blame") == pytest.approx(15.0, abs=0.5)  # 60 s x 1 / (1 + 3): robustness is off
     spent = BuildContext(exp=exp, root=Path("."), choices=PrecomputeChoices(build_seconds=10.0),
                          started=time.perf_counter() - 40.0)
     assert spent.step_seconds("explain") == 0.0 and spent.step_seconds("robustness") == 0.0

@@ -25,6 +25,16 @@ from core.explain import (
     ALL_CLASSES,
     BLAME_FILE,
     BLAME_META_FILE,
+    MODALITY_GAME_FILE,
+    exact_share_column,
+    explain_sample,
+    interaction_column,
+    interaction_matrix,
+    interaction_pairs,
+    load_modality_game,
+    modality_game_frame,
+    modality_game_table,
+    pairwise_interactions,
     blame_column,
     blame_frame,
     blame_inputs,
@@ -256,6 +266,89 @@ def test_cli_on_the_tiny_experiment(tiny_runs_copy, capsys):
     assert main(["--runs-dir", str(tiny_runs_copy), "--quiet", "blame", "tiny", *runs, "--force"]) == 0
     assert "2 computed, 0 already stored" in capsys.readouterr().out
     assert main(["--runs-dir", str(tiny_runs_copy), "--quiet", "blame", "tiny", "--run", "no-such-run"]) == 2
+
+
+# --------------------------------------------------------------------------- the modality game of every prediction
+
+
+def test_the_interaction_matrix_is_the_pairwise_interaction_index():
+    rng = np.random.default_rng(1)
+    for m in (2, 3, 4):
+        v = rng.normal(size=2 ** m)
+        pairs = [(i, j) for i in range(m) for j in range(i + 1, m)]
+        direct = pairwise_interactions(v)
+        np.testing.assert_allclose(interaction_matrix(m) @ v, [direct[i, j] for i, j in pairs],
+                                   atol=f64_atol(float(np.abs(v).max()), 2 ** m))
+
+
+def test_modality_game_table_of_known_logits():
+    # two modalities, two classes; class 1 is predicted; its probability at each coalition is set by hand
+    probs = np.array([0.5, 0.6, 0.7, 0.9])                      # v(none), v(a), v(b), v(a, b)
+    logits = np.zeros((4, 2, 2))
+    logits[:, 0, 1] = np.log(probs / (1 - probs))                # softmax([0, z])[1] = probs
+    logits[:, 1, 1] = 0.004                                      # a flat prediction: about 0.501 everywhere
+    frame = modality_game_table(["s0", "s1"], ["y1", "y1"], ["y1", "y1"], np.array([True, True]), ["y0", "y1"],
+                                ["a", "b"], logits)
+    row = frame.iloc[0]
+    # Phi_a = ((0.6 - 0.5) + (0.9 - 0.7)) / 2 = 0.15, Phi_b = ((0.7 - 0.5) + (0.9 - 0.6)) / 2 = 0.25
+    assert row["shapley_a"] == pytest.approx(0.15) and row["shapley_b"] == pytest.approx(0.25)
+    assert row[exact_share_column("a")] == pytest.approx(0.375) and row[exact_share_column("b")] == pytest.approx(0.625)
+    assert row[interaction_column("a", "b")] == pytest.approx(0.9 - 0.6 - 0.7 + 0.5)
+    assert row["base_value"] == pytest.approx(0.5) and row["full_value"] == pytest.approx(0.9)
+    assert json.loads(row["coalition_values"])["values"] == pytest.approx(list(probs))
+    assert not row["flat"] and frame.iloc[1]["flat"]              # |f(x) - base| = 0 < the threshold
+    assert frame["output_kind"].tolist() == ["pred_prob"] * 2 and frame["explained_class"].tolist() == ["y1", "y1"]
+
+
+@pytest.mark.parametrize("run", [FUSED, LATE])
+def test_the_modality_game_equals_the_explanations_own(tiny_runs_copy, run):
+    run_dir = tiny_runs_copy / "tiny" / run
+    frame = modality_game_frame(run_dir)
+    preds = pd.read_parquet(run_dir / "predictions.parquet")
+    assert frame["id"].tolist() == preds["id"].astype(str).tolist()
+    mods = [c[len("shapley_"):] for c in frame.columns if c.startswith("shapley_")]
+    # efficiency of every row: the Shapley values add up to v(all) - v(none)
+    np.testing.assert_allclose(frame[[f"shapley_{m}" for m in mods]].to_numpy().sum(1),
+                               frame["full_value"] - frame["base_value"], atol=f64_atol(1.0, 8))
+    for sid in frame["id"].head(4):
+        e = explain_sample(run_dir, sid, store=False)             # the engine's modality game of the same sample
+        row = frame.set_index("id").loc[sid]
+        assert row["explained_class"] == e.explained_class
+        for m in mods:
+            assert row[f"shapley_{m}"] == pytest.approx(e.modality_shapley[m], abs=shapley_atol(1.0))
+            assert row[exact_share_column(m)] == pytest.approx(e.exact_shares[m], abs=10 * shapley_atol(1.0))
+        for a, b in interaction_pairs(mods):
+            assert row[interaction_column(a, b)] == pytest.approx(e.interactions[(a, b)], abs=2 * shapley_atol(1.0))
+
+
+def test_blame_stores_the_modality_game_and_it_is_checked(tiny_runs_copy):
+    run_dir = tiny_runs_copy / "tiny" / FUSED
+    (run_dir / MODALITY_GAME_FILE).unlink(missing_ok=True)       # an earlier test of the module blamed the run
+    assert load_modality_game(run_dir) is None                    # never computed
+    blame_run(run_dir, force=True)
+    game = load_modality_game(run_dir)
+    meta = json.loads((run_dir / BLAME_META_FILE).read_text())
+    assert meta["modality_game"]["file"] == MODALITY_GAME_FILE and meta["modality_game"]["output"] == "pred_prob"
+    assert len(game) == meta["n"] and game.attrs["modalities"] == ["image", "title", "description"]
+    pd.testing.assert_frame_equal(game, modality_game_frame(run_dir), check_exact=False, atol=shapley_atol(1.0),
+                                  check_dtype=False)  # text read back from Parquet is a string column
+    # a blame stored before the game existed is read, but is not current: a build adds the game
+    (run_dir / MODALITY_GAME_FILE).unlink()
+    assert load_modality_game(run_dir) is None and load_blame(run_dir) is not None
+    assert not blame_is_current(run_dir)
+    assert blame_runs([run_dir])["computed"] == [FUSED] and load_modality_game(run_dir) is not None
+    # damaged: named, with the command that computes it again
+    bad = game.copy()
+    bad["full_value"] = bad["full_value"] + 2.0
+    bad.to_parquet(run_dir / MODALITY_GAME_FILE)
+    with pytest.raises(BundleError, match=r"modality_game\.parquet is damaged: .*not probabilities.*Fix: delete"):
+        load_modality_game(run_dir)
+    game.drop(columns=["flat"]).to_parquet(run_dir / MODALITY_GAME_FILE)
+    with pytest.raises(BundleError, match=r"lacks column\(s\) flat"):
+        load_modality_game(run_dir)
+    (run_dir / MODALITY_GAME_FILE).write_bytes(b"PAR1 garbage")
+    with pytest.raises(BundleError, match=r"modality_game\.parquet"):
+        load_modality_game(run_dir)
 
 
 # --------------------------------------------------------------------------- adaptive and early-fusion runs

@@ -587,7 +587,7 @@ def test_tabular_experiment_builds_explains_and_shows_in_the_explorer(tmp_path, 
     root = tmp_path / "runs"
     ctx = run_build(load_experiment(path), root, progress=False)
     assert [(step, status) for step, status, *_ in ctx.log] == [
-        (s, "done") for s in ("prepare", "train", "results", "project", "explain", "blame", "robustness")]
+        (s, "done") for s in ("prepare", "train", "results", "project", "blame", "explain", "robustness")]
     run_dir = root / "tab" / "concat-worker+note"
     samples, features = load_explanations(run_dir)
     assert len(samples) == 3
