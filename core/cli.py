@@ -358,6 +358,9 @@ def cmd_explain_table(args: argparse.Namespace) -> int:
 
     skipped: list[str] = []
     for run_dir in catalog.resolve_runs(args.target, _root(args), args.run, skipped):
+        if args.every:
+            _print_every_prediction_tables(run_dir, args.modality)
+            continue
         table = class_share_table(run_dir, args.modality, settings_hash=args.settings)
         print(f"{Path(run_dir).name}: mean modality share per class (all / correct / incorrect predictions)")
         print(format_class_share_table(table, args.modality))
@@ -374,6 +377,38 @@ def cmd_explain_table(args: argparse.Namespace) -> int:
             if "path" in pairs.attrs:
                 print(f"saved {pairs.attrs['path']}")
     return _report_skipped(skipped)
+
+
+def _print_every_prediction_tables(run_dir: Path, modalities: list[str] | None) -> None:
+    """``explain-table --every``: the exact modality shares and interactions of every test prediction, from
+    the run's stored modality game (``fusionlens blame``)."""
+    from core.explain import (
+        blame_command,
+        blame_is_current,
+        class_interaction_table,
+        class_share_table,
+        format_class_interaction_table,
+        format_class_share_table,
+        load_modality_game,
+    )
+
+    name = Path(run_dir).name
+    game = load_modality_game(run_dir)
+    if game is None or not blame_is_current(run_dir):
+        state = "is of an earlier training of the run" if game is not None else "is not computed yet"
+        print(f"{name}: the modality game of every test prediction {state}; compute it with "
+              f"`{blame_command(run_dir)}`")
+        return
+    mods = modalities or game.attrs["modalities"]
+    table = class_share_table(game, mods, share="exact", save=False)
+    print(f"{name}: mean exact modality share per class, every test prediction ({len(game)}; the modality game "
+          "stored by `blame`)")
+    print(format_class_share_table(table, mods))
+    if len(table) and int(table["n_flat"].iloc[-1]):
+        print(f"{int(table['n_flat'].iloc[-1])} prediction(s) barely depend on their inputs: no share, left out")
+    if len(mods) >= 2:
+        print("mean pairwise modality interaction per class, 95 % t interval (samples)")
+        print(format_class_interaction_table(class_interaction_table(game, mods, save=False), mods))
 
 
 def _register_explain(sub: argparse._SubParsersAction) -> None:
@@ -393,6 +428,9 @@ def _register_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", action="append", help="only this run of the experiment; repeatable")
     p.add_argument("--modality", action="append", help="only these modalities")
     p.add_argument("--settings", help="settings hash (default: the default settings where stored)")
+    p.add_argument("--every", action="store_true",
+                   help="the exact modality shares and interactions of every test prediction, from the modality "
+                        "game `blame` stores (printed, not saved), instead of the explained samples' MM-SHAP shares")
     p.set_defaults(func=cmd_explain_table)
 
 

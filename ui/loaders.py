@@ -21,7 +21,14 @@ from core.bundle import load_run as load_bundle
 from core.catalog import RunEntry
 from core.data import load_experiment_dataset
 from core.errors import BundleError, FusionLensError
-from core.explain import BLAME_FILE, BLAME_META_FILE, blame_is_current, load_blame
+from core.explain import (
+    BLAME_FILE,
+    BLAME_META_FILE,
+    MODALITY_GAME_FILE,
+    blame_is_current,
+    load_blame,
+    load_modality_game,
+)
 from core.experiment import runs_root
 from core.projection import ensure_projections, load_projection, load_run_embeddings
 from core.ranking import best_full_run as rank_best_full_run
@@ -511,6 +518,25 @@ def blame(run_obj: Any) -> tuple[pd.DataFrame | None, bool, FusionLensError | No
     stamp = (path_stamp(run_dir / BLAME_FILE), path_stamp(run_dir / BLAME_META_FILE), *bundle_stamp(run_dir))
     try:
         frame, current = _blame_cached(str(run_dir), stamp)
+    except FusionLensError as exc:
+        return None, False, exc
+    return frame, current, None
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _modality_game_cached(run_dir: str, stamp: tuple) -> tuple[pd.DataFrame | None, bool]:
+    frame = load_modality_game(Path(run_dir))
+    return frame, frame is not None and blame_is_current(Path(run_dir))
+
+
+def modality_game(run_obj: Any) -> tuple[pd.DataFrame | None, bool, FusionLensError | None]:
+    """``(table, current, None)`` of a run's modality game of every test prediction
+    (``<run>/modality_game.parquet``, stored by the blame step; table None when never computed), or
+    ``(None, False, error)`` when the file is damaged (the error names the file and the fix)."""
+    run_dir = Path(run_obj.path)
+    stamp = (path_stamp(run_dir / MODALITY_GAME_FILE), path_stamp(run_dir / BLAME_META_FILE), *bundle_stamp(run_dir))
+    try:
+        frame, current = _modality_game_cached(str(run_dir), stamp)
     except FusionLensError as exc:
         return None, False, exc
     return frame, current, None

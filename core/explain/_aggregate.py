@@ -60,7 +60,8 @@ SHARE_MEANINGS = {"mmshap": ("share_", "class_shares"), "exact": ("exact_share_"
 
 def _share_modalities(samples: pd.DataFrame) -> list[str]:
     """The modalities of a samples frame: those its ``modalities`` JSON cells name, else every
-    ``share_<m>`` column's (other per-modality columns such as ``share_stderr_<m>`` aside)."""
+    ``share_<m>`` column's (other per-modality columns such as ``share_stderr_<m>`` aside), else every
+    ``exact_share_<m>`` column's (the modality game of every prediction, ``load_modality_game``)."""
     named: dict[str, None] = {}
     if "modalities" in samples.columns:
         for cell in samples["modalities"].dropna().unique():
@@ -70,8 +71,10 @@ def _share_modalities(samples: pd.DataFrame) -> list[str]:
                 continue
     if named:
         return list(named)
-    return [c[len("share_"):] for c in samples.columns if c.startswith("share_")
-            and not c.startswith(("share_stderr_", "share_se_"))]
+    found = [c[len("share_"):] for c in samples.columns if c.startswith("share_")
+             and not c.startswith(("share_stderr_", "share_se_"))]
+    exact = SHARE_MEANINGS["exact"][0]
+    return found or [c[len(exact):] for c in samples.columns if c.startswith(exact)]
 
 
 def _source_rows(source: Any, settings_hash: str | None) -> tuple[pd.DataFrame, list[str], Path | None]:

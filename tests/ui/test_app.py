@@ -354,6 +354,50 @@ def test_contributions_show_both_meanings_of_share_and_the_interactions(monkeypa
     assert "Mean exact modality share per class" in chart_titles(at)
 
 
+@pytest.fixture(scope="module")
+def game_root(app_root, tmp_path_factory) -> Path:
+    """The app root with the blame (and so every test prediction's modality game) of RUN and BARE."""
+    from core.explain import blame_run
+
+    root = tmp_path_factory.mktemp("game") / "runs"
+    shutil.copytree(app_root["root"] / "tiny", root / "tiny", ignore=shutil.ignore_patterns(*BROKEN))
+    for run in (RUN, BARE):
+        blame_run(root / "tiny" / run)
+    return root
+
+
+def test_contributions_show_every_prediction_from_the_modality_game(monkeypatch, game_root):
+    n_test = len(pd.read_parquet(game_root / "tiny" / BARE / "predictions.parquet"))
+    # a run without MM-SHAP explanations opens on the exact shares of every test prediction
+    at = open_app(monkeypatch, game_root, "contributions", run=BARE)
+    assert_ok(at, "contributions")
+    assert not at.error, texts(at.error)
+    assert at.radio(key="contrib_meaning").value == "exact"
+    assert f"Exact modality shares of **every test prediction** ({n_test:,})" in texts(at.caption)
+    share_table = next(d.value for d in at.dataframe if ("All", "n") in list(d.value.columns))
+    assert int(share_table[("All", "n")].sum()) == n_test
+    assert "Modality interaction per class" in chart_titles(at)
+    assert "Per-sample exact modality share by class" in chart_titles(at)
+    # an explained run: MM-SHAP on its explained samples, exact on every prediction
+    at = open_app(monkeypatch, game_root, "contributions", run=RUN)
+    assert at.radio(key="contrib_meaning").value == "mmshap"
+    assert "explained samples of" in texts(at.caption)
+    at.radio(key="contrib_meaning").set_value("exact").run()
+    assert not at.exception
+    assert f"**every test prediction** ({n_test:,})" in texts(at.caption)
+    assert "Mean modality share: MM-SHAP and exact" in chart_titles(at)   # both meanings: the explained samples
+    # a game of an earlier training is not used: the page says so and names the command
+    meta_path = game_root / "tiny" / BARE / "blame.json"
+    meta = json.loads(meta_path.read_text())
+    meta["run_fingerprint"] = "an earlier training"
+    meta_path.write_text(json.dumps(meta))
+    at = open_app(monkeypatch, game_root, "contributions", run=BARE)
+    assert_ok(at, "contributions")
+    assert "No explanations yet" in texts(at.info)
+    at.radio(key="contrib_meaning").set_value("exact").run()
+    assert "of an earlier training of this run" in texts(at.caption) and "blame tiny" in texts(at.caption)
+
+
 def test_explorer_shows_exact_share_and_interaction_of_the_sample(monkeypatch, app_root):
     at = open_app(monkeypatch, app_root["root"], "explorer", run=RUN, sample=app_root["sample"])
     assert_ok(at, "explorer")

@@ -266,6 +266,15 @@ def test_cli_on_the_tiny_experiment(tiny_runs_copy, capsys):
     assert main(["--runs-dir", str(tiny_runs_copy), "--quiet", "blame", "tiny", *runs, "--force"]) == 0
     assert "2 computed, 0 already stored" in capsys.readouterr().out
     assert main(["--runs-dir", str(tiny_runs_copy), "--quiet", "blame", "tiny", "--run", "no-such-run"]) == 2
+    # explain-table --every: the exact per-class tables of every test prediction, from the stored modality game
+    assert main(["--runs-dir", str(tiny_runs_copy), "explain-table", "tiny", "--run", FUSED, "--every"]) == 0
+    out = capsys.readouterr().out
+    n = len(pd.read_parquet(tiny_runs_copy / "tiny" / FUSED / "predictions.parquet"))
+    assert f"mean exact modality share per class, every test prediction ({n};" in out
+    assert "image x title" in out and f"({n})" in out
+    (tiny_runs_copy / "tiny" / FUSED / MODALITY_GAME_FILE).unlink()
+    assert main(["--runs-dir", str(tiny_runs_copy), "explain-table", "tiny", "--run", FUSED, "--every"]) == 0
+    assert "is not computed yet; compute it with" in capsys.readouterr().out
 
 
 # --------------------------------------------------------------------------- the modality game of every prediction
