@@ -37,16 +37,11 @@ RUN = "concat-a+b"
 N_CLASSES = 10
 
 
-def build(folder: Path, n_test: int, seed: int = 0) -> Path:
-    """A runs root with experiment ``big``: ``n_test`` test samples and one fusion run."""
+def million_experiment(folder: Path, n_test: int, seed: int = 0) -> dict:
+    """Experiment ``big`` (as a dict; its manifest written under ``folder/data``): ``n_test`` test samples of
+    two tabular modalities ``a`` and ``b`` (4 numeric columns each, 10 classes around seeded centres, 2 % train
+    and 2 % val), one concat fusion run. ``_centres`` holds the class centres (popped before use)."""
     import pandas as pd
-    import torch
-
-    from core.bundle import save_run
-    from core.data import prepare_dataset
-    from core.experiment import parse_experiment
-    from core.metrics import classification_metrics, predictions_frame
-    from core.projection import project_runs
 
     rng = np.random.default_rng(seed)
     n = int(np.ceil(n_test / 0.96))  # 2 % train and 2 % val: what prepare's split checks need
@@ -56,17 +51,37 @@ def build(folder: Path, n_test: int, seed: int = 0) -> Path:
     frame = pd.DataFrame({"id": [f"s{i:07d}" for i in range(n)], "label": [f"class-{c}" for c in labels]})
     for j in range(8):
         frame[f"x{j}"] = values[:, j].astype(np.float32)
-    (folder / "data").mkdir(parents=True)
+    (folder / "data").mkdir(parents=True, exist_ok=True)
     frame.to_csv(folder / "data" / "manifest.csv", index=False)
-    raw = {"name": "big", "seed": seed,
-           "dataset": {"source": "manifest", "manifest": str(folder / "data" / "manifest.csv"),
-                       "split": {"train": 0.02, "val": 0.02, "test": 0.96}},
-           "modalities": {"a": {"kind": "tabular", "encoder": "mlp", "columns": [f"x{j}" for j in range(4)]},
-                          "b": {"kind": "tabular", "encoder": "mlp", "columns": [f"x{j}" for j in range(4, 8)]}}}
+    return {"name": "big", "seed": seed,
+            "dataset": {"source": "manifest", "manifest": str(folder / "data" / "manifest.csv"),
+                        "split": {"train": 0.02, "val": 0.02, "test": 0.96}},
+            "modalities": {"a": {"kind": "tabular", "encoder": "mlp", "columns": [f"x{j}" for j in range(4)]},
+                           "b": {"kind": "tabular", "encoder": "mlp", "columns": [f"x{j}" for j in range(4, 8)]}},
+            "fusion": {"methods": ["concat"], "late": [], "subsets": [["a", "b"]]},
+            "train": {"unimodal": {"epochs": 3, "batch_size": 256}, "fusion": {"epochs": 3, "batch_size": 256,
+                                                                                 "dim": 16}},
+            "_centres": centres.tolist()}
+
+
+def build(folder: Path, n_test: int, seed: int = 0) -> Path:
+    """A runs root with experiment ``big``: ``n_test`` test samples and one fusion run (a bundle of seeded
+    predictions and embeddings, not trained: the page only reads them)."""
+    import torch
+
+    from core.bundle import save_run
+    from core.data import prepare_dataset
+    from core.experiment import parse_experiment
+    from core.metrics import classification_metrics, predictions_frame
+    from core.projection import project_runs
+
+    raw = million_experiment(folder, n_test, seed)
+    rng = np.random.default_rng(seed + 1)
+    centres = np.asarray(raw.pop("_centres"))
     root = folder / "runs"
     t0 = time.perf_counter()
     ds = prepare_dataset(parse_experiment(raw), root, progress=False)
-    print(f"prepare_dataset of {n:,} manifest rows: {time.perf_counter() - t0:.1f} s")
+    print(f"prepare_dataset of {len(ds.frame):,} manifest rows: {time.perf_counter() - t0:.1f} s")
     ids = ds.ids("test")
     y = ds.label_indices(ids)
     logits = rng.normal(size=(len(ids), N_CLASSES)) + 2.5 * np.eye(N_CLASSES)[y]

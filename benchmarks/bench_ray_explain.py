@@ -51,6 +51,24 @@ def fresh_copy(run_dir: Path, name: str) -> Path:
     return dest
 
 
+def train_million(n_test: int) -> tuple[Path, Path, float]:
+    """(folder, run folder, seconds): ``bench_embeddings_million.py``'s experiment of ``n_test`` test samples
+    (two tabular modalities, 10 classes, 2 % train, 2 % val), prepared and trained for real (its concat run)."""
+    import tempfile
+
+    from bench_embeddings_million import million_experiment
+    from core.experiment import parse_experiment
+    from core.train import train_experiment
+
+    os.environ["FUSIONLENS_THREADS"] = "1"
+    tmp = Path(tempfile.mkdtemp(prefix="fusionlens-ray-million-"))
+    raw = million_experiment(tmp, n_test)
+    raw.pop("_centres")
+    t0 = time.perf_counter()
+    train_experiment(parse_experiment(raw), tmp / "runs", progress=False)
+    return tmp, tmp / "runs" / "big" / "concat-a+b", time.perf_counter() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--per-class", type=int, default=120, help="samples per class (4 classes)")
@@ -59,9 +77,15 @@ def main() -> None:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--method", default="permutation", help="explain method (default: permutation, the reference's)")
     ap.add_argument("--permutations", type=int, default=40, help="permutations per sample: the work per sample")
+    ap.add_argument("--million", type=int, default=0, metavar="N",
+                    help="instead of the image + text run: a concat run over two tabular modalities trained on "
+                         "bench_embeddings_million.py's data with N test samples (1000000: the issue's million)")
     args = ap.parse_args()
-    tmp, run_dirs, trained = train_synthetic("fusionlens-ray-bench-", EXPERIMENT, args.per_class)
-    (run_dir,) = [d for d in run_dirs if d.name == RUN]
+    if args.million:
+        tmp, run_dir, trained = train_million(args.million)
+    else:
+        tmp, run_dirs, trained = train_synthetic("fusionlens-ray-bench-", EXPERIMENT, args.per_class)
+        (run_dir,) = [d for d in run_dirs if d.name == RUN]
 
     import ray
 

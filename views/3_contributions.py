@@ -55,6 +55,11 @@ st.caption(f"{F.SHARE_MEANINGS['mmshap']}. {F.SHARE_MEANINGS['exact']}. A predic
            f"inputs (sum of |phi| or |f(x) - base| below {FLAT_PROB_THRESHOLD:g} of the probability) has no share.")
 
 
+def _explained(r, samples):
+    """The explained samples' rows with their predictions (label, pred, correct)."""
+    preds = r.predictions[["id", "label", "pred", "correct"]].assign(id=lambda f: f["id"].astype(str))
+    return samples.merge(preds, on="id", how="inner")
+
 
 def _rows(r, samples):
     """(per-sample rows, what they are, whether they are every test prediction's modality game): the stored
@@ -72,8 +77,7 @@ def _rows(r, samples):
                    "again. Shown meanwhile: the explained samples' exact shares.")
     if samples.empty:
         return samples, "", False
-    preds = r.predictions[["id", "label", "pred", "correct"]].assign(id=lambda f: f["id"].astype(str))
-    rows = samples.merge(preds, on="id", how="inner")
+    rows = _explained(r, samples)
     return rows, f"{len(rows):,} explained samples of {len(r.predictions):,}", False
 
 
@@ -124,8 +128,7 @@ for col, r in zip(columns, runs):
             joined, r.modalities, title=f"{'Exact m' if every else 'M'}odality share: correct vs incorrect predictions"),
             key=f"cvi_{r.name}")
         if not samples.empty:  # both meanings side by side: the explained samples (they have MM-SHAP shares)
-            explained = joined_shown if not every else samples.merge(
-                r.predictions[["id", "label", "pred", "correct"]].assign(id=lambda f: f["id"].astype(str)), on="id")
+            explained = joined_shown if not every else _explained(r, samples)
             explained = explained[explained["label"].isin(classes)]
             if len(explained):
                 st.plotly_chart(F.make_share_meanings_figure(explained, r.modalities), key=f"meanings_{r.name}")

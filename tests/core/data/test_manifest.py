@@ -37,6 +37,24 @@ def test_valid_manifest_gets_a_stratified_split(manifest):
     assert img[0].dtype == np.uint8 and img[0].shape[2] == 3
 
 
+def test_rows_of_a_frame_read_in_many_arrow_chunks_are_the_same_rows(manifest):
+    """rows() works on one-chunk copies of Arrow-backed columns (a chunked column costs time in proportion to its
+    length per row taken): the same rows, values and dtypes as the frame's own."""
+    import pyarrow as pa
+
+    ds = load_manifest(manifest, MODS, seed=0)
+    table = pa.Table.from_pandas(ds.frame, preserve_index=False)
+    chunked = pa.Table.from_batches(table.to_batches(max_chunksize=7))     # 30 rows in 5 chunks
+    ds.frame = chunked.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
+    assert ds.frame["id"].array.__arrow_array__().num_chunks > 1
+    ids = [ds.frame["id"].iloc[i] for i in (29, 0, 13)]
+    rows = ds.rows(ids)
+    expected = ds.frame.set_index("id", drop=False).loc[ids]
+    pd.testing.assert_frame_equal(rows, expected)
+    assert rows["label"].array.__arrow_array__().num_chunks == 1
+    assert ds.items("title", ids) == expected["title"].tolist()
+
+
 def test_split_is_seeded(manifest):
     a = load_manifest(manifest, MODS, seed=1).frame["split"].tolist()
     b = load_manifest(manifest, MODS, seed=1).frame["split"].tolist()

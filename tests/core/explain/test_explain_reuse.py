@@ -290,3 +290,13 @@ def test_sample_records_and_inputs_read_once_match_a_fresh_lookup(tiny_built):
     finally:
         run.predictions = preds
     assert sample_record(run, sid)["pred"] == str(preds["pred"].iloc[0])
+    # an id twice: its first row, as the precompute always read it; an id not predicted: the dataset's label
+    twice = pd.concat([preds.head(1).assign(pred="first-row"), preds.head(1).assign(pred="second-row"), preds])
+    run.predictions = twice.drop(columns=["split"], errors="ignore").reset_index(drop=True)
+    try:
+        assert sample_record(run, sid) == {"label": str(preds["label"].iloc[0]), "pred": "first-row",
+                                           "correct": bool(preds["correct"].iloc[0]), "split": "test"}
+        run.predictions = preds[preds["id"].astype(str) != sid]
+        assert sample_record(run, sid)["pred"] is None
+    finally:
+        run.predictions = preds
