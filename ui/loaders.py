@@ -504,42 +504,39 @@ def robustness_reports(ctx: Context) -> tuple[dict[str, dict[str, Any]], dict[st
 # --------------------------------------------------------------------------- modality blame for errors
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _blame_cached(run_dir: str, stamp: tuple) -> tuple[pd.DataFrame | None, bool]:
-    frame = load_blame(Path(run_dir))
+#: the tables ``blame.json`` describes: their file and checked loader
+_BLAME_TABLES = {"blame": (BLAME_FILE, load_blame), "game": (MODALITY_GAME_FILE, load_modality_game)}
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _blame_cached(run_dir: str, table: str, stamp: tuple) -> tuple[pd.DataFrame | None, bool]:
+    frame = _BLAME_TABLES[table][1](Path(run_dir))
     return frame, frame is not None and blame_is_current(Path(run_dir))
+
+
+def _blame_table(run_obj: Any, table: str) -> tuple[pd.DataFrame | None, bool, FusionLensError | None]:
+    run_dir = Path(run_obj.path)
+    stamp = (path_stamp(run_dir / _BLAME_TABLES[table][0]), path_stamp(run_dir / BLAME_META_FILE),
+             *bundle_stamp(run_dir))
+    try:
+        frame, current = _blame_cached(str(run_dir), table, stamp)
+    except FusionLensError as exc:
+        return None, False, exc
+    return frame, current, None
 
 
 def blame(run_obj: Any) -> tuple[pd.DataFrame | None, bool, FusionLensError | None]:
     """``(table, current, None)`` of a run's stored modality blame (``<run>/blame.parquet``; table None when
     it was never computed; ``current``: computed for this training of the run), or ``(None, False, error)``
     when the file is damaged: the error names the file and the fix, for the page to show."""
-    run_dir = Path(run_obj.path)
-    stamp = (path_stamp(run_dir / BLAME_FILE), path_stamp(run_dir / BLAME_META_FILE), *bundle_stamp(run_dir))
-    try:
-        frame, current = _blame_cached(str(run_dir), stamp)
-    except FusionLensError as exc:
-        return None, False, exc
-    return frame, current, None
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def _modality_game_cached(run_dir: str, stamp: tuple) -> tuple[pd.DataFrame | None, bool]:
-    frame = load_modality_game(Path(run_dir))
-    return frame, frame is not None and blame_is_current(Path(run_dir))
+    return _blame_table(run_obj, "blame")
 
 
 def modality_game(run_obj: Any) -> tuple[pd.DataFrame | None, bool, FusionLensError | None]:
     """``(table, current, None)`` of a run's modality game of every test prediction
     (``<run>/modality_game.parquet``, stored by the blame step; table None when never computed), or
     ``(None, False, error)`` when the file is damaged (the error names the file and the fix)."""
-    run_dir = Path(run_obj.path)
-    stamp = (path_stamp(run_dir / MODALITY_GAME_FILE), path_stamp(run_dir / BLAME_META_FILE), *bundle_stamp(run_dir))
-    try:
-        frame, current = _modality_game_cached(str(run_dir), stamp)
-    except FusionLensError as exc:
-        return None, False, exc
-    return frame, current, None
+    return _blame_table(run_obj, "game")
 
 
 def compute_blame(run_obj: Any) -> bool:

@@ -163,29 +163,34 @@ def blame_problems(frame: pd.DataFrame, modalities: Sequence[str], n: int | None
     return out
 
 
-def load_blame(run_dir: str | Path) -> pd.DataFrame | None:
-    """A run's blame table (``blame.parquet``), checked against ``blame.json``; None when it was never
-    computed. ``frame.attrs``: ``modalities`` and ``meta`` (the JSON). An unreadable or damaged file is a
-    :class:`~core.errors.BundleError` naming it, with the command that computes it again as the fix."""
-    run_dir = Path(run_dir)
-    path = blame_path(run_dir)
+def _load_checked(run_dir: Path, path: Path, what: str, problems: Any, columns: Any) -> pd.DataFrame | None:
+    """One of the tables ``blame.json`` describes, checked (``problems(frame, modalities, n)``) and cut to
+    ``columns(modalities)``; None when absent; damaged: a BundleError naming it, with the command as the fix."""
     if not path.is_file():
         return None
     fix = f"delete it and rerun `{blame_command(run_dir)}`"
     meta = load_blame_meta(run_dir)
     if meta is None:
-        raise BundleError(f"blame table {path} has no {BLAME_META_FILE} beside it", fix=fix)
+        raise BundleError(f"{what} {path} has no {BLAME_META_FILE} beside it", fix=fix)
     try:
-        frame = read_parquet(path, what="blame table")
+        frame = read_parquet(path, what=what)
     except BundleError as exc:
         raise BundleError(exc.problem, fix=fix) from exc
     modalities = [str(m) for m in meta["modalities"]]
-    found = blame_problems(frame, modalities, meta["n"])
+    found = problems(frame, modalities, meta["n"])
     if found:
-        raise BundleError(f"blame table {path} is damaged: {'; '.join(found)}", fix=fix)
-    frame = frame[blame_columns(modalities)].reset_index(drop=True)
+        raise BundleError(f"{what} {path} is damaged: {'; '.join(found)}", fix=fix)
+    frame = frame[columns(modalities)].reset_index(drop=True)
     frame.attrs.update(modalities=modalities, meta=meta)
     return frame
+
+
+def load_blame(run_dir: str | Path) -> pd.DataFrame | None:
+    """A run's blame table (``blame.parquet``), checked against ``blame.json``; None when it was never
+    computed. ``frame.attrs``: ``modalities`` and ``meta`` (the JSON). An unreadable or damaged file is a
+    :class:`~core.errors.BundleError` naming it, with the command that computes it again as the fix."""
+    run_dir = Path(run_dir)
+    return _load_checked(run_dir, blame_path(run_dir), "blame table", blame_problems, blame_columns)
 
 
 def modality_game_problems(frame: pd.DataFrame, modalities: Sequence[str], n: int | None = None) -> list[str]:
@@ -221,24 +226,8 @@ def load_modality_game(run_dir: str | Path) -> pd.DataFrame | None:
     ``modalities`` and ``meta``. A damaged file is a :class:`~core.errors.BundleError` naming it, with
     the command that computes it again as the fix."""
     run_dir = Path(run_dir)
-    path = modality_game_path(run_dir)
-    if not path.is_file():
-        return None
-    fix = f"delete it and rerun `{blame_command(run_dir)}`"
-    meta = load_blame_meta(run_dir)
-    if meta is None:
-        raise BundleError(f"modality game table {path} has no {BLAME_META_FILE} beside it", fix=fix)
-    try:
-        frame = read_parquet(path, what="modality game table")
-    except BundleError as exc:
-        raise BundleError(exc.problem, fix=fix) from exc
-    modalities = [str(m) for m in meta["modalities"]]
-    found = modality_game_problems(frame, modalities, meta["n"])
-    if found:
-        raise BundleError(f"modality game table {path} is damaged: {'; '.join(found)}", fix=fix)
-    frame = frame[modality_game_columns(modalities)].reset_index(drop=True)
-    frame.attrs.update(modalities=modalities, meta=meta)
-    return frame
+    return _load_checked(run_dir, modality_game_path(run_dir), "modality game table", modality_game_problems,
+                         modality_game_columns)
 
 
 def blame_is_current(run_dir: str | Path, config: Mapping[str, Any] | None = None) -> bool:
