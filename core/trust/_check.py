@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from core.errors import BundleError, ConfigError, cli_command
-from core.explain import ExplainSettings, resolve_run, run_inputs
+from core.explain import ExplainSettings, blame_is_current, load_modality_game, resolve_run, run_inputs
 from core.threads import torch_threads
 from core.trust._controlled import controlled_check, is_controlled
 from core.trust._estimator import estimator_check
@@ -36,6 +36,7 @@ from core.trust._report import (
     skipped,
     write_trust,
 )
+from core.trust._shares import SHARE_KINDS
 from core.trust._stored import pick, stored_explanations
 from core.trust._summary import shares_summary
 from core.trust._thresholds import DEFAULT_ESTIMATOR_SAMPLES, DEFAULT_SAMPLES, DEFAULT_SECONDS, thresholds
@@ -93,6 +94,59 @@ def _previous_controlled(run_dir: Path, fingerprint: Any) -> CheckResult | None:
                        numbers=entry.get("numbers") or {}, seconds=entry.get("seconds"))
 
 
+def every_prediction_rows(run_dir: Path) -> Any:
+    """The stored modality game of every test prediction (``core.explain.load_modality_game``) as reliance rows
+    (``sample_id``, ``shapley_<m>``, ``correct``, ``flat``, and its exact shares as ``share_<m>``), or None
+    when it is absent, damaged or of an earlier training of the run."""
+    try:
+        game = load_modality_game(run_dir)
+    except BundleError:
+        return None
+    if game is None or not blame_is_current(run_dir):
+        return None
+    mods = game.attrs["modalities"]
+    return game.rename(columns={"id": "sample_id"}).assign(
+        **{f"share_{m}": game[f"exact_share_{m}"].astype(float) for m in mods})
+
+
+def _exact_only(numbers: Any) -> Any:
+    """``numbers`` without the entries of the MM-SHAP share (every prediction has only the exact one)."""
+    if isinstance(numbers, dict):
+        return {k: _exact_only(v) for k, v in numbers.items() if not str(k).endswith("/mmshap")}
+    return numbers
+
+
+def _reliance(stored: Any, game: Any, table: Any, modalities: Sequence[str], orders: Any, seed: int,
+              source: str) -> CheckResult:
+    """The designed-reliance check on the explained samples (both meanings of share) and, where the modality
+    game of every test prediction is stored, on every prediction with the exact share; without explanations the
+    latter is the check."""
+    every = None
+    if game is not None:
+        flat = game["flat"].to_numpy(dtype=bool)
+        every = reliance_check(game[~flat], table, modalities, orders=orders, seed=seed, source=source)
+        every.numbers = {**_exact_only(every.numbers), "share_kinds": {"exact": SHARE_KINDS["exact"]},
+                         "n_flat_left_out": int(flat.sum()),
+                         "shares": "exact modality share of every test prediction (modality_game.parquet)"}
+        every.reason = (f"Exact modality shares of every test prediction (n = {every.n}; no MM-SHAP explanation "
+                        f"was used): {every.reason}")
+    if stored.empty:
+        return every
+    flat = stored.flat()  # a prediction that barely depends on its inputs has no share to compare
+    if flat.all():
+        result = CheckResult("reliance", "warn", f"All {len(flat)} explained predictions barely depend on their "
+                             "inputs: there is no share to compare with the design.", n=0,
+                             numbers={"n_flat_left_out": int(flat.sum())})
+    else:
+        result = reliance_check(stored.rows[~flat], table, modalities, orders=orders, seed=seed, source=source)
+        result.numbers["n_flat_left_out"] = int(flat.sum())
+    if every is not None:
+        result.numbers["every_prediction"] = {"status": every.status, "reason": every.reason, "n": every.n,
+                                              "numbers": every.numbers}
+        result.reason = f"{result.reason} On every test prediction: {every.status}. {every.reason}"
+    return result
+
+
 def check_run(run_dir: str | Path, settings: TrustSettings | None = None, *, progress: bool = False) -> dict[str, Any]:
     """Run the trust checks of one run and store them as ``<run>/trust.json``; returns the report."""
     t_start = time.perf_counter()
@@ -125,24 +179,19 @@ def check_run(run_dir: str | Path, settings: TrustSettings | None = None, *, pro
                                       deadline=t0 + settings.seconds, progress=progress) \
             if est_ids else skipped("estimator", "Not run (--estimator-samples 0).")
     explain_cmd = f"`{cli_command()} explain {shlex.quote(str(run_dir))}`"
-    if stored.empty:
-        results["reliance"] = skipped("reliance", f"No stored explanations yet: run {explain_cmd} first.")
-    elif is_controlled(run_dir.parent.name):
+    game = every_prediction_rows(run_dir)
+    if is_controlled(run_dir.parent.name):
         results["reliance"] = skipped("reliance", "A controlled copy: one modality's content is shuffled on purpose.")
+    elif stored.empty and game is None:
+        results["reliance"] = skipped("reliance", f"No stored explanations yet: run {explain_cmd} first.")
     else:
         t0 = time.perf_counter()
         table, source, info = reliance_table(run_dir.parent)
-        flat = stored.flat()  # a prediction that barely depends on its inputs has no share to compare
         if table is None:
             results["reliance"] = skipped("reliance", f"Not applicable: {source}.")
-        elif flat.all():
-            results["reliance"] = CheckResult("reliance", "warn", f"All {len(flat)} explained predictions barely "
-                                              "depend on their inputs: there is no share to compare with the design.",
-                                              n=0, numbers={"n_flat_left_out": int(flat.sum())})
         else:
-            results["reliance"] = reliance_check(stored.rows[~flat], table, run.modalities,
-                                                 orders=expected_orders(info), seed=settings.seed, source=source)
-            results["reliance"].numbers["n_flat_left_out"] = int(flat.sum())
+            results["reliance"] = _reliance(stored, game, table, run.modalities, expected_orders(info),
+                                            settings.seed, source)
         results["reliance"].seconds = time.perf_counter() - t0
     results["summary"] = _timed(shares_summary, stored, run.modalities) if not stored.empty else \
         skipped("summary", f"No stored explanations yet: run {explain_cmd} first.")
