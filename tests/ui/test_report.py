@@ -13,7 +13,7 @@ import pytest
 
 HOSTILE_CLASS = "</script><script>alert('class')</script><b onmouseover=x>"
 HOSTILE_TEXT = "<img src=x onerror=alert('text')>"
-SECTIONS_KEYS = ("story", "results", "shares", "confusion", "slices", "blame", "samples")
+SECTIONS_KEYS = ("story", "results", "shares", "exact_shares", "confusion", "slices", "blame", "samples")
 
 
 def best_full(root: Path, experiment: str = "tiny") -> str:
@@ -69,10 +69,11 @@ def test_the_report_has_every_section_and_its_figures(report):
     for key in SECTIONS_KEYS:
         assert f'<section id="{key}">' in document
     assert f"FusionLens report: tiny" in document and f"<dd>{report['run']}: " in document
-    # results bar, share bars per class, correct vs incorrect, confusion matrix, blame per class; no slice
-    # of 8 test samples scores (the slices section says so, the planted test below draws one)
+    # results bar, share bars per class, correct vs incorrect, exact share bars of every prediction, confusion
+    # matrix, blame per class; no slice of 8 test samples scores (the slices section says so, the planted test
+    # below draws one)
     assert "No slice to show:" in section_of(document, "slices")
-    assert document.count('<div class="fl-figure">') == 5
+    assert document.count('<div class="fl-figure">') == 6
     assert "Which modality matters most" not in document  # explained: the story names the modality
     assert re.search(r"(Image|Title|Description) drives <strong>\d+ %</strong>", document)
     # the sample cards: the most confident errors first, pictures as PNG, the explained ones with overlays
@@ -344,6 +345,23 @@ def test_the_blame_section_shows_the_sentences_figure_and_table(report):
     assert "<th>Image: misled</th>" in blame and "(all classes)" in blame
     assert "<b>Misled</b>" in blame and "value &gt; 0" in blame  # the page's caption, escaped
     assert "earlier training" not in blame  # computed for this training
+
+
+def test_the_exact_shares_section_covers_every_test_prediction(report, explained_root, tmp_path):
+    import pandas as pd
+
+    from ui.report import collect, get_section
+
+    exact = section_of(report["html"], "exact_shares")
+    n_test = len(pd.read_parquet(explained_root / "tiny" / report["run"] / "predictions.parquet"))
+    assert f"Every one of the {n_test:,} test predictions" in exact and "no estimate" in exact
+    assert exact.count('<div class="fl-figure">') == 1 and "(all classes)" in exact
+    assert "Modality interactions" in exact
+    root = tmp_path / "runs"
+    shutil.copytree(explained_root, root)
+    (root / "tiny" / report["run"] / "modality_game.parquet").unlink()
+    missing = get_section("exact_shares").render(collect(root, "tiny"))
+    assert "is not computed yet" in missing and "blame tiny" in missing
 
 
 def test_the_blame_section_names_a_damaged_or_stale_blame(explained_root, tmp_path):

@@ -21,10 +21,17 @@ import pandas as pd
 
 from core.data import frame_rate
 from core.errors import FusionLensError
-from core.explain import ALL_CLASSES, class_share_table
+from core.explain import (
+    ALL_CLASSES,
+    blame_is_current,
+    class_interaction_table,
+    class_share_table,
+    load_modality_game,
+)
 from core.kinds import get_kind
 from ui import figures as F
 from ui import tables as T
+from ui.commands import build_commands
 from ui.contributions import audio_settings, audio_track, feature_rows, patch_grid, token_values, tube_values
 from ui.figures.clips import MAX_FRAMES, MAX_SIDE
 from ui.figures.overlays import tube_slice
@@ -172,6 +179,41 @@ def shares_section(data: ReportData) -> str:
                        "interval over the class's samples (none for one sample); \u201c/\u201d: no such "
                        f"prediction; the last row, {ALL_CLASSES}, is over every class."))
     parts.append(figure_html(F.make_share_correct_vs_incorrect_figure(data.explained, mods)))
+    return "".join(parts)
+
+
+@report_section("exact_shares", "Modality shares, exact, of every test prediction", after="shares")
+def exact_shares_section(data: ReportData) -> str:
+    """The exact modality shares and interactions of every test prediction, from the modality game the blame
+    step stores (``core.explain.load_modality_game``)."""
+    mods = data.modalities
+    command = build_commands(data.experiment, data.run.name, root=data.root)["blame"]
+    try:
+        game = load_modality_game(data.run.path)
+    except FusionLensError as exc:
+        return _note(f"The modality game of {data.run.name} cannot be read: {exc}")
+    if game is None or not blame_is_current(data.run.path, data.run.config):
+        state = "is of an earlier training of the run" if game is not None else "is not computed yet"
+        return ('<p class="note">The modality game of every test prediction (exact modality shares, no estimate) '
+                f"{state}: compute it with <code>{esc(command)} --force</code> and write the report again.</p>")
+    classes = [c for c in data.classes if c in set(game["label"].astype(str))]
+    table = class_share_table(game, mods, classes=classes, overall=True, save=False, share="exact")
+    per_class = table[table["class"] != ALL_CLASSES]
+    flat = int(table["n_flat"].iloc[-1]) if len(table) else 0
+    parts = [_note(f"Run {data.run.name}: {F.SHARE_MEANINGS['exact']}. Every one of the {len(game):,} test "
+                   "predictions, from its modality game (each modality wholly masked, 2^M coalitions: exact, no "
+                   "estimate)" + (f"; {flat} prediction(s) that barely depend on their inputs have no share"
+                                  if flat else "") + ".")]
+    parts.append(figure_html(F.make_modality_share_bar_figure(per_class, mods, horizontal=len(per_class) > 8,
+                                                              title="Mean exact modality share per class")))
+    parts.append(table_html(T.share_table_display(table, mods), index=True))
+    if len(mods) >= 2:
+        inter = class_interaction_table(game, mods, classes=classes, overall=True, save=False)
+        parts.append("<h3>Modality interactions</h3>")
+        parts.append(table_html(T.interaction_table_display(inter, mods), index=True))
+        parts.append(_note("How much of the prediction only exists when the two modalities are seen together "
+                           "(above 0: more together than apart; below 0: either one alone suffices), in "
+                           "probability points: mean [95 % interval] (samples)."))
     return "".join(parts)
 
 
