@@ -6,7 +6,7 @@ import math
 import streamlit as st
 
 from core.errors import FusionLensError
-from core.explain import describe_estimate, flat_threshold
+from core.explain import describe_estimate, flat_threshold, interaction_column, interaction_pairs
 from ui import figures as F
 from ui import loaders as L
 from ui import precomputed as P
@@ -17,6 +17,40 @@ from ui.context import K_SELECTION, context, selection
 from ui.decisions import show_decisions
 from ui.labels import pretty_modality
 from ui.viewers import show_sample
+
+def _interactions(interactions, output_kind) -> None:
+    """The modality interactions of one prediction, each with its reading."""
+    small = flat_threshold(output_kind)
+    st.markdown(f"**Modality interactions** ({F.output_unit(output_kind)}): the part of the prediction that only "
+                "exists when both are seen together")
+    for (a, b), value in interactions.items():
+        reading = "about 0: they add up" if abs(value) < small else \
+            "more together than apart" if value > 0 else "either one alone already gives much of it"
+        st.markdown(f"- {pretty_modality(a)} \u00d7 {pretty_modality(b)}: **{value:+.4f}**, {reading}")
+
+
+def _exact_of_every_prediction(run, sample_id) -> None:
+    """A sample with no MM-SHAP explanation: its exact modality shares and interactions from the modality game
+    the blame step stores for every test prediction (when current)."""
+    game, current, _ = L.modality_game(run)
+    rows = None if game is None or not current else game[game["id"].astype(str) == str(sample_id)]
+    if rows is None or not len(rows):
+        return
+    r = rows.iloc[0]
+    mods = list(run.modalities)
+    if bool(r["flat"]):
+        st.warning("**No share: the prediction barely depends on its inputs** (its modality game moves it by less "
+                   f"than {flat_threshold('pred_prob'):g}).", icon=":material/do_not_disturb_on:")
+        return
+    st.plotly_chart(F.make_sample_share_meanings_figure(
+        {m: float("nan") for m in mods}, {m: float(r[f"exact_share_{m}"]) for m in mods}, mods,
+        title="Modality shares: exact (MM-SHAP not computed)"), key="sample_exact_shares")
+    st.caption(f"{F.SHARE_MEANINGS['exact']}: from the modality game the blame step stores for every test "
+               "prediction (each modality wholly masked, 2^M coalitions: exact, no estimate).")
+    pairs = {(a, b): float(r[interaction_column(a, b)]) for a, b in interaction_pairs(mods)}
+    if pairs:
+        _interactions(pairs, "pred_prob")
+
 
 ctx = context("explorer")
 W.page_header("Sample explorer", ctx, "every test prediction of the run, one sample in detail")
@@ -141,13 +175,7 @@ with right:
                        f"({describe_estimate(explanation.method, explanation.settings)}): "
                        + (f"95 % interval of the estimate {errors}." if errors else "no standard error stored."))
             if explanation.interactions:
-                small = flat_threshold(explanation.output_kind)
-                st.markdown(f"**Modality interactions** ({F.output_unit(explanation.output_kind)}): the part of the "
-                            "prediction that only exists when both are seen together")
-                for (a, b), value in explanation.interactions.items():
-                    reading = "about 0: they add up" if abs(value) < small else \
-                        "more together than apart" if value > 0 else "either one alone already gives much of it"
-                    st.markdown(f"- {pretty_modality(a)} \u00d7 {pretty_modality(b)}: **{value:+.4f}**, {reading}")
+                _interactions(explanation.interactions, explanation.output_kind)
             if explanation.interactions is None and len(explanation.modalities) > 1:
                 st.caption("Interactions: not computed (this explanation was stored before they were kept).")
         st.caption(f"Explained class: {explanation.explained_class} · output {explanation.output_kind} · "
@@ -157,7 +185,8 @@ with right:
     elif damaged is not None:
         W.show_error(damaged, "The stored explanation of this sample cannot be read")
     else:
-        st.info("**No explanation for this sample yet.**", icon=":material/info:")
+        _exact_of_every_prediction(run, sample_id)
+        st.info("**No MM-SHAP explanation for this sample yet** (token, patch or tube values).", icon=":material/info:")
         if st.button("Explain this sample now", key="explain_now", icon=":material/bolt:"):
             bar = st.progress(0.0, text="Explaining…")
             try:

@@ -243,7 +243,7 @@ def test_explain_a_sample_on_the_spot(monkeypatch, app_root, tmp_path):
         shutil.copy(app_root["root"] / "tiny" / f, root / "tiny" / f)
     sample = app_root["wrong"][0] if app_root["wrong"] else app_root["sample"]
     at = open_app(monkeypatch, root, "explorer", run=BARE, sample=sample)
-    assert "No explanation for this sample yet" in texts(at.info)
+    assert "No MM-SHAP explanation for this sample yet" in texts(at.info)
     at.button(key="explain_now").click().run()
     assert not at.exception and not at.error, texts(at.exception) + texts(at.error)
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
@@ -386,6 +386,13 @@ def test_contributions_show_every_prediction_from_the_modality_game(monkeypatch,
     assert not at.exception
     assert f"**every test prediction** ({n_test:,})" in texts(at.caption)
     assert "Mean modality share: MM-SHAP and exact" in chart_titles(at)   # both meanings: the explained samples
+    # the explorer shows a sample without MM-SHAP values its exact modality shares and interactions
+    sample = str(pd.read_parquet(game_root / "tiny" / BARE / "predictions.parquet")["id"].iloc[0])
+    at = open_app(monkeypatch, game_root, "explorer", run=BARE, sample=sample)
+    assert_ok(at, "explorer")
+    assert "Modality shares: exact (MM-SHAP not computed)" in chart_titles(at)
+    assert "No MM-SHAP explanation for this sample yet" in texts(at.info)
+    assert "Image \u00d7 Title: **" in texts(at.markdown)
     # a game of an earlier training is not used: the page says so and names the command
     meta_path = game_root / "tiny" / BARE / "blame.json"
     meta = json.loads(meta_path.read_text())

@@ -106,7 +106,7 @@ def test_corrupted_explanations_are_reported_as_damage(monkeypatch, damaged_root
     errors = texts(at.error)
     assert "Stored explanation" in errors and damaged_root["part"].name in errors and "**Fix:** delete" in errors
     assert "No explanations yet" not in texts(at.info)
-    assert "No explanation for this sample yet" not in texts(at.info)
+    assert "No MM-SHAP explanation for this sample yet" not in texts(at.info)
 
 
 def test_a_damaged_dataset_description_is_an_error_not_a_traceback(monkeypatch, damaged_root, tmp_path):
