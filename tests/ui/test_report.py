@@ -224,7 +224,7 @@ def test_the_report_file_renders_offline_in_chromium(report, hostile_report):
             drawn = "Array.from(document.querySelectorAll('.fl-figure')).filter(" \
                     "f => f.querySelector('.js-plotly-plot .main-svg')).length"
             page.wait_for_function(f"{drawn} === {n}", timeout=60_000)
-            assert page.evaluate(drawn) == n == 5
+            assert page.evaluate(drawn) == n == 6
             assert page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
             assert page.evaluate("document.images.length") >= 3
             page.screenshot(path=str(SHOTS / "report.png"), full_page=True)
