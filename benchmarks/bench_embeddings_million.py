@@ -37,10 +37,10 @@ RUN = "concat-a+b"
 N_CLASSES = 10
 
 
-def million_experiment(folder: Path, n_test: int, seed: int = 0) -> dict:
-    """Experiment ``big`` (as a dict; its manifest written under ``folder/data``): ``n_test`` test samples of
-    two tabular modalities ``a`` and ``b`` (4 numeric columns each, 10 classes around seeded centres, 2 % train
-    and 2 % val), one concat fusion run. ``_centres`` holds the class centres (popped before use)."""
+def million_experiment(folder: Path, n_test: int, seed: int = 0) -> tuple[dict, np.ndarray]:
+    """(experiment ``big`` as a dict, its class centres): its manifest written under ``folder/data``, ``n_test``
+    test samples of two tabular modalities ``a`` and ``b`` (4 numeric columns each, 10 classes around seeded
+    centres, 2 % train and 2 % val), one concat fusion run."""
     import pandas as pd
 
     rng = np.random.default_rng(seed)
@@ -60,8 +60,7 @@ def million_experiment(folder: Path, n_test: int, seed: int = 0) -> dict:
                            "b": {"kind": "tabular", "encoder": "mlp", "columns": [f"x{j}" for j in range(4, 8)]}},
             "fusion": {"methods": ["concat"], "late": [], "subsets": [["a", "b"]]},
             "train": {"unimodal": {"epochs": 3, "batch_size": 256}, "fusion": {"epochs": 3, "batch_size": 256,
-                                                                                 "dim": 16}},
-            "_centres": centres.tolist()}
+                                                                                 "dim": 16}}}, centres
 
 
 def build(folder: Path, n_test: int, seed: int = 0) -> Path:
@@ -75,9 +74,8 @@ def build(folder: Path, n_test: int, seed: int = 0) -> Path:
     from core.metrics import classification_metrics, predictions_frame
     from core.projection import project_runs
 
-    raw = million_experiment(folder, n_test, seed)
+    raw, centres = million_experiment(folder, n_test, seed)
     rng = np.random.default_rng(seed + 1)
-    centres = np.asarray(raw.pop("_centres"))
     root = folder / "runs"
     t0 = time.perf_counter()
     ds = prepare_dataset(parse_experiment(raw), root, progress=False)

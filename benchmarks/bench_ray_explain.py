@@ -70,8 +70,7 @@ def train_million(n_test: int) -> tuple[Path, Path, float]:
 
     os.environ["FUSIONLENS_THREADS"] = "1"
     tmp = Path(tempfile.mkdtemp(prefix="fusionlens-ray-million-"))
-    raw = million_experiment(tmp, n_test)
-    raw.pop("_centres")
+    raw, _ = million_experiment(tmp, n_test)
     t0 = time.perf_counter()
     train_experiment(parse_experiment(raw), tmp / "runs", progress=False)
     return tmp, tmp / "runs" / "big" / "concat-a+b", time.perf_counter() - t0

@@ -348,67 +348,48 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_explain_table(args: argparse.Namespace) -> int:
-    """The per-class modality-share and interaction tables of each run, printed and saved as CSV."""
+    """The per-class modality-share and interaction tables of each run, printed and saved as CSV (``--every``:
+    the exact ones of every test prediction, from the stored modality game, printed)."""
     from core.explain import (
+        blame_command,
         class_interaction_table,
         class_share_table,
+        current_modality_game,
         format_class_interaction_table,
         format_class_share_table,
     )
 
     skipped: list[str] = []
     for run_dir in catalog.resolve_runs(args.target, _root(args), args.run, skipped):
+        name = Path(run_dir).name
         if args.every:
-            _print_every_prediction_tables(run_dir, args.modality)
-            continue
-        table = class_share_table(run_dir, args.modality, settings_hash=args.settings)
-        print(f"{Path(run_dir).name}: mean modality share per class (all / correct / incorrect predictions)")
-        print(format_class_share_table(table, args.modality))
+            game, why = current_modality_game(run_dir)
+            if game is None:
+                print(f"{name}: the modality game of every test prediction {why}; compute it with "
+                      f"`{blame_command(run_dir)}`")
+                continue
+            source, modalities, options = game, args.modality or game.attrs["modalities"], {"save": False}
+            table = class_share_table(source, modalities, share="exact", **options)
+            print(f"{name}: mean exact modality share per class, every test prediction ({len(game)}; the modality "
+                  "game stored by `blame`)")
+        else:
+            source, options = run_dir, {"settings_hash": args.settings}
+            table = class_share_table(source, args.modality, **options)
+            modalities = args.modality or [c[len("share_"):-len("_all")] for c in table.columns
+                                           if c.startswith("share_") and c.endswith("_all")]
+            print(f"{name}: mean modality share per class (all / correct / incorrect predictions)")
+        print(format_class_share_table(table, modalities))
         if "path" in table.attrs:
             print(f"saved {table.attrs['path']}")
         if len(table) and int(table["n_flat"].iloc[-1]):
             print(f"{int(table['n_flat'].iloc[-1])} prediction(s) barely depend on their inputs: no share, left out")
-        modalities = args.modality or [c[len("share_"):-len("_all")] for c in table.columns
-                                       if c.startswith("share_") and c.endswith("_all")]
         if len(table) and len(modalities) >= 2:
-            pairs = class_interaction_table(run_dir, modalities, settings_hash=args.settings)
+            pairs = class_interaction_table(source, modalities, **options)
             print("mean pairwise modality interaction per class, 95 % t interval (samples)")
             print(format_class_interaction_table(pairs, modalities))
             if "path" in pairs.attrs:
                 print(f"saved {pairs.attrs['path']}")
     return _report_skipped(skipped)
-
-
-def _print_every_prediction_tables(run_dir: Path, modalities: list[str] | None) -> None:
-    """``explain-table --every``: the exact modality shares and interactions of every test prediction, from
-    the run's stored modality game (``fusionlens blame``)."""
-    from core.explain import (
-        blame_command,
-        blame_is_current,
-        class_interaction_table,
-        class_share_table,
-        format_class_interaction_table,
-        format_class_share_table,
-        load_modality_game,
-    )
-
-    name = Path(run_dir).name
-    game = load_modality_game(run_dir)
-    if game is None or not blame_is_current(run_dir):
-        state = "is of an earlier training of the run" if game is not None else "is not computed yet"
-        print(f"{name}: the modality game of every test prediction {state}; compute it with "
-              f"`{blame_command(run_dir)}`")
-        return
-    mods = modalities or game.attrs["modalities"]
-    table = class_share_table(game, mods, share="exact", save=False)
-    print(f"{name}: mean exact modality share per class, every test prediction ({len(game)}; the modality game "
-          "stored by `blame`)")
-    print(format_class_share_table(table, mods))
-    if len(table) and int(table["n_flat"].iloc[-1]):
-        print(f"{int(table['n_flat'].iloc[-1])} prediction(s) barely depend on their inputs: no share, left out")
-    if len(mods) >= 2:
-        print("mean pairwise modality interaction per class, 95 % t interval (samples)")
-        print(format_class_interaction_table(class_interaction_table(game, mods, save=False), mods))
 
 
 def _register_explain(sub: argparse._SubParsersAction) -> None:

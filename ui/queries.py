@@ -172,17 +172,6 @@ def share_frame(summaries: pd.DataFrame | None, modalities: Sequence[str]) -> pd
     return frame.drop_duplicates("id", keep="last").reset_index(drop=True)
 
 
-def game_share_frame(game: pd.DataFrame, modalities: Sequence[str]) -> pd.DataFrame:
-    """The stored modality game of every test prediction (``core.explain.load_modality_game``) as the
-    pages' per-sample share rows: keyed by ``id`` with ``label`` / ``pred`` / ``correct``, and the exact
-    modality shares also in the ``share_<m>`` columns, so the share figures draw them."""
-    frame = game.copy()
-    frame["id"] = frame["id"].astype(str)
-    for m in modalities:
-        frame[f"share_{m}"] = pd.to_numeric(frame[f"exact_share_{m}"], errors="coerce")
-    return frame.reset_index(drop=True)
-
-
 def dominant_modality(shares: pd.DataFrame, modalities: Sequence[str]) -> pd.Series:
     """Per row, the modality with the largest ``share_<m>`` (None where no share is known, or where the
     prediction barely depends on its inputs: ``core.explain.flat_mask``, whose shares are noise)."""

@@ -3,10 +3,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.explain import ADAPTIVE_EXPLAINED, FLAT_PROB_THRESHOLD, class_interaction_table, class_share_table
+from core.explain import (
+    ADAPTIVE_EXPLAINED,
+    FLAT_PROB_THRESHOLD,
+    class_interaction_table,
+    class_share_table,
+    game_share_rows,
+)
 from ui import figures as F
 from ui import loaders as L
-from ui import queries as Q
 from ui import tables as T
 from ui import widgets as W
 from ui.commands import build_commands
@@ -69,7 +74,7 @@ def _rows(r, samples):
         W.show_error(problem, "The modality game of every prediction cannot be read")
     blame_cmd = build_commands(ctx.experiment, r.name, root=ctx.root)["blame"]
     if meaning == "exact" and game is not None and current:
-        rows = Q.game_share_frame(game, r.modalities)
+        rows = game_share_rows(game).assign(id=lambda f: f["id"].astype(str))
         return rows, (f"Exact modality shares of **every test prediction** ({len(rows):,}): the modality game "
                       "stored by the blame step (each modality wholly masked, 2^M coalitions, no estimate)"), True
     if meaning == "exact" and game is not None:

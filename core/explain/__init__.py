@@ -100,7 +100,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "_reuse": ("SharedTables", "TableKey", "encoder_identity", "input_digest", "masker_key", "table_key"),
     "_blame_store": (
         "BLAME_FILE", "BLAME_META_FILE", "BLAME_VERSION", "MODALITY_GAME_FILE", "blame_column", "blame_columns",
-        "blame_command", "blame_is_current", "blame_path", "load_blame", "load_blame_meta", "load_modality_game",
+        "blame_command", "blame_is_current", "blame_path", "current_modality_game", "game_share_rows", "load_blame",
+        "load_blame_meta", "load_modality_game",
         "modality_game_columns", "modality_game_path",
     ),
     "_blame_table": ("BLAME_CONFIDENCE", "blame_modalities", "blame_sentences", "blame_table", "format_blame_table"),

@@ -230,6 +230,26 @@ def load_modality_game(run_dir: str | Path) -> pd.DataFrame | None:
                          modality_game_columns)
 
 
+def current_modality_game(run_dir: str | Path, config: Mapping[str, Any] | None = None
+                          ) -> tuple[pd.DataFrame | None, str]:
+    """``(table, "")`` when the run's modality game of every test prediction is stored and of this training of
+    the run (:func:`load_modality_game`, :func:`blame_is_current`), else ``(None, why)``: "is not computed yet"
+    or "is of an earlier training of the run". A damaged file raises, as :func:`load_modality_game` does."""
+    game = load_modality_game(run_dir)
+    if game is None:
+        return None, "is not computed yet"
+    if not blame_is_current(run_dir, config):
+        return None, "is of an earlier training of the run"
+    return game, ""
+
+
+def game_share_rows(game: pd.DataFrame) -> pd.DataFrame:
+    """A modality game table (:func:`load_modality_game`) with its exact shares also in the ``share_<m>``
+    columns, for code that reads per-sample shares there (the pages' figures, the trust checks)."""
+    mods = game.attrs.get("modalities") or [c[len("shapley_"):] for c in game.columns if c.startswith("shapley_")]
+    return game.assign(**{f"share_{m}": pd.to_numeric(game[f"exact_share_{m}"], errors="coerce") for m in mods})
+
+
 def blame_is_current(run_dir: str | Path, config: Mapping[str, Any] | None = None) -> bool:
     """Whether the stored blame is readable and of this training of the run (its fingerprint and the
     SHA-256 of its weights) and of this engine version."""

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from core.errors import BundleError, ConfigError, cli_command
-from core.explain import ExplainSettings, blame_is_current, load_modality_game, resolve_run, run_inputs
+from core.explain import ExplainSettings, current_modality_game, game_share_rows, resolve_run, run_inputs
 from core.threads import torch_threads
 from core.trust._controlled import controlled_check, is_controlled
 from core.trust._estimator import estimator_check
@@ -95,18 +95,14 @@ def _previous_controlled(run_dir: Path, fingerprint: Any) -> CheckResult | None:
 
 
 def every_prediction_rows(run_dir: Path) -> Any:
-    """The stored modality game of every test prediction (``core.explain.load_modality_game``) as reliance rows
+    """The stored modality game of every test prediction (``core.explain.current_modality_game``) as reliance rows
     (``sample_id``, ``shapley_<m>``, ``correct``, ``flat``, and its exact shares as ``share_<m>``), or None
     when it is absent, damaged or of an earlier training of the run."""
     try:
-        game = load_modality_game(run_dir)
+        game, _ = current_modality_game(run_dir)
     except BundleError:
         return None
-    if game is None or not blame_is_current(run_dir):
-        return None
-    mods = game.attrs["modalities"]
-    return game.rename(columns={"id": "sample_id"}).assign(
-        **{f"share_{m}": game[f"exact_share_{m}"].astype(float) for m in mods})
+    return None if game is None else game_share_rows(game).rename(columns={"id": "sample_id"})
 
 
 def _exact_only(numbers: Any) -> Any:

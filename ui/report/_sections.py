@@ -23,10 +23,9 @@ from core.data import frame_rate
 from core.errors import FusionLensError
 from core.explain import (
     ALL_CLASSES,
-    blame_is_current,
     class_interaction_table,
     class_share_table,
-    load_modality_game,
+    current_modality_game,
 )
 from core.kinds import get_kind
 from ui import figures as F
@@ -189,13 +188,12 @@ def exact_shares_section(data: ReportData) -> str:
     mods = data.modalities
     command = build_commands(data.experiment, data.run.name, root=data.root)["blame"]
     try:
-        game = load_modality_game(data.run.path)
+        game, why = current_modality_game(data.run.path, data.run.config)
     except FusionLensError as exc:
         return _note(f"The modality game of {data.run.name} cannot be read: {exc}")
-    if game is None or not blame_is_current(data.run.path, data.run.config):
-        state = "is of an earlier training of the run" if game is not None else "is not computed yet"
+    if game is None:
         return ('<p class="note">The modality game of every test prediction (exact modality shares, no estimate) '
-                f"{state}: compute it with <code>{esc(command)} --force</code> and write the report again.</p>")
+                f"{why}: compute it with <code>{esc(command)} --force</code> and write the report again.</p>")
     classes = [c for c in data.classes if c in set(game["label"].astype(str))]
     table = class_share_table(game, mods, classes=classes, overall=True, save=False, share="exact")
     per_class = table[table["class"] != ALL_CLASSES]
