@@ -43,17 +43,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._explain import fused_runs, stored_values  # noqa: E402
+from benchmarks._explain import fresh_experiment_copy, fused_runs, stored_values  # noqa: E402
 
 #: runs per call in the "passes of 8" mode: the pass size before this benchmark's change
 OLD_PASS = 8
-
-
-def fresh_copy(exp_dir: Path, dest: Path) -> Path:
-    """The experiment folder without anything the precompute wrote (explanations, blame, robustness)."""
-    shutil.rmtree(dest, ignore_errors=True)
-    shutil.copytree(exp_dir, dest, ignore=shutil.ignore_patterns("explanations", "blame*", "robustness*"))
-    return dest
 
 
 def main() -> None:
@@ -78,7 +71,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="fusionlens-explain-experiment-"))
     names = [r.name for r in fused_runs(exp_dir)]
     print(f"{exp_dir}: {len(names)} fused runs, {args.n} seeded test samples each, one torch thread per process\n")
-    warm = fresh_copy(exp_dir, tmp / "warm" / exp_dir.name)
+    warm = fresh_experiment_copy(exp_dir, tmp / "warm" / exp_dir.name)
     explain_runs([warm / names[0]], n=1, progress=False, workers=1)  # imports, the text encoder's first load
 
     modes = [("passes of 8", 1, OLD_PASS)] * (not args.skip_passes) + [("one pass", 1, None)]
@@ -86,7 +79,7 @@ def main() -> None:
         modes.append((f"one pass, {args.workers} processes", args.workers, None))
     results = {}
     for label, workers, per_call in modes:
-        copy = fresh_copy(exp_dir, tmp / label.replace(" ", "-").replace(",", "") / exp_dir.name)
+        copy = fresh_experiment_copy(exp_dir, tmp / label.replace(" ", "-").replace(",", "") / exp_dir.name)
         runs = [copy / n for n in names]
         load = os.getloadavg()[0]
         start = time.perf_counter()

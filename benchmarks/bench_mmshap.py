@@ -60,9 +60,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     import shap
 
-    from core.explain import (ExplainSettings, RecombinedEstimator, SampleGame, build_maskers, explain_inputs,
-                              modality_kind, modality_shares, output_function, plan_recombined, resolve_run,
-                              run_dataset, run_inputs, shapley_values)
+    from benchmarks._explain import reference_explain, reference_game, true_shares
+    from core.explain import (ExplainSettings, explain_inputs, modality_kind, resolve_run, run_dataset, run_inputs,
+                              shapley_values)
     from core.kinds import get_kind
 
     run_dir = Path(args.runs_dir) / args.experiment / args.run
@@ -92,12 +92,7 @@ def main() -> None:
     settings = ExplainSettings(seed=args.seed)
 
     def raw_game(inputs):
-        maskers, _ = build_maskers(model, inputs, list(model.modalities), settings)
-        game = SampleGame(model, inputs, maskers, list(model.modalities), factorised=False, encoder_batch=1)
-        n = game.n_features
-        c = int(game.logits(np.ones((1, n), dtype=bool))[0].argmax())
-        game.set_output(output_function("pred_prob", c))
-        return game
+        return reference_game(model, inputs, settings)
 
     # warm-up (not timed): shap's numba kernels, model, tokenizer
     warm = raw_game(run_inputs(run, test_ids[chosen[0]]))
@@ -121,18 +116,11 @@ def main() -> None:
         inputs = run_inputs(run, sid)
         game = raw_game(inputs)
         n = game.n_features
-        groups = [np.arange(game.offsets[i], game.offsets[i + 1]) for i in range(len(game.players))]
-
-        def one_at_a_time(X, game=game):
-            return np.array([game(np.asarray(row > 0.5)[None])[0] for row in X])
-
-        explainer = shap.PermutationExplainer(one_at_a_time, lambda mask, x: (x * mask).reshape(1, -1), seed=args.seed)
-        t0, w0 = time.process_time(), time.perf_counter()
-        ref = explainer(np.ones((1, n)), max_evals=10 * (2 * n + 1), silent=True)
-        t_ref.append(time.process_time() - t0)
+        w0 = time.perf_counter()
+        ref_shares, cpu, evals = reference_explain(game, args.seed)
+        t_ref.append(cpu)
         w_ref.append(time.perf_counter() - w0)
-        ref_evals.append(10 * (2 * n + 1))
-        ref_shares = modality_shares(ref.values[0], groups)
+        ref_evals.append(evals)
 
         if not args.no_batched:
             batched = raw_game(inputs)
@@ -147,24 +135,10 @@ def main() -> None:
         w_our.append(time.perf_counter() - w0)
         our_shares = np.array([ours.shares[m] for m in ours.modalities])
 
-        if n <= args.exact_max_features:
-            if ours.method == "exact":
-                truth = our_shares
-            else:
-                ex = explain_inputs(model, inputs, settings=ExplainSettings(method="exact"))
-                truth = np.array([ex.shares[m] for m in ex.modalities])
-            tag = "exact"
+        if ours.method == "exact":
+            truth, tag = our_shares, "exact"
         else:
-            # converged: --truth-blocks blocks of 10 walks, two seeds averaged
-            full = np.ones((1, n), dtype=bool)
-            fac = SampleGame(model, inputs, game.maskers, game.players, factorised=True)
-            c = int(fac.logits(full)[0].argmax())
-            fac.set_output(output_function("pred_prob", c))
-            plan = plan_recombined(fac.sizes, args.truth_blocks, 10)
-            vals = [RecombinedEstimator(plan=plan, seed=1000 + s).estimate(fac, n, batch_size=4096).values
-                    for s in range(2)]
-            truth = modality_shares(np.mean(vals, axis=0), groups)
-            tag = f"~{2 * plan.n_walks} walks"
+            truth, tag = true_shares(model, inputs, game, args.exact_max_features, args.truth_blocks)
         e_ref.append(np.abs(ref_shares - truth))
         e_our.append(np.abs(our_shares - truth))
         if ours.method != "exact":
