@@ -283,6 +283,11 @@ SCHEMA = Table(doc="top level", keys={
         "explain_samples": Key("list[int]", "seeded test samples explained per run: the first run gets the first "
                                "count, the next the next, the last count repeating; a count of at least the test "
                                "split's size explains all of it", [1000], min=1),
+        "explain_every_run": Key("int", "seeded test samples explained first for every fused run, the same ones for "
+                                 "each (0: none): every fusion method gets MM-SHAP values on a shared sample, at a "
+                                 "small cost per run (the runs share each sample's encoded masked variants); at "
+                                 "most half of the explanations' time goes to them, the runs above take the rest",
+                                 0, min=0),
         "explain_seconds": Key("float", "time budget of the explanations in seconds; what it leaves is printed with "
                                "the command that finishes it", 120.0, min=0, min_open=True),
         "robustness_seconds": Key("float", "time budget of the robustness tables (docs/ROBUSTNESS.md) in seconds; "

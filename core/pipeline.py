@@ -42,7 +42,7 @@ from core.data import prepare_dataset
 from core.errors import BundleError, ConfigError, cli_command
 from core.experiment import DEFAULT_PRECOMPUTE, Experiment
 from core.experiment_schema import SCHEMA, Table, check_table
-from core.explain import select_build_runs
+from core.explain import fused_run_dirs, select_build_runs
 from core.io import read_json, write_json
 from core.projection import project_runs
 from core.results import save_results
@@ -66,6 +66,7 @@ class PrecomputeChoices:
     explain_runs: tuple[str, ...] | None = None
     explain_max_runs: int = DEFAULT_PRECOMPUTE["explain_max_runs"]
     explain_samples: tuple[int, ...] = tuple(DEFAULT_PRECOMPUTE["explain_samples"])
+    explain_every_run: int = int(DEFAULT_PRECOMPUTE["explain_every_run"])
     explain_seconds: float = float(DEFAULT_PRECOMPUTE["explain_seconds"])
     robustness_seconds: float = float(DEFAULT_PRECOMPUTE["robustness_seconds"])
     robustness_samples: int = int(DEFAULT_PRECOMPUTE["robustness_samples"])
@@ -82,6 +83,7 @@ class PrecomputeChoices:
                    explain_runs=tuple(runs) if runs is not None else None,
                    explain_max_runs=int(values["explain_max_runs"]),
                    explain_samples=tuple(int(n) for n in values["explain_samples"]) or cls.explain_samples,
+                   explain_every_run=int(values["explain_every_run"]),
                    explain_seconds=float(values["explain_seconds"]),
                    robustness_seconds=float(values["robustness_seconds"]),
                    robustness_samples=int(values["robustness_samples"]),
@@ -93,6 +95,7 @@ class PrecomputeChoices:
         """The choices as a ``[precompute]`` table (what :data:`PRECOMPUTE_FILE` holds)."""
         table: dict[str, Any] = {"projections": list(self.projections), "explain_max_runs": self.explain_max_runs,
                                  "explain_samples": list(self.explain_samples),
+                                 "explain_every_run": self.explain_every_run,
                                  "explain_seconds": self.explain_seconds,
                                  "robustness_seconds": self.robustness_seconds,
                                  "robustness_samples": self.robustness_samples,
@@ -130,7 +133,9 @@ def read_precompute_choices(exp_dir: Path) -> PrecomputeChoices:
 
 def explain_plan(exp_dir: Path, choices: PrecomputeChoices | None = None, root: Path | None = None,
                  skipped: list[str] | None = None) -> list[tuple[Path, int]]:
-    """(run folder, samples) of every run the build explains, in order.
+    """(run folder, samples) of every run the build explains, in order: the runs ``explain_runs`` names
+    (or the automatic pick), each with at least ``explain_every_run`` samples, then every other fused
+    run with ``explain_every_run`` (none when it is 0).
 
     ``choices``: default the ones the last build recorded. Listed runs that are not usable
     (not built, broken, refused) are left out and added to ``skipped`` with their problem.
@@ -138,9 +143,7 @@ def explain_plan(exp_dir: Path, choices: PrecomputeChoices | None = None, root: 
     exp_dir = Path(exp_dir)
     choices = choices if choices is not None else read_precompute_choices(exp_dir)
     if choices.explain_runs is None:
-        if choices.explain_max_runs < 1:
-            return []
-        picked = select_build_runs(exp_dir, max_runs=choices.explain_max_runs)
+        picked = select_build_runs(exp_dir, max_runs=choices.explain_max_runs) if choices.explain_max_runs >= 1 else []
     else:
         picked = []
         for name in choices.explain_runs:
@@ -149,7 +152,12 @@ def explain_plan(exp_dir: Path, choices: PrecomputeChoices | None = None, root: 
                 picked.append(entry.path)
             elif skipped is not None:
                 skipped.append(f"run {name} ({entry.state}): {entry.message}")
-    return [(Path(p), choices.samples_for(i)) for i, p in enumerate(picked)]
+    every = choices.explain_every_run
+    plan = [(Path(p), max(every, choices.samples_for(i))) for i, p in enumerate(picked)]
+    if every > 0:
+        named = {p.resolve() for p, _ in plan}
+        plan += [(Path(p), every) for p in fused_run_dirs(exp_dir) if Path(p).resolve() not in named]
+    return plan
 
 
 def check_explain_runs(exp: Experiment, choices: PrecomputeChoices) -> None:
@@ -260,7 +268,8 @@ def project_step(ctx: BuildContext) -> str:
 
 def explain_step(ctx: BuildContext) -> str:
     """MM-SHAP of a seeded sample of the test split of the runs ``[precompute]`` names, within its
-    time budget; what is left is printed with the command that finishes it (``fusionlens explain``)."""
+    time budget; what is left is printed with the command that finishes it (``fusionlens explain``).
+    With ``explain_every_run`` the shared sample of every fused run comes first, within half the budget."""
     plan = explain_plan(ctx.exp_dir, ctx.choices, ctx.root, ctx.skipped)
     if not plan:
         return "no runs to explain"
@@ -270,16 +279,31 @@ def explain_step(ctx: BuildContext) -> str:
     finish = [f"{cli} explain {run_dir} --n {n} --seed {seed}" for run_dir, n in plan]
     # samples outermost, runs inside: runs sharing an encoder encode each masked variant once
     seconds = ctx.step_seconds("explain")
-    reports = explain_runs(plan, seed=seed, progress=ctx.progress, time_limit=seconds, commands=finish)
-    computed = left_total = 0
-    for report, command in zip(reports, finish):
+    start = time.perf_counter()
+    every = ctx.choices.explain_every_run
+    computed = 0
+    if every > 0:  # first the shared sample of every fused run, within half the time
+        shared = [(run_dir, min(n, every)) for run_dir, n in plan]
+        reports = explain_runs(shared, seed=seed, progress=ctx.progress, commands=finish,
+                               time_limit=seconds / 2)
+        computed += sum(r["computed"] for r in reports)
+    left = max(0.0, seconds - (time.perf_counter() - start))
+    reports = explain_runs(plan, seed=seed, progress=ctx.progress, time_limit=left, commands=finish)
+    left_total = shared_left = shared_runs = 0
+    for report, command, (_, n) in zip(reports, finish, plan):
         computed += report["computed"]
         left_total += report["remaining"]
-        if report["remaining"]:
+        if report["remaining"] and every > 0 and n == every:  # one command below finishes them all
+            shared_left, shared_runs = shared_left + report["remaining"], shared_runs + 1
+        elif report["remaining"]:
             print(f"explanations of {report['run']}: {report['remaining']} left; finish with `{command}`",
                   file=sys.stderr)
-    return (f"{len(plan)} run(s), {computed} sample(s) explained" + (f", about {left_total} left" if left_total
-                                                                      else "") + ctx.budget_note("explain", seconds))
+    if shared_left:
+        print(f"explanations of the shared sample: {shared_left} left over {shared_runs} run(s); finish with "
+              f"`{cli} explain {ctx.exp_dir} --n {every} --seed {seed}` (every run of the experiment)", file=sys.stderr)
+    shared_note = f" ({every} shared by every fused run)" if every > 0 else ""
+    return (f"{len(plan)} run(s), {computed} explanation(s){shared_note}"
+            + (f", about {left_total} left" if left_total else "") + ctx.budget_note("explain", seconds))
 
 
 def blame_step(ctx: BuildContext) -> str:

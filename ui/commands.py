@@ -67,6 +67,7 @@ def build_commands(experiment: str | None, run: str | None = None, root: str | P
         "build": f"{cli} build {target}{runs_arg}",
         "project": f"{cli} project {exp}{run_arg}{runs_arg}",
         "explain": f"{cli} explain {shown(root_path / exp / (run or '<run>'))}",
+        "explain_all": f"{cli} explain {shown(root_path / exp)}",
         "check": f"{cli} check {shown(root_path / exp / (run or '<run>'))}",
         "robustness": f"{cli} robustness {exp}{run_arg}{runs_arg}",
         "report": f"{cli} report {exp}{run_arg}{runs_arg}",

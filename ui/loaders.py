@@ -56,6 +56,7 @@ __all__ = [
     "n_classes",
     "sample_columns",
     "explanation_plan",
+    "plan_gaps",
     "run_entries",
     "all_metrics",
     "all_predictions",
@@ -219,6 +220,11 @@ def explanation_plan(ctx: Context) -> pd.DataFrame | None:
     except FusionLensError as exc:
         show_error(exc, "The build's explanation plan cannot be read")
         return None
+
+
+def plan_gaps(ctx: Context, plan: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """What the build's explanation plan misses and the commands that fill it (:func:`ui.precomputed.plan_gaps`)."""
+    return precomputed.plan_gaps(plan, build_commands(ctx.experiment, None, root=ctx.root)["explain_all"])
 
 
 def run_entries(ctx: Context) -> list[RunEntry]:

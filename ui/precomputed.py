@@ -30,9 +30,13 @@ __all__ = [
     "expected_projections",
     "precompute_status",
     "explanation_plan",
+    "plan_gaps",
 ]
 
-PLAN_COLUMNS = ["run", "requested", "stored", "missing", "command"]
+#: runs of one sample count missing explanations beyond which the Overview names one command for them all
+GAP_RUNS_LISTED = 3
+
+PLAN_COLUMNS = ["run", "n", "seed", "requested", "stored", "missing", "command"]
 
 
 def explanation_summaries(run_dir: str | Path) -> pd.DataFrame | None:
@@ -96,7 +100,8 @@ def explanation_plan(root: str | Path, experiment: str,
     One row per run the build's explain step explains (:func:`core.pipeline.explain_plan`: the
     experiment file's ``[precompute]`` choices as the last build recorded them, in order, with
     their sample sizes and the run's seed):
-    ``run``, ``requested`` (samples in the build's seeded sample), ``stored`` (of those, how many
+    ``run``, ``n`` (the plan's sample count) and ``seed``, ``requested`` (samples in the build's seeded sample of
+    the test split), ``stored`` (of those, how many
     have stored explanations), ``missing`` and ``command`` (the build's own command for that run,
     which skips what is stored). ``stored_ids(run_dir)`` gives the explained sample ids of a run.
     A run whose explanations ran out of the build's time budget shows up with ``missing > 0``.
@@ -113,6 +118,27 @@ def explanation_plan(root: str | Path, experiment: str,
         wanted = set(select_samples(run, n, seed))
         have = len(wanted & {str(x) for x in (stored_ids(run_dir) or ())})
         command = build_commands(experiment, run_dir.name, root=root)["explain"] + f" --n {n} --seed {seed}"
-        rows.append({"run": run_dir.name, "requested": len(wanted), "stored": have,
+        rows.append({"run": run_dir.name, "n": n, "seed": seed, "requested": len(wanted), "stored": have,
                      "missing": len(wanted) - have, "command": command})
     return pd.DataFrame(rows, columns=PLAN_COLUMNS)
+
+
+def plan_gaps(plan: pd.DataFrame, experiment_dir_command: str) -> tuple[list[str], list[str]]:
+    """(what is missing, commands that fill it) of an explanation plan (:func:`explanation_plan`).
+
+    Runs of one sample count (``n``) beyond :data:`GAP_RUNS_LISTED` (the shared sample of every fused run,
+    ``[precompute] explain_every_run``) are summed in one line and filled by one command for the whole
+    experiment (``experiment_dir_command --n N --seed S``: ``fusionlens explain <experiment folder>``,
+    which skips what is stored); the others are listed run by run with their own command."""
+    gaps = plan[plan["missing"] > 0]
+    lines: list[str] = []
+    commands: list[str] = []
+    for (n, seed), group in gaps.groupby(["n", "seed"], sort=False):
+        if len(group) > GAP_RUNS_LISTED:
+            lines.append(f"{len(group)} runs asking {int(n):,} seeded samples each, {int(group['stored'].sum()):,} "
+                         f"of {int(group['requested'].sum()):,} explanations stored")
+            commands.append(f"{experiment_dir_command} --n {int(n)} --seed {int(seed)}")
+        else:
+            lines += [f"`{r.run}` {r.stored:,} of {r.requested:,}" for r in group.itertuples()]
+            commands += group["command"].tolist()
+    return lines, commands

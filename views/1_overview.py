@@ -134,14 +134,13 @@ if ctx.run:
 
 plan = L.explanation_plan(ctx)
 if plan is not None and (plan["missing"] > 0).any():
-    gaps = plan[plan["missing"] > 0]
+    lines, fill = L.plan_gaps(ctx, plan)
     st.warning(
         f"**Explanations incomplete:** the build explains a seeded sample of the test split for "
         f"{len(plan)} run(s) and stopped before finishing (its time budget ran out, or it was "
-        f"interrupted). Missing: " + "; ".join(
-            f"`{r.run}` {r.stored:,} of {r.requested:,}" for r in gaps.itertuples()) + ". "
+        f"interrupted). Missing: " + "; ".join(lines) + ". "
         "Fill them with (each command skips the samples already stored):", icon=":material/warning:")
-    W.show_commands(*gaps["command"].tolist())
+    W.show_commands(*fill)
 
 tab_data, tab_runs, tab_pre = st.tabs(["Dataset", "Runs", f"Precomputed for {ctx.run or 'the run'}"])
 

@@ -94,7 +94,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "EXPLANATIONS_DIR", "explanation_for", "explanation_status", "load_explanation",
         "load_explanation_summaries", "load_explanations", "main_settings_hash", "preferred_rows",
     ),
-    "_selection": ("select_build_runs", "select_samples"),
+    "_selection": ("fused_run_dirs", "select_build_runs", "select_samples"),
     "_precompute": ("GROUPS_PER_WORKER", "PARALLEL_MIN_SAMPLES", "PASS_WEIGHT_BYTES", "explain_order", "explain_run",
                     "explain_runs", "explain_workers", "run_passes"),
     "_reuse": ("SharedTables", "TableKey", "encoder_identity", "input_digest", "masker_key", "table_key"),

@@ -32,6 +32,24 @@ def select_samples(run: Any, n: int | None = None, seed: int = 0) -> list[str]:
     return [ids[i] for i in pick]
 
 
+def _fused(exp_dir: Any) -> list[tuple[Any, dict, float]]:
+    """(folder, config, top-1) of every usable fused run (more than one modality), in name order."""
+    fused = []
+    for entry in scan_runs(exp_dir):
+        if not entry.usable or entry.run is None:  # a damaged run is reported by `list` and the pages
+            continue
+        cfg = entry.run.config
+        if cfg["strategy"] == "unimodal" or len(cfg["modalities"]) < 2:
+            continue
+        fused.append((entry.path, cfg, float(entry.run.metrics["top1"])))
+    return fused
+
+
+def fused_run_dirs(exp_dir: Any) -> list[Any]:
+    """Every usable fused run of an experiment (more than one modality), in name order."""
+    return [path for path, _, _ in _fused(exp_dir)]
+
+
 def select_build_runs(exp_dir: Any, max_runs: int = 3) -> list[Any]:
     """Runs the build explains: the best fused run over the most modalities (top-1; the run the
     dashboard's Overview shows, :func:`core.ranking.best_full_run`), then MultConcat and
@@ -39,14 +57,7 @@ def select_build_runs(exp_dir: Any, max_runs: int = 3) -> list[Any]:
     the best intermediate fusion over the most modalities; at most ``max_runs``. "Best" breaks
     top-1 ties like the Overview (:func:`core.ranking.run_rank_key`): a run with stored
     explanations, then the name."""
-    fused = []
-    for entry in scan_runs(exp_dir):
-        if not entry.usable or entry.run is None:  # a damaged run is reported by `list` and the pages
-            continue
-        cfg, top1 = entry.run.config, float(entry.run.metrics["top1"])
-        if cfg["strategy"] == "unimodal" or len(cfg["modalities"]) < 2:
-            continue
-        fused.append((entry.path, cfg, top1))
+    fused = _fused(exp_dir)
     if not fused:
         return []
     most = max(len(c["modalities"]) for _, c, _ in fused)

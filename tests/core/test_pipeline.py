@@ -185,6 +185,41 @@ def test_precompute_choices_are_honoured(tiny_built, tmp_path):
     assert explain_plan(root / "tiny") == [(root / "tiny" / runs[0], 3), (root / "tiny" / runs[1], 2)]
 
 
+def test_every_fused_run_gets_the_shared_sample(tiny_built, tmp_path):
+    """explain_every_run: every fused run is explained on the same seeded samples; the named run gets its own
+    count on top; the plan the dashboard reads back lists every fused run."""
+    exp_path, _ = tiny_built
+    root = _built_copy(tiny_built, tmp_path)
+    exp = _with_precompute(exp_path, 'projections = []\nexplain_runs = ["concat-image+title"]\nexplain_samples = [3]\n'
+                                     "explain_every_run = 2\nrobustness_seconds = 0\nblame_seconds = 0\n")
+    ctx = run_build(exp, root, progress=False)
+    summary = {name: text for name, _, text, _ in ctx.log}["explain"]
+    fused = [r for r in ctx.results["run"] if not r.startswith("unimodal-")]
+    assert len(fused) == 8 and summary.startswith(f"{len(fused)} run(s), {3 + 2 * 7} explanation(s) (2 shared")
+    ids = {r: set(load_explanation_summaries(root / "tiny" / r)["sample_id"]) for r in fused}
+    shared = ids["late-average-image+title+description"]
+    assert len(ids["concat-image+title"]) == 3 and len(shared) == 2 and shared < ids["concat-image+title"]
+    assert all(ids[r] == shared for r in fused if r != "concat-image+title")
+    plan = explain_plan(root / "tiny")
+    assert plan[0] == (root / "tiny" / "concat-image+title", 3)
+    assert sorted(p.name for p, _ in plan[1:]) == sorted(r for r in fused if r != "concat-image+title")
+    assert {n for _, n in plan[1:]} == {2}
+    # with no named run and no automatic pick, every fused run still gets the shared sample
+    choices = PrecomputeChoices(explain_max_runs=0, explain_every_run=2)
+    assert sorted(p.name for p, _ in explain_plan(root / "tiny", choices)) == sorted(fused)
+
+
+def test_shared_sample_left_by_the_budget_is_one_command(tiny_built, tmp_path, capsys):
+    exp_path, _ = tiny_built
+    root = _built_copy(tiny_built, tmp_path)
+    exp = _with_precompute(exp_path, "projections = []\nexplain_max_runs = 0\nexplain_every_run = 4\n"
+                                     "explain_seconds = 0.001\nrobustness_seconds = 0\nblame_seconds = 0\n")
+    run_build(exp, root, progress=False)
+    err = capsys.readouterr().err
+    assert "explanations of the shared sample: " in err and "left over " in err
+    assert f"explain {root / 'tiny'} --n 4 --seed " in err and "explanations of concat-" not in err
+
+
 def test_precompute_nothing(tiny_built, tmp_path):
     exp_path, _ = tiny_built
     root = _built_copy(tiny_built, tmp_path)
@@ -331,7 +366,7 @@ def test_a_spent_build_budget_leaves_the_precompute_to_the_printed_commands(tiny
                                      "explain_samples = [3]\nrobustness_levels = 2\n")
     ctx = run_build(exp, root, progress=False, build_seconds=1e-3)
     summaries = {name: summary for name, _, summary, _ in ctx.log}
-    assert summaries["explain"].startswith("1 run(s), 0 sample(s) explained, about 3 left")
+    assert summaries["explain"].startswith("1 run(s), 0 explanation(s), about 3 left")
     assert summaries["blame"].startswith(f"0 run(s) computed, 0 already stored, {len(ctx.results)} left")
     assert summaries["robustness"].startswith(f"0 run(s) computed, 0 already stored, {len(ctx.results)} left")
     assert "what the build's 0 s budget left it" in summaries["robustness"]

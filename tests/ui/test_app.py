@@ -562,6 +562,25 @@ def test_overview_says_what_explanations_are_missing_and_how_to_fill_them(monkey
     assert not any("test samples explained" in s.value for s in at.success)  # no green box while incomplete
 
 
+def test_overview_sums_the_shared_sample_of_every_run_in_one_command(monkeypatch, tied_and_half_explained,
+                                                                      tmp_path):
+    """[precompute] explain_every_run: the many runs of the shared sample are one line and one command."""
+    root = tmp_path / "runs"
+    shutil.copytree(tied_and_half_explained["root"], root)
+    (root / "tiny" / "precompute.json").write_text(json.dumps({"explain_max_runs": 1, "explain_every_run": 2}))
+    explained = tied_and_half_explained["explained"]
+    at = open_app(monkeypatch, root, "overview")
+    assert_ok(at, "overview")
+    warnings = texts(at.warning)
+    assert "Explanations incomplete" in warnings and f"`{explained}` 3 of 8" in warnings
+    # the other 7 fused runs ask the 2 shared samples; the explained run holds 2 of them already
+    assert "7 runs asking 2 seeded samples each, 0 of 14 explanations stored" in warnings
+    commands = texts(at.code)
+    assert f"explain {root / 'tiny'} --n 2 --seed 0" in commands
+    assert f"explain {root / 'tiny' / explained} --n 1000 --seed 0" in commands
+    assert "concat-image+title --n 2" not in commands
+
+
 def test_compare_crowns_no_timing_and_no_trivial_topk(monkeypatch, app_root):
     import re
 

@@ -410,6 +410,7 @@ def test_build_commands_name_the_runs_root(monkeypatch, tmp_path):
         "build": f"{cli} build emoji",
         "project": f"{cli} project emoji --run concat-image+title",
         "explain": f"{cli} explain runs/emoji/concat-image+title",
+        "explain_all": f"{cli} explain runs/emoji",
         "check": f"{cli} check runs/emoji/concat-image+title",
         "robustness": f"{cli} robustness emoji --run concat-image+title",
         "blame": f"{cli} blame emoji --run concat-image+title",
@@ -420,6 +421,7 @@ def test_build_commands_name_the_runs_root(monkeypatch, tmp_path):
     assert other["everything"] == f"FUSIONLENS_RUNS={tmp_path.resolve()} bash scripts/run.sh"
     assert other["build"] == f"{cli} build tiny --runs-dir {tmp_path.resolve()}"
     assert other["explain"] == f"{cli} explain {tmp_path.resolve() / 'tiny' / '<run>'}"
+    assert other["explain_all"] == f"{cli} explain {tmp_path.resolve() / 'tiny'}"
     # from a data folder (the dashboard started there): its ./runs is the CLI's default, paths are relative
     monkeypatch.chdir(tmp_path)
     here = commands.build_commands("tiny", "concat-image+title", root=tmp_path / "runs")
