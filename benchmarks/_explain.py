@@ -105,3 +105,19 @@ def true_shares(model, inputs, game, exact_max_features: int = 20, truth_blocks:
     plan = plan_recombined(fac.sizes, truth_blocks, 10)
     vals = [RecombinedEstimator(plan=plan, seed=1000 + s).estimate(fac, n, batch_size=4096).values for s in range(2)]
     return modality_shares(np.mean(vals, axis=0), game_groups(game)), f"~{2 * plan.n_walks} walks"
+
+
+def built_experiment(path: str) -> Path:
+    """The built experiment folder ``path`` (exits with the build command when it holds no fused run), with the
+    environment the explain benchmarks run in: offline, one torch thread per process."""
+    import os
+    import sys
+
+    exp_dir = Path(path)
+    if not exp_dir.is_dir() or not fused_runs(exp_dir):
+        sys.exit(f"{exp_dir} holds no built experiment with fused runs: build one first "
+                 "(`python -m core build emoji`) or pass --experiment")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ["FUSIONLENS_THREADS"] = "1"
+    return exp_dir

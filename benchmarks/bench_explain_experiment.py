@@ -43,7 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._explain import fresh_experiment_copy, fused_runs, stored_values  # noqa: E402
+from benchmarks._explain import built_experiment, fresh_experiment_copy, fused_runs, stored_values  # noqa: E402
 
 #: runs per call in the "passes of 8" mode: the pass size before this benchmark's change
 OLD_PASS = 8
@@ -57,13 +57,7 @@ def main() -> None:
     ap.add_argument("--skip-passes", action="store_true",
                     help="do not time passes of 8 (the slow baseline): ratios are then against one pass")
     args = ap.parse_args()
-    exp_dir = Path(args.experiment)
-    if not exp_dir.is_dir() or not fused_runs(exp_dir):
-        sys.exit(f"{exp_dir} holds no built experiment with fused runs: build one first "
-                 "(`python -m core build emoji`) or pass --experiment")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ["FUSIONLENS_THREADS"] = "1"
+    exp_dir = built_experiment(args.experiment)
     import numpy as np
 
     from core.explain import explain_runs

@@ -54,6 +54,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._explain import (  # noqa: E402
+    built_experiment,
     fresh_experiment_copy,
     fused_runs,
     reference_explain,
@@ -86,13 +87,7 @@ def main() -> None:
     ap.add_argument("--exact-max-features", type=int, default=20)
     ap.add_argument("--skip-alone", action="store_true", help="do not time each run on its own")
     args = ap.parse_args()
-    exp_dir = Path(args.experiment)
-    if not exp_dir.is_dir() or not fused_runs(exp_dir):
-        sys.exit(f"{exp_dir} holds no built experiment with fused runs: build one first "
-                 "(`python -m core build emoji`) or pass --experiment")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ["FUSIONLENS_THREADS"] = "1"
+    exp_dir = built_experiment(args.experiment)
     import numpy as np
     import torch
 
