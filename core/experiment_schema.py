@@ -285,8 +285,8 @@ SCHEMA = Table(doc="top level", keys={
                                "split's size explains all of it", [1000], min=1),
         "explain_every_run": Key("int", "seeded test samples explained first for every fused run, the same ones for "
                                  "each (0: none): every fusion method gets MM-SHAP values on a shared sample, at a "
-                                 "small cost per run (the runs share each sample's encoded masked variants); at "
-                                 "most half of the explanations' time goes to them, the runs above take the rest",
+                                 "small cost per run (the runs share each sample's encoded masked variants); they "
+                                 "come first, the runs above take the rest of the explanations' time",
                                  0, min=0),
         "explain_seconds": Key("float", "time budget of the explanations in seconds; what it leaves is printed with "
                                "the command that finishes it", 120.0, min=0, min_open=True),

@@ -269,7 +269,8 @@ def project_step(ctx: BuildContext) -> str:
 def explain_step(ctx: BuildContext) -> str:
     """MM-SHAP of a seeded sample of the test split of the runs ``[precompute]`` names, within its
     time budget; what is left is printed with the command that finishes it (``fusionlens explain``).
-    With ``explain_every_run`` the shared sample of every fused run comes first, within half the budget."""
+    With ``explain_every_run`` the shared sample of every fused run comes first: one sample's encoders serve
+    every run, so those explanations are the cheapest (:func:`core.explain.explain_order`)."""
     plan = explain_plan(ctx.exp_dir, ctx.choices, ctx.root, ctx.skipped)
     if not plan:
         return "no runs to explain"
@@ -277,21 +278,14 @@ def explain_step(ctx: BuildContext) -> str:
 
     seed, cli = ctx.exp.seed, cli_command()
     finish = [f"{cli} explain {run_dir} --n {n} --seed {seed}" for run_dir, n in plan]
-    # samples outermost, runs inside: runs sharing an encoder encode each masked variant once
+    # samples outermost, runs inside: runs sharing an encoder encode each masked variant once, and the
+    # samples more runs ask for come first (the shared sample of every fused run)
     seconds = ctx.step_seconds("explain")
-    start = time.perf_counter()
     every = ctx.choices.explain_every_run
-    computed = 0
-    if every > 0:  # first the shared sample of every fused run, within half the time
-        shared = [(run_dir, min(n, every)) for run_dir, n in plan]
-        reports = explain_runs(shared, seed=seed, progress=ctx.progress, commands=finish,
-                               time_limit=seconds / 2)
-        computed += sum(r["computed"] for r in reports)
-    left = max(0.0, seconds - (time.perf_counter() - start))
-    reports = explain_runs(plan, seed=seed, progress=ctx.progress, time_limit=left, commands=finish)
+    reports = explain_runs(plan, seed=seed, progress=ctx.progress, time_limit=seconds, commands=finish)
+    computed = sum(r["computed"] for r in reports)
     left_total = shared_left = shared_runs = 0
     for report, command, (_, n) in zip(reports, finish, plan):
-        computed += report["computed"]
         left_total += report["remaining"]
         if report["remaining"] and every > 0 and n == every:  # one command below finishes them all
             shared_left, shared_runs = shared_left + report["remaining"], shared_runs + 1

@@ -6,8 +6,8 @@ run's ``predictions.parquet`` or, with ``n``, the first ``n`` ids of a shuffle b
 ``numpy.random.default_rng(seed)`` (kept in prediction order; a larger ``n``
 extends a smaller one's sample, so raising ``--n`` resumes); shard
 ``i`` of ``n`` takes every ``n``-th id from position ``i``. Samples are explained in a seeded order
-(:func:`explain_order`), so one stopped by a time budget leaves a seeded random
-sample explained. Every sample's
+(:func:`explain_order`; across runs, the samples more runs ask for first), so one stopped by a time
+budget leaves a seeded random sample explained. Every sample's
 values depend only on the sample and the settings, so shards and reruns give
 identical rows. Samples already stored with the same settings hash (in any
 part) are skipped; the shard's part is rewritten atomically every
@@ -44,8 +44,9 @@ import dataclasses
 import hashlib
 import multiprocessing
 import time
+from collections import Counter
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
@@ -317,7 +318,8 @@ def _explain_in_workers(plan: Sequence[tuple[Any, int | None]], settings: Explai
     reports are summed per run (``part``: how many groups)."""
     from core.workers import in_processes
 
-    union = explain_order([s for ids in left.values() for s in ids], settings.seed)
+    asked = Counter(s for ids in left.values() for s in ids)
+    union = explain_order(list(asked), settings.seed, asked)
     per_worker = max(1, min(GROUPS_PER_WORKER, len(union) // (MIN_GROUP_SAMPLES * workers)))  # the same for each
     n_groups = min(len(union), workers * per_worker)
     paths = [(path, n) for path, (_, n) in zip(left, plan)]  # left: one resolved folder per run, in order
@@ -353,13 +355,18 @@ def _explain_in_workers(plan: Sequence[tuple[Any, int | None]], settings: Explai
     return out
 
 
-def explain_order(ids: Sequence[str], seed: int) -> list[str]:
+def explain_order(ids: Sequence[str], seed: int, wanted_by: Mapping[str, int] | None = None) -> list[str]:
     """The distinct ``ids`` in the order a precompute explains them: by a digest of (seed, id), a seeded
     shuffle that does not depend on which other ids are listed, so a precompute stopped by its time budget
     has explained a seeded random sample of every run's list (not, say, the first classes of a split
-    sorted by id), and its rerun continues in the same order."""
-    def key(sid: str) -> bytes:
-        return hashlib.blake2b(f"{int(seed)}\0{sid}".encode(), digest_size=8).digest()
+    sorted by id), and its rerun continues in the same order.
+
+    ``wanted_by`` (id -> how many runs ask for it) puts the ids more runs ask for first: one sample's
+    encoders serve every run that explains it, so those explanations are the cheapest (the build's
+    shared sample of every fused run, ``[precompute] explain_every_run``); ties keep the digest order."""
+    def key(sid: str) -> tuple[int, bytes]:
+        count = 1 if wanted_by is None else int(wanted_by.get(sid, 1))
+        return -count, hashlib.blake2b(f"{int(seed)}\0{sid}".encode(), digest_size=8).digest()
     return sorted(dict.fromkeys(ids), key=key)
 
 
@@ -372,7 +379,8 @@ def _explain_pass(parts: list[_RunPart], settings: ExplainSettings, options: Pre
     for part in parts:
         for sid in part.todo:
             wanting.setdefault(sid, []).append(part)
-    order = {sid: wanting[sid] for sid in explain_order(list(wanting), settings.seed)}
+    order = {sid: wanting[sid] for sid in explain_order(list(wanting), settings.seed,
+                                                         {sid: len(p) for sid, p in wanting.items()})}
     total = sum(len(p.todo) for p in parts)
     desc = f"explain {parts[0].run.name}" if len(parts) == 1 else f"explain {len(parts)} runs"
     bar = Progress(progress, total, desc=desc) if total else None

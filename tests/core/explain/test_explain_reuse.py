@@ -199,6 +199,19 @@ def test_explain_order_is_a_seeded_shuffle_independent_of_the_other_ids():
     assert explain_order(ids, 1) != order  # another seed, another order
 
 
+def test_explain_order_puts_the_samples_more_runs_ask_for_first():
+    from core.explain import explain_order
+
+    ids = [f"s{i:03d}" for i in range(60)]
+    shared = ids[::7]  # asked by 5 runs, the others by 1
+    order = explain_order(ids, 0, {s: 5 if s in shared else 1 for s in ids})
+    assert set(order[:len(shared)]) == set(shared) and sorted(order) == ids
+    plain = explain_order(ids, 0)  # within each count, the seeded digest order
+    assert order[:len(shared)] == [s for s in plain if s in shared]
+    assert order[len(shared):] == [s for s in plain if s not in shared]
+    assert explain_order(ids, 0, {}) == plain  # ids not counted count once
+
+
 def test_explain_workers_start_only_for_enough_samples(monkeypatch):
     from core.explain import PARALLEL_MIN_SAMPLES, explain_workers
     from core.workers import ENV
