@@ -106,6 +106,11 @@ class PrecomputeChoices:
             table["explain_runs"] = list(self.explain_runs)
         return table
 
+    def is_shared(self, n: int) -> bool:
+        """Whether a plan entry asking ``n`` samples is the shared sample of every fused run
+        (``explain_every_run``): its leftovers are finished by one command for the whole experiment."""
+        return self.explain_every_run > 0 and n == self.explain_every_run
+
     def samples_for(self, position: int) -> int:
         """Samples the run at ``position`` of the explain plan gets."""
         return self.explain_samples[min(position, len(self.explain_samples) - 1)]
@@ -287,7 +292,7 @@ def explain_step(ctx: BuildContext) -> str:
     left_total = shared_left = shared_runs = 0
     for report, command, (_, n) in zip(reports, finish, plan):
         left_total += report["remaining"]
-        if report["remaining"] and every > 0 and n == every:  # one command below finishes them all
+        if report["remaining"] and ctx.choices.is_shared(n):  # one command below finishes them all
             shared_left, shared_runs = shared_left + report["remaining"], shared_runs + 1
         elif report["remaining"]:
             print(f"explanations of {report['run']}: {report['remaining']} left; finish with `{command}`",

@@ -19,6 +19,7 @@ from core.bundle import load_run
 from core.catalog import safe_join
 from core.errors import BundleError, FusionLensError
 from core.pipeline import explain_plan as build_explain_plan
+from core.pipeline import read_precompute_choices
 from core.projection import list_projections
 from ui.commands import build_commands
 
@@ -33,10 +34,7 @@ __all__ = [
     "plan_gaps",
 ]
 
-#: runs of one sample count missing explanations beyond which the Overview names one command for them all
-GAP_RUNS_LISTED = 3
-
-PLAN_COLUMNS = ["run", "n", "seed", "requested", "stored", "missing", "command"]
+PLAN_COLUMNS = ["run", "n", "seed", "shared", "requested", "stored", "missing", "command"]
 
 
 def explanation_summaries(run_dir: str | Path) -> pd.DataFrame | None:
@@ -100,7 +98,8 @@ def explanation_plan(root: str | Path, experiment: str,
     One row per run the build's explain step explains (:func:`core.pipeline.explain_plan`: the
     experiment file's ``[precompute]`` choices as the last build recorded them, in order, with
     their sample sizes and the run's seed):
-    ``run``, ``n`` (the plan's sample count) and ``seed``, ``requested`` (samples in the build's seeded sample of
+    ``run``, ``n`` (the plan's sample count) and ``seed``, ``shared`` (the entry is the shared sample of every
+    fused run, ``[precompute] explain_every_run``), ``requested`` (samples in the build's seeded sample of
     the test split), ``stored`` (of those, how many
     have stored explanations), ``missing`` and ``command`` (the build's own command for that run,
     which skips what is stored). ``stored_ids(run_dir)`` gives the explained sample ids of a run.
@@ -109,7 +108,9 @@ def explanation_plan(root: str | Path, experiment: str,
     from core.explain import select_samples  # lazy: core.explain imports torch
 
     rows = []
-    for run_dir, n in build_explain_plan(safe_join(root, experiment), root=Path(root)):
+    exp_dir = safe_join(root, experiment)
+    choices = read_precompute_choices(exp_dir)
+    for run_dir, n in build_explain_plan(exp_dir, choices, root=Path(root)):
         try:
             run = load_run(run_dir)
         except BundleError:  # the catalog verified it a moment ago; a run rebuilt meanwhile is left out
@@ -118,7 +119,8 @@ def explanation_plan(root: str | Path, experiment: str,
         wanted = set(select_samples(run, n, seed))
         have = len(wanted & {str(x) for x in (stored_ids(run_dir) or ())})
         command = build_commands(experiment, run_dir.name, root=root)["explain"] + f" --n {n} --seed {seed}"
-        rows.append({"run": run_dir.name, "n": n, "seed": seed, "requested": len(wanted), "stored": have,
+        rows.append({"run": run_dir.name, "n": n, "seed": seed, "shared": choices.is_shared(n),
+                     "requested": len(wanted), "stored": have,
                      "missing": len(wanted) - have, "command": command})
     return pd.DataFrame(rows, columns=PLAN_COLUMNS)
 
@@ -126,19 +128,16 @@ def explanation_plan(root: str | Path, experiment: str,
 def plan_gaps(plan: pd.DataFrame, experiment_dir_command: str) -> tuple[list[str], list[str]]:
     """(what is missing, commands that fill it) of an explanation plan (:func:`explanation_plan`).
 
-    Runs of one sample count (``n``) beyond :data:`GAP_RUNS_LISTED` (the shared sample of every fused run,
-    ``[precompute] explain_every_run``) are summed in one line and filled by one command for the whole
-    experiment (``experiment_dir_command --n N --seed S``: ``fusionlens explain <experiment folder>``,
-    which skips what is stored); the others are listed run by run with their own command."""
+    The runs of the shared sample (``shared``) are summed in one line and filled by one command for the whole
+    experiment (``experiment_dir_command --n N --seed S``: ``fusionlens explain <experiment folder>``, which
+    skips what is stored); the others are listed run by run with their own command."""
     gaps = plan[plan["missing"] > 0]
-    lines: list[str] = []
-    commands: list[str] = []
-    for (n, seed), group in gaps.groupby(["n", "seed"], sort=False):
-        if len(group) > GAP_RUNS_LISTED:
-            lines.append(f"{len(group)} runs asking {int(n):,} seeded samples each, {int(group['stored'].sum()):,} "
-                         f"of {int(group['requested'].sum()):,} explanations stored")
-            commands.append(f"{experiment_dir_command} --n {int(n)} --seed {int(seed)}")
-        else:
-            lines += [f"`{r.run}` {r.stored:,} of {r.requested:,}" for r in group.itertuples()]
-            commands += group["command"].tolist()
+    shared, own = gaps[gaps["shared"].astype(bool)], gaps[~gaps["shared"].astype(bool)]
+    lines = [f"`{r.run}` {r.stored:,} of {r.requested:,}" for r in own.itertuples()]
+    commands = own["command"].tolist()
+    if len(shared):
+        first = shared.iloc[0]
+        lines.append(f"{len(shared)} runs asking {int(first['n']):,} seeded samples each, "
+                     f"{int(shared['stored'].sum()):,} of {int(shared['requested'].sum()):,} explanations stored")
+        commands.append(f"{experiment_dir_command} --n {int(first['n'])} --seed {int(first['seed'])}")
     return lines, commands
