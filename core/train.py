@@ -160,10 +160,11 @@ def _timing_ms(model: MultimodalClassifier, items: dict[str, list[Any]], repeats
 
 # --------------------------------------------------------------------------- stage 1
 
-def _fit_end_to_end(encoder: Any, head: torch.nn.Module, items_train: Sequence[Any], y_train: torch.Tensor,
-                    items_val: Sequence[Any], y_val: torch.Tensor, cfg: dict[str, Any], desc: str,
-                    progress: bool) -> None:
-    """Train a trainable encoder and its classifier together (preprocessing statistics from ``items_train``)."""
+def fit_end_to_end(encoder: Any, head: torch.nn.Module, items_train: Sequence[Any], y_train: torch.Tensor,
+                   items_val: Sequence[Any], y_val: torch.Tensor, cfg: dict[str, Any], desc: str,
+                   progress: bool) -> None:
+    """Train a trainable encoder and its classifier together (preprocessing statistics from ``items_train``): the
+    stage-1 recipe of ``[train.unimodal]`` (``cfg``), the best validation epoch kept."""
     encoder.fit_preprocessing(items_train)
     x_train = encoder.training_inputs(encoder.prepare(items_train))
     x_val = encoder.training_inputs(encoder.prepare(items_val))
@@ -237,7 +238,7 @@ def out_of_fold_embeddings(spec: dict[str, Any], head_cfg: dict[str, Any], ds: D
         held, keep = np.flatnonzero(fold == j), np.flatnonzero(fold != j)
         seed_everything(seed + 7919 * (j + 1) + int(stable_hash(name)[:6], 16))
         encoder, head = build_encoder(spec), build_head(head_cfg)
-        _fit_end_to_end(encoder, head, [items_train[i] for i in keep], y_train[keep], items_val, y_val, cfg,
+        fit_end_to_end(encoder, head, [items_train[i] for i in keep], y_train[keep], items_val, y_val, cfg,
                         f"{name} fold {j + 1}/{folds}", progress)
         encoder.eval()
         held_emb = encode_items(encoder, [items_train[i] for i in held])
@@ -327,7 +328,7 @@ def train_unimodal(exp: Experiment, ds: Dataset, ds_info: dict[str, Any], enc_se
                 "dropout": cfg["dropout"]}
     head = build_head(head_cfg)
     if end_to_end:
-        _fit_end_to_end(encoder, head, items["train"], y["train"], items["val"], y["val"], cfg, name, progress)
+        fit_end_to_end(encoder, head, items["train"], y["train"], items["val"], y["val"], cfg, name, progress)
     encoder.eval()
     # every sample's embedding, split by split in fixed batches (the stage-2 cache)
     emb = {s: encode_items(encoder, items[s]) for s in splits}
