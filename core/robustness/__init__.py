@@ -39,7 +39,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
                 "robustness_problems", "write_robustness"),
     "_bank": ("EmbeddingBank", "encoder_source", "subsample"),
     "_scorer": ("FACTORISED", "RULES", "Scorer", "missing_rule"),
-    "_compute": ("compute_table", "format_robustness", "is_current", "robustness_run", "robustness_runs"),
+    "_compute": ("RunTimes", "compute_table", "format_robustness", "is_current", "robustness_run", "robustness_runs"),
     "_shares": ("share_curves",),
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -224,3 +224,40 @@ def test_cli(rob_root, capsys):
     assert main([*args, "--modality", "nope"]) == 2
     err = capsys.readouterr().err
     assert "no modality 'nope'" in err and "Fix: use some of their modalities: image, title" in err
+
+
+def test_the_next_runs_time_leaves_out_the_shared_set_up_the_first_run_paid():
+    from types import SimpleNamespace
+
+    from core.robustness import RunTimes
+
+    late = SimpleNamespace(config={"strategy": "late"})
+    early = SimpleNamespace(config={"strategy": "early"})
+    times = RunTimes()
+    assert times.predict(late, 2) == 0.0  # nothing measured yet: the first run always starts
+    times.observe(late, 20.0, 18.0, 2)  # 18 s of it encoded two encoders' inputs, shared from then on
+    assert times.predict(late, 0) == pytest.approx(2.0)  # a run of the same encoders: its own work only
+    assert times.predict(late, 1) == pytest.approx(2.0 + 9.0)  # one encoder not encoded yet: its set-up too
+    assert times.predict(early, 0) == pytest.approx(20.0)  # scored end to end, none seen: the last whole time
+    times.observe(late, 0.1, 0.0, 0)
+    assert times.predict(late, 0) == pytest.approx(0.1)
+    times.observe(late, 30.0, 0.0, 0, shares=True)  # explained up to the deadline: says nothing of the others
+    assert times.predict(late, 0) == pytest.approx(0.1)
+    times.observe(early, 12.0, 0.5, 0)
+    assert times.predict(early, 0) == pytest.approx(11.5) and times.predict(late, 0) == pytest.approx(0.1)
+
+
+def test_the_bank_times_its_shared_set_up_once_and_says_what_it_has_encoded(rob_root):
+    from core.robustness import EmbeddingBank, Scorer, encoder_source
+
+    run = load_run(rob_root / "tiny" / "concat-image+title")
+    bank = EmbeddingBank(rob_root / "tiny", RobustnessSettings(levels=2, share_samples=0, samples=4))
+    sources = {m: encoder_source(run.config, m) for m in run.modalities}
+    assert bank.setup_seconds == 0.0 and not any(bank.encoded(s, m) for m, s in sources.items())
+    scorer = Scorer(run, bank)
+    scorer.curves(list(run.modalities), [0.0, 1.0], scorer.clean())
+    assert all(bank.encoded(s, m) for m, s in sources.items())
+    assert bank.setup_seconds >= bank.encode_seconds > 0.0
+    spent = bank.setup_seconds
+    scorer.curves(list(run.modalities), [0.0, 1.0], scorer.clean())  # all cached: no set-up left to pay
+    assert bank.setup_seconds == spent
