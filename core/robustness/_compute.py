@@ -145,30 +145,32 @@ class RunTimes:
     A run's time has two parts: the work only it does (its head under every condition, or an end-to-end model's
     encoders), and the shared set-up it caused in the :class:`EmbeddingBank` (reading the test items, fitting the
     noises, encoding each unimodal encoder's inputs once), which every later run of the same encoders reuses.
-    The prediction is the last own time of a run scored the same way (on embeddings, or end to end) plus the
-    set-up of the encoders the run would encode first. Taking the previous run's whole time instead counted the
+    The prediction is the last own time of a run scored the same way (every run on embeddings alike; an end-to-end
+    model per strategy, early fusion or adaptive) plus the set-up of the encoders the run would encode first; a way
+    not seen yet is predicted as the longest run so far. Taking the previous run's whole time instead counted the
     first run's set-up as the cost of every run: on a slow day the emoji build's robustness stopped after 2 of 56
     runs (about 20 s of set-up, 27 s of budget), where each further run took about 0.1 s. The run whose shares of
     perturbed inputs are explained runs up to the deadline and says nothing of the others.
     """
 
     def __init__(self) -> None:
-        self.own: dict[bool, float] = {}
+        self.own: dict[str, float] = {}
         self.per_source: float | None = None  # the most set-up one new encoder has cost
-        self.last = 0.0
+        self.longest = 0.0
 
     @staticmethod
-    def _kind(run: Run) -> bool:
-        return run.config.get("strategy") in FACTORISED
+    def _kind(run: Run) -> str:
+        strategy = str(run.config.get("strategy"))
+        return "embeddings" if strategy in FACTORISED else strategy
 
     def predict(self, run: Run, new_sources: int) -> float:
-        own = self.own.get(self._kind(run), self.last)  # not seen yet: the previous run's whole time
+        own = self.own.get(self._kind(run), self.longest)
         if not new_sources:
             return own
-        return own + new_sources * (self.per_source if self.per_source is not None else self.last)
+        return own + new_sources * (self.per_source if self.per_source is not None else self.longest)
 
     def observe(self, run: Run, seconds: float, setup: float, new_sources: int, shares: bool = False) -> None:
-        self.last = float(seconds)
+        self.longest = max(self.longest, float(seconds))
         if new_sources:
             per = float(setup) / new_sources
             self.per_source = per if self.per_source is None else max(self.per_source, per)

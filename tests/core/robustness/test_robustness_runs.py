@@ -232,19 +232,23 @@ def test_the_next_runs_time_leaves_out_the_shared_set_up_the_first_run_paid():
     from core.robustness import RunTimes
 
     late = SimpleNamespace(config={"strategy": "late"})
+    head = SimpleNamespace(config={"strategy": "intermediate"})
     early = SimpleNamespace(config={"strategy": "early"})
+    adaptive = SimpleNamespace(config={"strategy": "adaptive"})
     times = RunTimes()
     assert times.predict(late, 2) == 0.0  # nothing measured yet: the first run always starts
     times.observe(late, 20.0, 18.0, 2)  # 18 s of it encoded two encoders' inputs, shared from then on
-    assert times.predict(late, 0) == pytest.approx(2.0)  # a run of the same encoders: its own work only
-    assert times.predict(late, 1) == pytest.approx(2.0 + 9.0)  # one encoder not encoded yet: its set-up too
-    assert times.predict(early, 0) == pytest.approx(20.0)  # scored end to end, none seen: the last whole time
-    times.observe(late, 0.1, 0.0, 0)
+    assert times.predict(head, 0) == pytest.approx(2.0)  # a run on the same embeddings: its own work only
+    assert times.predict(head, 1) == pytest.approx(2.0 + 9.0)  # one encoder not encoded yet: its set-up too
+    times.observe(head, 0.1, 0.0, 0)
     assert times.predict(late, 0) == pytest.approx(0.1)
+    # scored end to end and not seen yet: the longest run so far, not the last (cheap) one
+    assert times.predict(early, 0) == pytest.approx(20.0)
     times.observe(late, 30.0, 0.0, 0, shares=True)  # explained up to the deadline: says nothing of the others
-    assert times.predict(late, 0) == pytest.approx(0.1)
+    assert times.predict(late, 0) == pytest.approx(0.1) and times.predict(early, 0) == pytest.approx(30.0)
     times.observe(early, 12.0, 0.5, 0)
     assert times.predict(early, 0) == pytest.approx(11.5) and times.predict(late, 0) == pytest.approx(0.1)
+    assert times.predict(adaptive, 0) == pytest.approx(30.0)  # each end-to-end strategy on its own
 
 
 def test_the_bank_times_its_shared_set_up_once_and_says_what_it_has_encoded(rob_root):
