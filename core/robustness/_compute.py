@@ -183,8 +183,8 @@ def robustness_runs(run_dirs: Sequence[str | Path], settings: RobustnessSettings
                     progress: bool = False) -> dict[str, Any]:
     """The robustness table of each run (``<run>/robustness.json``); runs whose table is current are
     kept unless ``force``. Runs of one experiment share one :class:`EmbeddingBank`. Past
-    ``time_limit`` seconds no new run is started, nor one that the previous run's time says would end past it
-    (a video run takes tens of seconds: starting it with seconds left overran the rgbd build's budget by 21 s):
+    ``time_limit`` seconds no new run is started, nor one that :class:`RunTimes` predicts would end past it (a
+    video run takes tens of seconds: starting it with seconds left overran the rgbd build's budget by 21 s):
     those are returned in ``left``. ``share_run``: the
     run (name) whose explanations are recomputed on perturbed inputs; ``"auto"`` the build's first
     explained run; None none.
