@@ -132,9 +132,14 @@ def _share_run(exp_dir: Path, share_run: str | None) -> str | None:
     return Path(picked[0]).name if picked else None
 
 
+def _on_embeddings(run: Run) -> bool:
+    """Whether ``run`` is scored on the bank's shared embeddings (else end to end on its inputs)."""
+    return run.config.get("strategy") in FACTORISED
+
+
 def _new_sources(run: Run, bank: EmbeddingBank) -> int:
     """How many of ``run``'s encoders the bank has not encoded yet (0 for a run scored end to end)."""
-    if run.config.get("strategy") not in FACTORISED:
+    if not _on_embeddings(run):
         return 0
     return sum(not bank.encoded(encoder_source(run.config, m), m) for m in run.modalities)
 
@@ -160,8 +165,7 @@ class RunTimes:
 
     @staticmethod
     def _kind(run: Run) -> str:
-        strategy = str(run.config.get("strategy"))
-        return "embeddings" if strategy in FACTORISED else strategy
+        return "embeddings" if _on_embeddings(run) else str(run.config.get("strategy"))
 
     def predict(self, run: Run, new_sources: int) -> float:
         own = self.own.get(self._kind(run), self.longest)
